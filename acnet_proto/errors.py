@@ -1,0 +1,139 @@
+"""Every exception acnet-proto raises on purpose.
+
+Two families live here:
+
+* Protocol errors (:class:`ProtocolError` and children) say that bytes or
+  commands broke the wire contract, and *whose fault it was*, in the manner of
+  h11: :class:`LocalProtocolError` means this program asked for something
+  illegal (nothing was sent, nothing changed); :class:`RemoteProtocolError`
+  means the peer did (the connection is no longer usable).
+* User-facing errors (:class:`DeviceError`, :class:`ReadError`,
+  :class:`AuthenticationError`, ...) carry the names and attributes of the
+  client API documented in ``docs/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "ACLError",
+    "AuthenticationError",
+    "ConnectionRefusedByProxy",
+    "DecodeError",
+    "DeviceError",
+    "LocalProtocolError",
+    "ProtocolError",
+    "ReadError",
+    "RemoteProtocolError",
+    "SettingOutcomeUnknown",
+]
+
+
+class ProtocolError(Exception):
+    """Bytes or commands that break the wire contract.
+
+    Never raised bare: catch it to handle both :class:`LocalProtocolError` and
+    :class:`RemoteProtocolError`.
+    """
+
+
+class LocalProtocolError(ProtocolError):
+    """This side tried something the protocol forbids.
+
+    Raised before anything is sent; the object that raised it is unchanged and
+    still usable. Fix the call.
+    """
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol forbids.
+
+    The connection that received it has moved to its error state; open a new
+    one.
+    """
+
+
+class DecodeError(RemoteProtocolError):
+    """A byte string is not a valid message.
+
+    ``offset`` is the byte position (from the start of the message or frame
+    handed to the decoder) where the decoder found what it did not expect.
+    """
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+class ConnectionRefusedByProxy(RemoteProtocolError):
+    """The DPM proxy answered the handshake with an HTTP status instead of frames.
+
+    ``status_line`` is what it sent, e.g. ``"HTTP/1.1 503 Service Unavailable"``;
+    ``status_code`` is the number in it, or ``None`` if there was none.
+    """
+
+    def __init__(self, status_line: str) -> None:
+        super().__init__(
+            f"the DPM proxy refused the connection: {status_line!r}; "
+            "check the host and port, or try again later"
+        )
+        self.status_line = status_line
+        parts = status_line.split()
+        self.status_code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+
+class DeviceError(Exception):
+    """A device read failed with an ACNET error status."""
+
+    def __init__(
+        self,
+        drf: str,
+        facility_code: int,
+        error_code: int,
+        message: str | None = None,
+    ) -> None:
+        self.drf = drf
+        self.facility_code = facility_code
+        self.error_code = error_code
+        self.message = message or f"[{facility_code} {error_code}]"
+        super().__init__(f"{drf}: {self.message} [{facility_code} {error_code}]")
+
+
+class ReadError(Exception):
+    """A batch read could not complete.
+
+    ``readings`` has one entry per requested device, in input order: the ones
+    that arrived, and error readings for the rest. The transport failure, if
+    any, is chained as ``__cause__``.
+    """
+
+    def __init__(self, readings: Sequence[Any], message: str) -> None:
+        super().__init__(message)
+        self.readings = list(readings)
+        self.message = message
+
+
+class AuthenticationError(Exception):
+    """Authentication is missing, was refused, or its credentials expired."""
+
+
+class SettingOutcomeUnknown(Exception):
+    """The connection broke after a setting left this process.
+
+    The device may or may not have changed. The setting is never replayed
+    automatically; read the device back before deciding to write again.
+    ``drfs`` names the settings that were in flight.
+    """
+
+    def __init__(self, drfs: Sequence[str], cause: str) -> None:
+        self.drfs = list(drfs)
+        super().__init__(
+            f"connection lost after sending settings for {', '.join(self.drfs)}: {cause}; "
+            "the outcome is unknown and nothing was retried; read the devices back"
+        )
+
+
+class ACLError(Exception):
+    """An ACL command failed."""

@@ -1,0 +1,1 @@
+"""One module per PC protocol: :mod:`.dpm` (DPM over TCP) and :mod:`.daqdata` (DMQ)."""
