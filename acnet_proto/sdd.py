@@ -343,7 +343,7 @@ def _struct_codec(
             if x is None:
                 if f.optional:
                     continue
-                raise _Bad(f"required field {f.attr} ({f.name}) is missing")
+                raise _Bad(f"required field {f.attr} ({f.name}) is missing").at(f.attr)
             try:
                 parts.append(tag + enc_f(x))
             except _Bad as e:
@@ -413,10 +413,9 @@ class Codec:
     :mod:`acnet_proto.protocols.daqdata` rather than this class directly.
     """
 
-    def __init__(self, schema: ProtocolSchema, *, fast: bool = True) -> None:
+    def __init__(self, schema: ProtocolSchema) -> None:
         self.schema = schema
-        # fast=False keeps only the reference closures; the tests compare the two.
-        self._fast = fast
+        self._fast = True
         self.enums: dict[str, type[enum.IntEnum]] = {
             e.wire_name: enum.IntEnum(e.class_name, list(e.values)) for e in schema.enums
         }
@@ -425,6 +424,21 @@ class Codec:
         self.classes: dict[str, type[Message]] = {
             s.wire_name: make_message_class(schema.module, s) for s in schema.structs
         }
+        self._compile()
+
+    def reference(self) -> Codec:
+        """A codec for the same classes that uses only the checking closures.
+
+        The fast paths must agree with it on every input; the tests compare them.
+        """
+        twin = object.__new__(Codec)
+        twin.schema, twin.enums, twin.classes = self.schema, self.enums, self.classes
+        twin._fast = False
+        twin._compile()
+        return twin
+
+    def _compile(self) -> None:
+        schema = self.schema
         self._codecs: dict[str, tuple[Encoder, Decoder]] = {}
         self._header = MAGIC + encode_int(3, TAG_ARRAY) + encode_int(schema.protocol_id)
         self._prefixes: dict[type[Message], bytes] = {}
@@ -447,8 +461,8 @@ class Codec:
         }
 
     @classmethod
-    def load(cls, protocol: str, *, fast: bool = True) -> Codec:
-        return cls(load_schema(protocol), fast=fast)
+    def load(cls, protocol: str) -> Codec:
+        return cls(load_schema(protocol))
 
     def _message_encoder(self, cls: type[Message], prefix: bytes) -> Encoder:
         struct_encoder = self._codec(cls.schema.wire_name)[0]

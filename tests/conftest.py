@@ -1,0 +1,37 @@
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers import ServerUnavailable, skip_or_fail
+from tests.servers.kdc import KDC, start_kdc
+from tests.servers.rabbitmq import RabbitMQ, start_rabbitmq
+
+
+@pytest.fixture(scope="session")
+def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KDC]:
+    """A running MIT KDC for FNAL.GOV; libkrb5 in this process is pointed at it."""
+    try:
+        server = start_kdc(tmp_path_factory.mktemp("kdc"))
+    except ServerUnavailable as exc:
+        skip_or_fail(exc)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in server.env_vars().items():
+                mp.setenv(name, value)
+            yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[RabbitMQ]:
+    """A private RabbitMQ node on loopback; guest/guest is allowed."""
+    pytest.importorskip("pika")
+    try:
+        server = start_rabbitmq()
+    except ServerUnavailable as exc:
+        skip_or_fail(exc)
+    try:
+        yield server
+    finally:
+        server.stop()
