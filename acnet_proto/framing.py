@@ -52,6 +52,7 @@ class FrameSplitter:
         self.max_frame_size = max_frame_size
         self._buffer = bytearray()
         self._checking_refusal = detect_http_refusal
+        self._failure: RemoteProtocolError | None = None
 
     @property
     def buffered(self) -> int:
@@ -65,6 +66,8 @@ class FrameSplitter:
         ``max_frame_size`` (nothing is allocated for it) and
         :class:`ConnectionRefusedByProxy` for an HTTP refusal.
         """
+        if self._failure is not None:
+            raise self._failure
         buf = self._buffer
         buf += data
         if self._checking_refusal:
@@ -77,11 +80,14 @@ class FrameSplitter:
             while end_of_data - pos >= 4:
                 size = int.from_bytes(view[pos : pos + 4], "big")
                 if size > self.max_frame_size:
-                    raise RemoteProtocolError(
-                        f"frame at stream offset +{pos} claims {size} bytes, more than "
-                        f"max_frame_size={self.max_frame_size}; "
-                        "the peer is not speaking DPM framing"
+                    self._failure = RemoteProtocolError(
+                        f"a frame claims {size} bytes, more than max_frame_size="
+                        f"{self.max_frame_size}; the peer is not speaking DPM framing"
                     )
+                    if not frames:
+                        raise self._failure
+                    # Hand over the frames that came before it; the next call raises.
+                    break
                 end = pos + 4 + size
                 if end > end_of_data:
                     break
@@ -105,6 +111,8 @@ class FrameSplitter:
 
     def close(self) -> None:
         """The stream ended: raise if it ended inside a frame or a status line."""
+        if self._failure is not None:
+            raise self._failure
         if self._checking_refusal and self._buffer.startswith(b"HTTP"):
             raise ConnectionRefusedByProxy(bytes(self._buffer).decode("latin-1").strip())
         if self._buffer:
@@ -137,7 +145,12 @@ class HandshakeReader:
             return None
         request_line = bytes(self._buffer[: self._buffer.find(b"\r\n")])
         parts = request_line.split()
-        if len(parts) != 3 or parts[0] != b"GET" or parts[1] != b"/dpm":
+        if (
+            len(parts) != 3
+            or parts[0] != b"GET"
+            or parts[1] != b"/dpm"
+            or not parts[2].startswith(b"HTTP/1.")
+        ):
             raise RemoteProtocolError(f"expected 'GET /dpm HTTP/1.1', got {request_line!r}")
         rest = bytes(self._buffer[end + 4 :])
         self._buffer.clear()

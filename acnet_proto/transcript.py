@@ -1,0 +1,159 @@
+"""DPM conversations recorded byte for byte, and replayed through the engine.
+
+The format is JSON lines, in the order things happened::
+
+    {"dir": "c2s", "hex": "474554...", "note": "handshake"}
+    {"dir": "s2c", "hex": "00000017534444...", "note": "OpenList reply"}
+
+A line is what one side wrote to the TCP stream at one step: the client's
+first write is the handshake, every later write is one or more frames.
+
+:func:`replay` plays a transcript through a :class:`DPMConnection` in either
+role: the peer's lines go through ``receive_data``/``next_event``, our own
+lines are decoded and re-sent through ``send``, and the bytes must come out
+identical. Any violation surfaces as the engine's own error, wrapped in
+:class:`ReplayError` naming the line and who broke the rules.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from acnet_proto._state import Role
+from acnet_proto.connection import DPMConnection
+from acnet_proto.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from acnet_proto.events import NEED_DATA
+from acnet_proto.framing import HANDSHAKE, FrameSplitter
+from acnet_proto.protocols import dpm
+
+__all__ = ["Line", "ReplayError", "Step", "dump", "load", "messages_of", "replay"]
+
+_DIRECTIONS = ("c2s", "s2c")
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One write to the stream: ``direction`` is ``"c2s"`` or ``"s2c"``."""
+
+    direction: str
+    data: bytes
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction not in _DIRECTIONS:
+            raise ValueError(f"direction must be 'c2s' or 's2c', got {self.direction!r}")
+
+    @property
+    def sender(self) -> Role:
+        return Role.CLIENT if self.direction == "c2s" else Role.SERVER
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What replaying one line produced: the events our side received from it."""
+
+    number: int
+    line: Line
+    events: tuple[Any, ...] = field(default=())
+
+
+class ReplayError(Exception):
+    """A transcript line broke the protocol (``.cause``), or did not re-encode identically."""
+
+    def __init__(self, number: int, line: Line, culprit: Role, cause: Exception) -> None:
+        self.number, self.line, self.culprit, self.cause = number, line, culprit, cause
+        note = f" ({line.note})" if line.note else ""
+        super().__init__(f"line {number}{note}, sent by the {culprit.value}: {cause}")
+
+
+def load(source: str | Path | IO[str]) -> list[Line]:
+    """Read a JSONL transcript from a path or an open text file."""
+    if isinstance(source, str | Path):
+        with open(source, encoding="utf-8") as f:
+            return load(f)
+    lines = []
+    for number, text in enumerate(source, 1):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+            lines.append(Line(record["dir"], bytes.fromhex(record["hex"]), record.get("note")))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"transcript line {number} is not a valid record: {e}") from None
+    return lines
+
+
+def dump(lines: Iterable[Line], target: str | Path | IO[str]) -> None:
+    """Write ``lines`` as JSONL to a path or an open text file."""
+    if isinstance(target, str | Path):
+        with open(target, "w", encoding="utf-8") as f:
+            dump(lines, f)
+            return
+    for line in lines:
+        record = {"dir": line.direction, "hex": line.data.hex()}
+        if line.note:
+            record["note"] = line.note
+        target.write(json.dumps(record) + "\n")
+
+
+def messages_of(lines: Iterable[Line]) -> Iterator[tuple[Line, list[Any]]]:
+    """Each line with what it carries: ``HANDSHAKE`` bytes or decoded messages.
+
+    Decoding is stream-aware (a frame may span lines); a line that ends inside
+    a frame yields the frames it completed.
+    """
+    splitters = {"c2s": FrameSplitter(), "s2c": FrameSplitter(detect_http_refusal=True)}
+    handshake_seen = False
+    for line in lines:
+        data = line.data
+        items: list[Any] = []
+        if line.direction == "c2s" and not handshake_seen:
+            handshake_seen = True
+            if data.startswith(HANDSHAKE):
+                items.append(HANDSHAKE)
+                data = data[len(HANDSHAKE) :]
+        decode = dpm.decode_request if line.direction == "c2s" else dpm.decode_reply
+        items += [decode(f) for f in splitters[line.direction].feed(data)]
+        yield line, items
+
+
+def replay(lines: Iterable[Line], role: Role) -> Iterator[Step]:
+    """Play ``lines`` through a fresh engine in ``role``; yield a :class:`Step` per line."""
+    conn = DPMConnection(role)
+    lines = list(lines)
+    decoded = messages_of(lines)
+    for number, line in enumerate(lines, 1):
+        try:
+            _, items = next(decoded)
+        except ProtocolError as e:
+            raise ReplayError(number, line, line.sender, e) from e
+        if line.sender is role:
+            _send(conn, number, line, items)
+            yield Step(number, line)
+        else:
+            yield Step(number, line, _receive(conn, number, line))
+
+
+def _send(conn: DPMConnection, number: int, line: Line, items: list[Any]) -> None:
+    try:
+        out = [conn.initiate() if item is HANDSHAKE else conn.send(item) for item in items]
+    except LocalProtocolError as e:
+        raise ReplayError(number, line, line.sender, e) from e
+    if b"".join(out) != line.data:
+        mismatch = LocalProtocolError("re-encoding the line's messages gave different bytes")
+        raise ReplayError(number, line, line.sender, mismatch)
+
+
+def _receive(conn: DPMConnection, number: int, line: Line) -> tuple[Any, ...]:
+    conn.receive_data(line.data)
+    events = []
+    try:
+        while (event := conn.next_event()) is not NEED_DATA:
+            events.append(event)
+    except RemoteProtocolError as e:
+        raise ReplayError(number, line, line.sender, e) from e
+    return tuple(events)
