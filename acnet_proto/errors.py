@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "ACLError",
     "AuthenticationError",
+    "ConnectionLost",
     "ConnectionRefusedByProxy",
     "DecodeError",
     "DeviceError",
@@ -137,3 +138,11 @@ class SettingOutcomeUnknown(Exception):
 
 class ACLError(Exception):
     """An ACL command failed."""
+
+
+class ConnectionLost(Exception):
+    """The connection to the server broke, or the server fell silent.
+
+    Silence counts as a break after several missed heartbeats (the server
+    sends one about every 2 s). The cause, if any, is chained.
+    """

@@ -1,0 +1,239 @@
+"""What reads and writes return: :class:`Reading`, :class:`WriteResult` and their parts.
+
+These are the seeds' (pacsys's) types with the same names, attributes and
+status semantics, so code written against pacsys reads them unchanged:
+``facility_code`` is the ACNET facility (1 ACNET, 16 DBM, 17 DPM) and
+``error_code`` is 0 for success, positive for a warning, negative for an
+error. Both classes are immutable and compare by value (numpy arrays
+included).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from acnet_proto.status import Status
+
+__all__ = ["DeviceMeta", "Reading", "ValueType", "WriteResult"]
+
+
+class ValueType(enum.Enum):
+    """The shape of :attr:`Reading.value` (the strings are pacsys's)."""
+
+    SCALAR = "scalar"
+    SCALAR_ARRAY = "scalarArr"
+    TIMED_SCALAR_ARRAY = "timedScalarArr"
+    RAW = "raw"
+    TEXT = "text"
+    TEXT_ARRAY = "textArr"
+    ANALOG_ALARM = "anaAlarm"
+    DIGITAL_ALARM = "digAlarm"
+    BASIC_STATUS = "basicStatus"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceMeta:
+    """A device's metadata, as the server's ``DeviceInfo`` reply gives it."""
+
+    device_index: int
+    name: str
+    description: str
+    units: str | None = None
+    format_hint: int | None = None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.shape == b.shape
+            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+        )
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True  # two NaN readings are the same reading
+    return bool(a == b)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, np.ndarray) and value.flags.writeable:
+        value = value.copy()
+        value.flags.writeable = False
+    elif isinstance(value, list):
+        value = tuple(value)
+    return value
+
+
+class _Status:
+    """Status predicates shared by readings and write results."""
+
+    __slots__ = ()
+    facility_code: int
+    error_code: int
+
+    @property
+    def status(self) -> Status:
+        """The ACNET status as an object with ``name`` and ``text``."""
+        return Status(self.facility_code, self.error_code)
+
+    @property
+    def is_success(self) -> bool:
+        """True if the status is success (``error_code == 0``)."""
+        return self.error_code == 0
+
+    @property
+    def is_warning(self) -> bool:
+        """True if the status is a warning (``error_code > 0``)."""
+        return self.error_code > 0
+
+    @property
+    def is_error(self) -> bool:
+        """True if the status is an error (``error_code < 0``)."""
+        return self.error_code < 0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Reading(_Status):
+    """One device reading: a value, or an error status, with its metadata.
+
+    ``value`` is a float (SCALAR), a read-only float64 numpy array
+    (SCALAR_ARRAY), bytes (RAW), str (TEXT), a tuple of str (TEXT_ARRAY), or a
+    dict (alarms, basic status, timed arrays). ``timestamp`` is a UTC-aware
+    datetime. An error reading has ``value is None`` and a negative
+    ``error_code``; ``message`` says what the status means.
+    """
+
+    drf: str
+    value_type: ValueType | None = None
+    facility_code: int = 0
+    error_code: int = 0
+    value: Any = None
+    message: str | None = None
+    timestamp: datetime | None = None
+    cycle: int | None = None
+    meta: DeviceMeta | None = None
+
+    def __post_init__(self) -> None:
+        if self.value is not None and self.value_type is None:
+            raise ValueError(f"Reading({self.drf!r}): value_type is required when value is set")
+        object.__setattr__(self, "value", _freeze(self.value))
+
+    @property
+    def ok(self) -> bool:
+        """True if the value is usable: success or warning, with a value."""
+        return self.error_code >= 0 and self.value is not None
+
+    @property
+    def name(self) -> str:
+        """The device name: from the metadata, else from the DRF."""
+        if self.meta is not None:
+            return self.meta.name
+        return _device_of(self.drf)
+
+    @property
+    def units(self) -> str | None:
+        """Engineering units from the metadata, or None."""
+        return self.meta.units if self.meta is not None else None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Reading):
+            return NotImplemented
+        return (
+            self.drf == other.drf
+            and self.value_type == other.value_type
+            and self.facility_code == other.facility_code
+            and self.error_code == other.error_code
+            and self.message == other.message
+            and self.timestamp == other.timestamp
+            and self.cycle == other.cycle
+            and self.meta == other.meta
+            and _same(self.value, other.value)
+        )
+
+    def __hash__(self) -> int:
+        # the value is left out: arrays and dicts do not hash, and equal
+        # readings still hash equal
+        return hash((self.drf, self.facility_code, self.error_code, self.timestamp, self.cycle))
+
+    def __repr__(self) -> str:
+        if self.value is None:
+            return f"Reading({self.drf!r}, {self.status})"
+        value = self.value
+        if isinstance(value, np.ndarray) and value.size > 8:
+            shown = f"array(len={value.size}, first={value.ravel()[:4].tolist()})"
+        else:
+            shown = repr(value)
+        return f"Reading({self.drf!r}, {shown}, units={self.units!r}, at={self.timestamp})"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WriteResult(_Status):
+    """The outcome of one setting, with verification if it was asked for.
+
+    ``verified`` is True when a readback matched, False when it did not,
+    None when no verification was asked for; ``readback`` is the last value
+    read back.
+    """
+
+    drf: str
+    facility_code: int = 0
+    error_code: int = 0
+    message: str | None = None
+    verified: bool | None = None
+    readback: Any = None
+    skipped: bool = False
+    attempts: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "readback", _freeze(self.readback))
+
+    @property
+    def ok(self) -> bool:
+        """True if the setting succeeded (``error_code == 0``)."""
+        return self.error_code == 0
+
+    @property
+    def success(self) -> bool:
+        """Alias of :attr:`ok`, as in the seeds."""
+        return self.ok
+
+    @property
+    def confirmed(self) -> bool:
+        """True if the setting succeeded and verification, if asked, did not fail."""
+        return self.ok and self.verified is not False
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WriteResult):
+            return NotImplemented
+        return (
+            self.drf == other.drf
+            and self.facility_code == other.facility_code
+            and self.error_code == other.error_code
+            and self.message == other.message
+            and self.verified == other.verified
+            and self.skipped == other.skipped
+            and self.attempts == other.attempts
+            and _same(self.readback, other.readback)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.drf, self.facility_code, self.error_code, self.verified))
+
+
+def _device_of(drf: str) -> str:
+    # Cheap and total: a Reading may carry a DRF the parser would reject
+    # (an error reading for bad input), and its name must still print.
+    end = len(drf)
+    for stop in ".[{@<":
+        at = drf.find(stop, 2)
+        if at != -1:
+            end = min(end, at)
+    name = drf[:end]
+    return name[0] + ":" + name[2:] if len(name) > 2 else name
