@@ -35,17 +35,21 @@ class ScriptedServer:
 
     def __exit__(self, *exc: object) -> None:
         self._closing.set()
-        self._listener.close()
         self._thread.join(5)
+        self._listener.close()
 
     def _serve(self) -> None:
+        # closing a listening socket does not wake a blocked accept(): poll
+        self._listener.settimeout(0.05)
         while not self._closing.is_set():
             try:
                 sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             with sock:
-                sock.settimeout(10)
+                sock.settimeout(5)
                 self._play(sock)
 
     def _play(self, sock: socket.socket) -> None:
