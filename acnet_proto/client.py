@@ -19,13 +19,27 @@ No clocks are read here: ``now`` comes from the adapter, and
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
+from acnet_proto._message import Message
 from acnet_proto._state import ConnectionState, Role
 from acnet_proto.connection import DPMConnection
 from acnet_proto.errors import LocalProtocolError
-from acnet_proto.lists import ListPlan, events
-from acnet_proto.types import Reading
+from acnet_proto.lists import events
 
-__all__ = ["ClientConnection"]
+__all__ = ["ClientConnection", "Plan"]
+
+
+class Plan(Protocol):
+    """What runs on a connection: a read batch, a subscription, auth, or settings."""
+
+    def commands(self, list_id: int) -> list[Message]: ...
+
+    def feed(self, event: Any) -> list[Any]: ...
+
+    def take_commands(self) -> list[Message]: ...
+
+    def teardown(self, list_id: int) -> list[Message]: ...
 
 
 class ClientConnection:
@@ -34,7 +48,8 @@ class ClientConnection:
     def __init__(self, max_frame_size: int | None = None) -> None:
         kwargs = {} if max_frame_size is None else {"max_frame_size": max_frame_size}
         self.conn = DPMConnection(Role.CLIENT, **kwargs)
-        self.plan: ListPlan | None = None
+        self.plan: Plan | None = None
+        self._outgoing = bytearray()
 
     @property
     def ready(self) -> bool:
@@ -55,7 +70,7 @@ class ClientConnection:
         """The handshake bytes: write them first."""
         return self.conn.initiate()
 
-    def begin(self, plan: ListPlan, now: float | None = None) -> bytes:
+    def begin(self, plan: Plan, now: float | None = None) -> bytes:
         """The bytes that add ``plan``'s entries and start the list."""
         if not self.ready:
             raise LocalProtocolError("the list id has not arrived yet; receive() until ready")
@@ -65,23 +80,34 @@ class ClientConnection:
         self.plan = plan
         return data
 
-    def receive(self, data: bytes, now: float | None = None) -> list[tuple[int, Reading]]:
-        """Take bytes from the server; return the ``(index, reading)`` pairs they completed.
+    def receive(self, data: bytes, now: float | None = None) -> list[Any]:
+        """Take bytes from the server; return what the running plan made of them.
 
-        ``b""`` means the server closed: that raises
+        For a :class:`ListPlan` that is ``(index, reading)`` pairs. Commands
+        the plan wants sent in answer wait in :meth:`data_to_send`. ``b""``
+        means the server closed: that raises
         :class:`~acnet_proto.errors.RemoteProtocolError`, as does anything the
         server may not send.
         """
         self.conn.receive_data(data, now=now)
-        made: list[tuple[int, Reading]] = []
+        made: list[Any] = []
         for event in events(self.conn):
             if self.plan is not None:
                 made += self.plan.feed(event)
+                if commands := self.plan.take_commands():
+                    self._outgoing += self.conn.send(*commands, now=now)
         return made
 
+    def data_to_send(self) -> bytes:
+        """Bytes the running plan asked to send in answer to what arrived (often none)."""
+        out = bytes(self._outgoing)
+        self._outgoing.clear()
+        return out
+
     def end(self, now: float | None = None) -> bytes:
-        """The bytes that stop the running list (see :meth:`ListPlan.teardown`)."""
+        """The bytes that end the running plan (its ``teardown``); the connection is free again."""
         plan, self.plan = self.plan, None
         if plan is None:
             return b""
-        return self.conn.send(*plan.teardown(self.conn.list_id), now=now)
+        commands = plan.teardown(self.conn.list_id)
+        return self.conn.send(*commands, now=now) if commands else b""

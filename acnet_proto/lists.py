@@ -205,6 +205,10 @@ class ListPlan:
             return []
         return [(index, reading_from_reply(event, self.drfs[index], self.meta[index]))]
 
+    def take_commands(self) -> list[Message]:
+        """Nothing: a list of reads never answers the server."""
+        return []
+
     def teardown(self, list_id: int) -> list[Message]:
         """``StopList``: the server stops sending; the connection is then closed."""
         return [dpm.StopListRequest(list_id=list_id)]

@@ -1,0 +1,318 @@
+"""Settings on DPM/TCP, kept pure: authentication steps and the write list.
+
+The flow (spec §2 "Settings"): ask the service name with an empty
+``Authenticate``, step a GSS context with the server until it is complete,
+prove it with ``EnableSettings`` carrying a MIC, then build a list of
+settings (``#ROLE:<role>`` on ref 0, one ``@N`` entry per setting), start
+it, and ``ApplySettings``. Kerberos itself lives in an adapter: this module
+talks to it through :class:`GSSContext`, so the core imports no gssapi.
+
+Plans here follow the shape of :class:`~acnet_proto.lists.ListPlan`:
+``commands(list_id)`` to begin, ``feed(event)`` for each engine event, and
+``take_commands()`` for what to send next.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from acnet_proto import drf as _drf
+from acnet_proto._message import Message
+from acnet_proto.errors import AuthenticationError
+from acnet_proto.protocols import dpm
+from acnet_proto.status import Status
+from acnet_proto.types import WriteResult
+
+__all__ = [
+    "ENABLE_MESSAGE",
+    "AuthFlow",
+    "GSSContext",
+    "WriteBatch",
+    "service_principal",
+    "setting_for",
+]
+
+# What EnableSettings signs. The server only checks that the MIC matches it.
+ENABLE_MESSAGE = b"1234"
+_UNANSWERED = Status.from_name("ACNET_RETRY")
+
+
+class GSSContext(Protocol):
+    """The initiator side of a GSS-API context, as the settings flow needs it."""
+
+    @property
+    def complete(self) -> bool: ...
+
+    @property
+    def initiator(self) -> str:
+        """The client principal, e.g. ``operator@FNAL.GOV``."""
+        ...
+
+    def step(self, token: bytes | None) -> bytes | None:
+        """Consume the server's token (None at first); return the next one to send."""
+        ...
+
+    def get_mic(self, message: bytes) -> bytes: ...
+
+
+def service_principal(announced: str, realm: str = "FNAL.GOV") -> str:
+    """The Kerberos principal for the service name a DPM server announces.
+
+    Servers announce a Java GSS name such as ``daeset/bd@dpm01.fnal.gov``;
+    clients map ``@`` to ``/``, drop ``\\`` and append the realm:
+    ``daeset/bd/dpm01.fnal.gov@FNAL.GOV``. A bare ``daeset/bd`` becomes
+    ``daeset/bd@FNAL.GOV``.
+    """
+    if not isinstance(announced, str) or not announced.strip():
+        raise AuthenticationError(f"the server announced no usable service name: {announced!r}")
+    return announced.replace("\\", "").replace("@", "/") + "@" + realm
+
+
+class AuthFlow:
+    """Authenticate a DPM list and enable settings on it.
+
+    ``make_context(principal)`` returns a fresh :class:`GSSContext` aimed at
+    the service principal. :attr:`done` turns True when the server accepted
+    ``EnableSettings``; a refusal raises :class:`AuthenticationError`.
+    """
+
+    def __init__(self, make_context: Callable[[str], GSSContext], realm: str = "FNAL.GOV") -> None:
+        self.make_context = make_context
+        self.realm = realm
+        self.context: GSSContext | None = None
+        self.done = False
+        self._list_id = 0
+        self._outbox: list[Message] = []
+        self._enable_after_reply = False
+
+    def commands(self, list_id: int) -> list[Message]:
+        """The opening move: an empty ``Authenticate`` asks for the service name."""
+        self._list_id = list_id
+        return [dpm.AuthenticateRequest(list_id=list_id, token=b"")]
+
+    def take_commands(self) -> list[Message]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def teardown(self, list_id: int) -> list[Message]:
+        """Nothing: the list stays as it is; the next plan empties it first."""
+        return []
+
+    def feed(self, event: Any) -> list[Any]:
+        kind = type(event)
+        if kind is dpm.AuthenticateReply:
+            self._on_reply(event)
+        elif kind is dpm.StatusReply and event.ref_id == 0 and self.context is not None:
+            if event.status != 0:
+                raise AuthenticationError(
+                    f"the server refused to enable settings: {Status.from_int(event.status)}"
+                )
+            self.done = True
+        return []
+
+    def _on_reply(self, reply: Message) -> None:
+        if self.context is None:
+            self.context = self.make_context(service_principal(reply.service_name, self.realm))
+            token = self.context.step(None)
+        elif self._enable_after_reply:
+            self._enable_after_reply = False
+            self._enable()
+            return
+        else:
+            token = self.context.step(reply.token or b"")
+        if token:
+            self._outbox.append(dpm.AuthenticateRequest(list_id=self._list_id, token=token))
+            # a context complete on our side still owes the server this last token
+            self._enable_after_reply = self.context.complete
+        elif self.context.complete:
+            self._enable()
+        else:
+            raise AuthenticationError("the GSS context stalled: no token to send and not complete")
+
+    def _enable(self) -> None:
+        assert self.context is not None
+        mic = self.context.get_mic(ENABLE_MESSAGE)
+        self._outbox.append(
+            dpm.EnableSettingsRequest(list_id=self._list_id, mic=mic, message=ENABLE_MESSAGE)
+        )
+
+
+def _number(drf: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"cannot write {type(value).__name__} {value!r} to {drf}: expected a number, "
+            "a str, bytes, or a list/array of numbers"
+        )
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"cannot write {value!r} to {drf}: the value must be finite")
+    return number
+
+
+def setting_for(drf: str, ref_id: int, value: Any) -> tuple[str, Message]:
+    """The setting struct for ``value``: ``("raw"|"scaled"|"text", struct)``.
+
+    bytes → RawSetting; str or a list of str → TextSetting; a number, a
+    list/tuple/1-D array of numbers, a bool or a BasicControl → ScaledSetting.
+    Anything else is a TypeError naming ``drf`` and the value.
+    """
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "raw", dpm.RawSetting(ref_id=ref_id, data=bytes(value))
+    if isinstance(value, str):
+        return "text", dpm.TextSetting(ref_id=ref_id, data=[value])
+    if isinstance(value, bool):
+        return "scaled", dpm.ScaledSetting(ref_id=ref_id, data=[float(value)])
+    if isinstance(value, dict):
+        raise TypeError(
+            f"cannot write a dict to {drf} in a batch: dicts are alarm writes, "
+            "give them to write() one device at a time"
+        )
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1:
+            raise TypeError(f"cannot write a {value.ndim}-D array to {drf}: arrays must be 1-D")
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"cannot write an empty list to {drf}")
+        if all(isinstance(v, str) for v in value):
+            return "text", dpm.TextSetting(ref_id=ref_id, data=list(value))
+        return "scaled", dpm.ScaledSetting(ref_id=ref_id, data=[_number(drf, v) for v in value])
+    return "scaled", dpm.ScaledSetting(ref_id=ref_id, data=[_number(drf, value)])
+
+
+class WriteBatch:
+    """Several settings sent in one ``ApplySettings``, on a list of their own.
+
+    ``settings`` is a list of ``(drf, value)``; DRFs are converted for
+    writing (READING→SETTING, STATUS→CONTROL, event ``@N``) and values to
+    setting structs now, so bad input raises before anything is sent.
+    ``role`` goes on ref 0 as ``#ROLE:<role>``.
+    """
+
+    def __init__(
+        self, settings: Sequence[tuple[Any, Any]], role: str | None, user_name: str
+    ) -> None:
+        if isinstance(settings, (str, bytes, dict)) or not isinstance(settings, Sequence):
+            raise TypeError(
+                f"settings must be a list of (drf, value) pairs, not {type(settings).__name__}"
+            )
+        if not settings:
+            raise ValueError("settings is empty: give at least one (drf, value) pair")
+        self.drfs: list[str] = []
+        self.wire: list[str] = []
+        self.structs: list[tuple[str, Message]] = []
+        for ref, pair in enumerate(settings, 1):
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise TypeError(f"setting {ref} must be a (drf, value) pair, got {pair!r}")
+            name, value = pair
+            name = name.to_drf() if isinstance(name, _drf.DataRequest) else name
+            self.drfs.append(name)
+            self.wire.append(_drf.to_write_drf(name))
+            self.structs.append(setting_for(name, ref, value))
+        self.role = role
+        self.user_name = user_name
+        self.results: list[WriteResult | None] = [None] * len(self.drfs)
+        self.applied = False
+        self._waiting = set(range(1, len(self.drfs) + 1))
+        self._started = False
+        self._outbox: list[Message] = []
+        self._list_id = 0
+
+    @property
+    def done(self) -> bool:
+        return all(r is not None for r in self.results)
+
+    def commands(self, list_id: int) -> list[Message]:
+        """Empty the list, then add the role and the settings and start it."""
+        self._list_id = list_id
+        out: list[Message] = [
+            dpm.StopListRequest(list_id=list_id),
+            dpm.ClearListRequest(list_id=list_id),
+        ]
+        if self.role:
+            role = f"#ROLE:{self.role}"
+            out.append(dpm.AddToListRequest(list_id=list_id, ref_id=0, drf_request=role))
+        out += [
+            dpm.AddToListRequest(list_id=list_id, ref_id=ref, drf_request=wire)
+            for ref, wire in enumerate(self.wire, 1)
+        ]
+        out.append(dpm.StartListRequest(list_id=list_id))
+        return out
+
+    def take_commands(self) -> list[Message]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def teardown(self, list_id: int) -> list[Message]:
+        """Nothing: the list stays as it is; the next plan empties it first."""
+        return []
+
+    def feed(self, event: Any) -> list[Any]:
+        kind = type(event)
+        if kind is dpm.AddToListReply:
+            self._on_added(event.ref_id, event.status)
+        elif kind is dpm.StartListReply:
+            self._started = True
+        elif kind is dpm.ApplySettingsReply:
+            self._on_applied(event.status)
+            return []
+        if self._started and not self._waiting and not self.applied:
+            self._apply()
+        return []
+
+    def _on_added(self, ref: int, status: int) -> None:
+        if ref == 0:
+            if status != 0:
+                raise AuthenticationError(
+                    f"the server refused role {self.role!r}: {Status.from_int(status)}"
+                )
+            return
+        self._waiting.discard(ref)
+        if status != 0 and 1 <= ref <= len(self.results):
+            self.results[ref - 1] = _result(self.drfs[ref - 1], status)
+
+    def _apply(self) -> None:
+        self.applied = True
+        arrays: dict[str, list[Message]] = {"raw": [], "scaled": [], "text": []}
+        for index, (kind, struct) in enumerate(self.structs):
+            if self.results[index] is None:
+                arrays[kind].append(struct)
+        if not any(arrays.values()):
+            return  # every entry failed at AddToList: nothing to apply
+        self._outbox.append(
+            dpm.ApplySettingsRequest(
+                user_name=self.user_name,
+                list_id=self._list_id,
+                raw_array=arrays["raw"] or None,
+                scaled_array=arrays["scaled"] or None,
+                text_array=arrays["text"] or None,
+            )
+        )
+
+    def _on_applied(self, statuses: Sequence[Message]) -> None:
+        for entry in statuses:
+            index = entry.ref_id - 1
+            if 0 <= index < len(self.results) and self.results[index] is None:
+                self.results[index] = _result(self.drfs[index], entry.status)
+        for index, result in enumerate(self.results):
+            if result is None:  # the server did not mention it: do not claim success
+                self.results[index] = _result(
+                    self.drfs[index], _UNANSWERED.status, "the reply gave no status for it"
+                )
+
+    def write_results(self) -> list[WriteResult]:
+        """The results in input order (only once :attr:`done`)."""
+        if not self.done:
+            raise RuntimeError("the settings have not all been answered yet")
+        return [r for r in self.results if r is not None]
+
+
+def _result(drf: str, status: int, note: str = "") -> WriteResult:
+    parts = Status.from_int(status)
+    message = None if status == 0 else f"{parts}{': ' + note if note else ''}"
+    return WriteResult(drf, parts.facility, parts.error, message)
