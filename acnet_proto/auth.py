@@ -86,7 +86,8 @@ def _claims_of(token: str) -> dict[str, Any]:
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload))
     except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"the JWT payload is not base64url JSON ({exc}; token not shown)") from None
+        problem = f"the JWT payload is not base64url JSON ({exc}; token not shown)"
+        raise ValueError(problem) from None
     if not isinstance(claims, dict):
         raise ValueError("the JWT payload is not a JSON object (token not shown)")
     return claims
