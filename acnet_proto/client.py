@@ -14,20 +14,25 @@ nothing but move bytes between them::
     sock.sendall(client.end())
 
 No clocks are read here: ``now`` comes from the adapter, and
-:attr:`ClientConnection.overdue_at` says when silence means a dead server.
+:attr:`ClientConnection.overdue_at` says when silence means a dead server
+(:meth:`ClientConnection.stream_wait` turns that into how long to wait).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 from acnet_proto._message import Message
-from acnet_proto._state import ConnectionState, Role
+from acnet_proto._state import ConnectionState, ListState, Role
 from acnet_proto.connection import DPMConnection
 from acnet_proto.errors import LocalProtocolError
 from acnet_proto.lists import events
 
-__all__ = ["ClientConnection", "Plan"]
+__all__ = ["DEFAULT_TIMEOUT", "ClientConnection", "Plan"]
+
+#: Seconds a read may take, in total, when the caller gives no timeout.
+DEFAULT_TIMEOUT = 5.0
 
 
 class Plan(Protocol):
@@ -58,13 +63,37 @@ class ClientConnection:
 
     @property
     def usable(self) -> bool:
-        """True while the connection can carry another list (for pools)."""
-        return self.conn.state is ConnectionState.OPEN
+        """True when the connection is open with an empty, idle list (for pools).
+
+        A subscription ends with ``StopList`` alone, leaving its entries on
+        the list: such a connection is closed, not pooled.
+        """
+        return (
+            self.plan is None
+            and self.conn.state is ConnectionState.OPEN
+            and self.conn.list_state is ListState.IDLE
+        )
 
     @property
     def overdue_at(self) -> float | None:
         """The ``now`` after which the server has been silent too long."""
         return self.conn.overdue_at()
+
+    def stream_wait(self, deadline: float | None) -> tuple[float, bool]:
+        """How long a stream may wait for bytes, and what running out of time means.
+
+        ``deadline`` is when the caller stops waiting for its next reading
+        (None: never), on the clock the adapter passes as ``now``. Returns
+        ``(until, dead)``: wait until ``until`` (``math.inf``: no limit); if
+        nothing has arrived by then, the server is dead (silent past
+        :attr:`overdue_at`) when ``dead`` is true, else the caller's wait is
+        simply over.
+        """
+        overdue = self.overdue_at
+        silent = math.inf if overdue is None else overdue
+        if deadline is None or silent <= deadline:
+            return silent, True
+        return deadline, False
 
     def start(self) -> bytes:
         """The handshake bytes: write them first."""

@@ -98,8 +98,10 @@ class DeviceError(Exception):
         self.drf = drf
         self.facility_code = facility_code
         self.error_code = error_code
-        self.message = message or f"[{facility_code} {error_code}]"
-        super().__init__(f"{drf}: {self.message} [{facility_code} {error_code}]")
+        self.message = message or f"error [{facility_code} {error_code}]"
+        # a message from a Status already names its code; do not print it twice
+        code = f"[{facility_code} {error_code}]"
+        super().__init__(f"{drf}: {self.message}" + ("" if code in self.message else f" {code}"))
 
 
 class ReadError(Exception):

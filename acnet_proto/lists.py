@@ -30,7 +30,7 @@ import numpy as np
 from acnet_proto import drf as _drf
 from acnet_proto._message import Message
 from acnet_proto.connection import DPMConnection
-from acnet_proto.errors import DeviceError, RemoteProtocolError
+from acnet_proto.errors import DeviceError, ReadError, RemoteProtocolError
 from acnet_proto.events import NEED_DATA, ConnectionClosed, StaleReply
 from acnet_proto.protocols import dpm
 from acnet_proto.status import Status
@@ -43,12 +43,15 @@ __all__ = [
     "events",
     "reading_from_reply",
     "value_of",
+    "values_of",
 ]
 
 _ALARM_FLAGS = (
     "alarm_enable", "alarm_status", "abort", "abort_inhibit", "tries_needed", "tries_now"
 )
 _BASIC_STATUS = ("on", "ready", "remote", "positive", "ramp")
+_TIMED_OUT = Status.from_name("ACNET_REQTMO")
+_DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
 
 
 def timestamp(millis: int) -> datetime | None:
@@ -59,7 +62,13 @@ def timestamp(millis: int) -> datetime | None:
 
 
 def error_reading(
-    drf: str, status: int | Status, meta: DeviceMeta | None = None, *, at: int = 0, note: str = ""
+    drf: str,
+    status: int | Status,
+    meta: DeviceMeta | None = None,
+    *,
+    at: int = 0,
+    cycle: int | None = None,
+    note: str = "",
 ) -> Reading:
     """A reading that carries only an error ``status`` (packed int or :class:`Status`)."""
     status = status if isinstance(status, Status) else Status.from_int(status)
@@ -70,6 +79,7 @@ def error_reading(
         error_code=status.error,
         message=message,
         timestamp=timestamp(at),
+        cycle=cycle,
         meta=meta,
     )
 
@@ -79,7 +89,7 @@ def _value_of(reply: Message) -> tuple[Any, ValueType]:
     if kind is dpm.ScalarReply:
         return reply.data, ValueType.SCALAR
     if kind is dpm.ScalarArrayReply:
-        return reply.data, ValueType.SCALAR_ARRAY
+        return np.asarray(reply.data, dtype=np.float64), ValueType.SCALAR_ARRAY
     if kind is dpm.RawReply:
         return bytes(reply.data), ValueType.RAW
     if kind is dpm.TextReply:
@@ -87,9 +97,12 @@ def _value_of(reply: Message) -> tuple[Any, ValueType]:
     if kind is dpm.TextArrayReply:
         return tuple(reply.data), ValueType.TEXT_ARRAY
     if kind is dpm.TimedScalarArrayReply:
+        data = np.asarray(reply.data, dtype=np.float64)
         micros = np.asarray(reply.micros, dtype=np.int64)
-        micros.flags.writeable = False
-        return {"data": reply.data, "micros": micros}, ValueType.TIMED_SCALAR_ARRAY
+        if not micros.size:
+            # pacsys: without per-point times it is a plain array
+            return data, ValueType.SCALAR_ARRAY
+        return {"data": data, "micros": micros}, ValueType.TIMED_SCALAR_ARRAY
     if kind is dpm.AnalogAlarmReply:
         fields = ("minimum", "maximum", *_ALARM_FLAGS)
         return {f: getattr(reply, f) for f in fields}, ValueType.ANALOG_ALARM
@@ -105,21 +118,24 @@ def _value_of(reply: Message) -> tuple[Any, ValueType]:
 def reading_from_reply(reply: Message, drf: str, meta: DeviceMeta | None = None) -> Reading:
     """The :class:`Reading` a data reply (or a per-entry ``StatusReply``) stands for."""
     if type(reply) is dpm.StatusReply:
-        return error_reading(drf, reply.status, meta, at=reply.timestamp)
+        return error_reading(drf, reply.status, meta, at=reply.timestamp, cycle=reply.cycle)
     value, value_type = _value_of(reply)
     # alarm and basic-status replies carry no status: receiving one is success
     facility = error = 0
+    message = None
     if status := getattr(reply, "status", 0):
         parts = Status.from_int(status)
         if parts.error < 0:
-            return error_reading(drf, parts, meta, at=reply.timestamp)
+            return error_reading(drf, parts, meta, at=reply.timestamp, cycle=reply.cycle)
         facility, error = parts.facility, parts.error
+        message = str(parts) if error else None  # a warning says what it warns of
     return Reading(
         drf,
         value_type=value_type,
         facility_code=facility,
         error_code=error,
         value=value,
+        message=message,
         timestamp=timestamp(reply.timestamp),
         cycle=reply.cycle,
         meta=meta,
@@ -156,6 +172,11 @@ class ListPlan:
             raise TypeError(f"drfs must be a list of DRF strings, not {type(drfs).__name__}")
         if not drfs:
             raise ValueError("drfs is empty: give at least one DRF")
+        for i, d in enumerate(drfs):
+            if not isinstance(d, (str, _drf.DataRequest)):
+                raise TypeError(
+                    f"drfs[{i}] must be a DRF string or DataRequest, not {type(d).__name__}: {d!r}"
+                )
         self.drfs = [d.to_drf() if isinstance(d, _drf.DataRequest) else d for d in drfs]
         self.wire = [
             d if default_event is None else _drf.with_default_event(d, default_event)
@@ -190,7 +211,7 @@ class ListPlan:
             return []
         if kind is dpm.AddToListReply:
             index = self._index(event.ref_id)
-            if event.status == 0 or index is None:
+            if event.status == 0 or index is None or self.failed[index]:
                 return []
             self.failed[index] = True
             return [(index, error_reading(self.drfs[index], event.status))]
@@ -275,6 +296,20 @@ class ReadBatch(ListPlan):
             out.append(reading)
         return out
 
+    def timed_out(self) -> ReadError:
+        """The :class:`ReadError` for a deadline that passed: entries still waiting get
+        ``ACNET_REQTMO``. Adapters raise it ``from`` the timeout."""
+        return ReadError(self.readings(_TIMED_OUT), f"read timed out; {self._progress()}")
+
+    def disconnected(self, cause: object) -> ReadError:
+        """The :class:`ReadError` for a connection that broke (``cause``): entries still
+        waiting get ``ACNET_DISCONNECTED``. Adapters raise it ``from`` the failure."""
+        message = f"connection failed: {cause}; {self._progress()}"
+        return ReadError(self.readings(_DISCONNECTED), message)
+
+    def _progress(self) -> str:
+        return f"{len(self) - self._missing} of {len(self)} readings arrived"
+
 
 def value_of(reading: Reading) -> Any:
     """``reading.value``, or :class:`DeviceError` if the reading is an error.
@@ -285,3 +320,14 @@ def value_of(reading: Reading) -> Any:
     if reading.is_error or reading.value is None:
         raise DeviceError(reading.drf, reading.facility_code, reading.error_code, reading.message)
     return reading.value
+
+
+def values_of(readings: Sequence[Reading]) -> list[Any]:
+    """Every reading's value, or :class:`ReadError` (carrying all of them) if any is not ok.
+
+    This is what ``read_many()`` returns.
+    """
+    failed = [reading.drf for reading in readings if not reading.ok]
+    if failed:
+        raise ReadError(readings, f"no value for {', '.join(failed)}")
+    return [reading.value for reading in readings]

@@ -68,6 +68,9 @@ def _freeze(value: Any) -> Any:
         value.flags.writeable = False
     elif isinstance(value, list):
         value = tuple(value)
+    elif isinstance(value, dict):
+        # timed arrays are a dict of arrays: those must be read-only too
+        value = {k: _freeze(v) for k, v in value.items()}
     return value
 
 
@@ -235,5 +238,6 @@ def _device_of(drf: str) -> str:
         at = drf.find(stop, 2)
         if at != -1:
             end = min(end, at)
-    name = drf[:end]
+    # names are case-insensitive; the server (and DeviceInfo) spell them upper case
+    name = drf[:end].upper()
     return name[0] + ":" + name[2:] if len(name) > 2 else name

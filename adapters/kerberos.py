@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import gssapi
-from gssapi.exceptions import GSSError
+from gssapi.raw.misc import GSSError  # the base of every gssapi error, raw or high-level
 
 from acnet_proto.auth import Auth
 from acnet_proto.errors import AuthenticationError
@@ -123,10 +123,20 @@ class KerberosAcceptor:
         if self._inner is None:
             self._inner = gssapi.SecurityContext(creds=self._creds, usage="accept")
         try:
-            return self._inner.step(token)
+            reply = self._inner.step(token)
+            # gssapi defers some failures (with a KRB-ERROR token) to the next call
+            complete = bool(self._inner.complete)
         except GSSError as exc:
             self._inner = None
             raise _gss_failure("the client's Kerberos token was refused", exc) from None
+        if not complete:
+            # Kerberos accepts in one step (AP-REQ in, AP-REP out); an incomplete
+            # context here carries a KRB-ERROR, e.g. for a replayed authenticator.
+            self._inner = None
+            raise AuthenticationError(
+                "the client's Kerberos token was refused (replayed, expired or for another service)"
+            )
+        return reply
 
     @property
     def complete(self) -> bool:
