@@ -1,0 +1,345 @@
+"""A trio DPM/TCP client: pooled reads, one connection per subscription.
+
+::
+
+    from acnet_proto.adapters.trio import TrioDPMBackend
+
+    async with TrioDPMBackend("localhost", 6802) as backend:
+        print(await backend.read("M:OUTTMP"))                    # 41.7
+        for reading in await backend.get_many(["M:OUTTMP", "Z:ACLTS1[0:4]"]):
+            print(reading.name, reading.value, reading.units)
+        async with await backend.subscribe(["M:OUTTMP@p,1000"]) as sub:
+            async for reading, handle in sub.readings(timeout=5):
+                print(reading.value)
+                break
+
+The same surface as :mod:`acnet_proto.adapters.asyncio`, on trio's own
+streams and cancel scopes: reads borrow a ready connection from a pool of at
+most ``pool_size`` (repeated once on another if an idle one turns out closed
+before any reply), each subscription has a connection of its own, and every
+deadline is a cancel scope, so a caller's own ``trio.move_on_after`` around
+any call also works (a connection cancelled mid-list is closed, not pooled).
+Nothing here starts a task. Use a backend from one ``trio.run``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+# Absolute imports make this the trio package, not this module.
+import trio
+
+from acnet_proto.client import ClientConnection
+from acnet_proto.config import (
+    DEFAULT_POOL_SIZE,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT,
+    check_host,
+    check_pool_size,
+    check_port,
+    check_timeout,
+)
+from acnet_proto.errors import ConnectionLost, ProtocolError
+from acnet_proto.lists import ListPlan, ReadBatch, value_of, values_of
+from acnet_proto.types import Reading
+
+__all__ = ["TrioDPMBackend", "TrioSubscription"]
+
+_READ_SIZE = 262144
+# What a stream broken under us raises: the OS, trio, or the engine on bad bytes.
+_BROKEN = (OSError, trio.BrokenResourceError, ProtocolError)
+
+
+class _Link:
+    """One TCP stream and the client engine on it."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.client = ClientConnection()
+        self._stream = stream
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> _Link:
+        """Connect and wait for the list id; the caller bounds the wait."""
+        link = cls(await trio.open_tcp_stream(host, port))
+        try:
+            await link.send(link.client.start())
+            while not link.client.ready:
+                await link.pump()
+        except BaseException:
+            await link.aclose()
+            raise
+        return link
+
+    async def pump(self) -> list[tuple[int, Reading]]:
+        """Wait for bytes; return the readings they made."""
+        data = await self._stream.receive_some(_READ_SIZE)
+        made = self.client.receive(data, now=trio.current_time())
+        if answer := self.client.data_to_send():
+            await self.send(answer)
+        return made
+
+    async def send(self, data: bytes) -> None:
+        await self._stream.send_all(data)
+
+    async def run(self, batch: ReadBatch) -> None:
+        """Read ``batch`` to the end and leave the connection empty, ready for the next."""
+        await self.send(self.client.begin(batch, now=trio.current_time()))
+        while not batch.done:
+            await self.pump()
+        await self.send(self.client.end(now=trio.current_time()))
+
+    async def aclose(self) -> None:
+        """Close now, even inside a cancelled scope."""
+        await trio.aclose_forcefully(self._stream)
+
+
+class _Pool:
+    """At most ``size`` read connections; idle ones wait here for the next read."""
+
+    def __init__(self, host: str, port: int, size: int) -> None:
+        self.host = host
+        self.port = port
+        self._slots = trio.Semaphore(size)
+        self._idle: list[_Link] = []
+        self._closed = False
+
+    @contextlib.asynccontextmanager
+    async def lease(self) -> AsyncIterator[tuple[_Link, bool]]:
+        """A ready connection for one read (an idle one, else a new one), and whether it
+        was idle: the server may have closed it meanwhile."""
+        async with self._slots:
+            reused = bool(self._idle)
+            link = self._idle.pop() if reused else await _Link.open(self.host, self.port)
+            try:
+                yield link, reused
+            except BaseException:
+                await link.aclose()  # stopped mid-list: what it would say next is unknown
+                raise
+            if self._closed or not link.client.usable:
+                await link.aclose()
+            else:
+                self._idle.append(link)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for link in idle:
+            await link.aclose()
+
+
+class TrioDPMBackend:
+    """A DPM/TCP client for trio. ``aclose()`` or ``async with`` ends it.
+
+    ``timeout`` is the default total deadline of each call, in seconds;
+    ``pool_size`` the most connections reads use at once.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = DEFAULT_PORT,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.host = check_host(host)
+        self.port = check_port(port)
+        self.timeout = check_timeout(timeout)
+        self._pool = _Pool(self.host, self.port, check_pool_size(pool_size))
+        self._subscriptions: set[TrioSubscription] = set()
+        self.closed = False
+
+    async def __aenter__(self) -> TrioDPMBackend:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop every subscription and close every connection; the backend is then done."""
+        self.closed = True
+        for subscription in list(self._subscriptions):
+            await subscription.stop()
+        await self._pool.aclose()
+
+    async def get_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Reading]:
+        """Read every DRF once; readings in input order, device errors as error readings.
+
+        ``timeout`` bounds the whole call, waiting for a connection included.
+        If it passes or the connection breaks, :class:`ReadError` carries what
+        arrived and error readings (``ACNET_REQTMO`` / ``ACNET_DISCONNECTED``)
+        for the rest. Bad DRF text raises :class:`ValueError` before any I/O.
+        """
+        batch = ReadBatch(drfs)
+        try:
+            with trio.fail_at(self._deadline(timeout)):
+                await self._run(batch)
+        except trio.TooSlowError as exc:
+            raise batch.timed_out() from exc
+        except _BROKEN as exc:
+            raise batch.disconnected(exc) from exc
+        return batch.readings()
+
+    async def _run(self, batch: ReadBatch) -> None:
+        while True:
+            reused = False
+            try:
+                async with self._pool.lease() as (link, reused):
+                    await link.run(batch)
+                return
+            except _BROKEN:
+                # the server may have closed an idle pooled connection; if
+                # nothing came back yet, the read is safe to repeat
+                if not reused or batch.arrived:
+                    raise
+
+    async def get(self, drf: str, timeout: float | None = None) -> Reading:
+        """Read one DRF; the :class:`Reading`, error or not."""
+        return (await self.get_many([drf], timeout))[0]
+
+    async def read(self, drf: str, timeout: float | None = None) -> Any:
+        """Read one DRF's value; :class:`DeviceError` if the device answered an error."""
+        return value_of(await self.get(drf, timeout))
+
+    async def read_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Any]:
+        """Read every DRF's value; :class:`ReadError` (with every reading) if any failed."""
+        return values_of(await self.get_many(drfs, timeout))
+
+    async def subscribe(
+        self, drfs: Sequence[str], *, timeout: float | None = None
+    ) -> TrioSubscription:
+        """Start streaming ``drfs`` on a connection of its own.
+
+        ``timeout`` bounds connecting (:class:`TimeoutError`, as in the
+        other adapters); a refused connection raises :class:`OSError`.
+        """
+        plan = ListPlan(drfs, default_event=None)
+        try:
+            with trio.fail_at(self._deadline(timeout)):
+                link = await _Link.open(self.host, self.port)
+                try:
+                    await link.send(link.client.begin(plan, now=trio.current_time()))
+                except BaseException:
+                    await link.aclose()
+                    raise
+        except trio.TooSlowError as exc:
+            raise TimeoutError(f"no DPM list for {plan.drfs} within the timeout") from exc
+        subscription = TrioSubscription(link, plan, self.timeout, self._subscriptions.discard)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def _deadline(self, timeout: float | None) -> float:
+        if self.closed:
+            raise RuntimeError(f"this {type(self).__name__} is closed")
+        seconds = self.timeout if timeout is None else check_timeout(timeout)
+        return trio.current_time() + seconds
+
+
+class TrioSubscription:
+    """A running stream: iterate :meth:`readings`, then :meth:`stop` (or use ``async with``)."""
+
+    def __init__(
+        self,
+        link: _Link,
+        plan: ListPlan,
+        goodbye_timeout: float,
+        forget: Callable[[TrioSubscription], None],
+    ) -> None:
+        self._link = link
+        self.drfs = plan.drfs
+        self._buffer: deque[Reading] = deque()
+        self._goodbye_timeout = goodbye_timeout
+        self._forget = forget
+        self.stopped = False
+
+    async def __aenter__(self) -> TrioSubscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def readings(self, timeout: float | None = None) -> _Readings:
+        """``(reading, self)`` pairs until :meth:`stop`, or until no reading comes for ``timeout``.
+
+        ``timeout`` is seconds to wait for each next reading (None waits
+        forever, 0 yields only what already arrived). A server that breaks
+        the connection or falls silent past its heartbeats stops the
+        subscription and raises :class:`ConnectionLost`. Use with ``async
+        for``; leaving the loop early needs no clean-up.
+        """
+        return _Readings(self, timeout)
+
+    async def _next_reading(self, timeout: float | None) -> Reading | None:
+        """The next reading; None once stopped, or when none came for ``timeout``."""
+        deadline = None if timeout is None else trio.current_time() + timeout
+        while not self.stopped:
+            if self._buffer:
+                return self._buffer.popleft()
+            if not await self._receive(deadline):
+                return None
+        return None
+
+    async def _receive(self, deadline: float | None) -> bool:
+        """Buffer what arrives by ``deadline``; False when the wait is over or stopped."""
+        until, dead = self._link.client.stream_wait(deadline)
+        made: list[tuple[int, Reading]] = []
+        try:
+            with trio.move_on_at(until) as waiting:
+                made = await self._link.pump()
+        except trio.ClosedResourceError:  # stop() from another task closed the connection
+            return False
+        except _BROKEN as exc:
+            if self.stopped:
+                return False
+            await self.stop()
+            raise ConnectionLost(f"stream of {self.drfs} lost: {exc}") from exc
+        if waiting.cancelled_caught:
+            if not dead:
+                return False  # the caller's wait is over; the stream goes on
+            await self.stop()
+            raise ConnectionLost(
+                f"stream of {self.drfs} lost: the server sent nothing for several heartbeats"
+            )
+        self._buffer.extend(reading for _, reading in made)
+        return not self.stopped
+
+    async def stop(self) -> None:
+        """Stop the stream (``StopList``) and close its connection; later calls do nothing."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self._forget(self)
+        link = self._link
+        try:
+            with trio.move_on_after(self._goodbye_timeout):
+                await link.send(link.client.end(now=trio.current_time()))
+        except (*_BROKEN, trio.ClosedResourceError):
+            pass  # it is going away either way
+        finally:
+            await link.aclose()
+
+
+class _Readings:
+    """What :meth:`TrioSubscription.readings` returns.
+
+    A class rather than an async generator, so that breaking out of an
+    ``async for`` leaves nothing to finalize (no ``aclosing`` needed).
+    """
+
+    def __init__(self, subscription: TrioSubscription, timeout: float | None) -> None:
+        self._subscription = subscription
+        self._timeout = timeout
+        self._over = False
+
+    def __aiter__(self) -> _Readings:
+        return self
+
+    async def __anext__(self) -> tuple[Reading, TrioSubscription]:
+        if not self._over:
+            reading = await self._subscription._next_reading(self._timeout)
+            if reading is not None:
+                return reading, self._subscription
+            self._over = True
+        raise StopAsyncIteration

@@ -1,0 +1,183 @@
+"""One blocking face for every DPM client adapter, so one behavioural suite runs against all.
+
+:data:`ADAPTERS` maps an adapter's name to a function that opens a
+:class:`Client` on ``(host, port)``. Blocking backends (the seeds' sync
+surface) are wrapped as they are; async backends run on a loop the face
+keeps for the client's life (asyncio's ``Runner``; trio, which has no
+re-entrant runner, in a thread of its own, reached with ``trio.from_thread``).
+Adding an adapter with the sync surface is one line in :data:`ADAPTERS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import pytest
+from acnet_proto.adapters.asyncio import AsyncioDPMBackend
+from acnet_proto.adapters.sync import SyncClient
+from acnet_proto.adapters.threaded import DPMBackend
+
+from acnet_proto.types import Reading
+
+try:
+    import trio
+except ImportError:  # without the [trio] extra its adapter is skipped
+    trio = None
+
+
+class Client(Protocol):
+    """What the suite calls; every method blocks until the adapter's call returns or raises."""
+
+    def read(self, drf: str, timeout: float | None = None) -> Any: ...
+
+    def get(self, drf: str, timeout: float | None = None) -> Reading: ...
+
+    def get_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Reading]: ...
+
+    def read_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Any]: ...
+
+    def stream(self, drfs: Sequence[str], count: int, timeout: float | None) -> list[Reading]:
+        """Subscribe, take readings until ``count`` or the iterator ends, stop; in arrival order."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class BlockingClient:
+    """A backend with the seeds' blocking surface, as it is."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    def read(self, drf: str, timeout: float | None = None) -> Any:
+        return self.backend.read(drf, timeout=timeout)
+
+    def get(self, drf: str, timeout: float | None = None) -> Reading:
+        return self.backend.get(drf, timeout=timeout)
+
+    def get_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Reading]:
+        return self.backend.get_many(drfs, timeout=timeout)
+
+    def read_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Any]:
+        if not hasattr(self.backend, "read_many"):
+            pytest.skip(f"{type(self.backend).__name__} has no read_many")
+        return self.backend.read_many(drfs, timeout=timeout)
+
+    def stream(self, drfs: Sequence[str], count: int, timeout: float | None) -> list[Reading]:
+        got: list[Reading] = []
+        with self.backend.subscribe(drfs) as sub:
+            for reading, handle in sub.readings(timeout=timeout):
+                assert handle is sub, "readings() must yield the subscription as the handle"
+                got.append(reading)
+                if len(got) == count:
+                    break
+        assert sub.stopped, "leaving the with block must stop the subscription"
+        return got
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class Portal(Protocol):
+    """Runs one async function to completion on a loop that outlives the call."""
+
+    def run(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class AsyncioPortal:
+    def __init__(self) -> None:
+        self._runner = asyncio.Runner()
+
+    def run(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        return self._runner.run(fn(*args))
+
+    def close(self) -> None:
+        self._runner.close()
+
+
+class TrioPortal:
+    """A ``trio.run`` in its own thread that waits for work until closed."""
+
+    def __init__(self) -> None:
+        ready = threading.Event()
+        done = trio.Event()
+
+        async def main() -> None:
+            self._token = trio.lowlevel.current_trio_token()
+            ready.set()
+            await done.wait()
+
+        self._done = done
+        self._thread = threading.Thread(target=trio.run, args=(main,), daemon=True)
+        self._thread.start()
+        ready.wait()
+
+    def run(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        return trio.from_thread.run(fn, *args, trio_token=self._token)
+
+    def close(self) -> None:
+        trio.from_thread.run_sync(self._done.set, trio_token=self._token)
+        self._thread.join()
+
+
+class AsyncClient:
+    """An async backend (``await backend.get(...)``, ``async with await backend.subscribe``)."""
+
+    def __init__(self, backend: Any, portal: Portal) -> None:
+        self.backend = backend
+        self._portal = portal
+
+    def read(self, drf: str, timeout: float | None = None) -> Any:
+        return self._portal.run(self.backend.read, drf, timeout)
+
+    def get(self, drf: str, timeout: float | None = None) -> Reading:
+        return self._portal.run(self.backend.get, drf, timeout)
+
+    def get_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Reading]:
+        return self._portal.run(self.backend.get_many, drfs, timeout)
+
+    def read_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Any]:
+        return self._portal.run(self.backend.read_many, drfs, timeout)
+
+    def stream(self, drfs: Sequence[str], count: int, timeout: float | None) -> list[Reading]:
+        return self._portal.run(self._stream, drfs, count, timeout)
+
+    async def _stream(
+        self, drfs: Sequence[str], count: int, timeout: float | None
+    ) -> list[Reading]:
+        got: list[Reading] = []
+        async with await self.backend.subscribe(drfs) as sub:
+            async for reading, handle in sub.readings(timeout=timeout):
+                assert handle is sub, "readings() must yield the subscription as the handle"
+                got.append(reading)
+                if len(got) == count:
+                    break
+        assert sub.stopped, "leaving the async with block must stop the subscription"
+        return got
+
+    def close(self) -> None:
+        try:
+            self._portal.run(self.backend.aclose)
+        finally:
+            self._portal.close()
+
+
+def _trio(host: str, port: int) -> Client:
+    if trio is None:
+        pytest.skip("trio is not installed (the [trio] extra)")
+    from acnet_proto.adapters.trio import TrioDPMBackend
+
+    return AsyncClient(TrioDPMBackend(host, port), TrioPortal())
+
+
+ADAPTERS: dict[str, Callable[[str, int], Client]] = {
+    "sync": lambda host, port: BlockingClient(SyncClient(host, port)),
+    "threaded": lambda host, port: BlockingClient(DPMBackend(host, port)),
+    "asyncio": lambda host, port: AsyncClient(AsyncioDPMBackend(host, port), AsyncioPortal()),
+    "trio": _trio,
+}
