@@ -28,9 +28,14 @@ What is sent, and in what order (as in ``/work/shared/transcripts``):
   the same firings); ``@N`` never; ``@U`` or no event: the device's default;
 - ``ListStatus_reply`` every :attr:`DPMConnection.heartbeat_period` (2 s)
   once the list is open, the first one period after the open;
-- ``ApplySettings`` without enabled settings: ``ApplySettings_reply``
-  refusing every setting with ``DPM_PRIV``; ``Authenticate`` is refused with
-  a ref-0 ``Status_reply(DPM_PRIV)`` (this server holds no Kerberos key).
+- settings: ``Authenticate`` announces the service name (``daeset/bd``) and
+  steps a Kerberos context with the keytab given (without one every token is
+  refused with a ref-0 ``Status_reply(DPM_PRIV)``); ``EnableSettings`` must
+  carry a MIC that verifies; each ``ApplySettings`` entry is then authorized
+  by principal, ``#ROLE:`` and device (:class:`~acnet_proto.policy.Policy`)
+  and refused with ``DPM_PRIV``/``DPM_DBPRIV``, or applied to the model.
+  ``ApplySettings`` without enabled settings refuses every entry with
+  ``DPM_PRIV``.
 
 One scheduler per connection wakes at the earliest due time and writes
 everything due (data of every group that fired, and the heartbeat) in one
@@ -49,6 +54,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from acnet_proto import drf
@@ -58,7 +64,9 @@ from acnet_proto.connection import DPMConnection
 from acnet_proto.devices import DeviceModel, Entry, status_reply
 from acnet_proto.errors import RemoteProtocolError
 from acnet_proto.events import NEED_DATA, ConnectionClosed, Handshake, SettingsNotEnabled
+from acnet_proto.policy import Policy
 from acnet_proto.protocols import dpm
+from acnet_proto.server_settings import ServerSettings
 from acnet_proto.status import Status
 
 __all__ = ["ClockEvents", "SimServer", "serve"]
@@ -67,6 +75,7 @@ log = logging.getLogger(__name__)
 
 DPM_PRIV = Status.from_name("DPM_PRIV").status
 DPM_BAD_REQUEST = Status.from_name("DPM_BAD_REQUEST").status
+DEFAULT_SERVICE = "daeset/bd"  # announced as-is; clients append the realm
 _FIRST_LIST_ID = 4096  # where the real DPM's list id pool starts
 _READ_SIZE = 256 * 1024
 _STARTUP_TIMEOUT = 10.0
@@ -144,6 +153,7 @@ class _Session:
         # refused entries whose event streams: ref -> status, reported at StartList
         self.refused: dict[int, int] = {}
         self.properties: dict[str, str] = {}
+        self.settings = server.session_settings()
         self.groups: list[_Group] = []
         self.opened_at: float | None = None
         self.closed = False
@@ -233,7 +243,13 @@ class _Session:
                 self.opened_at = asyncio.get_running_loop().time()
                 self.wake.set()
             elif isinstance(event, dpm.AuthenticateRequest):
-                out.append(send(self._authenticate(event)))
+                out.append(send(*self.settings.on_authenticate(event)))
+            elif isinstance(event, dpm.EnableSettingsRequest):
+                out.append(send(*self.settings.on_enable(event)))
+                if self.settings.refusal:
+                    log.info("client %s: settings refused: %s", self.peer, self.settings.refusal)
+            elif isinstance(event, dpm.ApplySettingsRequest):
+                out.append(send(self._apply(event)))
             elif isinstance(event, SettingsNotEnabled):
                 out.append(send(_refuse_settings(event.request, DPM_PRIV)))
             elif isinstance(event, ConnectionClosed):
@@ -290,16 +306,32 @@ class _Session:
         self.groups = list(groups.values())
         self.wake.set()
 
-    def _authenticate(self, request: Message) -> Message:
-        """The answer to ``Authenticate``: the seam where Kerberos plugs in.
+    def _apply(self, request: Message) -> Message:
+        """Authorize each setting (principal, role, device), then apply the allowed ones."""
+        values: dict[int, object] = {}
+        for array in (request.raw_array, request.scaled_array, request.text_array):
+            for setting in array or ():
+                values[setting.ref_id] = setting.data
+        listed = {ref: entry.drf for ref, entry in self.entries.items()}
+        if "ROLE" in self.properties:
+            listed[0] = "#ROLE:" + self.properties["ROLE"]
+        model = self.server.model
 
-        This server holds no service key, so it refuses the way DPM does when
-        GSS fails: a ref-0 ``Status_reply`` with ``DPM_PRIV``, which clients
-        report as an authentication failure.
-        """
-        return status_reply(0, DPM_PRIV, time.time())
+        def protection(name: str) -> int:
+            device = model.device(name)
+            return device.protection if device is not None else 0
 
-    # -- the scheduler ------------------------------------------------------
+        verdicts = self.settings.authorize(listed, list(values), protection)
+        statuses = []
+        for ref, value in values.items():
+            refusal = verdicts[ref]
+            if refusal is None:
+                status = model.apply_setting(self.entries[ref], value)
+            else:
+                status = refusal.status
+                log.info("client %s: refused setting ref %d: %s", self.peer, ref, refusal)
+            statuses.append(dpm.SettingStatus(ref_id=ref, status=status))
+        return dpm.ApplySettingsReply(status=statuses)
 
     async def _tick_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -370,9 +402,21 @@ class SimServer:
     """
 
     def __init__(
-        self, model: DeviceModel | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        model: DeviceModel | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        keytab: str | Path | None = None,
+        service: str = DEFAULT_SERVICE,
+        realm: str = "FNAL.GOV",
+        policy: Policy | None = None,
     ) -> None:
         self.model = model if model is not None else DeviceModel.default()
+        self.keytab = keytab
+        self.service = service
+        self.realm = realm
+        self.policy = policy if policy is not None else Policy.default()
         self._host = host
         self._port = port
         self._server: asyncio.Server | None = None
@@ -427,6 +471,20 @@ class SimServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    def session_settings(self) -> ServerSettings:
+        """Settings state for a new connection: Kerberos with the keytab, if there is one."""
+        if self.keytab is None:
+            return ServerSettings(self.service, None, self.policy)
+        # gssapi is only needed by a server that accepts settings
+        from acnet_proto.adapters.kerberos import KerberosAcceptor
+
+        principal, keytab = f"{self.service}@{self.realm}", self.keytab
+
+        def acceptor() -> KerberosAcceptor:
+            return KerberosAcceptor(principal, keytab)
+
+        return ServerSettings(self.service, acceptor, self.policy)
+
     def _new_list_id(self) -> int:
         return next(self._list_ids)
 
@@ -444,7 +502,11 @@ class SimServer:
     @classmethod
     @contextlib.contextmanager
     def in_thread(
-        cls, model: DeviceModel | None = None, host: str = "127.0.0.1", port: int = 0
+        cls,
+        model: DeviceModel | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        **settings: Any,
     ) -> Iterator[SimServer]:
         """Run a server on its own event loop in a daemon thread, for sync code.
 
@@ -452,7 +514,7 @@ class SimServer:
         it and joins the thread. A failure to start (e.g. the port is taken)
         is raised here.
         """
-        server = cls(model, host, port)
+        server = cls(model, host, port, **settings)
         started = threading.Event()
         failure: list[BaseException] = []
         stop: list[Callable[[], None]] = []
@@ -495,13 +557,14 @@ async def serve(
     model: DeviceModel | None = None,
     *,
     ready: Callable[[SimServer], None] | None = None,
+    **settings: Any,
 ) -> None:
     """Serve a simulated DPM on ``host``:``port`` until cancelled (``acnet-proto sim``).
 
     ``ready`` is called with the server once it listens (e.g. to print the
     port when ``port=0``).
     """
-    server = SimServer(model, host, port)
+    server = SimServer(model, host, port, **settings)
     await server.start()
     if ready is not None:
         ready(server)

@@ -21,60 +21,22 @@ adapter for that.
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from acnet_proto.client import ClientConnection
 from acnet_proto.errors import ConnectionLost, ProtocolError, ReadError
 from acnet_proto.lists import ListPlan, ReadBatch, value_of
 from acnet_proto.status import Status
 from acnet_proto.types import Reading
+
+from ._blocking import _left, _Link
 
 __all__ = ["SyncClient", "SyncSubscription"]
 
 DEFAULT_TIMEOUT = 5.0
 _TIMED_OUT = Status.from_name("ACNET_REQTMO")
 _DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
-
-
-class _Link:
-    """One socket and the client engine on it."""
-
-    def __init__(self, host: str, port: int, deadline: float) -> None:
-        self.client = ClientConnection()
-        self.sock = socket.create_connection((host, port), timeout=_left(deadline))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.sendall(self.client.start())
-        while not self.client.ready:
-            self.pump(deadline)
-
-    def pump(self, deadline: float) -> list[tuple[int, Reading]]:
-        """Wait for bytes until ``deadline``; return the readings they made."""
-        return self.pump_for(_left(deadline))
-
-    def pump_for(self, seconds: float) -> list[tuple[int, Reading]]:
-        """Wait up to ``seconds`` (0: not at all) for bytes; raises TimeoutError if none."""
-        self.sock.settimeout(seconds)
-        try:
-            data = self.sock.recv(262144)
-        except BlockingIOError:
-            raise TimeoutError("no data waiting") from None
-        return self.client.receive(data, now=time.monotonic())
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def _left(deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("deadline passed")
-    return left
 
 
 class SyncClient:

@@ -371,8 +371,11 @@ def test_apply_settings_without_authentication_is_refused(sim: SimServer) -> Non
     assert sim.model.resolve("Z_ACLTST").reply(1, time.time()).data == 45.0
 
 
-def test_authenticate_is_refused_cleanly(client: Client) -> None:
+def test_authenticate_without_a_keytab_is_refused_cleanly(client: Client) -> None:
     client.send(dpm.AuthenticateRequest(list_id=client.list_id, token=b""))
+    (named,) = client.until(dpm.AuthenticateReply)
+    assert named.service_name == "daeset/bd"
+    client.send(dpm.AuthenticateRequest(list_id=client.list_id, token=b"not a GSS token"))
     refusal = client.until(dpm.StatusReply)[-1]
     assert isinstance(refusal, dpm.StatusReply)
     assert (refusal.ref_id, refusal.status) == (0, DPM_PRIV)

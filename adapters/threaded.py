@@ -1,0 +1,524 @@
+"""DPM over TCP for threaded programs: pooled connections for reads, a thread per stream.
+
+::
+
+    from acnet_proto.adapters.threaded import DPMBackend
+
+    with DPMBackend("localhost", 6802) as backend:        # or acnet_proto.dpm(...)
+        backend.read("M:OUTTMP")                          # from any number of threads
+        backend.get_many(["M:OUTTMP", "Z:ACLTS1[0:4]"])
+        with backend.subscribe(["M:OUTTMP@p,1000"]) as stream:
+            for reading, handle in stream.readings(timeout=5):
+                print(reading.value)
+
+Reads borrow a ready connection from a pool of at most ``pool_size`` (made
+on demand, kept after use), send the whole list in one write, wait for every
+entry until the total deadline, then stop and clear the list and give the
+connection back. A connection that failed or was left mid-list is closed,
+never pooled; an idle one found closed by the server when borrowed is
+dropped, and a read that failed on it before any reply is retried once on
+another (reads are safe to repeat).
+
+Each :meth:`DPMBackend.subscribe` opens a connection of its own, read by a
+thread of its own. Readings go to a bounded queue (10,000 by default): the
+iterator takes them from there, or in ``DispatchMode.WORKER`` a worker
+thread of the subscription's own hands them to the callback, so a slow
+callback never stalls the socket. When the queue is full new readings are
+dropped and counted in :attr:`DPMSubscription.dropped` (a warning is logged
+at the first). In ``DispatchMode.DIRECT`` the reader thread calls the
+callback itself: nothing is queued or dropped, and a slow callback slows the
+stream. A stream that dies (the server closed, the connection failed, or the
+server missed several 2 s heartbeats) ends with
+:class:`~acnet_proto.errors.ConnectionLost`, passed to ``on_error``,
+raised by ``readings()``, and logged if neither is there to see it.
+
+:meth:`DPMBackend.close` stops every stream and joins its threads, and
+closes the pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from acnet_proto import drf as _drf
+from acnet_proto.backend import (
+    DEFAULT_QUEUE_SIZE,
+    Backend,
+    DispatchMode,
+    ErrorCallback,
+    ReadingCallback,
+    ReadingQueue,
+    Subscription,
+    check_callbacks,
+    setting_pairs,
+)
+from acnet_proto.config import (
+    DEFAULT_POOL_SIZE,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT,
+    check_host,
+    check_pool_size,
+    check_port,
+    check_timeout,
+)
+from acnet_proto.errors import AuthenticationError, ConnectionLost, ProtocolError, ReadError
+from acnet_proto.lists import ListPlan, ReadBatch
+from acnet_proto.status import Status
+from acnet_proto.types import Reading, WriteResult
+
+from ._blocking import _left, _Link, run_batch
+
+__all__ = ["DPMBackend", "DPMHTTPBackend", "DPMSubscription", "DispatchMode"]
+
+log = logging.getLogger(__name__)
+
+_TIMED_OUT = Status.from_name("ACNET_REQTMO")
+_DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
+# How long stop() waits for a stream's threads. They only block in select()
+# (woken by stop) or in a user callback; one stuck longer is left, and logged.
+_JOIN_PATIENCE = 10.0
+
+
+def _summary(drfs: Sequence[str]) -> str:
+    return drfs[0] if len(drfs) == 1 else f"{drfs[0]} and {len(drfs) - 1} more"
+
+
+def _still_open(link: _Link) -> bool:
+    """Take whatever an idle link has waiting (heartbeats); False if the server closed it."""
+    try:
+        while True:
+            link.pump_for(0)
+    except TimeoutError:
+        return link.client.usable
+    except (OSError, ProtocolError):
+        return False
+
+
+class _Pool:
+    """At most ``size`` connections in use or idle; thread-safe."""
+
+    def __init__(self, host: str, port: int, size: int) -> None:
+        self.host = host
+        self.port = port
+        self.size = size
+        self._idle: list[_Link] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(size)
+        self._closed = False
+
+    @contextlib.contextmanager
+    def borrow(self, deadline: float) -> Iterator[tuple[_Link, bool]]:
+        """A ready link and whether it was used before; closed instead of kept if the body fails."""
+        if not self._slots.acquire(timeout=_left(deadline)):
+            raise TimeoutError(f"all {self.size} pooled connections stayed busy until the deadline")
+        try:
+            link = self._take_idle()
+            reused = link is not None
+            if link is None:
+                link = _Link(self.host, self.port, deadline)
+            try:
+                yield link, reused
+            except BaseException:
+                link.close()
+                raise
+            self._give_back(link)
+        finally:
+            self._slots.release()
+
+    def _take_idle(self) -> _Link | None:
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("the backend is closed")
+                if not self._idle:
+                    return None
+                link = self._idle.pop()  # the most recently used: the likeliest to be alive
+            if _still_open(link):
+                return link
+            link.close()
+
+    def _give_back(self, link: _Link) -> None:
+        if link.client.plan is None and link.client.usable:
+            with self._lock:
+                if not self._closed:
+                    self._idle.append(link)
+                    return
+        link.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for link in idle:
+            link.close()
+
+
+class DPMSubscription(Subscription):
+    """One stream on a connection of its own; see the module docstring for its threads."""
+
+    def __init__(
+        self,
+        backend: DPMBackend,
+        link: _Link,
+        plan: ListPlan,
+        callback: ReadingCallback | None,
+        on_error: ErrorCallback | None,
+        mode: DispatchMode,
+        queue: ReadingQueue,
+    ) -> None:
+        self.drfs = plan.drfs
+        self._backend = backend
+        self._link = link
+        self._callback = callback
+        self._on_error = on_error
+        self._direct = callback is not None and mode is DispatchMode.DIRECT
+        self._queue = queue
+        self._cond = threading.Condition()
+        self._stop_requested = False
+        self._ended = False
+        self._exc: Exception | None = None
+        # stop() wakes the reader out of select() through this pair, so that
+        # the reader alone touches the engine (and sends the StopList)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_lock = threading.Lock()
+        name = f"acnet-stream {_summary(self.drfs)}"
+        self._reader = threading.Thread(target=self._read, name=f"{name} reader", daemon=True)
+        self._worker = None
+        if callback is not None and not self._direct:
+            self._worker = threading.Thread(target=self._work, name=f"{name} worker", daemon=True)
+
+    def _start(self) -> None:
+        self._reader.start()
+        if self._worker is not None:
+            self._worker.start()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop_requested or self._ended
+
+    @property
+    def dropped(self) -> int:
+        return self._queue.dropped
+
+    @property
+    def exc(self) -> Exception | None:
+        return self._exc
+
+    def readings(
+        self, timeout: float | None = None
+    ) -> Iterator[tuple[Reading, DPMSubscription]]:
+        """Yield ``(reading, self)`` until :meth:`stop`, or ``timeout`` seconds without one.
+
+        ``timeout`` is the wait for each next reading (None: as long as the
+        stream lives; 0: only what has arrived). If the stream died, what
+        arrived before is yielded, then :class:`ConnectionLost` is raised.
+        """
+        if self._callback is not None:
+            raise RuntimeError("this subscription delivers to its callback; it has no readings()")
+        if timeout is not None and timeout != 0:
+            check_timeout(timeout)
+        while True:
+            with self._cond:
+                self._cond.wait_for(self._has_news, timeout)
+                if self._stop_requested:
+                    return
+                if not len(self._queue):
+                    if self._exc is not None:
+                        raise self._exc
+                    return
+                reading = self._queue.pop()
+            yield reading, self
+
+    def _has_news(self) -> bool:
+        """A reading is queued, or the stream ended or was stopped (hold ``_cond``)."""
+        return bool(len(self._queue)) or self._ended or self._stop_requested
+
+    def stop(self) -> None:
+        """Stop the stream (StopList, then close), and join its threads; idempotent."""
+        with self._cond:
+            first = not self._stop_requested
+            self._stop_requested = True
+            self._queue.clear()
+            self._cond.notify_all()
+        if first:
+            with self._wake_lock, contextlib.suppress(OSError):  # closed: the reader is gone
+                self._wake_w.send(b"\0")
+        current = threading.current_thread()
+        for thread in (self._reader, self._worker):
+            if thread is None or thread is current:
+                continue  # stop() from a callback: the thread ends when the callback returns
+            thread.join(_JOIN_PATIENCE)
+            if thread.is_alive():
+                log.warning("%s still runs %s s after stop()", thread.name, _JOIN_PATIENCE)
+        self._backend._forget(self)
+
+    # -- the reader thread -----------------------------------------------------------
+
+    def _read(self) -> None:
+        error: ConnectionLost | None = None
+        try:
+            self._pump()
+        except ConnectionLost as exc:
+            error = exc
+        except Exception as exc:  # OSError, ProtocolError, or a bug: the stream is dead either way
+            error = ConnectionLost(f"the stream of {_summary(self.drfs)} broke: {exc}")
+            error.__cause__ = exc
+        finally:
+            # whatever happened, the link goes and every waiter hears the stream ended
+            with contextlib.suppress(OSError):
+                self._close_link(polite=error is None)
+            self._finish(error)
+
+    def _pump(self) -> None:
+        link = self._link
+        with selectors.DefaultSelector() as selector:
+            selector.register(link.sock, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while True:
+                overdue = link.client.overdue_at
+                wait = None if overdue is None else max(0.0, overdue - time.monotonic())
+                ready = selector.select(wait)
+                if self._stop_requested:
+                    return
+                if not ready:
+                    raise ConnectionLost(
+                        f"the server went silent on the stream of {_summary(self.drfs)} "
+                        "(several heartbeats missed)"
+                    )
+                try:
+                    made = link.pump_for(0)
+                except TimeoutError:
+                    continue  # readable, yet nothing to read: a spurious wakeup
+                for _, reading in made:
+                    self._deliver(reading)
+
+    def _deliver(self, reading: Reading) -> None:
+        if self._direct:
+            if not self._stop_requested:
+                self._call(self._callback, reading)
+            return
+        with self._cond:
+            if self._stop_requested:
+                return
+            queued = self._queue.push(reading)
+            first_drop = not queued and self._queue.dropped == 1
+            if queued:
+                self._cond.notify_all()
+        if first_drop:
+            log.warning(
+                "the stream of %s is dropping readings: its consumer is %d readings behind "
+                "(see .dropped for how many)",
+                _summary(self.drfs),
+                self._queue.limit,
+            )
+
+    def _close_link(self, polite: bool) -> None:
+        if polite:
+            with contextlib.suppress(OSError, ProtocolError):  # it is closing either way
+                self._link.send(self._link.client.end(time.monotonic()))
+        self._link.close()
+        with self._wake_lock:
+            self._wake_w.close()
+        self._wake_r.close()
+
+    def _finish(self, error: ConnectionLost | None) -> None:
+        with self._cond:
+            self._ended = True
+            if error is not None and not self._stop_requested:
+                self._exc = error
+            self._cond.notify_all()
+        if self._exc is not None and self._worker is None:
+            self._report(self._exc)
+        # with a worker, the worker reports, after the readings that came first
+
+    # -- callbacks ---------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(self._has_news)
+                if self._stop_requested:
+                    return
+                if not len(self._queue):
+                    break
+                reading = self._queue.pop()
+            self._call(self._callback, reading)
+        if self._exc is not None:
+            self._report(self._exc)
+
+    def _report(self, error: ConnectionLost) -> None:
+        if self._on_error is not None:
+            self._call(self._on_error, error)
+        elif self._callback is not None:
+            log.error("%s (no on_error callback was given)", error)
+
+    def _call(self, function: Callable[[Any, DPMSubscription], object], argument: object) -> None:
+        try:
+            function(argument, self)
+        except Exception:
+            # a bug in a callback must not end the stream that calls it
+            log.exception("a callback of the stream of %s raised", _summary(self.drfs))
+
+
+class DPMBackend(Backend):
+    """DPM over TCP (the seeds' ``DPMHTTPBackend``), safe to share between threads.
+
+    ``host``/``port``: the DPM proxy; ``pool_size``: most connections for
+    reads at once (more concurrent reads wait, within their timeout);
+    ``timeout``: the default total timeout of an operation, in seconds. No
+    connection is made until the first operation.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = DEFAULT_PORT,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._host = check_host(host)
+        self._port = check_port(port)
+        self._pool = _Pool(self._host, self._port, check_pool_size(pool_size))
+        self.timeout = check_timeout(timeout)
+        self._subscriptions: set[DPMSubscription] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def pool_size(self) -> int:
+        return self._pool.size
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"DPMBackend({self._host!r}, {self._port}, pool_size={self.pool_size}, {state})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this DPMBackend is closed")
+
+    def _deadline(self, timeout: float | None) -> float:
+        return time.monotonic() + (self.timeout if timeout is None else check_timeout(timeout))
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get_many(
+        self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
+    ) -> list[Reading]:
+        """Read every DRF once; see :meth:`Backend.get_many`. Thread-safe."""
+        batch = ReadBatch(drfs)
+        deadline = self._deadline(timeout)
+        self._check_open()
+        try:
+            self._run(batch, deadline)
+        except TimeoutError as exc:
+            raise ReadError(batch.readings(_TIMED_OUT), f"read timed out: {exc}") from exc
+        except (OSError, ProtocolError) as exc:
+            message = f"connection to {self._host}:{self._port} failed: {exc}"
+            raise ReadError(batch.readings(_DISCONNECTED), message) from exc
+        return batch.readings()
+
+    def _run(self, batch: ReadBatch, deadline: float) -> None:
+        while True:
+            reused = False
+            try:
+                with self._pool.borrow(deadline) as (link, reused):
+                    run_batch(link, batch, deadline)
+                return
+            except TimeoutError:
+                raise
+            except (OSError, ProtocolError):
+                # the server may close an idle pooled connection just as it is
+                # borrowed; if nothing came back yet, the read is safe to repeat
+                if not reused or any(r is not None for r in batch.results):
+                    raise
+                log.debug("a pooled connection to %s was closed; reading again", self._host)
+
+    # -- settings --------------------------------------------------------------------------
+
+    def write_many(
+        self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
+    ) -> list[WriteResult]:
+        """Settings need Kerberos credentials: without them, AuthenticationError (after checking
+        the settings' DRFs, so a bad one is reported first)."""
+        self._check_open()
+        setting_pairs(settings)
+        raise AuthenticationError(
+            "settings over DPM need Kerberos credentials and this backend has none: "
+            "pass auth=KerberosAuth() (after kinit) and role=... when creating it"
+        )
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        drfs: Sequence[str | _drf.DataRequest],
+        callback: ReadingCallback | None = None,
+        on_error: ErrorCallback | None = None,
+        dispatch_mode: DispatchMode = DispatchMode.WORKER,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+    ) -> DPMSubscription:
+        """Stream ``drfs`` on a new connection; see :meth:`Backend.subscribe`.
+
+        Connects (within the backend's timeout) and sends the list before
+        returning: a refused connection raises here (OSError, or
+        :class:`~acnet_proto.errors.ConnectionRefusedByProxy`).
+        ``dispatch_mode`` picks the thread that runs ``callback``;
+        ``queue_size`` bounds the readings held for a slow consumer.
+        """
+        self._check_open()
+        check_callbacks(callback, on_error)
+        if not isinstance(dispatch_mode, DispatchMode):
+            raise TypeError(f"dispatch_mode must be a DispatchMode, not {dispatch_mode!r}")
+        queue = ReadingQueue(queue_size)
+        plan = ListPlan(drfs, default_event=None)
+        link = _Link(self._host, self._port, self._deadline(None))
+        try:
+            link.send(link.client.begin(plan, time.monotonic()))
+            subscription = DPMSubscription(
+                self, link, plan, callback, on_error, dispatch_mode, queue
+            )
+        except BaseException:
+            link.close()
+            raise
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._subscriptions.add(subscription)
+        if closed:
+            subscription._close_link(polite=False)
+            raise RuntimeError("this DPMBackend was closed while subscribing")
+        subscription._start()
+        return subscription
+
+    def _forget(self, subscription: DPMSubscription) -> None:
+        with self._lock:
+            self._subscriptions.discard(subscription)
+
+    def close(self) -> None:
+        """Stop every stream (joining its threads) and close every pooled connection."""
+        with self._lock:
+            self._closed = True
+            streams = list(self._subscriptions)
+        for subscription in streams:
+            subscription.stop()
+        self._pool.close()
+
+
+#: pacsys's name for the same backend.
+DPMHTTPBackend = DPMBackend
