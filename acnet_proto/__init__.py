@@ -61,10 +61,11 @@ _LAZY = {
     **dict.fromkeys(["DPMBackend", "DPMHTTPBackend"], "acnet_proto.adapters.threaded"),
     **dict.fromkeys(["Backend", "DispatchMode", "Subscription"], "acnet_proto.backend"),
     **dict.fromkeys(
-        ["Device", "ScalarDevice", "ArrayDevice", "TextDevice", "BasicControl"],
-        "acnet_proto.device",
+        ["Device", "ScalarDevice", "ArrayDevice", "TextDevice"], "acnet_proto.device"
     ),
-    **dict.fromkeys(["Reading", "WriteResult", "DeviceMeta", "ValueType"], "acnet_proto.types"),
+    **dict.fromkeys(
+        ["Reading", "WriteResult", "DeviceMeta", "ValueType", "BasicControl"], "acnet_proto.types"
+    ),
     **dict.fromkeys(["DataRequest", "DRFError"], "acnet_proto.drf"),
     **dict.fromkeys(["Auth", "JWTAuth"], "acnet_proto.auth"),
     "KerberosAuth": "acnet_proto.adapters.kerberos",

@@ -27,6 +27,7 @@ from typing import Any, Self
 from acnet_proto import drf as _drf
 from acnet_proto.errors import ReadError
 from acnet_proto.lists import value_of
+from acnet_proto.settings import expand_alarm_dict
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = [
@@ -260,8 +261,21 @@ class Backend(abc.ABC):
     def write(
         self, drf: str | _drf.DataRequest, value: Any, timeout: float | None = None
     ) -> WriteResult:
-        """Apply one setting; its :class:`WriteResult`."""
-        return self.write_many([(drf, value)], timeout)[0]
+        """Apply one setting; its :class:`WriteResult`.
+
+        A dict is an alarm write (``{"minimum": 40.0, "maximum": 50.0}`` on
+        ``Z@ACLTST``): its fields are set one after another, as they share
+        one hardware block; the result is the first failure, else success.
+        ``timeout`` bounds each field's setting.
+        """
+        if not isinstance(value, dict):
+            return self.write_many([(drf, value)], timeout)[0]
+        text = drf.to_drf() if isinstance(drf, _drf.DataRequest) else drf
+        results = [self.write(field, v, timeout) for field, v in expand_alarm_dict(text, value)]
+        failed = next((r for r in results if not r.ok), None)
+        if failed is None:
+            return WriteResult(text, attempts=len(results))
+        return WriteResult(text, failed.facility_code, failed.error_code, failed.message)
 
     def __enter__(self) -> Self:
         return self

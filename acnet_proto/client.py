@@ -24,15 +24,12 @@ import math
 from typing import Any, Protocol
 
 from acnet_proto._message import Message
-from acnet_proto._state import ConnectionState, ListState, Role
+from acnet_proto._state import ConnectionState, ListState, Role, SettingsState
 from acnet_proto.connection import DPMConnection
 from acnet_proto.errors import LocalProtocolError
 from acnet_proto.lists import events
 
-__all__ = ["DEFAULT_TIMEOUT", "ClientConnection", "Plan"]
-
-#: Seconds a read may take, in total, when the caller gives no timeout.
-DEFAULT_TIMEOUT = 5.0
+__all__ = ["ClientConnection", "Plan"]
 
 
 class Plan(Protocol):
@@ -73,6 +70,11 @@ class ClientConnection:
             and self.conn.state is ConnectionState.OPEN
             and self.conn.list_state is ListState.IDLE
         )
+
+    @property
+    def settings_enabled(self) -> bool:
+        """True once the server accepted ``EnableSettings`` on this connection."""
+        return self.conn.settings_state is SettingsState.ENABLED
 
     @property
     def overdue_at(self) -> float | None:

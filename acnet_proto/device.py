@@ -21,7 +21,6 @@ an event, from the device or from ``event=``.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Self
@@ -36,7 +35,7 @@ from acnet_proto.backend import (
     Subscription,
     check_callbacks,
 )
-from acnet_proto.types import Reading
+from acnet_proto.types import BasicControl, Reading
 
 __all__ = [
     "ArrayDevice",
@@ -56,22 +55,6 @@ _BOOL_STATUS_FIELDS = frozenset(
 )
 
 
-class BasicControl(enum.IntEnum):
-    """Commands for a device's CONTROL property (the seeds' ``BasicControl``).
-
-    The numbers are Java's ``BasicControlDefs`` ordinals, as in pacsys.
-    """
-
-    RESET = 0
-    ON = 1
-    OFF = 2
-    POSITIVE = 3
-    NEGATIVE = 4
-    RAMP = 5
-    DC = 6
-    LOCAL = 7
-    REMOTE = 8
-    TRIP = 9
 
 
 class Device:

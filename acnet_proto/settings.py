@@ -33,6 +33,9 @@ __all__ = [
     "AuthFlow",
     "GSSContext",
     "WriteBatch",
+    "WritePlan",
+    "dpm_write_batch",
+    "expand_alarm_dict",
     "service_principal",
     "setting_for",
 ]
@@ -316,3 +319,136 @@ def _result(drf: str, status: int, note: str = "") -> WriteResult:
     parts = Status.from_int(status)
     message = None if status == 0 else f"{parts}{': ' + note if note else ''}"
     return WriteResult(drf, parts.facility, parts.error, message)
+
+
+class WritePlan:
+    """Settings on one connection: authenticate first if the list is not enabled yet.
+
+    Runs an :class:`AuthFlow` (unless ``enabled``) and then ``batch``, as one
+    plan an adapter drives like any other. :attr:`applied` turns True when
+    the ``ApplySettings`` is handed over for sending: from then on a broken
+    connection means the outcome is unknown.
+    """
+
+    def __init__(
+        self,
+        batch: WriteBatch,
+        make_context: Callable[[str], GSSContext],
+        enabled: bool,
+        realm: str = "FNAL.GOV",
+    ) -> None:
+        self.batch = batch
+        self.auth = None if enabled else AuthFlow(make_context, realm)
+        self._list_id = 0
+        self._outbox: list[Message] = []
+
+    @property
+    def done(self) -> bool:
+        return self.batch.done
+
+    @property
+    def applied(self) -> bool:
+        return self.batch.applied
+
+    def commands(self, list_id: int) -> list[Message]:
+        self._list_id = list_id
+        if self.auth is not None:
+            return self.auth.commands(list_id)
+        return self.batch.commands(list_id)
+
+    def feed(self, event: Any) -> list[Any]:
+        auth = self.auth
+        if auth is not None and not auth.done:
+            auth.feed(event)
+            self._outbox += auth.take_commands()
+            if auth.done:
+                self._outbox += self.batch.commands(self._list_id)
+            return []
+        self.batch.feed(event)
+        self._outbox += self.batch.take_commands()
+        return []
+
+    def take_commands(self) -> list[Message]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def teardown(self, list_id: int) -> list[Message]:
+        return []
+
+
+_ALARM_KEYS: dict[_drf.Property, dict[str, _drf.Field]] = {
+    _drf.Property.ANALOG: {
+        "minimum": _drf.Field.MIN,
+        "maximum": _drf.Field.MAX,
+        "alarm_enable": _drf.Field.ALARM_ENABLE,
+        "abort_inhibit": _drf.Field.ABORT_INHIBIT,
+        "tries_needed": _drf.Field.TRIES_NEEDED,
+    },
+    _drf.Property.DIGITAL: {
+        "nominal": _drf.Field.NOM,
+        "mask": _drf.Field.MASK,
+        "alarm_enable": _drf.Field.ALARM_ENABLE,
+        "abort_inhibit": _drf.Field.ABORT_INHIBIT,
+        "tries_needed": _drf.Field.TRIES_NEEDED,
+    },
+}
+
+
+def expand_alarm_dict(drf: str, values: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A dict alarm write as the per-field settings it stands for, in key order.
+
+    ``Z@ACLTST`` with ``{"minimum": 40.0, "alarm_enable": True}`` becomes
+    ``[("Z:ACLTST.ANALOG.MIN", 40.0), ("Z:ACLTST.ANALOG.ALARM_ENABLE", 1)]``.
+    The fields share one hardware block, so callers apply them one at a
+    time. Booleans become 0/1. Unknown keys, or a dict for a property that is
+    not an alarm, raise ValueError saying what is allowed.
+    """
+    request = _drf.parse(drf)
+    prop = request.property
+    if prop in (_drf.Property.STATUS, _drf.Property.CONTROL):
+        raise ValueError(
+            f"cannot write a dict to {drf}: control commands are single values; "
+            f'use BasicControl, e.g. write("{drf}", BasicControl.ON)'
+        )
+    keys = _ALARM_KEYS.get(prop)
+    if keys is None:
+        raise ValueError(f"cannot write a dict to the {prop.name} property of {drf}")
+    if request.field is not None:
+        raise ValueError(f"cannot write a dict to a single alarm field ({drf}); give the value")
+    if not values:
+        raise ValueError(f"the alarm dict for {drf} is empty; allowed keys: {sorted(keys)}")
+    unknown = sorted(set(values) - set(keys))
+    if unknown:
+        raise ValueError(
+            f"unknown {prop.name.lower()} alarm key(s) {unknown} for {drf}; allowed: {sorted(keys)}"
+        )
+    out = []
+    for key, value in values.items():
+        field_request = _drf.DataRequest(request.device, prop, request.range, keys[key])
+        out.append((field_request.to_drf(), int(value) if isinstance(value, bool) else value))
+    return out
+
+
+def dpm_write_batch(settings: Sequence[tuple[Any, Any]], auth: Any, role: str | None) -> WriteBatch:
+    """The :class:`WriteBatch` for a DPM/TCP ``write_many``, after the seeds' checks.
+
+    Bad DRFs and values fail first (ValueError/TypeError), then missing
+    credentials: no ``auth`` → :class:`AuthenticationError` saying to pass
+    ``KerberosAuth()``; an ``auth`` that cannot make GSS contexts (a JWT) or
+    no ``role`` → :class:`AuthenticationError` saying what DPM needs.
+    """
+    batch = WriteBatch(settings, role, user_name="")
+    if auth is None:
+        raise AuthenticationError(
+            "this backend is not configured for authenticated settings: "
+            "pass auth=KerberosAuth() (after kinit) and role=... when creating it"
+        )
+    if not callable(getattr(auth, "context", None)):
+        raise AuthenticationError(
+            f"DPM settings need Kerberos (KerberosAuth), not {type(auth).__name__}; "
+            "JWT tokens are for the gRPC backend"
+        )
+    if not role:
+        raise AuthenticationError("Role required: pass role=... (e.g. role='testing') for settings")
+    batch.user_name = auth.principal
+    return batch

@@ -19,7 +19,7 @@ import numpy as np
 
 from acnet_proto.status import Status
 
-__all__ = ["DeviceMeta", "Reading", "ValueType", "WriteResult"]
+__all__ = ["BasicControl", "DeviceMeta", "Reading", "ValueType", "WriteResult"]
 
 
 class ValueType(enum.Enum):
@@ -34,6 +34,24 @@ class ValueType(enum.Enum):
     ANALOG_ALARM = "anaAlarm"
     DIGITAL_ALARM = "digAlarm"
     BASIC_STATUS = "basicStatus"
+
+
+class BasicControl(enum.IntEnum):
+    """Commands for a device's CONTROL property (the seeds' ``BasicControl``).
+
+    The numbers are Java's ``BasicControlDefs`` ordinals, as in pacsys.
+    """
+
+    RESET = 0
+    ON = 1
+    OFF = 2
+    POSITIVE = 3
+    NEGATIVE = 4
+    RAMP = 5
+    DC = 6
+    LOCAL = 7
+    REMOTE = 8
+    TRIP = 9
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import socket
 import time
 
-from acnet_proto.client import ClientConnection
-from acnet_proto.lists import ReadBatch
+from acnet_proto.client import ClientConnection, Plan
 from acnet_proto.types import Reading
 
-__all__ = ["_Link", "_left", "run_batch"]
+__all__ = ["_Link", "_left", "run_plan"]
 
 
 class _Link:
@@ -55,14 +54,19 @@ def _left(deadline: float) -> float:
     return left
 
 
-def run_batch(link: _Link, batch: ReadBatch, deadline: float) -> None:
-    """Read ``batch`` over ``link``: the whole list in one write, replies until done, teardown.
+def run_plan(link: _Link, plan: Plan, deadline: float) -> None:
+    """Run ``plan`` (a read batch, or settings) over ``link`` until it is done, then end it.
 
-    Raises TimeoutError at ``deadline``, OSError or ProtocolError if the
-    connection fails; the link is then mid-list and must be closed. On
-    success it is empty again and may be reused.
+    The plan's opening commands go in one write; whatever it answers to the
+    server's replies is sent as it comes. Raises TimeoutError at
+    ``deadline``, OSError or ProtocolError if the connection fails (the link
+    is then mid-list and must be closed), and whatever the plan raises
+    (e.g. AuthenticationError).
     """
-    link.send(link.client.begin(batch, time.monotonic()))
-    while not batch.done:
+    link.send(link.client.begin(plan, time.monotonic()))
+    while not plan.done:
         link.pump(deadline)
-    link.send(link.client.end(time.monotonic()))
+        if answer := link.client.data_to_send():
+            link.send(answer)
+    if ending := link.client.end(time.monotonic()):
+        link.send(ending)

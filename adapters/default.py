@@ -29,6 +29,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from acnet_proto.auth import Auth
 from acnet_proto.backend import Backend, ErrorCallback, ReadingCallback, Subscription, pairs_of
 from acnet_proto.config import check_host, check_pool_size, check_port, check_timeout, resolve_dpm
 from acnet_proto.device import DeviceSpec, bound_backend, drf_of
@@ -62,6 +63,7 @@ class _Unset:
 _UNSET: Any = _Unset()
 _lock = threading.Lock()
 _configured: dict[str, Any] = {}
+_credentials: dict[str, Any] = {}
 _backend: DPMBackend | None = None
 
 
@@ -71,12 +73,16 @@ def configure(
     dpm_port: int | None = _UNSET,
     pool_size: int | None = _UNSET,
     default_timeout: float | None = _UNSET,
+    auth: Auth | None = _UNSET,
+    role: str | None = _UNSET,
 ) -> None:
     """Settings for the global backend; they win over the environment.
 
     Only the settings given change; None clears one (back to the
     environment or the default). A global backend already made is closed,
-    and the next call makes one with the new settings.
+    and the next call makes one with the new settings. ``auth`` and
+    ``role`` are what settings (writes) need: ``KerberosAuth()`` and e.g.
+    ``"testing"``.
     """
     given = {
         "host": (dpm_host, check_host, "dpm_host"),
@@ -92,6 +98,10 @@ def configure(
     with _lock:
         _close_locked()
         _configured.update(changes)
+        if auth is not _UNSET:
+            _credentials["auth"] = auth
+        if role is not _UNSET:
+            _credentials["role"] = role
 
 
 def shutdown() -> None:
@@ -117,7 +127,7 @@ def default_backend() -> DPMBackend:
         if _backend is None:
             settings = resolve_dpm(**_configured)
             _backend = DPMBackend(
-                settings.host, settings.port, settings.pool_size, settings.timeout
+                settings.host, settings.port, settings.pool_size, settings.timeout, **_credentials
             )
         return _backend
 
@@ -130,14 +140,20 @@ def dpm(
     port: int | None = None,
     pool_size: int | None = None,
     timeout: float | None = None,
+    *,
+    auth: Auth | None = None,
+    role: str | None = None,
 ) -> DPMBackend:
     """A DPM/TCP backend of your own (close it, or use ``with``).
 
     Arguments left None come from the environment, then the defaults, as for
-    the global backend (but :func:`configure` does not apply).
+    the global backend (but :func:`configure` does not apply). Settings need
+    ``auth=KerberosAuth()`` and ``role=``.
     """
     settings = resolve_dpm(host, port, pool_size, timeout)
-    return DPMBackend(settings.host, settings.port, settings.pool_size, settings.timeout)
+    return DPMBackend(
+        settings.host, settings.port, settings.pool_size, settings.timeout, auth=auth, role=role
+    )
 
 
 #: pacsys's name for :func:`dpm`.

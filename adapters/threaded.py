@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from acnet_proto import drf as _drf
+from acnet_proto.auth import Auth
 from acnet_proto.backend import (
     DEFAULT_QUEUE_SIZE,
     Backend,
@@ -68,12 +69,19 @@ from acnet_proto.config import (
     check_port,
     check_timeout,
 )
-from acnet_proto.errors import AuthenticationError, ConnectionLost, ProtocolError, ReadError
+from acnet_proto.errors import (
+    AuthenticationError,
+    ConnectionLost,
+    ProtocolError,
+    ReadError,
+    SettingOutcomeUnknown,
+)
 from acnet_proto.lists import ListPlan, ReadBatch
+from acnet_proto.settings import WritePlan, dpm_write_batch
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, WriteResult
 
-from ._blocking import _left, _Link, run_batch
+from ._blocking import _left, _Link, run_plan
 
 __all__ = ["DPMBackend", "DPMHTTPBackend", "DPMSubscription", "DispatchMode"]
 
@@ -382,7 +390,14 @@ class DPMBackend(Backend):
         port: int = DEFAULT_PORT,
         pool_size: int = DEFAULT_POOL_SIZE,
         timeout: float = DEFAULT_TIMEOUT,
+        *,
+        auth: Auth | None = None,
+        role: str | None = None,
     ) -> None:
+        self.auth = auth
+        self.role = role
+        self._writer: _Link | None = None
+        self._write_lock = threading.Lock()
         self._host = check_host(host)
         self._port = check_port(port)
         self._pool = _Pool(self._host, self._port, check_pool_size(pool_size))
@@ -437,7 +452,7 @@ class DPMBackend(Backend):
             reused = False
             try:
                 with self._pool.borrow(deadline) as (link, reused):
-                    run_batch(link, batch, deadline)
+                    run_plan(link, batch, deadline)
                 return
             except TimeoutError:
                 raise
@@ -453,14 +468,33 @@ class DPMBackend(Backend):
     def write_many(
         self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
     ) -> list[WriteResult]:
-        """Settings need Kerberos credentials: without them, AuthenticationError (after checking
-        the settings' DRFs, so a bad one is reported first)."""
+        """Apply several settings in one ``ApplySettings``; results in input order.
+
+        Needs ``auth=KerberosAuth()`` and ``role=``. Settings share one
+        connection, authenticated once and reused. If the connection breaks
+        after the settings left, :class:`SettingOutcomeUnknown` is raised and
+        nothing is sent again.
+        """
         self._check_open()
-        setting_pairs(settings)
-        raise AuthenticationError(
-            "settings over DPM need Kerberos credentials and this backend has none: "
-            "pass auth=KerberosAuth() (after kinit) and role=... when creating it"
-        )
+        batch = dpm_write_batch(setting_pairs(settings), self.auth, self.role)
+        deadline = self._deadline(timeout)
+        with self._write_lock:
+            link = self._writer
+            self._writer = None
+            plan = None
+            try:
+                if link is None:
+                    link = _Link(self._host, self._port, deadline)
+                plan = WritePlan(batch, self.auth.context, link.client.settings_enabled)
+                run_plan(link, plan, deadline)
+            except BaseException as exc:
+                if link is not None:
+                    link.close()
+                if plan is not None and plan.applied and not isinstance(exc, AuthenticationError):
+                    raise SettingOutcomeUnknown(batch.drfs, str(exc) or type(exc).__name__) from exc
+                raise
+            self._writer = link
+        return batch.write_results()
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -518,6 +552,10 @@ class DPMBackend(Backend):
         for subscription in streams:
             subscription.stop()
         self._pool.close()
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
 
 #: pacsys's name for the same backend.
