@@ -6,6 +6,7 @@ This is an entry point, not part of the pure core: it imports adapters.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -48,8 +49,9 @@ def describe(message: Message) -> str:
     return f"{type(message).__name__}({', '.join(parts)})"
 
 
-def decode(path: str, check: bool, out: Any = sys.stdout) -> int:
+def decode(path: str, check: bool, out: Any = None) -> int:
     """Print a transcript's conversation; with ``check``, find the first broken frame."""
+    out = sys.stdout if out is None else out
     try:
         lines = load(path)
     except (OSError, ValueError) as exc:
@@ -73,12 +75,176 @@ def decode(path: str, check: bool, out: Any = sys.stdout) -> int:
         for _ in replay(lines, Role.CLIENT):
             pass
     except ReplayError as exc:
-        print(
-            f"BROKEN at line {exc.number}: the {exc.culprit.value} broke the protocol: {exc.cause}",
-            file=out,
-        )
+        # the engine's message already names whose fault it is; say it once
+        blame = f"the {exc.culprit.value} broke the protocol"
+        detail = str(exc.cause).removeprefix(blame + ": ").removeprefix("cannot send: ")
+        print(f"BROKEN at line {exc.number}: {blame}: {detail}", file=out)
         return 1
     print("OK: every frame follows the DPM state machine", file=out)
+    return 0
+
+
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="DPM host (default: $ACNET_DPM_HOST)")
+    parser.add_argument("--port", type=int, help="DPM port (default: $ACNET_DPM_PORT or 6802)")
+    parser.add_argument("--timeout", type=float, help="seconds for the whole operation (default 5)")
+
+
+def _backend(args: argparse.Namespace, **credentials: Any) -> Any:
+    from acnet_proto.adapters.default import dpm
+
+    return dpm(args.host, args.port, timeout=args.timeout, **credentials)
+
+
+def _value_text(reading: Any) -> str:
+    if reading.is_error:
+        return f"ERROR {reading.message}"
+    value = reading.value
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    units = f" {reading.units}" if reading.units else ""
+    return f"{value}{units}"
+
+
+def _when(reading: Any) -> str:
+    return reading.timestamp.isoformat(timespec="milliseconds") if reading.timestamp else "-"
+
+
+def acget(argv: Sequence[str] | None = None) -> int:
+    """``acget DRF...``: read devices once, one line each (like EPICS ``caget``)."""
+    parser = argparse.ArgumentParser(prog="acget", description="Read ACNET devices once.")
+    parser.add_argument("drfs", nargs="+", metavar="DRF")
+    parser.add_argument("-t", "--timestamp", action="store_true", help="print the timestamp")
+    _connection_options(parser)
+    args = parser.parse_args(argv)
+    with _backend(args) as backend:
+        readings = backend.get_many(args.drfs)
+    for reading in readings:
+        stamp = f"{_when(reading)} " if args.timestamp else ""
+        print(f"{reading.drf} {stamp}{_value_text(reading)}")
+    return 1 if any(r.is_error for r in readings) else 0
+
+
+def acput(argv: Sequence[str] | None = None) -> int:
+    """``acput DRF VALUE``: set a device (Kerberos; like EPICS ``caput``), old and new values."""
+    parser = argparse.ArgumentParser(prog="acput", description="Set an ACNET device.")
+    parser.add_argument("drf", metavar="DRF")
+    parser.add_argument("value", metavar="VALUE", help="a number, a comma list, or text")
+    parser.add_argument("--role", default="testing", help="the settings role (default testing)")
+    parser.add_argument("--principal", help="Kerberos principal (default: the ticket's)")
+    _connection_options(parser)
+    args = parser.parse_args(argv)
+    from acnet_proto.adapters.kerberos import KerberosAuth
+
+    value = _parse_value(args.value)
+    auth = KerberosAuth(name=args.principal)
+    with _backend(args, auth=auth, role=args.role) as backend:
+        before = backend.get(args.drf)
+        result = backend.write(args.drf, value)
+        after = backend.get(args.drf)
+    print(f"Old : {args.drf} {_value_text(before)}")
+    if not result.ok:
+        print(f"REFUSED: {result.message}")
+        return 1
+    print(f"New : {args.drf} {_value_text(after)}")
+    return 0
+
+
+def _parse_value(text: str) -> Any:
+    def one(item: str) -> Any:
+        try:
+            return float(item)
+        except ValueError:
+            return item
+
+    parts = [one(p.strip()) for p in text.split(",")] if "," in text else [one(text)]
+    return parts[0] if len(parts) == 1 else parts
+
+
+def acmonitor(argv: Sequence[str] | None = None) -> int:
+    """``acmonitor DRF...``: print readings as they stream (like EPICS ``camonitor``)."""
+    parser = argparse.ArgumentParser(prog="acmonitor", description="Stream ACNET devices.")
+    parser.add_argument("drfs", nargs="+", metavar="DRF", help="e.g. M:OUTTMP@p,1000")
+    parser.add_argument("-n", "--count", type=int, help="stop after this many readings")
+    _connection_options(parser)
+    args = parser.parse_args(argv)
+    seen = 0
+    with _backend(args) as backend, backend.subscribe(args.drfs) as stream:
+        for reading, _ in stream.readings(timeout=args.timeout):
+            print(f"{reading.drf} {_when(reading)} {_value_text(reading)}", flush=True)
+            seen += 1
+            if args.count is not None and seen >= args.count:
+                break
+    return 0
+
+
+def acinfo(argv: Sequence[str] | None = None) -> int:
+    """``acinfo DEVICE...``: what the server says about each device."""
+    parser = argparse.ArgumentParser(prog="acinfo", description="Describe ACNET devices.")
+    parser.add_argument("devices", nargs="+", metavar="DEVICE")
+    _connection_options(parser)
+    args = parser.parse_args(argv)
+    with _backend(args) as backend:
+        readings = backend.get_many(args.devices)
+    failed = False
+    for reading in readings:
+        meta = reading.meta
+        if meta is None:
+            print(f"{reading.drf}: {reading.message}")
+            failed = True
+            continue
+        print(f"{meta.name}\n  description: {meta.description}\n  units: {meta.units}")
+        print(f"  device index: {meta.device_index}\n  reading: {_value_text(reading)}")
+    return 1 if failed else 0
+
+
+def _tool(function: Any) -> Any:
+    """Wrap a command so expected failures print one line, not a traceback."""
+
+    def run(argv: Sequence[str] | None = None) -> int:
+        from acnet_proto.config import ConfigurationError
+        from acnet_proto.errors import AuthenticationError, DeviceError, ReadError
+
+        try:
+            return function(argv)
+        except (ConfigurationError, AuthenticationError, DeviceError, ReadError, OSError) as exc:
+            print(f"{function.__name__}: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return 130
+
+    run.__name__ = function.__name__
+    run.__doc__ = function.__doc__
+    return run
+
+
+acget_main = _tool(acget)
+acput_main = _tool(acput)
+acmonitor_main = _tool(acmonitor)
+acinfo_main = _tool(acinfo)
+
+
+def sim(args: argparse.Namespace) -> int:
+    """Serve the simulated DPM until interrupted."""
+    import asyncio
+
+    from acnet_proto.adapters.sim import serve
+    from acnet_proto.devices import DeviceModel
+    from acnet_proto.policy import Policy
+
+    model = DeviceModel.load(args.devices) if args.devices else None
+    settings: dict[str, Any] = {}
+    if args.keytab:
+        settings["keytab"] = args.keytab
+    if args.policy:
+        settings["policy"] = Policy.load(args.policy)
+
+    def ready(server: Any) -> None:
+        auth = f"settings with keytab {args.keytab}" if args.keytab else "no settings (no --keytab)"
+        print(f"simulated DPM on {server.host}:{server.port} ({auth}); Ctrl-C stops it", flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.host, args.port, model, ready=ready, **settings))
     return 0
 
 
@@ -90,6 +256,14 @@ def _parser() -> argparse.ArgumentParser:
     dec.add_argument(
         "--check", action="store_true", help="report the first frame that breaks the state machine"
     )
+    srv = commands.add_parser("sim", help="serve the simulated DPM")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=6802, help="0 picks a free port")
+    srv.add_argument("--devices", help="device model TOML (default: the built-in one)")
+    srv.add_argument("--keytab", help="keytab holding daeset/bd: enables Kerberos settings")
+    srv.add_argument("--policy", help="settings policy TOML (default: role testing sets Z:*)")
+    demo = commands.add_parser("demo", help="tour the library against an in-process simulator")
+    demo.add_argument("--no-kerberos", action="store_true", help="skip the throwaway KDC")
     return parser
 
 
@@ -98,7 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "decode":
         return decode(args.file, args.check)
-    raise AssertionError(args.command)
+    if args.command == "sim":
+        return sim(args)
+    from acnet_proto.adapters.demo import run as run_demo
+
+    return run_demo(kerberos=not args.no_kerberos)
 
 
 if __name__ == "__main__":
