@@ -248,6 +248,31 @@ def sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def record(args: argparse.Namespace) -> int:
+    """Proxy a DPM server and record each connection until interrupted."""
+    import asyncio
+
+    from acnet_proto.adapters.record import Recorder
+
+    async def run() -> None:
+        recorder = Recorder(
+            (args.host, args.port), args.output, port=args.listen_port, redact=not args.no_redact
+        )
+        await recorder.start()
+        print(
+            f"recording {args.host}:{args.port} via 127.0.0.1:{recorder.port} to {args.output}",
+            flush=True,
+        )
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await recorder.aclose()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="acnet-proto", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -262,6 +287,12 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--devices", help="device model TOML (default: the built-in one)")
     srv.add_argument("--keytab", help="keytab holding daeset/bd: enables Kerberos settings")
     srv.add_argument("--policy", help="settings policy TOML (default: role testing sets Z:*)")
+    rec = commands.add_parser("record", help="proxy a DPM server, recording transcripts")
+    rec.add_argument("--host", required=True, help="the real DPM host")
+    rec.add_argument("--port", type=int, default=6802)
+    rec.add_argument("--listen-port", type=int, default=6803, help="where clients connect")
+    rec.add_argument("-o", "--output", required=True, help="transcript file (JSONL)")
+    rec.add_argument("--no-redact", action="store_true", help="keep Kerberos tokens and MICs")
     demo = commands.add_parser("demo", help="tour the library against an in-process simulator")
     demo.add_argument("--no-kerberos", action="store_true", help="skip the throwaway KDC")
     return parser
@@ -274,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return decode(args.file, args.check)
     if args.command == "sim":
         return sim(args)
+    if args.command == "record":
+        return record(args)
     from acnet_proto.adapters.demo import run as run_demo
 
     return run_demo(kerberos=not args.no_kerberos)

@@ -6,7 +6,8 @@ The format is JSON lines, in the order things happened::
     {"dir": "s2c", "hex": "00000017534444...", "note": "OpenList reply"}
 
 A line is what one side wrote to the TCP stream at one step: the client's
-first write is the handshake, every later write is one or more frames.
+first write is the handshake, every later write is one or more frames. A line
+with no bytes is that side closing the connection.
 
 :func:`replay` plays a transcript through a :class:`DPMConnection` in either
 role: the peer's lines go through ``receive_data``/``next_event``, our own
@@ -26,7 +27,7 @@ from typing import IO, Any
 from acnet_proto._state import Role
 from acnet_proto.connection import DPMConnection
 from acnet_proto.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from acnet_proto.events import NEED_DATA
+from acnet_proto.events import NEED_DATA, ConnectionClosed
 from acnet_proto.framing import HANDSHAKE, FrameSplitter
 from acnet_proto.protocols import dpm
 
@@ -139,6 +140,9 @@ def replay(lines: Iterable[Line], role: Role) -> Iterator[Step]:
 
 
 def _send(conn: DPMConnection, number: int, line: Line, items: list[Any]) -> None:
+    if not line.data:
+        conn.close()  # what the peer's engine sees as receive_data(b"")
+        return
     try:
         out = [conn.initiate() if item is HANDSHAKE else conn.send(item) for item in items]
     except LocalProtocolError as e:
@@ -149,11 +153,55 @@ def _send(conn: DPMConnection, number: int, line: Line, items: list[Any]) -> Non
 
 
 def _receive(conn: DPMConnection, number: int, line: Line) -> tuple[Any, ...]:
-    conn.receive_data(line.data)
     events = []
     try:
+        # receive_data itself raises for bytes after the peer closed.
+        conn.receive_data(line.data)
         while (event := conn.next_event()) is not NEED_DATA:
             events.append(event)
+            if isinstance(event, ConnectionClosed):
+                break
     except RemoteProtocolError as e:
         raise ReplayError(number, line, line.sender, e) from e
     return tuple(events)
+
+
+_SECRET_FIELDS = {"Authenticate_request": "token", "EnableSettings_request": "mic"}
+
+
+def redact(lines: Iterable[Line]) -> list[Line]:
+    """``lines`` with Kerberos tokens and MICs replaced by zero bytes of the same length.
+
+    Frame lengths, line boundaries and message order stay exactly as
+    recorded, so a redacted transcript still decodes and replays through the
+    state machine; only the secrets are gone (``Authenticate`` tokens and
+    ``EnableSettings`` MICs; the server's mutual-auth tokens are kept).
+    """
+    lines = list(lines)
+    stream = bytearray(b"".join(line.data for line in lines if line.direction == "c2s"))
+    offset = len(HANDSHAKE) if stream.startswith(HANDSHAKE) else 0
+    for body in FrameSplitter(max_frame_size=len(stream) + 1).feed(bytes(stream[offset:])):
+        offset += 4
+        stream[offset : offset + len(body)] = _redacted(body)
+        offset += len(body)
+    out, position = [], 0
+    for line in lines:
+        if line.direction == "c2s":
+            end = position + len(line.data)
+            line = Line(line.direction, bytes(stream[position:end]), line.note)
+            position = end
+        out.append(line)
+    return out
+
+
+def _redacted(body: bytes) -> bytes:
+    try:
+        message = dpm.decode_request(body)
+    except ProtocolError:
+        return body  # not a valid request, so not a usable credential either
+    name = _SECRET_FIELDS.get(type(message).schema.wire_name)
+    if name is None or not getattr(message, name):
+        return body
+    cleaned = dpm.encode(message.replace(**{name: bytes(len(getattr(message, name)))}))
+    # same-length secrets encode to the same length: the framing is untouched
+    return cleaned if len(cleaned) == len(body) else body

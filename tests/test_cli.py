@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 from acnet_proto.adapters.sim import SimServer
 
 from acnet_proto import cli
-from acnet_proto.transcript import load
+from acnet_proto._state import Role
+from acnet_proto.transcript import load, replay
 from tests.vectors import SHARED
 
 TRANSCRIPTS = SHARED / "transcripts"
@@ -156,3 +158,31 @@ def test_demo_runs_end_to_end(kdc: object) -> None:
         assert step in out
     assert sum(line.startswith("   M:OUTTMP@p,200") for line in out.splitlines()) == 5
     assert "DPM_NO_SUCH_DEVICE" in out and "DPM_PRIV" in out and "ok=True" in out
+
+
+def test_record_proxies_and_writes_a_replayable_transcript(sim: SimServer, tmp_path: Path) -> None:
+    out = tmp_path / "session.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "acnet_proto.cli", "record", "--host", sim.host,
+         "--port", str(sim.port), "--listen-port", "0", "-o", str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        banner = proc.stdout.readline() if proc.stdout else ""
+        port = int(banner.split("via 127.0.0.1:")[1].split()[0])
+        assert (
+            cli.acget_main(["M:OUTTMP", "Z:NOTFND", "--host", "127.0.0.1", "--port", str(port)])
+            == 1
+        )
+        deadline = time.monotonic() + 10  # the proxy writes the file when the client hangs up
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(2)
+        assert proc.wait(10) == 0
+    lines = load(out)
+    assert lines[0].direction == "c2s" and lines[0].data.startswith(b"GET /dpm")
+    for role in (Role.CLIENT, Role.SERVER):
+        assert list(replay(lines, role))  # every frame follows the state machine
+    assert cli.main(["decode", str(out), "--check"]) == 0
