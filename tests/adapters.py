@@ -1,7 +1,9 @@
 """One blocking face for every DPM client adapter, so one behavioural suite runs against all.
 
 :data:`ADAPTERS` maps an adapter's name to a function that opens a
-:class:`Client` on ``(host, port)``. Blocking backends (the seeds' sync
+:class:`Client` on ``(host, port)``, with ``auth=`` and ``role=`` for
+settings; :data:`WRITERS` names those that can write (the sync client is
+read-only by design). Blocking backends (the seeds' sync
 surface) are wrapped as they are; async backends run on a loop the face
 keeps for the client's life (asyncio's ``Runner``; trio, which has no
 re-entrant runner, in a thread of its own, reached with ``trio.from_thread``).
@@ -20,7 +22,7 @@ from acnet_proto.adapters.asyncio import AsyncioDPMBackend
 from acnet_proto.adapters.sync import SyncClient
 from acnet_proto.adapters.threaded import DPMBackend
 
-from acnet_proto.types import Reading
+from acnet_proto.types import Reading, WriteResult
 
 try:
     import trio
@@ -42,6 +44,12 @@ class Client(Protocol):
     def stream(self, drfs: Sequence[str], count: int, timeout: float | None) -> list[Reading]:
         """Subscribe, take readings until ``count`` or the iterator ends, stop; in arrival order."""
         ...
+
+    def write(self, drf: str, value: Any, timeout: float | None = None) -> WriteResult: ...
+
+    def write_many(
+        self, settings: Sequence[tuple[str, Any]], timeout: float | None = None
+    ) -> list[WriteResult]: ...
 
     def close(self) -> None: ...
 
@@ -76,6 +84,14 @@ class BlockingClient:
                     break
         assert sub.stopped, "leaving the with block must stop the subscription"
         return got
+
+    def write(self, drf: str, value: Any, timeout: float | None = None) -> WriteResult:
+        return self.backend.write(drf, value, timeout=timeout)
+
+    def write_many(
+        self, settings: Sequence[tuple[str, Any]], timeout: float | None = None
+    ) -> list[WriteResult]:
+        return self.backend.write_many(settings, timeout=timeout)
 
     def close(self) -> None:
         self.backend.close()
@@ -160,6 +176,14 @@ class AsyncClient:
         assert sub.stopped, "leaving the async with block must stop the subscription"
         return got
 
+    def write(self, drf: str, value: Any, timeout: float | None = None) -> WriteResult:
+        return self._portal.run(self.backend.write, drf, value, timeout)
+
+    def write_many(
+        self, settings: Sequence[tuple[str, Any]], timeout: float | None = None
+    ) -> list[WriteResult]:
+        return self._portal.run(self.backend.write_many, settings, timeout)
+
     def close(self) -> None:
         try:
             self._portal.run(self.backend.aclose)
@@ -167,17 +191,66 @@ class AsyncClient:
             self._portal.close()
 
 
-def _trio(host: str, port: int) -> Client:
+def _sync(host: str, port: int, auth: Any = None, role: str | None = None) -> Client:
+    if auth is not None or role is not None:
+        raise TypeError("SyncClient is read-only: it takes no auth or role")
+    return BlockingClient(SyncClient(host, port))
+
+
+def _threaded(host: str, port: int, auth: Any = None, role: str | None = None) -> Client:
+    return BlockingClient(DPMBackend(host, port, auth=auth, role=role))
+
+
+def _asyncio(host: str, port: int, auth: Any = None, role: str | None = None) -> Client:
+    return AsyncClient(AsyncioDPMBackend(host, port, auth=auth, role=role), AsyncioPortal())
+
+
+def _trio(host: str, port: int, auth: Any = None, role: str | None = None) -> Client:
     if trio is None:
         pytest.skip("trio is not installed (the [trio] extra)")
     from acnet_proto.adapters.trio import TrioDPMBackend
 
-    return AsyncClient(TrioDPMBackend(host, port), TrioPortal())
+    return AsyncClient(TrioDPMBackend(host, port, auth=auth, role=role), TrioPortal())
 
 
-ADAPTERS: dict[str, Callable[[str, int], Client]] = {
-    "sync": lambda host, port: BlockingClient(SyncClient(host, port)),
-    "threaded": lambda host, port: BlockingClient(DPMBackend(host, port)),
-    "asyncio": lambda host, port: AsyncClient(AsyncioDPMBackend(host, port), AsyncioPortal()),
+#: name -> ``open(host, port, auth=None, role=None)``, for DPM/TCP servers.
+ADAPTERS: dict[str, Callable[..., Client]] = {
+    "sync": _sync,
+    "threaded": _threaded,
+    "asyncio": _asyncio,
     "trio": _trio,
+}
+#: the adapters that can apply settings
+WRITERS = ("threaded", "asyncio", "trio")
+
+
+# --- DPM over gRPC: the same faces; tests/test_grpc.py runs them against DAQSimServer ---------
+# (the suite above replays DPM/TCP conversations, which a gRPC client cannot take part in)
+
+
+def _grpc(host: str, port: int, auth: Any = None) -> Client:
+    from acnet_proto.adapters.grpc import GRPCBackend
+
+    return BlockingClient(GRPCBackend(host, port, auth=auth))
+
+
+def _grpc_asyncio(host: str, port: int, auth: Any = None) -> Client:
+    from acnet_proto.adapters.grpc_asyncio import AsyncioGRPCBackend
+
+    return AsyncClient(AsyncioGRPCBackend(host, port, auth=auth), AsyncioPortal())
+
+
+def _grpc_trio(host: str, port: int, auth: Any = None) -> Client:
+    if trio is None:
+        pytest.skip("trio is not installed (the [trio] extra)")
+    from acnet_proto.adapters.grpc_trio import TrioGRPCBackend
+
+    return AsyncClient(TrioGRPCBackend(host, port, auth=auth), TrioPortal())
+
+
+#: name -> ``open(host, port, auth=None)``, for DPM/gRPC servers.
+GRPC_ADAPTERS: dict[str, Callable[..., Client]] = {
+    "grpc": _grpc,
+    "grpc-asyncio": _grpc_asyncio,
+    "grpc-trio": _grpc_trio,
 }

@@ -1,0 +1,503 @@
+"""DPM over gRPC (the DAQ service, port 50051) for blocking and threaded programs.
+
+::
+
+    from acnet_proto.adapters.grpc import GRPCBackend
+    from acnet_proto.auth import JWTAuth
+
+    with GRPCBackend("localhost", 50051, auth=JWTAuth(token)) as backend:
+        backend.read("M:OUTTMP")                              # 41.7
+        backend.get_many(["M:OUTTMP", "Z:ACLTS1[0:4]"])       # readings, in input order
+        backend.write("Z:ACLTST", 45.0)                       # WriteResult
+        with backend.subscribe(["M:OUTTMP@p,1000"]) as stream:
+            for reading, handle in stream.readings(timeout=5):
+                print(reading.value)
+
+One gRPC channel (HTTP/2, reconnecting on its own) carries every call, and
+the backend is safe to share between threads. A read is one ``Read`` call
+(DRFs without an event get ``@I``) cancelled once every DRF has its
+reading; its timeout is the call's deadline. A setting is one ``Set`` call
+carrying ``authorization: Bearer <token>`` from the backend's
+:class:`~acnet_proto.auth.JWTAuth`; without one, writes raise
+:class:`~acnet_proto.errors.AuthenticationError` before any I/O, as does a
+server that refuses the token (``UNAUTHENTICATED``/``PERMISSION_DENIED``).
+Any other failure of a ``Set`` raises
+:class:`~acnet_proto.errors.SettingOutcomeUnknown`: the settings may have
+been applied. The token is never logged, shown in a repr or sent with reads.
+
+Each :meth:`GRPCBackend.subscribe` is one ``Read`` stream read by a thread
+of its own. Readings go to a bounded queue (10,000 by default; new ones are
+dropped and counted in ``dropped`` when it is full) for
+:meth:`GRPCSubscription.readings`, or to ``callback(reading, handle)``
+called on that thread, in order (a slow callback slows the stream through
+HTTP/2 flow control; nothing is dropped). A stream the server ends after
+sending everything (``@I`` DRFs only) stops the subscription; one that
+breaks ends it with :class:`~acnet_proto.errors.ConnectionLost`, passed to
+``on_error``, raised by ``readings()``, and logged if neither is there.
+
+The messages are made and read by :mod:`acnet_proto.grpc_values`, shared
+with the asyncio (:mod:`acnet_proto.adapters.grpc_asyncio`) and trio
+(:mod:`acnet_proto.adapters.grpc_trio`) backends, which have the same
+surface. Values are those of DPM over TCP; gRPC replies carry no device
+metadata, so ``units`` is None.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import grpc
+from acnet_proto.protos.controls.service.DAQ.v1.DAQ_pb2_grpc import DAQStub
+
+from acnet_proto import drf as _drf
+from acnet_proto.auth import JWTAuth
+from acnet_proto.backend import (
+    DEFAULT_QUEUE_SIZE,
+    Backend,
+    ErrorCallback,
+    ReadingCallback,
+    ReadingQueue,
+    Subscription,
+    check_callbacks,
+)
+from acnet_proto.config import DEFAULT_TIMEOUT, check_host, check_port, check_timeout
+from acnet_proto.errors import (
+    AuthenticationError,
+    ConnectionLost,
+    ProtocolError,
+    ReadError,
+    SettingOutcomeUnknown,
+)
+from acnet_proto.grpc_values import GRPCListPlan, GRPCReadBatch, SettingBatch
+from acnet_proto.types import Reading, WriteResult
+
+__all__ = ["DEFAULT_PORT", "GRPCBackend", "GRPCSubscription"]
+
+log = logging.getLogger(__name__)
+
+#: The DAQ service's port.
+DEFAULT_PORT = 50051
+# Keepalive pings no more often than servers allow by default (every 5 min),
+# so a peer that vanished without a word is noticed, and no GOAWAY is earned.
+CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 300_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+_REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+_JOIN_PATIENCE = 10.0
+_ENDED_EARLY = "the server ended the stream before answering every DRF"
+
+
+def _code(error: BaseException) -> grpc.StatusCode | None:
+    # a failed call is an RpcError with a code(); grpc's other errors have none
+    return error.code() if isinstance(error, grpc.RpcError) and hasattr(error, "code") else None
+
+
+def describe(error: BaseException) -> str:
+    """A gRPC failure as ``CODE: details``; anything else as its text."""
+    code = _code(error)
+    if code is not None:
+        return f"{code.name}: {error.details()}"  # type: ignore[attr-defined]
+    return str(error) or type(error).__name__
+
+
+def read_failed(batch: GRPCReadBatch, error: BaseException) -> ReadError:
+    """The :class:`ReadError` for a ``Read`` that failed: missing entries get ``ACNET_REQTMO``
+    if its deadline passed, ``ACNET_DISCONNECTED`` otherwise."""
+    if _code(error) == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return batch.timed_out()
+    return batch.disconnected(describe(error))
+
+
+def write_failed(batch: SettingBatch, error: BaseException) -> Exception:
+    """What a failed ``Set`` raises: a refused token (``UNAUTHENTICATED``) or caller
+    (``PERMISSION_DENIED``) is an :class:`AuthenticationError`; anything else leaves the
+    outcome unknown."""
+    code = _code(error)
+    if code in _REFUSED:
+        what = "token" if code == grpc.StatusCode.UNAUTHENTICATED else "settings"
+        details = error.details()  # type: ignore[attr-defined]
+        return AuthenticationError(f"the DAQ service refused the {what}: {details}")
+    return SettingOutcomeUnknown(batch.drfs, describe(error))
+
+
+class BearerMetadata(tuple):
+    """Call metadata carrying a bearer token, whose repr (in tracebacks, logs) hides it."""
+
+    __slots__ = ()
+
+    def __new__(cls, token: str) -> BearerMetadata:
+        return super().__new__(cls, (("authorization", f"Bearer {token}"),))
+
+    def __repr__(self) -> str:
+        return "(('authorization', 'Bearer <redacted>'),)"
+
+
+class GRPCConfig:
+    """What the three gRPC backends share: where, how long, and the credentials."""
+
+    def __init__(
+        self, host: str, port: int, auth: JWTAuth | None, timeout: float
+    ) -> None:
+        self._host = check_host(host)
+        self._port = check_port(port)
+        self.timeout = check_timeout(timeout)
+        if auth is not None and not isinstance(auth, JWTAuth):
+            raise TypeError(
+                f"auth must be a JWTAuth (DPM over gRPC takes JWT bearer tokens) or None, "
+                f"not {type(auth).__name__}"
+            )
+        self._auth = auth
+        self.closed = False
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def target(self) -> str:
+        """The channel target, ``host:port`` (IPv6 literals in brackets)."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"{host}:{self._port}"
+
+    @property
+    def authenticated(self) -> bool:
+        """True if the backend has a token to write with."""
+        return self._auth is not None
+
+    @property
+    def principal(self) -> str | None:
+        """The token's ``sub`` (read, not verified), or None without a token."""
+        return self._auth.principal if self._auth is not None else None
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        who = f", principal={self._auth.claims.get('sub')!r}" if self._auth is not None else ""
+        return f"{type(self).__name__}({self._host!r}, {self._port}{who}, {state})"
+
+    def seconds(self, timeout: float | None) -> float:
+        """The deadline of one call: ``timeout``, or the backend's default."""
+        if self.closed:
+            raise RuntimeError(f"this {type(self).__name__} is closed")
+        return self.timeout if timeout is None else check_timeout(timeout)
+
+    def write_metadata(self) -> BearerMetadata:
+        """The call metadata carrying the token; :class:`AuthenticationError` without one."""
+        if self._auth is None:
+            raise AuthenticationError(
+                "settings over DPM/gRPC need a JWT: create the backend with "
+                "auth=JWTAuth(token) (or JWTAuth.from_env())"
+            )
+        return BearerMetadata(self._auth.token)
+
+
+# --- blocking calls, shared with the trio backend (which runs them in threads) --------------
+
+
+def read_blocking(
+    stub: DAQStub,
+    batch: GRPCReadBatch,
+    seconds: float,
+    started: Callable[[Any], None] | None = None,
+) -> list[Reading]:
+    """Run ``batch`` as one ``Read`` call with a ``seconds`` deadline; its readings.
+
+    ``started(call)`` is told the call as soon as it exists (so another
+    thread can cancel it). Failures raise :class:`ReadError` with what arrived.
+    """
+    call = stub.Read(batch.request(), timeout=seconds)
+    if started is not None:
+        started(call)
+    try:
+        for reply in call:
+            batch.feed(reply)
+            if batch.done:
+                break
+    except grpc.RpcError as e:
+        raise read_failed(batch, e) from e
+    except ProtocolError as e:
+        raise batch.disconnected(e) from e
+    finally:
+        call.cancel()  # done with it: the server stops streaming what is left
+    if not batch.done:
+        raise batch.disconnected(_ENDED_EARLY)
+    return batch.readings()
+
+
+def write_blocking(
+    stub: DAQStub,
+    batch: SettingBatch,
+    seconds: float,
+    metadata: Sequence[tuple[str, str]],
+    started: Callable[[Any], None] | None = None,
+) -> list[WriteResult]:
+    """Send ``batch`` as one ``Set`` call with a ``seconds`` deadline; the results."""
+    future = stub.Set.future(batch.request(), timeout=seconds, metadata=metadata)
+    if started is not None:
+        started(future)
+    try:
+        reply = future.result()
+    except (grpc.RpcError, grpc.FutureCancelledError) as e:
+        raise write_failed(batch, e) from e
+    return batch.results(reply)
+
+
+class StreamThread:
+    """One ``Read`` stream, read by a daemon thread of its own.
+
+    Every reading goes to ``deliver(reading)``, in order, on that thread;
+    then ``finish(error)`` is called once: None when the server ended the
+    stream or :meth:`cancel` was called, a :class:`ConnectionLost` when it
+    broke.
+    """
+
+    def __init__(
+        self,
+        stub: DAQStub,
+        plan: GRPCListPlan,
+        deliver: Callable[[Reading], None],
+        finish: Callable[[ConnectionLost | None], None],
+    ) -> None:
+        self._plan = plan
+        self._deliver = deliver
+        self._finish = finish
+        self._cancelled = False
+        self._call = stub.Read(plan.request())
+        self._thread = threading.Thread(
+            target=self._run, name=f"acnet-grpc-stream {_summary(plan.drfs)}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def cancel(self) -> None:
+        """End the stream (the thread finishes soon after); idempotent."""
+        self._cancelled = True
+        self._call.cancel()
+
+    def join(self) -> None:
+        """Wait for the thread, unless it is the caller (a callback stopping its own stream)."""
+        if self._thread is threading.current_thread():
+            return
+        self._thread.join(_JOIN_PATIENCE)
+        if self._thread.is_alive():
+            name = self._thread.name
+            log.warning("%s is still in a callback %s s after stop()", name, _JOIN_PATIENCE)
+
+    def _run(self) -> None:
+        error: ConnectionLost | None = None
+        try:
+            for reply in self._call:
+                for _, reading in self._plan.feed(reply):
+                    self._deliver(reading)
+        except Exception as e:  # RpcError, ProtocolError, or a bug: the stream is over either way
+            self._call.cancel()
+            if not self._cancelled:
+                what = _summary(self._plan.drfs)
+                error = ConnectionLost(f"the stream of {what} broke: {describe(e)}")
+                error.__cause__ = e
+        self._finish(error)
+
+
+def _summary(drfs: Sequence[str]) -> str:
+    return drfs[0] if len(drfs) == 1 else f"{drfs[0]} and {len(drfs) - 1} more"
+
+
+class GRPCSubscription(Subscription):
+    """One ``Read`` stream on its own thread; see the module docstring."""
+
+    def __init__(
+        self,
+        backend: GRPCBackend,
+        plan: GRPCListPlan,
+        callback: ReadingCallback | None,
+        on_error: ErrorCallback | None,
+        queue: ReadingQueue,
+    ) -> None:
+        self.drfs = plan.drfs
+        self._backend = backend
+        self._callback = callback
+        self._on_error = on_error
+        self._queue = queue
+        self._cond = threading.Condition()
+        self._stop_requested = False
+        self._ended = False
+        self._exc: ConnectionLost | None = None
+        self._stream = StreamThread(backend._stub, plan, self._deliver, self._finish)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop_requested or self._ended
+
+    @property
+    def dropped(self) -> int:
+        return self._queue.dropped
+
+    @property
+    def exc(self) -> Exception | None:
+        return self._exc
+
+    def readings(
+        self, timeout: float | None = None
+    ) -> Iterator[tuple[Reading, GRPCSubscription]]:
+        """Yield ``(reading, self)`` until :meth:`stop`, or ``timeout`` seconds without one.
+
+        ``timeout`` is the wait for each next reading (None: as long as the
+        stream lives; 0: only what has arrived). If the stream died, what
+        arrived before is yielded, then :class:`ConnectionLost` is raised.
+        """
+        if self._callback is not None:
+            raise RuntimeError("this subscription delivers to its callback; it has no readings()")
+        wait = None if timeout is None else (check_timeout(timeout) if timeout else 0.0)
+
+        def ready() -> bool:
+            return bool(len(self._queue)) or self._ended or self._stop_requested
+
+        while True:
+            with self._cond:
+                self._cond.wait_for(ready, wait)
+                if self._stop_requested:
+                    return
+                if not len(self._queue):
+                    if self._exc is not None:
+                        raise self._exc
+                    return
+                reading = self._queue.pop()
+            yield reading, self
+
+    def stop(self) -> None:
+        """Cancel the stream and wait for its thread; idempotent."""
+        with self._cond:
+            self._stop_requested = True
+            self._queue.clear()
+            self._cond.notify_all()
+        self._stream.cancel()
+        self._stream.join()
+        self._backend._forget(self)
+
+    def _deliver(self, reading: Reading) -> None:
+        if self._callback is not None:
+            if not self._stop_requested:
+                self._call(self._callback, reading)
+            return
+        with self._cond:
+            if self._stop_requested:
+                return
+            queued = self._queue.push(reading)
+            if queued:
+                self._cond.notify_all()
+        if not queued and self._queue.dropped == 1:
+            log.warning(
+                "the stream of %s is dropping readings: its consumer is %d readings behind",
+                _summary(self.drfs),
+                self._queue.limit,
+            )
+
+    def _finish(self, error: ConnectionLost | None) -> None:
+        with self._cond:
+            self._ended = True
+            if not self._stop_requested:
+                self._exc = error
+            self._cond.notify_all()
+        if self._exc is None:
+            return
+        if self._on_error is not None:
+            self._call(self._on_error, self._exc)
+        elif self._callback is not None:
+            log.error("%s (no on_error callback was given)", self._exc)
+
+    def _call(self, function: Any, argument: object) -> None:
+        try:
+            function(argument, self)
+        except Exception:
+            # a bug in a callback must not end the stream that calls it
+            log.exception("a callback of the stream of %s raised", _summary(self.drfs))
+
+
+class GRPCBackend(GRPCConfig, Backend):
+    """DPM over gRPC (the seeds' ``GRPCBackend``), safe to share between threads.
+
+    ``auth``: a :class:`~acnet_proto.auth.JWTAuth` for writes (reads need
+    none); ``timeout``: the default deadline of a call, in seconds. The
+    channel connects on the first call.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = DEFAULT_PORT,
+        auth: JWTAuth | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(host, port, auth, timeout)
+        self._channel = grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+        self._stub = DAQStub(self._channel)
+        self._subscriptions: set[GRPCSubscription] = set()
+        self._lock = threading.Lock()
+
+    def get_many(
+        self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
+    ) -> list[Reading]:
+        """Read every DRF once; see :meth:`Backend.get_many`."""
+        batch = GRPCReadBatch(drfs)
+        return read_blocking(self._stub, batch, self.seconds(timeout))
+
+    def write_many(
+        self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
+    ) -> list[WriteResult]:
+        """Apply settings in one ``Set`` call; results in input order.
+
+        Bad DRFs or values raise before any I/O, then a missing token
+        (:class:`AuthenticationError`).
+        """
+        batch = SettingBatch(settings)
+        seconds = self.seconds(timeout)
+        return write_blocking(self._stub, batch, seconds, self.write_metadata())
+
+    def subscribe(
+        self,
+        drfs: Sequence[str | _drf.DataRequest],
+        callback: ReadingCallback | None = None,
+        on_error: ErrorCallback | None = None,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+    ) -> GRPCSubscription:
+        """Stream ``drfs`` (give each an event, e.g. ``@p,1000``); see :meth:`Backend.subscribe`.
+
+        Returns at once: a server that cannot be reached ends the stream with
+        :class:`ConnectionLost`. ``queue_size`` bounds the readings held for
+        a slow ``readings()`` consumer.
+        """
+        check_callbacks(callback, on_error)
+        queue = ReadingQueue(queue_size)
+        plan = GRPCListPlan(drfs)
+        self.seconds(None)  # closed?
+        subscription = GRPCSubscription(self, plan, callback, on_error, queue)
+        with self._lock:
+            if self.closed:
+                subscription._stream.cancel()
+                raise RuntimeError("this GRPCBackend was closed while subscribing")
+            self._subscriptions.add(subscription)
+        subscription._stream.start()
+        return subscription
+
+    def _forget(self, subscription: GRPCSubscription) -> None:
+        with self._lock:
+            self._subscriptions.discard(subscription)
+
+    def close(self) -> None:
+        """Stop every stream (joining its thread) and close the channel; idempotent."""
+        with self._lock:
+            self.closed = True
+            streams = list(self._subscriptions)
+        for subscription in streams:
+            subscription.stop()
+        self._channel.close()

@@ -1,0 +1,285 @@
+"""DPM over gRPC for asyncio, on grpc.aio.
+
+::
+
+    from acnet_proto.adapters.grpc_asyncio import AsyncioGRPCBackend
+
+    async with AsyncioGRPCBackend("localhost", 50051, auth=JWTAuth(token)) as backend:
+        print(await backend.read("M:OUTTMP"))
+        await backend.write("Z:ACLTST", 45.0)
+        async with await backend.subscribe(["M:OUTTMP@p,1000"]) as sub:
+            async for reading, handle in sub.readings(timeout=5):
+                print(reading.value)
+                break
+
+The surface of :class:`~acnet_proto.adapters.grpc.GRPCBackend`, awaited,
+and the same semantics (see that module): a read is one ``Read`` call
+cancelled once complete, a write one ``Set`` call with the bearer token, a
+subscription one ``Read`` stream. The channel is made on first use, on the
+loop that uses it: use a backend from one event loop.
+
+A subscription's stream is read by a task of its own into a bounded queue,
+so ``readings(timeout)`` waits on the queue, never on the call: cancelling a
+pending grpc.aio ``read()`` would cancel the whole call.
+"""
+
+from __future__ import annotations
+
+# Absolute imports make this the standard library's asyncio, not a module of ours.
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import grpc
+from acnet_proto.protos.controls.service.DAQ.v1.DAQ_pb2_grpc import DAQStub
+from grpc import aio
+
+from acnet_proto import drf as _drf
+from acnet_proto.auth import JWTAuth
+from acnet_proto.backend import DEFAULT_QUEUE_SIZE, ReadingQueue
+from acnet_proto.config import DEFAULT_TIMEOUT
+from acnet_proto.errors import ConnectionLost, ProtocolError
+from acnet_proto.grpc_values import GRPCListPlan, GRPCReadBatch, SettingBatch
+from acnet_proto.lists import value_of, values_of
+from acnet_proto.settings import WriteSequence
+from acnet_proto.types import Reading, WriteResult
+
+from .grpc import CHANNEL_OPTIONS, DEFAULT_PORT, GRPCConfig, describe, read_failed, write_failed
+
+__all__ = ["AsyncioGRPCBackend", "AsyncioGRPCSubscription"]
+
+log = logging.getLogger(__name__)
+
+_ENDED_EARLY = "the server ended the stream before answering every DRF"
+
+
+def _cancelled_by_caller() -> bool:
+    """True if the running task is being cancelled (rather than a call it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+class AsyncioGRPCBackend(GRPCConfig):
+    """DPM over gRPC for asyncio. ``aclose()`` or ``async with`` ends it."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = DEFAULT_PORT,
+        auth: JWTAuth | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(host, port, auth, timeout)
+        self._channel: aio.Channel | None = None
+        self._stub_: DAQStub | None = None
+        self._subscriptions: set[AsyncioGRPCSubscription] = set()
+
+    @property
+    def _stub(self) -> DAQStub:
+        if self._stub_ is None:
+            self._channel = aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            self._stub_ = DAQStub(self._channel)
+        return self._stub_
+
+    async def __aenter__(self) -> AsyncioGRPCBackend:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop every subscription and close the channel; idempotent."""
+        self.closed = True
+        for subscription in list(self._subscriptions):
+            await subscription.stop()
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close()
+
+    async def get_many(
+        self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
+    ) -> list[Reading]:
+        """Read every DRF once; readings in input order, device errors as error readings.
+
+        If ``timeout`` passes or the call fails, :class:`ReadError` carries
+        what arrived. Bad DRF text raises :class:`ValueError` before any I/O.
+        """
+        batch = GRPCReadBatch(drfs)
+        call = self._stub.Read(batch.request(), timeout=self.seconds(timeout))
+        try:
+            async for reply in call:
+                batch.feed(reply)
+                if batch.done:
+                    break
+        except asyncio.CancelledError as e:
+            if _cancelled_by_caller():
+                raise
+            raise batch.disconnected("the server cancelled the call") from e
+        except grpc.RpcError as e:
+            raise read_failed(batch, e) from e
+        except ProtocolError as e:
+            raise batch.disconnected(e) from e
+        finally:
+            call.cancel()
+        if not batch.done:
+            raise batch.disconnected(_ENDED_EARLY)
+        return batch.readings()
+
+    async def get(self, drf: str | _drf.DataRequest, timeout: float | None = None) -> Reading:
+        """Read one DRF; the :class:`Reading`, error or not."""
+        return (await self.get_many([drf], timeout))[0]
+
+    async def read(self, drf: str | _drf.DataRequest, timeout: float | None = None) -> Any:
+        """Read one DRF's value; :class:`DeviceError` if the device answered an error."""
+        return value_of(await self.get(drf, timeout))
+
+    async def read_many(
+        self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
+    ) -> list[Any]:
+        """Read every DRF's value; :class:`ReadError` (with every reading) if any failed."""
+        return values_of(await self.get_many(drfs, timeout))
+
+    async def write_many(
+        self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
+    ) -> list[WriteResult]:
+        """Apply settings in one ``Set`` call; results in input order (see ``GRPCBackend``)."""
+        batch = SettingBatch(settings)
+        seconds = self.seconds(timeout)
+        metadata = self.write_metadata()
+        try:
+            reply = await self._stub.Set(batch.request(), timeout=seconds, metadata=metadata)
+        except asyncio.CancelledError as e:
+            if _cancelled_by_caller():
+                raise
+            raise write_failed(batch, e) from e
+        except grpc.RpcError as e:
+            raise write_failed(batch, e) from e
+        return batch.results(reply)
+
+    async def write(
+        self, drf: str | _drf.DataRequest, value: Any, timeout: float | None = None
+    ) -> WriteResult:
+        """Apply one setting; a dict is an alarm write, its fields set one after another.
+
+        See :meth:`acnet_proto.backend.Backend.write`; ``timeout`` bounds each field's setting.
+        """
+        sequence = WriteSequence(drf, value)
+        for step in sequence:
+            sequence.record((await self.write_many([step], timeout))[0])
+        return sequence.result
+
+    async def subscribe(
+        self, drfs: Sequence[str | _drf.DataRequest], *, queue_size: int = DEFAULT_QUEUE_SIZE
+    ) -> AsyncioGRPCSubscription:
+        """Start streaming ``drfs`` (give each an event, e.g. ``@p,1000``).
+
+        Returns at once: a server that cannot be reached ends the stream with
+        :class:`ConnectionLost` from ``readings()``.
+        """
+        plan = GRPCListPlan(drfs)
+        ReadingQueue(queue_size)  # checks it, before any I/O
+        self.seconds(None)  # closed?
+        call = self._stub.Read(plan.request())
+        subscription = AsyncioGRPCSubscription(
+            call, plan, queue_size, self._subscriptions.discard
+        )
+        self._subscriptions.add(subscription)
+        return subscription
+
+
+class AsyncioGRPCSubscription:
+    """A running stream: iterate :meth:`readings`, then :meth:`stop` (or use ``async with``).
+
+    A task of its own reads the stream into a bounded queue (``queue_size``
+    readings; beyond that new ones are dropped and counted in
+    :attr:`dropped`), as the blocking and trio subscriptions' threads do.
+    """
+
+    def __init__(
+        self,
+        call: aio.UnaryStreamCall,
+        plan: GRPCListPlan,
+        queue_size: int,
+        forget: Callable[[AsyncioGRPCSubscription], None],
+    ) -> None:
+        self.drfs = plan.drfs
+        self.stopped = False
+        self._call = call
+        self._plan = plan
+        self._forget = forget
+        self._queue = ReadingQueue(queue_size)
+        self._arrived = asyncio.Event()
+        self._ended = False
+        self._exc: ConnectionLost | None = None
+        self._reader = asyncio.create_task(self._read(), name=f"acnet-grpc-stream {self.drfs[0]}")
+
+    @property
+    def dropped(self) -> int:
+        """Readings discarded because the consumer fell a whole queue behind."""
+        return self._queue.dropped
+
+    async def __aenter__(self) -> AsyncioGRPCSubscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def readings(
+        self, timeout: float | None = None
+    ) -> AsyncIterator[tuple[Reading, AsyncioGRPCSubscription]]:
+        """Yield ``(reading, self)`` until stopped, or until no reading comes for ``timeout``.
+
+        ``timeout`` is seconds to wait for each next reading (None waits
+        forever, 0 yields only what already arrived). A stream the server
+        completes stops the subscription after its readings; one that breaks
+        raises :class:`ConnectionLost` after them.
+        """
+        while not self.stopped:
+            if len(self._queue):
+                yield self._queue.pop(), self
+                continue
+            if self._ended:
+                await self.stop()
+                if self._exc is not None:
+                    raise self._exc
+                return
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._arrived.wait()
+            except TimeoutError:
+                return
+
+    async def _read(self) -> None:
+        try:
+            async for reply in self._call:
+                for _, reading in self._plan.feed(reply):
+                    if not self._queue.push(reading) and self._queue.dropped == 1:
+                        log.warning(
+                            "the stream of %s is dropping readings: its consumer is %d behind",
+                            self.drfs,
+                            self._queue.limit,
+                        )
+                self._arrived.set()
+        except asyncio.CancelledError as e:
+            if _cancelled_by_caller():
+                raise  # stop()
+            self._exc = ConnectionLost(f"the stream of {self.drfs} broke: the call was cancelled")
+            self._exc.__cause__ = e
+        except (grpc.RpcError, ProtocolError) as e:
+            self._exc = ConnectionLost(f"the stream of {self.drfs} broke: {describe(e)}")
+            self._exc.__cause__ = e
+        finally:
+            self._ended = True
+            self._arrived.set()
+
+    async def stop(self) -> None:
+        """Cancel the stream; later calls do nothing."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self._forget(self)
+        self._call.cancel()
+        self._reader.cancel()
+        await asyncio.wait({self._reader})  # its outcome is of no interest now
