@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -225,26 +226,40 @@ acinfo_main = _tool(acinfo)
 
 
 def sim(args: argparse.Namespace) -> int:
-    """Serve the simulated DPM until interrupted."""
+    """Serve the simulated DPM (and, when asked, gRPC) on one device model until interrupted."""
     import asyncio
 
     from acnet_proto.adapters.sim import serve
     from acnet_proto.devices import DeviceModel
     from acnet_proto.policy import Policy
 
-    model = DeviceModel.load(args.devices) if args.devices else None
-    settings: dict[str, Any] = {}
-    if args.keytab:
-        settings["keytab"] = args.keytab
-    if args.policy:
-        settings["policy"] = Policy.load(args.policy)
+    model = DeviceModel.load(args.devices) if args.devices else DeviceModel.default()
+    policy = Policy.load(args.policy) if args.policy else Policy.default()
+    jwt_key = args.jwt_key or os.environ.get("ACNET_JWT_KEY")
 
     def ready(server: Any) -> None:
         auth = f"settings with keytab {args.keytab}" if args.keytab else "no settings (no --keytab)"
         print(f"simulated DPM on {server.host}:{server.port} ({auth}); Ctrl-C stops it", flush=True)
 
+    def grpc_ready(server: Any) -> None:
+        auth = "JWT settings" if jwt_key else "no settings (no --jwt-key)"
+        print(f"simulated DAQ gRPC on {server.host}:{server.port} ({auth})", flush=True)
+
+    async def run() -> None:
+        services = [
+            serve(args.host, args.port, model, ready=ready, keytab=args.keytab, policy=policy)
+        ]
+        if args.grpc_port is not None:
+            from acnet_proto.adapters import grpc_sim
+
+            grpc = grpc_sim.serve(
+                args.host, args.grpc_port, model, jwt_key=jwt_key, policy=policy, ready=grpc_ready
+            )
+            services.append(grpc)
+        await asyncio.gather(*services)
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, model, ready=ready, **settings))
+        asyncio.run(run())
     return 0
 
 
@@ -287,6 +302,8 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--devices", help="device model TOML (default: the built-in one)")
     srv.add_argument("--keytab", help="keytab holding daeset/bd: enables Kerberos settings")
     srv.add_argument("--policy", help="settings policy TOML (default: role testing sets Z:*)")
+    srv.add_argument("--grpc-port", type=int, help="also serve DAQ over gRPC on this port")
+    srv.add_argument("--jwt-key", help="HS256 key for gRPC settings tokens ($ACNET_JWT_KEY)")
     rec = commands.add_parser("record", help="proxy a DPM server, recording transcripts")
     rec.add_argument("--host", required=True, help="the real DPM host")
     rec.add_argument("--port", type=int, default=6802)

@@ -186,3 +186,23 @@ def test_record_proxies_and_writes_a_replayable_transcript(sim: SimServer, tmp_p
     for role in (Role.CLIENT, Role.SERVER):
         assert list(replay(lines, role))  # every frame follows the state machine
     assert cli.main(["decode", str(out), "--check"]) == 0
+
+
+def test_sim_serves_dpm_and_grpc_from_one_model() -> None:
+    pytest.importorskip("grpc")
+    from acnet_proto.adapters.grpc import GRPCBackend
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "acnet_proto.cli", "sim", "--port", "0", "--grpc-port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banners = [proc.stdout.readline() for _ in range(2)] if proc.stdout else []
+        ports = {b.split()[1]: int(b.split("127.0.0.1:")[1].split()[0]) for b in banners}
+        with GRPCBackend("127.0.0.1", ports["DAQ"]) as grpc_backend:
+            assert isinstance(grpc_backend.read("M:OUTTMP"), float)
+        assert cli.acget_main(["M:OUTTMP", "--host", "127.0.0.1", "--port", str(ports["DPM"])]) == 0
+    finally:
+        proc.send_signal(2)
+        assert proc.wait(10) == 0
