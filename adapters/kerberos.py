@@ -66,13 +66,20 @@ class KerberosAuth(Auth):
     def realm(self) -> str:
         return self.principal.rpartition("@")[2]
 
-    def context(self, service: str) -> KerberosContext:
-        """A fresh initiator context aimed at ``service`` (a Kerberos principal)."""
+    def context(self, service: str, mutual: bool = True) -> KerberosContext:
+        """A fresh initiator context aimed at ``service`` (a Kerberos principal).
+
+        ``mutual=False`` leaves out mutual authentication: the context is then
+        complete after its first token and can sign at once, as DMQ needs (its
+        server never answers with a token).
+        """
+        mutual_flag = gssapi.RequirementFlag.mutual_authentication
+        flags = _FLAGS if mutual else [f for f in _FLAGS if f != mutual_flag]
         try:
             self._credentials = self._acquire()  # a ticket may have expired since construction
             target = gssapi.Name(service, gssapi.NameType.kerberos_principal)
             inner = gssapi.SecurityContext(
-                name=target, creds=self._credentials, flags=_FLAGS, usage="initiate"
+                name=target, creds=self._credentials, flags=flags, usage="initiate"
             )
         except GSSError as exc:
             raise _gss_failure(f"cannot start a Kerberos context for {service}", exc) from None
@@ -100,7 +107,10 @@ class KerberosContext:
             raise _gss_failure("Kerberos authentication failed", exc) from None
 
     def get_mic(self, message: bytes) -> bytes:
-        return self._inner.get_signature(message)
+        try:
+            return self._inner.get_signature(message)
+        except GSSError as exc:  # e.g. the context outlived its ticket
+            raise _gss_failure("cannot sign with the Kerberos context", exc) from None
 
 
 class KerberosAcceptor:
