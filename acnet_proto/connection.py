@@ -24,7 +24,7 @@ The legal moves are the tables of :mod:`acnet_proto._state`.
 from __future__ import annotations
 
 import copy
-from collections import deque
+from collections import Counter, deque
 from typing import Any
 
 from acnet_proto._message import Message
@@ -89,9 +89,13 @@ class _Conversation:
         self.settings_state = SettingsState.NONE
         self.list_id: int | None = None
         self.entries: dict[int, str] = {}
-        self.retired: set[int] = set()
-        self.awaiting_add_reply: set[int] = set()
-        self.awaiting_remove_reply: set[int] = set()
+        # ref_id -> StartLists sent when it stopped streaming; its old data may arrive
+        # until the reply to the next StartList.
+        self.retired: dict[int, int] = {}
+        # Counted, not sets: a ref_id reused after ClearList is owed one reply per request.
+        self.awaiting_add_reply: Counter[int] = Counter()
+        self.awaiting_remove_reply: Counter[int] = Counter()
+        self.starts_sent = 0
         self.starts_unanswered = 0
         self.awaiting_auth_reply = False
         self.awaiting_enable_reply = False
@@ -201,8 +205,9 @@ class DPMConnection:
         kind = getattr(type(command), "schema", None)
         want = "request" if self._client else "reply"
         if kind is None or command.protocol != "dpm" or kind.kind != want:
+            plural = "requests" if self._client else "replies"
             raise LocalProtocolError(
-                f"a {self.our_role.value} sends DPM {want}s; {_name(command)} is not one"
+                f"a {self.our_role.value} sends DPM {plural}; {_name(command)} is not one"
             )
         if self._c.state in (ConnectionState.CLOSED, ConnectionState.ERROR):
             raise LocalProtocolError(
@@ -349,6 +354,8 @@ class DPMConnection:
             )
 
     def _require_open(self, name: str, local: bool) -> None:
+        if self._c.state is ConnectionState.CLOSED:
+            raise self._violation(local, f"{name} after the connection was closed")
         if self._c.state is not ConnectionState.OPEN:
             raise self._violation(local, f"{name} before the list was opened ({self.state.value})")
 
@@ -363,6 +370,11 @@ class DPMConnection:
         elif name == "Authenticate_request":
             if c.awaiting_auth_reply:
                 raise self._violation(local, "Authenticate while the previous one awaits its reply")
+            if c.awaiting_enable_reply:
+                # Its ref-0 Status_reply would then find settings restarted, with no move.
+                raise self._violation(
+                    local, "Authenticate while the EnableSettings reply is pending"
+                )
             move = "Authenticate_request:" + ("token" if message.token else "empty")
             c.settings_state = self._move(
                 SETTINGS_TRANSITIONS,
@@ -404,19 +416,22 @@ class DPMConnection:
                     local, f"ref_id must be >= 1 (0 is only for '#' list properties), got {ref}"
                 )
             c.entries[ref] = drf
-            c.awaiting_add_reply.add(ref)
+            c.awaiting_add_reply[ref] += 1
         elif name == "RemoveFromList_request":
             if ref not in c.entries:
                 raise self._violation(local, f"RemoveFromList for ref_id {ref}, not on the list")
-            c.retired.add(ref)
+            c.retired[ref] = c.starts_sent
             del c.entries[ref]
-            c.awaiting_remove_reply.add(ref)
+            c.awaiting_remove_reply[ref] += 1
         elif name == "StartList_request":
             if not any(r > 0 for r in c.entries):
                 raise self._violation(local, "StartList needs at least one entry on the list")
+            c.starts_sent += 1
             c.starts_unanswered += 1
+        elif name == "StopList_request" and c.list_state is ListState.STARTED:
+            c.retired.update(dict.fromkeys(c.entries, c.starts_sent))
         elif name == "ClearList_request":
-            c.retired.update(c.entries)
+            c.retired.update(dict.fromkeys(c.entries, c.starts_sent))
             c.entries.clear()
         c.list_state = new_state
 
@@ -480,8 +495,10 @@ class DPMConnection:
             if not c.starts_unanswered:
                 raise self._violation(local, "StartList reply without a StartList")
             c.starts_unanswered -= 1
-            if not c.starts_unanswered:
-                c.retired.clear()  # the server answers in order: nothing older can follow
+            # The server answers in order: data of entries retired before this StartList
+            # was sent came before its reply.
+            answered = c.starts_sent - c.starts_unanswered
+            c.retired = {r: n for r, n in c.retired.items() if n >= answered}
             return message
         if name == "Authenticate_reply":
             if not c.awaiting_auth_reply:
@@ -521,17 +538,22 @@ class DPMConnection:
             )
         return self._stale_or_violation(message, ref, local, name)
 
-    def _settle(self, message: Message, ref: int, waiting: set[int], local: bool, what: str) -> Any:
-        if ref in waiting:
-            waiting.discard(ref)
+    def _settle(
+        self, message: Message, ref: int, waiting: Counter[int], local: bool, what: str
+    ) -> Any:
+        if waiting[ref] > 0:
+            waiting[ref] -= 1
             return message
         return self._stale_or_violation(message, ref, local, what)
 
     def _stale_or_violation(self, message: Message, ref: int, local: bool, what: str) -> Any:
         c = self._c
-        stopped_entry = ref in c.entries and c.list_state is ListState.STOPPED
-        if not local and (ref in c.retired or stopped_entry):
+        if not local and ref in c.retired:
             return StaleReply(message)
+        if ref in c.entries:
+            raise self._violation(
+                local, f"{what} for ref_id {ref} while the list is {c.list_state.value}"
+            )
         raise self._violation(local, f"{what} for ref_id {ref}, which was never on the list")
 
 

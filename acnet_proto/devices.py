@@ -33,9 +33,11 @@ clock event number in hex to seconds between firings.
 - ``settable`` (bool): whether the SETTING property exists.
 - ``default_event``: what ``@U`` (or no event) means, default ``"I"``.
 - ``status``: ``{on, ready, remote, positive, ramp}`` (all bools; gives the
-  STATUS and CONTROL properties); ``analog``: ``{min, max, enable, abort,
-  abort_inhibit, tries_needed, tries_now}``; ``digital``: ``{nominal, mask,
-  enable, abort, abort_inhibit, tries_needed, tries_now}``.
+  STATUS and CONTROL properties; the bits are :data:`STATUS_BITS`, served as
+  the fields ON..RAMP, RAW, TEXT, BIT_VALUE, BIT_NAMES and BIT_VALUES);
+  ``analog``: ``{min, max, enable, abort, abort_inhibit, tries_needed,
+  tries_now}``; ``digital``: ``{nominal, mask, enable, abort, abort_inhibit,
+  tries_needed, tries_now}``.
 - ``protection``: an integer bit mask, for the authorization layer to compare
   with a user's roles before it calls :meth:`DeviceModel.apply_setting`.
 
@@ -96,9 +98,12 @@ from acnet_proto.protocols import daqdata, dpm
 from acnet_proto.status import Status
 
 __all__ = [
+    "CONTROL_COMMANDS",
     "MIN_PERIOD_US",
+    "STATUS_BITS",
     "AnalogAlarm",
     "BasicStatus",
+    "BasicStatusBit",
     "Device",
     "DeviceModel",
     "DeviceModelError",
@@ -164,6 +169,33 @@ class Kind(enum.Enum):
     RAW = "raw"
 
 
+@dataclass(frozen=True, slots=True)
+class BasicStatusBit:
+    """One basic status bit as the device database defines it: what it is called, and its text."""
+
+    attribute: str  # of BasicStatus
+    name: str
+    long_name: str
+    true_text: str
+    false_text: str
+
+    @property
+    def mask(self) -> int:
+        """The bit in :attr:`BasicStatus.word`."""
+        return 1 << STATUS_BITS.index(self)
+
+
+#: The basic status bits in bit order (bit 0 first): the raw status word, STATUS.TEXT,
+#: STATUS.BIT_NAMES/BIT_VALUES and the device database's definitions all follow it.
+STATUS_BITS = (
+    BasicStatusBit("on", "On", "On/Off", "On", "Off"),
+    BasicStatusBit("ready", "Ready", "Ready/Tripped", "Ready", "Tripped"),
+    BasicStatusBit("remote", "Remote", "Remote/Local", "Remote", "Local"),
+    BasicStatusBit("positive", "Polarity", "Positive/Negative", "Positive", "Negative"),
+    BasicStatusBit("ramp", "Ramp", "Ramp/DC", "Ramp", "DC"),
+)
+
+
 @dataclass(slots=True)
 class BasicStatus:
     """The five basic status bits; CONTROL commands change them."""
@@ -177,20 +209,19 @@ class BasicStatus:
     @property
     def word(self) -> int:
         """Bits 0..4: on, ready, remote, positive, ramp (the simulated raw status)."""
-        bits = (self.on, self.ready, self.remote, self.positive, self.ramp)
-        return sum(1 << i for i, b in enumerate(bits) if b)
+        return sum(1 << i for i, bit in enumerate(STATUS_BITS) if getattr(self, bit.attribute))
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """Each bit's text now (``"On"``/``"Off"``, ...), in bit order."""
+        return tuple(
+            bit.true_text if getattr(self, bit.attribute) else bit.false_text
+            for bit in STATUS_BITS
+        )
 
     @property
     def text(self) -> str:
-        return " ".join(
-            [
-                "On" if self.on else "Off",
-                "Ready" if self.ready else "Tripped",
-                "Remote" if self.remote else "Local",
-                "Positive" if self.positive else "Negative",
-                "Ramp" if self.ramp else "DC",
-            ]
-        )
+        return " ".join(self.texts)
 
 
 @dataclass(slots=True)
@@ -630,7 +661,7 @@ def _span(
     return lo, hi
 
 
-_STATUS_BITS = {
+_STATUS_FIELDS = {
     _F.ON: "on",
     _F.READY: "ready",
     _F.REMOTE: "remote",
@@ -656,8 +687,8 @@ def _status_builder(
             positive=st.positive,
             ramp=st.ramp,
         )
-    if fld in _STATUS_BITS:
-        attr = _STATUS_BITS[fld]
+    if fld in _STATUS_FIELDS:
+        attr = _STATUS_FIELDS[fld]
         return lambda ref, ms, now: dpm.ScalarReply(
             ref_id=ref, timestamp=ms, cycle=0, status=0, data=float(getattr(st, attr))
         )
@@ -668,6 +699,19 @@ def _status_builder(
     if fld is _F.TEXT:
         return lambda ref, ms, now: dpm.TextReply(
             ref_id=ref, timestamp=ms, cycle=0, status=0, data=st.text
+        )
+    if fld is _F.BIT_VALUE:
+        return lambda ref, ms, now: dpm.ScalarReply(
+            ref_id=ref, timestamp=ms, cycle=0, status=0, data=float(st.word)
+        )
+    if fld is _F.BIT_NAMES:
+        names = [bit.name for bit in STATUS_BITS]
+        return lambda ref, ms, now: dpm.TextArrayReply(
+            ref_id=ref, timestamp=ms, cycle=0, status=0, data=names
+        )
+    if fld is _F.BIT_VALUES:
+        return lambda ref, ms, now: dpm.TextArrayReply(
+            ref_id=ref, timestamp=ms, cycle=0, status=0, data=list(st.texts)
         )
     raise reject(DPM_NO_SUCH_FIELD, f"the simulator does not serve STATUS.{fld.name}")
 
@@ -826,7 +870,9 @@ def _set_raw(entry: Entry, data: bytes) -> int:
     return 0
 
 
-_CONTROL_BY_ORDINAL = tuple(daqdata.BasicControl)  # RESET, ON, OFF, POSITIVE, NEGATIVE, RAMP, DC
+#: The CONTROL commands served, by ordinal (what DPM/TCP clients send, and the device
+#: database lists): RESET, ON, OFF, POSITIVE, NEGATIVE, RAMP, DC.
+CONTROL_COMMANDS = tuple(daqdata.BasicControl)
 _BC = daqdata.BasicControl
 _CONTROL_EFFECT = {
     _BC.RESET: ("ready", True),
@@ -844,8 +890,8 @@ def _control_command(value: object) -> daqdata.BasicControl | None:
     if numbers is None or len(numbers) != 1 or not numbers[0].is_integer():
         return None
     number = int(numbers[0])
-    if 0 <= number < len(_CONTROL_BY_ORDINAL):
-        return _CONTROL_BY_ORDINAL[number]
+    if 0 <= number < len(CONTROL_COMMANDS):
+        return CONTROL_COMMANDS[number]
     try:
         return daqdata.BasicControl(number)
     except ValueError:

@@ -1,0 +1,164 @@
+"""A simulated DevDB gRPC service answering from the shared device model.
+
+::
+
+    with DevDBSimServer() as sim:                   # or sim.start() ... sim.stop()
+        with DevDBClient(sim.host, sim.port) as db:
+            db.get_device_info(["M:OUTTMP"])
+
+What it says about each device is described in :mod:`acnet_proto.devdb_values`
+(descriptions, units and scaling, CONTROL commands, STATUS bit definitions,
+alarm blocks and texts, all from a :class:`~acnet_proto.devices.DeviceModel`).
+``getDeviceInfo``, ``getAllAlarmInfo`` and ``getAlarmText`` are served; the
+plot configuration calls answer ``UNIMPLEMENTED``. It runs on grpc's
+thread-pool server, as the simulated DAQ service does
+(:mod:`acnet_proto.adapters.grpc_sim`), for the same reason.
+
+To serve the model of a running simulated DAQ service, pass its ``lock``
+too: alarm limits change with settings, and family devices are made on
+first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import Any
+
+import grpc
+from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2, DevDB_pb2_grpc
+
+from acnet_proto.devdb_values import (
+    DEFAULT_PORT,
+    alarm_info_reply,
+    alarm_text_reply,
+    info_entry,
+)
+from acnet_proto.devices import DeviceModel
+
+__all__ = ["DEFAULT_PORT", "DevDBSimServer", "serve"]
+
+log = logging.getLogger(__name__)
+
+_WORKERS = 8
+
+
+class _DevDBService(DevDB_pb2_grpc.DevDBServicer):
+    def __init__(self, model: DeviceModel, lock: AbstractContextManager[Any]) -> None:
+        self.model = model
+        self.lock = lock
+
+    def getDeviceInfo(
+        self, request: DevDB_pb2.DeviceList, context: grpc.ServicerContext
+    ) -> DevDB_pb2.DeviceInfoReply:
+        with self.lock:
+            entries = [info_entry(self.model, name) for name in request.device]
+        return DevDB_pb2.DeviceInfoReply(set=entries)
+
+    def getAllAlarmInfo(
+        self, request: DevDB_pb2.DeviceList, context: grpc.ServicerContext
+    ) -> DevDB_pb2.AlarmInfoReply:
+        with self.lock:
+            return alarm_info_reply(self.model, request.device)
+
+    def getAlarmText(
+        self, request: DevDB_pb2.AlarmTextIdList, context: grpc.ServicerContext
+    ) -> DevDB_pb2.DeviceAlarmTextList:
+        with self.lock:
+            return alarm_text_reply(self.model, request.alarm_text_id)
+
+
+class DevDBSimServer:
+    """A simulated DevDB service on ``host``:``port`` (0: a free port).
+
+    ``model`` defaults to a fresh :meth:`DeviceModel.default`; ``lock`` is
+    held while it is read (None: one of its own). :meth:`start` (or
+    ``with``) starts it; ``host`` and ``port`` are then where it listens.
+    """
+
+    def __init__(
+        self,
+        model: DeviceModel | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        lock: AbstractContextManager[Any] | None = None,
+    ) -> None:
+        self.model = model if model is not None else DeviceModel.default()
+        self._lock = lock if lock is not None else threading.Lock()
+        self._host = host
+        self._port = port
+        self._server: grpc.Server | None = None
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the real one once started, even if 0 was asked)."""
+        return self._port
+
+    def __repr__(self) -> str:
+        state = "listening" if self._server is not None else "stopped"
+        return f"DevDBSimServer({self._host!r}, {self._port}, {state})"
+
+    def start(self) -> None:
+        """Start listening; returns once calls are accepted. OSError if the port is taken."""
+        if self._server is not None:
+            raise RuntimeError("this DevDBSimServer is already started")
+        server = grpc.server(ThreadPoolExecutor(_WORKERS, thread_name_prefix="sim-devdb"))
+        DevDB_pb2_grpc.add_DevDBServicer_to_server(_DevDBService(self.model, self._lock), server)
+        address = f"[{self._host}]" if ":" in self._host else self._host
+        where = f"{self._host}:{self._port}"
+        try:
+            port = server.add_insecure_port(f"{address}:{self._port}")
+        except RuntimeError as e:
+            raise OSError(f"the simulated DevDB cannot listen on {where}: {e}") from None
+        if port == 0:
+            raise OSError(f"the simulated DevDB cannot listen on {where}")
+        server.start()
+        self._server, self._port = server, port
+        log.info("simulated DevDB gRPC service listening on %s:%d", self._host, port)
+
+    def stop(self) -> None:
+        """Stop listening; idempotent."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(None).wait()
+
+    def __enter__(self) -> DevDBSimServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+async def serve(
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    model: DeviceModel | None = None,
+    *,
+    lock: AbstractContextManager[Any] | None = None,
+    ready: Callable[[DevDBSimServer], None] | None = None,
+) -> None:
+    """Serve the simulated DevDB until cancelled (``acnet-proto sim --devdb-port PORT``).
+
+    A coroutine, to run beside the other simulators on one loop (the service
+    itself runs in its own threads). ``ready`` is called with the server once
+    it listens. Give the simulated DPM's ``model`` to describe the devices it
+    serves (and a simulated DAQ service's ``lock`` with its model).
+    """
+    server = DevDBSimServer(model, host, port, lock=lock)
+    server.start()
+    try:
+        if ready is not None:
+            ready(server)
+        await asyncio.Event().wait()
+    finally:
+        await asyncio.to_thread(server.stop)
