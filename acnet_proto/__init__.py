@@ -69,7 +69,9 @@ _LAZY = {
     **dict.fromkeys(["DataRequest", "DRFError"], "acnet_proto.drf"),
     **dict.fromkeys(["Auth", "JWTAuth"], "acnet_proto.auth"),
     "KerberosAuth": "acnet_proto.adapters.kerberos",
+    "acl": "acnet_proto.adapters.acl",
     "ConfigurationError": "acnet_proto.config",
+    "devdb": "acnet_proto.adapters.devdb",
 }
 
 __all__ = [

@@ -97,6 +97,9 @@ SETTINGS_TRANSITIONS: dict[tuple[SettingsState, str], SettingsState] = {
     # ... and a ref-0 Status_reply to EnableSettings decides.
     (_S.CONTEXT_IN_PROGRESS, "enable_accepted"): _S.ENABLED,
     (_S.CONTEXT_IN_PROGRESS, "enable_refused"): _S.NONE,
+    # A refused GSS token (a non-zero ref-0 Status_reply) ends the attempt.
+    (_S.SERVICE_NAME_ASKED, "auth_refused"): _S.NONE,
+    (_S.CONTEXT_IN_PROGRESS, "auth_refused"): _S.NONE,
     # Starting over is always allowed: a client may re-authenticate.
     (_S.ENABLED, "Authenticate_request:empty"): _S.SERVICE_NAME_ASKED,
     (_S.SERVICE_NAME_ASKED, "Authenticate_request:empty"): _S.SERVICE_NAME_ASKED,

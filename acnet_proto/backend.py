@@ -27,7 +27,7 @@ from typing import Any, Self
 from acnet_proto import drf as _drf
 from acnet_proto.errors import ReadError
 from acnet_proto.lists import value_of
-from acnet_proto.settings import expand_alarm_dict
+from acnet_proto.settings import WriteSequence
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = [
@@ -265,17 +265,14 @@ class Backend(abc.ABC):
 
         A dict is an alarm write (``{"minimum": 40.0, "maximum": 50.0}`` on
         ``Z@ACLTST``): its fields are set one after another, as they share
-        one hardware block; the result is the first failure, else success.
-        ``timeout`` bounds each field's setting.
+        one hardware block, stopping at the first that fails; the result is
+        that failure, else success. ``timeout`` bounds each field's setting.
+        See :class:`~acnet_proto.settings.WriteSequence`.
         """
-        if not isinstance(value, dict):
-            return self.write_many([(drf, value)], timeout)[0]
-        text = drf.to_drf() if isinstance(drf, _drf.DataRequest) else drf
-        results = [self.write(field, v, timeout) for field, v in expand_alarm_dict(text, value)]
-        failed = next((r for r in results if not r.ok), None)
-        if failed is None:
-            return WriteResult(text, attempts=len(results))
-        return WriteResult(text, failed.facility_code, failed.error_code, failed.message)
+        sequence = WriteSequence(drf, value)
+        for step in sequence:
+            sequence.record(self.write_many([step], timeout)[0])
+        return sequence.result
 
     def __enter__(self) -> Self:
         return self

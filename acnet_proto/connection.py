@@ -282,8 +282,8 @@ class DPMConnection:
             )
             self._raw.append(rest)
             return Handshake()
-        if raw:
-            self._frames.extend(self._splitter.feed(raw))
+        # fed even when empty: an oversized frame found behind good ones raises now
+        self._frames.extend(self._splitter.feed(raw))
         return None
 
     # -- time -----------------------------------------------------------------
@@ -516,12 +516,19 @@ class DPMConnection:
         raise self._violation(local, f"{name} is not part of DPM over TCP")
 
     def _on_list_status(self, message: Message, local: bool) -> Message:
-        """A ref-0 ``Status_reply``: the answer to EnableSettings, or a job-start failure."""
+        """A ref-0 ``Status_reply``: the answer to EnableSettings, a refused Authenticate,
+        or a job-start failure."""
         c = self._c
         if c.awaiting_enable_reply:
             c.awaiting_enable_reply = False
             move = "enable_accepted" if message.status == 0 else "enable_refused"
             c.settings_state = self._move(SETTINGS_TRANSITIONS, c.settings_state, move, local=local)
+        elif c.awaiting_auth_reply and message.status != 0:
+            # DPM refuses a GSS token this way instead of with an Authenticate reply
+            c.awaiting_auth_reply = False
+            c.settings_state = self._move(
+                SETTINGS_TRANSITIONS, c.settings_state, "auth_refused", local=local
+            )
         return message
 
     def _on_data(self, message: Message, name: str, ref: int, local: bool) -> Any:

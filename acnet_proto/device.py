@@ -17,13 +17,28 @@ One-shot reads (``read``, ``setting``, ``status``, ...) always ask for
 ``@I``, whatever event the device carries; ``get()`` without ``prop`` reads
 the device's own DRF, event included; ``subscribe`` and ``await_next`` need
 an event, from the device or from ``event=``.
+
+Writes go to the backend's ``write`` (which needs its ``auth`` and
+``role``)::
+
+    dev = Device("Z:ACLTST", backend=backend)
+    dev.write(45.0, verify=Verify(tolerance=0.1))     # SETTING, then read back
+    dev.off(verify=True)                              # CONTROL, STATUS.ON read back
+    dev.set_analog_alarm({"minimum": 40.0, "maximum": 50.0})
+
+``write`` always sets the SETTING property (of the device's range, and of
+its field or ``field=``, e.g. ``"RAW"``); ``control``/``on``/``off``/
+``reset`` the CONTROL property. With ``verify``, a successful setting is
+read back (SETTING, or the STATUS bit the command changes) until it
+matches; see :mod:`acnet_proto.verify`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -35,7 +50,13 @@ from acnet_proto.backend import (
     Subscription,
     check_callbacks,
 )
-from acnet_proto.types import BasicControl, Reading
+from acnet_proto.types import BasicControl, Reading, WriteResult
+from acnet_proto.verify import CONTROL_READBACK, Verify, confirm, resolve_verify
+
+if TYPE_CHECKING:  # DevDB needs grpc and protobuf: imported when used
+    from acnet_proto.adapters.devdb import DevDBClient
+    from acnet_proto.devdb_values import DeviceInfoResult
+    from acnet_proto.digital_status import DigitalStatus
 
 __all__ = [
     "ArrayDevice",
@@ -44,9 +65,13 @@ __all__ = [
     "DeviceSpec",
     "ScalarDevice",
     "TextDevice",
+    "Verify",
     "bound_backend",
     "drf_of",
 ]
+
+#: What waits between readbacks: ``time.sleep`` unless a test passes its own.
+Sleep = Callable[[float], object]
 
 _P = _drf.Property
 _IMMEDIATE = _drf.ImmediateEvent()
@@ -208,6 +233,125 @@ class Device:
             self._drf_for(which, self._target(which, field)), timeout
         )
 
+    # -- writes -----------------------------------------------------------------
+
+    def write(
+        self,
+        value: Any,
+        *,
+        field: str | None = None,
+        verify: Verify | bool | None = None,
+        timeout: float | None = None,
+        sleep: Sleep = time.sleep,
+    ) -> WriteResult:
+        """Set the SETTING property (this device's range; its field, or ``field``).
+
+        ``verify`` (a :class:`Verify`, or True for the defaults) reads the
+        SETTING back after a successful setting until it matches ``value``,
+        calling ``sleep`` before each readback. A :class:`BasicControl` is a
+        TypeError here: use :meth:`control`.
+        """
+        if isinstance(value, BasicControl):
+            raise TypeError(
+                f"BasicControl.{value.name} is a command for the CONTROL property: "
+                f"use {type(self).__name__}.control() (or on()/off()/reset())"
+            )
+        check = resolve_verify(verify)
+        target = self._target(_P.SETTING, field)
+        backend = self._backend_or_global()
+        setting = _drf.DataRequest(self.name, _P.SETTING, self._request.range, target)
+        result = backend.write(setting.to_drf(), value, timeout)
+        if check is None:
+            return result
+        readback = self._drf_for(_P.SETTING, target)
+        return confirm(result, lambda: backend.read(readback, timeout), value, check, sleep)
+
+    def control(
+        self,
+        command: BasicControl,
+        *,
+        verify: Verify | bool | None = None,
+        timeout: float | None = None,
+        sleep: Sleep = time.sleep,
+    ) -> WriteResult:
+        """Send ``command`` to the CONTROL property.
+
+        ``verify`` reads back the STATUS bit the command sets (ON for
+        ON/OFF, READY for RESET/TRIP, POSITIVE, RAMP, REMOTE) until it shows.
+        """
+        if not isinstance(command, BasicControl):
+            raise TypeError(f"command must be a BasicControl (BasicControl.ON...), not {command!r}")
+        check = resolve_verify(verify)
+        control = _drf.DataRequest(self.name, _P.CONTROL)
+        result = self._backend_or_global().write(control.to_drf(), command, timeout)
+        if check is None:
+            return result
+        bit, expected = CONTROL_READBACK[command]
+        return confirm(
+            result, lambda: self.status(field=bit, timeout=timeout), expected, check, sleep
+        )
+
+    def on(
+        self,
+        *,
+        verify: Verify | bool | None = None,
+        timeout: float | None = None,
+        sleep: Sleep = time.sleep,
+    ) -> WriteResult:
+        """Turn the device on (``BasicControl.ON``)."""
+        return self.control(BasicControl.ON, verify=verify, timeout=timeout, sleep=sleep)
+
+    def off(
+        self,
+        *,
+        verify: Verify | bool | None = None,
+        timeout: float | None = None,
+        sleep: Sleep = time.sleep,
+    ) -> WriteResult:
+        """Turn the device off (``BasicControl.OFF``)."""
+        return self.control(BasicControl.OFF, verify=verify, timeout=timeout, sleep=sleep)
+
+    def reset(
+        self,
+        *,
+        verify: Verify | bool | None = None,
+        timeout: float | None = None,
+        sleep: Sleep = time.sleep,
+    ) -> WriteResult:
+        """Reset the device (``BasicControl.RESET``; verified by STATUS.READY)."""
+        return self.control(BasicControl.RESET, verify=verify, timeout=timeout, sleep=sleep)
+
+    def set_analog_alarm(
+        self, settings: Mapping[str, Any], *, timeout: float | None = None
+    ) -> WriteResult:
+        """Set fields of the ANALOG alarm block, one after another.
+
+        Keys: ``minimum``, ``maximum``, ``alarm_enable``, ``abort_inhibit``,
+        ``tries_needed`` (others are a ValueError before anything is sent).
+        """
+        return self._set_alarm(_P.ANALOG, settings, timeout)
+
+    def set_digital_alarm(
+        self, settings: Mapping[str, Any], *, timeout: float | None = None
+    ) -> WriteResult:
+        """Set fields of the DIGITAL alarm block, one after another.
+
+        Keys: ``nominal``, ``mask``, ``alarm_enable``, ``abort_inhibit``,
+        ``tries_needed``.
+        """
+        return self._set_alarm(_P.DIGITAL, settings, timeout)
+
+    def _set_alarm(
+        self, prop: _drf.Property, settings: Mapping[str, Any], timeout: float | None
+    ) -> WriteResult:
+        if not isinstance(settings, Mapping):
+            raise TypeError(
+                f"alarm settings must be a dict of fields, e.g. {{'maximum': 50.0}}; "
+                f"got {type(settings).__name__}"
+            )
+        alarm = _drf.DataRequest(self.name, prop).to_drf()
+        return self._backend_or_global().write(alarm, dict(settings), timeout)
+
     # -- streams ----------------------------------------------------------------
 
     def subscribe(
@@ -244,6 +388,76 @@ class Device:
             for reading, _ in stream.readings(timeout=timeout):
                 return reading
         raise TimeoutError(f"no reading of {drf} arrived within {timeout} s")
+
+    # -- metadata (DevDB) ---------------------------------------------------------
+
+    def info(
+        self, timeout: float | None = None, *, devdb: DevDBClient | None = None
+    ) -> DeviceInfoResult:
+        """This device's metadata from DevDB (cached by the client).
+
+        ``devdb`` is the client to ask; None: the process-wide one
+        (:func:`acnet_proto.adapters.devdb.default_devdb`, which raises
+        :class:`~acnet_proto.config.ConfigurationError` if no DevDB host is
+        set). :class:`~acnet_proto.errors.DeviceError` if DevDB does not know
+        the device.
+        """
+        return _devdb_or_global(devdb).get_device_info([self.name], timeout)[self.name]
+
+    def digital_status(
+        self, timeout: float | None = None, *, devdb: DevDBClient | None = None
+    ) -> DigitalStatus:
+        """The status word (``STATUS.BIT_VALUE``) and what each of its bits means now.
+
+        The meanings are DevDB's bit definitions (``devdb``, or the
+        process-wide client), with one read; if no DevDB is configured, it
+        cannot be reached, or it has no definitions for the device, they are
+        ``STATUS.BIT_NAMES`` and ``BIT_VALUES``, read with the word in one
+        batch. :class:`~acnet_proto.errors.DeviceError` if a read fails;
+        ``timeout`` bounds the DevDB query and the read separately.
+        """
+        from acnet_proto.config import ConfigurationError
+        from acnet_proto.digital_status import DigitalStatus
+        from acnet_proto.errors import ConnectionLost, DeviceError
+
+        backend = self._backend_or_global()
+        try:
+            info = _devdb_or_global(devdb).get_device_info([self.name], timeout)[self.name]
+        except (ConfigurationError, ConnectionLost, DeviceError):
+            info = None  # read the bits' names from the device instead
+        if info is not None and info.status_bits is not None:
+            (word,) = self._status_fields(backend, [_drf.Field.BIT_VALUE], timeout)
+            return DigitalStatus.from_devdb_bits(
+                self.name, word, info.status_bits, info.ext_status_bits
+            )
+        fields = [_drf.Field.BIT_VALUE, _drf.Field.BIT_NAMES, _drf.Field.BIT_VALUES]
+        word, names, values = self._status_fields(backend, fields, timeout)
+        return DigitalStatus.from_bit_arrays(self.name, word, names, values)
+
+    def _status_fields(
+        self, backend: Backend, fields: list[_drf.Field], timeout: float | None
+    ) -> list[Any]:
+        """The values of STATUS ``fields`` at ``@I`` (the word as an int, texts as lists)."""
+        from acnet_proto.errors import DeviceError
+
+        drfs = [
+            _drf.DataRequest(self.name, _P.STATUS, None, field, _IMMEDIATE).to_drf()
+            for field in fields
+        ]
+        values = []
+        for reading in backend.get_many(drfs, timeout):
+            if not reading.ok:
+                raise DeviceError(
+                    reading.drf, reading.facility_code, reading.error_code, reading.message
+                )
+            values.append(reading.value)
+        word, *texts = values
+        if isinstance(word, bool) or not isinstance(word, (int, float, np.number)):
+            raise TypeError(f"{drfs[0]} read as {type(word).__name__}, not a number")
+        for drf, text in zip(drfs[1:], texts, strict=True):
+            if not isinstance(text, (list, tuple)) or not all(isinstance(t, str) for t in text):
+                raise TypeError(f"{drf} read as {type(text).__name__}, not a list of text")
+        return [int(word), *(list(t) for t in texts)]
 
     # -- building DRFs ------------------------------------------------------------
 
@@ -350,6 +564,14 @@ class TextDevice(Device):
 
 
 DeviceSpec = str | _drf.DataRequest | Device
+
+
+def _devdb_or_global(devdb: DevDBClient | None) -> DevDBClient:
+    if devdb is not None:
+        return devdb
+    from acnet_proto.adapters.devdb import default_devdb
+
+    return default_devdb()
 
 
 def drf_of(spec: DeviceSpec) -> str:

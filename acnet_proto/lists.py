@@ -268,6 +268,11 @@ class ReadBatch(ListPlan):
         """True once every entry has its reading or its error."""
         return self._missing == 0
 
+    @property
+    def arrived(self) -> int:
+        """How many entries have their reading or error; while 0, a failed read may be repeated."""
+        return len(self.drfs) - self._missing
+
     def feed(self, event: Any) -> list[tuple[int, Reading]]:
         made = [(i, r) for i, r in super().feed(event) if self.results[i] is None]
         for index, reading in made:
@@ -308,7 +313,7 @@ class ReadBatch(ListPlan):
         return ReadError(self.readings(_DISCONNECTED), message)
 
     def _progress(self) -> str:
-        return f"{len(self) - self._missing} of {len(self)} readings arrived"
+        return f"{self.arrived} of {len(self)} readings arrived"
 
 
 def value_of(reading: Reading) -> Any:

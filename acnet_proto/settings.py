@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
 from acnet_proto import drf as _drf
 from acnet_proto._message import Message
-from acnet_proto.errors import AuthenticationError
+from acnet_proto.errors import AuthenticationError, SettingOutcomeUnknown
 from acnet_proto.protocols import dpm
 from acnet_proto.status import Status
 from acnet_proto.types import WriteResult
@@ -34,8 +34,10 @@ __all__ = [
     "GSSContext",
     "WriteBatch",
     "WritePlan",
+    "WriteSequence",
     "dpm_write_batch",
     "expand_alarm_dict",
+    "outcome_unknown",
     "service_principal",
     "setting_for",
 ]
@@ -407,12 +409,15 @@ def expand_alarm_dict(drf: str, values: dict[str, Any]) -> list[tuple[str, Any]]
     prop = request.property
     if prop in (_drf.Property.STATUS, _drf.Property.CONTROL):
         raise ValueError(
-            f"cannot write a dict to {drf}: control commands are single values; "
-            f'use BasicControl, e.g. write("{drf}", BasicControl.ON)'
+            f"Cannot write dict to {prop.name} property ({drf}): control commands are "
+            f'single values; use BasicControl, e.g. write("{drf}", BasicControl.ON)'
         )
     keys = _ALARM_KEYS.get(prop)
     if keys is None:
-        raise ValueError(f"cannot write a dict to the {prop.name} property of {drf}")
+        raise ValueError(
+            f"Cannot write dict to {prop.name} property ({drf}): a dict is an alarm write, "
+            "for an ANALOG (Z@NAME) or DIGITAL (Z$NAME) property"
+        )
     if request.field is not None:
         raise ValueError(f"cannot write a dict to a single alarm field ({drf}); give the value")
     if not values:
@@ -427,6 +432,72 @@ def expand_alarm_dict(drf: str, values: dict[str, Any]) -> list[tuple[str, Any]]
         field_request = _drf.DataRequest(request.device, prop, request.range, keys[key])
         out.append((field_request.to_drf(), int(value) if isinstance(value, bool) else value))
     return out
+
+
+class WriteSequence:
+    """The settings one ``write(drf, value)`` stands for, to apply one after another.
+
+    A plain value is one step, ``(drf, value)``. A dict is an alarm write
+    (:func:`expand_alarm_dict`, which checks it now): one step per field, as
+    the fields share one hardware block and would overwrite each other in one
+    batch. Iterating stops after a step that failed, so the fields after it
+    are left alone; the fields before it stay set. An adapter drives it::
+
+        sequence = WriteSequence(drf, value)
+        for step in sequence:
+            sequence.record(backend.write_many([step], timeout)[0])
+        return sequence.result
+    """
+
+    def __init__(self, drf: str | _drf.DataRequest, value: Any) -> None:
+        self.drf = drf.to_drf() if isinstance(drf, _drf.DataRequest) else drf
+        self._alarm = isinstance(value, dict)
+        self.steps: list[tuple[Any, Any]] = (
+            expand_alarm_dict(self.drf, value) if self._alarm else [(drf, value)]
+        )
+        self.results: list[WriteResult] = []
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        for index, step in enumerate(self.steps):
+            if len(self.results) != index:
+                raise RuntimeError("record() each step's result before taking the next step")
+            if index and not self.results[-1].ok:
+                return
+            yield step
+
+    def record(self, result: WriteResult) -> None:
+        """The result of the step just taken."""
+        self.results.append(result)
+
+    @property
+    def result(self) -> WriteResult:
+        """One result for the whole write: a dict write's first failure (naming the field), else
+        success under the DRF given."""
+        if not self.results:
+            raise RuntimeError("no step has been recorded yet")
+        if not self._alarm:
+            return self.results[0]
+        failed = self.results[-1]
+        if failed.ok:
+            return WriteResult(self.drf)
+        field = self.steps[len(self.results) - 1][0]
+        return WriteResult(
+            self.drf, failed.facility_code, failed.error_code, f"{field}: {failed.message}"
+        )
+
+
+def outcome_unknown(plan: WritePlan | None, exc: BaseException) -> SettingOutcomeUnknown | None:
+    """What to raise instead of ``exc``, which broke ``plan``: None to let ``exc`` through.
+
+    Once the ``ApplySettings`` left (:attr:`WritePlan.applied`) a failure
+    means the settings may or may not have taken effect:
+    :class:`SettingOutcomeUnknown`, and the caller must not send them again.
+    Before that, or for an :class:`AuthenticationError`, nothing was set and
+    ``exc`` stands.
+    """
+    if plan is None or not plan.applied or isinstance(exc, AuthenticationError):
+        return None
+    return SettingOutcomeUnknown(plan.batch.drfs, str(exc) or type(exc).__name__)
 
 
 def dpm_write_batch(settings: Sequence[tuple[Any, Any]], auth: Any, role: str | None) -> WriteBatch:

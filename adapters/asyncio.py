@@ -13,6 +13,10 @@
                 print(reading.value)
                 break
 
+    async with AsyncioDPMBackend("localhost", auth=KerberosAuth(), role="testing") as backend:
+        result = await backend.write("Z:ACLTST", 45.0)
+        results = await backend.write_many([("Z:ACLTST", 45.0), ("Z:ACLTS1[0:1]", [1, 2])])
+
 Reads borrow a ready connection from a pool of at most ``pool_size``
 (a read beyond that waits for one, within its timeout); a connection that
 failed or was left mid-list is closed, never pooled, and a read that failed
@@ -20,6 +24,15 @@ on an idle one before any reply (the server had closed it) is repeated once
 on another. Each subscription has a connection of its own, as a DPM list
 streams until stopped. The protocol is in :mod:`acnet_proto.client` and
 :mod:`acnet_proto.lists`; this module only moves bytes, on asyncio streams.
+Settings (``write``, ``write_many``) need ``auth=KerberosAuth()`` and
+``role=``; they go one batch at a time over one connection of their own,
+authenticated once and then reused; the semantics are the threaded
+backend's (:meth:`acnet_proto.adapters.threaded.DPMBackend.write_many`),
+down to :class:`~acnet_proto.errors.SettingOutcomeUnknown`. A
+cancellation from outside (not the call's own ``timeout``) is re-raised as
+it is, even after the settings left. Kerberos steps run inline: the first
+setting may wait on the KDC for a service ticket.
+
 Use a backend from one event loop. The trio adapter
 (:mod:`acnet_proto.adapters.trio`) has the same surface.
 """
@@ -30,9 +43,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
+from acnet_proto import drf as _drf
+from acnet_proto.auth import Auth
+from acnet_proto.backend import setting_pairs
 from acnet_proto.client import ClientConnection
 from acnet_proto.config import (
     DEFAULT_POOL_SIZE,
@@ -45,7 +61,8 @@ from acnet_proto.config import (
 )
 from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.lists import ListPlan, ReadBatch, value_of, values_of
-from acnet_proto.types import Reading
+from acnet_proto.settings import WritePlan, WriteSequence, dpm_write_batch, outcome_unknown
+from acnet_proto.types import Reading, WriteResult
 
 __all__ = ["AsyncioDPMBackend", "AsyncioSubscription"]
 
@@ -90,10 +107,10 @@ class _Link:
         self._writer.write(data)
         await self._writer.drain()
 
-    async def run(self, batch: ReadBatch) -> None:
-        """Read ``batch`` to the end and leave the connection empty, ready for the next."""
-        await self.send(self.client.begin(batch, now=_now()))
-        while not batch.done:
+    async def run(self, plan: ReadBatch | WritePlan) -> None:
+        """Run ``plan`` to the end and leave the connection free for the next."""
+        await self.send(self.client.begin(plan, now=_now()))
+        while not plan.done:
             await self.pump()
         await self.send(self.client.end(now=_now()))
 
@@ -146,7 +163,8 @@ class AsyncioDPMBackend:
     """A DPM/TCP client for asyncio. ``aclose()`` or ``async with`` ends it.
 
     ``timeout`` is the default total deadline of each call, in seconds;
-    ``pool_size`` the most connections reads use at once.
+    ``pool_size`` the most connections reads use at once; ``auth`` and
+    ``role`` are what settings need (``KerberosAuth()``, e.g. ``"testing"``).
     """
 
     def __init__(
@@ -155,12 +173,19 @@ class AsyncioDPMBackend:
         port: int = DEFAULT_PORT,
         pool_size: int = DEFAULT_POOL_SIZE,
         timeout: float = DEFAULT_TIMEOUT,
+        *,
+        auth: Auth | None = None,
+        role: str | None = None,
     ) -> None:
         self.host = check_host(host)
         self.port = check_port(port)
         self.timeout = check_timeout(timeout)
+        self.auth = auth
+        self.role = role
         self._pool = _Pool(self.host, self.port, check_pool_size(pool_size))
         self._subscriptions: set[AsyncioSubscription] = set()
+        self._write_link: _Link | None = None
+        self._write_lock = asyncio.Lock()
         self.closed = False
 
     async def __aenter__(self) -> AsyncioDPMBackend:
@@ -175,6 +200,9 @@ class AsyncioDPMBackend:
         for subscription in list(self._subscriptions):
             await subscription.stop()
         await self._pool.aclose()
+        link, self._write_link = self._write_link, None
+        if link is not None:
+            await link.aclose()
 
     async def get_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Reading]:
         """Read every DRF once; readings in input order, device errors as error readings.
@@ -219,6 +247,53 @@ class AsyncioDPMBackend:
     async def read_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Any]:
         """Read every DRF's value; :class:`ReadError` (with every reading) if any failed."""
         return values_of(await self.get_many(drfs, timeout))
+
+    async def write(
+        self, drf: str | _drf.DataRequest, value: Any, timeout: float | None = None
+    ) -> WriteResult:
+        """Apply one setting; a dict is an alarm write, its fields set one after another.
+
+        See :meth:`acnet_proto.backend.Backend.write`; ``timeout`` bounds each field's setting.
+        """
+        sequence = WriteSequence(drf, value)
+        for step in sequence:
+            sequence.record((await self.write_many([step], timeout))[0])
+        return sequence.result
+
+    async def write_many(
+        self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
+    ) -> list[WriteResult]:
+        """Apply several settings in one ``ApplySettings``; results in input order.
+
+        Bad DRFs or values raise before any I/O, then missing credentials
+        (:class:`AuthenticationError`). ``timeout`` bounds the whole call
+        (:class:`TimeoutError`). If the connection breaks or the time runs
+        out after the settings left, :class:`SettingOutcomeUnknown` is raised
+        and nothing is sent again.
+        """
+        batch = dpm_write_batch(setting_pairs(settings), self.auth, self.role)
+        deadline = self._deadline(timeout)
+        async with self._write_lock:
+            link, self._write_link = self._write_link, None
+            plan = None
+            try:
+                async with asyncio.timeout_at(deadline):
+                    if link is None:
+                        link = await _Link.open(self.host, self.port)
+                    plan = WritePlan(batch, self.auth.context, link.client.settings_enabled)
+                    await link.run(plan)
+            except BaseException as exc:
+                if link is not None:
+                    link.abort()
+                # a cancellation from outside is the caller's: it goes through as it is
+                if isinstance(exc, Exception) and (unknown := outcome_unknown(plan, exc)):
+                    raise unknown from exc
+                raise
+            if self.closed:
+                link.abort()
+            else:
+                self._write_link = link
+        return batch.write_results()
 
     async def subscribe(
         self, drfs: Sequence[str], *, timeout: float | None = None

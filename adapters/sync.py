@@ -16,6 +16,10 @@
 One connection carries the reads; each subscription opens its own, as DPM
 lists stream until stopped. Nothing here is thread-safe: use the threaded
 adapter for that.
+
+It is read-only by design: scripts that only look need no Kerberos, and
+cannot set a device by accident. For settings use the threaded backend
+(``acnet_proto.dpm(auth=KerberosAuth(), role=...)``) or the asyncio/trio ones.
 """
 
 from __future__ import annotations

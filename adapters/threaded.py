@@ -69,15 +69,9 @@ from acnet_proto.config import (
     check_port,
     check_timeout,
 )
-from acnet_proto.errors import (
-    AuthenticationError,
-    ConnectionLost,
-    ProtocolError,
-    ReadError,
-    SettingOutcomeUnknown,
-)
+from acnet_proto.errors import ConnectionLost, ProtocolError, ReadError
 from acnet_proto.lists import ListPlan, ReadBatch
-from acnet_proto.settings import WritePlan, dpm_write_batch
+from acnet_proto.settings import WritePlan, dpm_write_batch, outcome_unknown
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, WriteResult
 
@@ -490,8 +484,8 @@ class DPMBackend(Backend):
             except BaseException as exc:
                 if link is not None:
                     link.close()
-                if plan is not None and plan.applied and not isinstance(exc, AuthenticationError):
-                    raise SettingOutcomeUnknown(batch.drfs, str(exc) or type(exc).__name__) from exc
+                if (unknown := outcome_unknown(plan, exc)) is not None:
+                    raise unknown from exc
                 raise
             self._writer = link
         return batch.write_results()

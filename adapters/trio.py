@@ -13,25 +13,37 @@
                 print(reading.value)
                 break
 
+    async with TrioDPMBackend("localhost", auth=KerberosAuth(), role="testing") as backend:
+        result = await backend.write("Z:ACLTST", 45.0)
+
 The same surface as :mod:`acnet_proto.adapters.asyncio`, on trio's own
 streams and cancel scopes: reads borrow a ready connection from a pool of at
 most ``pool_size`` (repeated once on another if an idle one turns out closed
 before any reply), each subscription has a connection of its own, and every
 deadline is a cancel scope, so a caller's own ``trio.move_on_after`` around
 any call also works (a connection cancelled mid-list is closed, not pooled).
-Nothing here starts a task. Use a backend from one ``trio.run``.
+Settings (``write``, ``write_many``, with ``auth=`` and ``role=``) use one
+connection of their own, authenticated once and reused, with the threaded
+backend's semantics down to :class:`~acnet_proto.errors.SettingOutcomeUnknown`;
+a cancellation from an outer scope is re-raised as it is, even after the
+settings left. Kerberos steps run inline: the first setting may wait on the
+KDC for a service ticket. Nothing here starts a task. Use a backend from one
+``trio.run``.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 # Absolute imports make this the trio package, not this module.
 import trio
 
+from acnet_proto import drf as _drf
+from acnet_proto.auth import Auth
+from acnet_proto.backend import setting_pairs
 from acnet_proto.client import ClientConnection
 from acnet_proto.config import (
     DEFAULT_POOL_SIZE,
@@ -44,7 +56,8 @@ from acnet_proto.config import (
 )
 from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.lists import ListPlan, ReadBatch, value_of, values_of
-from acnet_proto.types import Reading
+from acnet_proto.settings import WritePlan, WriteSequence, dpm_write_batch, outcome_unknown
+from acnet_proto.types import Reading, WriteResult
 
 __all__ = ["TrioDPMBackend", "TrioSubscription"]
 
@@ -84,10 +97,10 @@ class _Link:
     async def send(self, data: bytes) -> None:
         await self._stream.send_all(data)
 
-    async def run(self, batch: ReadBatch) -> None:
-        """Read ``batch`` to the end and leave the connection empty, ready for the next."""
-        await self.send(self.client.begin(batch, now=trio.current_time()))
-        while not batch.done:
+    async def run(self, plan: ReadBatch | WritePlan) -> None:
+        """Run ``plan`` to the end and leave the connection free for the next."""
+        await self.send(self.client.begin(plan, now=trio.current_time()))
+        while not plan.done:
             await self.pump()
         await self.send(self.client.end(now=trio.current_time()))
 
@@ -134,7 +147,8 @@ class TrioDPMBackend:
     """A DPM/TCP client for trio. ``aclose()`` or ``async with`` ends it.
 
     ``timeout`` is the default total deadline of each call, in seconds;
-    ``pool_size`` the most connections reads use at once.
+    ``pool_size`` the most connections reads use at once; ``auth`` and
+    ``role`` are what settings need (``KerberosAuth()``, e.g. ``"testing"``).
     """
 
     def __init__(
@@ -143,12 +157,19 @@ class TrioDPMBackend:
         port: int = DEFAULT_PORT,
         pool_size: int = DEFAULT_POOL_SIZE,
         timeout: float = DEFAULT_TIMEOUT,
+        *,
+        auth: Auth | None = None,
+        role: str | None = None,
     ) -> None:
         self.host = check_host(host)
         self.port = check_port(port)
         self.timeout = check_timeout(timeout)
+        self.auth = auth
+        self.role = role
         self._pool = _Pool(self.host, self.port, check_pool_size(pool_size))
         self._subscriptions: set[TrioSubscription] = set()
+        self._write_link: _Link | None = None
+        self._write_lock = trio.Lock()
         self.closed = False
 
     async def __aenter__(self) -> TrioDPMBackend:
@@ -163,6 +184,9 @@ class TrioDPMBackend:
         for subscription in list(self._subscriptions):
             await subscription.stop()
         await self._pool.aclose()
+        link, self._write_link = self._write_link, None
+        if link is not None:
+            await link.aclose()
 
     async def get_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Reading]:
         """Read every DRF once; readings in input order, device errors as error readings.
@@ -206,6 +230,57 @@ class TrioDPMBackend:
     async def read_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Any]:
         """Read every DRF's value; :class:`ReadError` (with every reading) if any failed."""
         return values_of(await self.get_many(drfs, timeout))
+
+    async def write(
+        self, drf: str | _drf.DataRequest, value: Any, timeout: float | None = None
+    ) -> WriteResult:
+        """Apply one setting; a dict is an alarm write, its fields set one after another.
+
+        See :meth:`acnet_proto.backend.Backend.write`; ``timeout`` bounds each field's setting.
+        """
+        sequence = WriteSequence(drf, value)
+        for step in sequence:
+            sequence.record((await self.write_many([step], timeout))[0])
+        return sequence.result
+
+    async def write_many(
+        self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
+    ) -> list[WriteResult]:
+        """Apply several settings in one ``ApplySettings``; results in input order.
+
+        Bad DRFs or values raise before any I/O, then missing credentials
+        (:class:`AuthenticationError`). ``timeout`` bounds the whole call
+        (:class:`TimeoutError`). If the connection breaks or the time runs
+        out after the settings left, :class:`SettingOutcomeUnknown` is raised
+        and nothing is sent again.
+        """
+        batch = dpm_write_batch(setting_pairs(settings), self.auth, self.role)
+        deadline = self._deadline(timeout)
+        async with self._write_lock:
+            link, self._write_link = self._write_link, None
+            plan = None
+            try:
+                with trio.fail_at(deadline):
+                    if link is None:
+                        link = await _Link.open(self.host, self.port)
+                    plan = WritePlan(batch, self.auth.context, link.client.settings_enabled)
+                    await link.run(plan)
+            except BaseException as exc:
+                if link is not None:
+                    await link.aclose()
+                # a cancellation from an outer scope is the caller's: it goes through as it is
+                if isinstance(exc, Exception) and (unknown := outcome_unknown(plan, exc)):
+                    raise unknown from exc
+                if isinstance(exc, trio.TooSlowError):
+                    raise TimeoutError(f"settings of {batch.drfs} timed out") from exc
+                if isinstance(exc, trio.BrokenResourceError):  # trio's word for a broken socket
+                    raise ConnectionLost(f"the settings connection broke: {exc}") from exc
+                raise
+            if self.closed:
+                await link.aclose()
+            else:
+                self._write_link = link
+        return batch.write_results()
 
     async def subscribe(
         self, drfs: Sequence[str], *, timeout: float | None = None

@@ -254,3 +254,17 @@ GRPC_ADAPTERS: dict[str, Callable[..., Client]] = {
     "grpc-asyncio": _grpc_asyncio,
     "grpc-trio": _grpc_trio,
 }
+
+
+# --- ACL over HTTP: read-only, and no DPM conversation to take part in; test_behaviour.py runs
+# the tests that need no DPM server (bad DRFs, a mute server) over READ_ADAPTERS
+
+
+def _acl(host: str, port: int) -> Client:
+    from acnet_proto.adapters.acl import ACLBackend
+
+    return BlockingClient(ACLBackend(f"http://{host}:{port}/cgi-bin/acl.pl"))
+
+
+#: name -> ``open(host, port)``: every DPM adapter, and the ACL one for reads.
+READ_ADAPTERS: dict[str, Callable[[str, int], Client]] = {**ADAPTERS, "acl": _acl}

@@ -6,8 +6,15 @@ examples need with an HTML comment the reader never sees:
 
     <!-- docs-test: transcript=read-one-shot -->   a scripted server replaying
                                                    ../shared/transcripts/<name>.jsonl
+    <!-- docs-test: sim -->                        the simulated DPM
+    <!-- docs-test: sim-kdc -->                    the simulated DPM taking settings, with
+                                                   the session KDC's keytab; KerberosAuth()
+                                                   finds the KDC's ticket for operator
+    <!-- docs-test: transcript-file=<name> -->     no server: <name>.jsonl is copied to
+                                                   session.jsonl in the examples' directory
+
 The server's address reaches the examples as ACNET_DPM_HOST / ACNET_DPM_PORT,
-the same variables users set.
+the same variables users set. Examples run in a fresh temporary directory.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,29 +53,53 @@ def _examples(text: str) -> list[tuple[str, str | None]]:
     return out
 
 
+def _directives(text: str) -> dict[str, str]:
+    """The page's ``docs-test`` options: ``key=value`` items, and flags (value ``""``)."""
+    items = (item for match in DIRECTIVE.finditer(text) for item in match.group(1).split())
+    return {key: value for key, _, value in (item.partition("=") for item in items)}
+
+
 @contextlib.contextmanager
-def _server_for(text: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    options = dict(
-        item.split("=", 1)
-        for match in DIRECTIVE.finditer(text)
-        for item in match.group(1).split()
-    )
-    if "transcript" not in options:
-        yield None
-        return
-    lines = load(SHARED / "transcripts" / f"{options['transcript']}.jsonl")
-    with ScriptedServer(lines) as server:
-        monkeypatch.setenv("ACNET_DPM_HOST", server.host)
-        monkeypatch.setenv("ACNET_DPM_PORT", str(server.port))
+def _server_for(
+    text: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[object]:
+    options = _directives(text)
+    unknown = set(options) - {"transcript", "transcript-file", "sim", "sim-kdc"}
+    assert not unknown, f"unknown docs-test directive(s) {sorted(unknown)}"
+    if "transcript-file" in options:
+        source = SHARED / "transcripts" / f"{options['transcript-file']}.jsonl"
+        shutil.copy(source, Path.cwd() / "session.jsonl")
+    with contextlib.ExitStack() as stack:
+        server: object = None
+        if "transcript" in options:
+            lines = load(SHARED / "transcripts" / f"{options['transcript']}.jsonl")
+            server = stack.enter_context(ScriptedServer(lines))
+        elif "sim" in options or "sim-kdc" in options:
+            from acnet_proto.adapters.sim import SimServer
+
+            settings: dict[str, object] = {}
+            if "sim-kdc" in options:
+                pytest.importorskip("gssapi")
+                settings["keytab"] = request.getfixturevalue("kdc").keytab
+            server = stack.enter_context(SimServer.in_thread(**settings))
+        if server is not None:
+            monkeypatch.setenv("ACNET_DPM_HOST", server.host)
+            monkeypatch.setenv("ACNET_DPM_PORT", str(server.port))
         yield server
 
 
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(DOCS)))
-def test_page_examples_run(page: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_page_examples_run(
+    page: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
     text = page.read_text()
     examples = _examples(text)
     namespace: dict[str, object] = {"__name__": f"docs.{page.stem}"}
-    with _server_for(text, monkeypatch) as server:
+    monkeypatch.chdir(tmp_path)
+    with _server_for(text, request, monkeypatch) as server:
         for number, (code, expected) in enumerate(examples, 1):
             printed = io.StringIO()
             with contextlib.redirect_stdout(printed):
