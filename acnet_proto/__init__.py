@@ -70,6 +70,8 @@ _LAZY = {
     **dict.fromkeys(["Auth", "JWTAuth"], "acnet_proto.auth"),
     "KerberosAuth": "acnet_proto.adapters.kerberos",
     "acl": "acnet_proto.adapters.acl",
+    "Verify": "acnet_proto.verify",
+    **dict.fromkeys(["AnalogAlarm", "DigitalAlarm"], "acnet_proto.alarms"),
     "ConfigurationError": "acnet_proto.config",
     "devdb": "acnet_proto.adapters.devdb",
 }

@@ -9,7 +9,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -256,11 +256,34 @@ def sim(args: argparse.Namespace) -> int:
                 args.host, args.grpc_port, model, jwt_key=jwt_key, policy=policy, ready=grpc_ready
             )
             services.append(grpc)
+        if args.devdb_port is not None:
+            from acnet_proto.adapters import devdb_sim
+
+            services.append(
+                devdb_sim.serve(args.host, args.devdb_port, model, ready=_announce("DevDB gRPC"))
+            )
+        if args.acl_port is not None:
+            from acnet_proto.adapters import acl_sim
+
+            services.append(acl_sim.serve(args.host, args.acl_port, model, ready=_announce("ACL")))
+        if args.dmq_url is not None:
+            from acnet_proto.adapters import dmq_sim
+
+            dmq = dmq_sim.serve(args.dmq_url, model, keytab=args.keytab, policy=policy)
+            services.append(dmq)
         await asyncio.gather(*services)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
     return 0
+
+
+def _announce(what: str) -> Callable[[Any], None]:
+    def ready(server: Any) -> None:
+        where = getattr(server, "base_url", None) or f"{server.host}:{server.port}"
+        print(f"simulated {what} on {where}", flush=True)
+
+    return ready
 
 
 def record(args: argparse.Namespace) -> int:
@@ -304,6 +327,9 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--policy", help="settings policy TOML (default: role testing sets Z:*)")
     srv.add_argument("--grpc-port", type=int, help="also serve DAQ over gRPC on this port")
     srv.add_argument("--jwt-key", help="HS256 key for gRPC settings tokens ($ACNET_JWT_KEY)")
+    srv.add_argument("--devdb-port", type=int, help="also serve DevDB over gRPC on this port")
+    srv.add_argument("--acl-port", type=int, help="also serve the ACL CGI over HTTP on this port")
+    srv.add_argument("--dmq-url", help="also answer DMQ on this AMQP broker (amqp://...)")
     rec = commands.add_parser("record", help="proxy a DPM server, recording transcripts")
     rec.add_argument("--host", required=True, help="the real DPM host")
     rec.add_argument("--port", type=int, default=6802)

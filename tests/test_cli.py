@@ -188,21 +188,32 @@ def test_record_proxies_and_writes_a_replayable_transcript(sim: SimServer, tmp_p
     assert cli.main(["decode", str(out), "--check"]) == 0
 
 
-def test_sim_serves_dpm_and_grpc_from_one_model() -> None:
+def test_sim_serves_every_protocol_from_one_model() -> None:
     pytest.importorskip("grpc")
+    from acnet_proto.adapters.acl import ACLBackend
+    from acnet_proto.adapters.devdb import DevDBClient
     from acnet_proto.adapters.grpc import GRPCBackend
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "acnet_proto.cli", "sim", "--port", "0", "--grpc-port", "0"],
+        [sys.executable, "-m", "acnet_proto.cli", "sim", "--port", "0", "--grpc-port", "0",
+         "--devdb-port", "0", "--acl-port", "0"],
         stdout=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
     try:
-        banners = [proc.stdout.readline() for _ in range(2)] if proc.stdout else []
-        ports = {b.split()[1]: int(b.split("127.0.0.1:")[1].split()[0]) for b in banners}
+        banners = [proc.stdout.readline() for _ in range(4)] if proc.stdout else []
+        ports = {
+            b.split()[1]: int(b.split("127.0.0.1:")[1].split()[0].split("/")[0]) for b in banners
+        }
         with GRPCBackend("127.0.0.1", ports["DAQ"]) as grpc_backend:
             assert isinstance(grpc_backend.read("M:OUTTMP"), float)
         assert cli.acget_main(["M:OUTTMP", "--host", "127.0.0.1", "--port", str(ports["DPM"])]) == 0
+        with DevDBClient("127.0.0.1", ports["DevDB"]) as devdb:
+            info = devdb.get_device_info(["M:OUTTMP"])["M:OUTTMP"]
+            assert info.description == "Outdoor temperature"
+        acl_url = f"http://127.0.0.1:{ports['ACL']}/cgi-bin/acl.pl"
+        with ACLBackend(acl_url) as acl:
+            assert isinstance(acl.read("M:OUTTMP"), float)
     finally:
         proc.send_signal(2)
         assert proc.wait(10) == 0
