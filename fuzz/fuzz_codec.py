@@ -1,6 +1,6 @@
 """atheris harness: the SDD decoders and the framer raise only ProtocolError.
 
-Run a long session with (see docs/fuzzing.md):
+Run a long session with (see fuzz/README.md):
 
     python fuzz/fuzz_codec.py fuzz/corpus/codec -max_total_time=3600
 

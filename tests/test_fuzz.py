@@ -1,7 +1,9 @@
-"""The atheris harness: a bounded libFuzzer run, and the harness driven by hypothesis.
+"""The atheris harnesses (codec, engine): bounded libFuzzer runs, and hypothesis driving them.
 
-The libFuzzer run is ``slow`` (about 50 s: 40 s of fuzzing plus start-up); the
-hypothesis tests are quick and run everywhere, even without atheris.
+The libFuzzer runs are ``slow`` (about 60 s together: 30 s on the codec, 20 s
+on the engine, plus start-up); the hypothesis tests are quick and run
+everywhere, even without atheris. A longer run is one command, see
+``fuzz/fuzz_codec.py`` and ``fuzz/fuzz_engine.py``.
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ from hypothesis import strategies as st
 from tests.vectors import SHARED
 
 FUZZ_DIR = Path(__file__).resolve().parents[1] / "fuzz"
-HARNESS = FUZZ_DIR / "fuzz_codec.py"
-CORPUS = FUZZ_DIR / "corpus" / "codec"
-FUZZ_SECONDS = 40
+#: name -> seconds of libFuzzer in the bounded run
+FUZZ_SECONDS = {"codec": 30, "engine": 20}
 # Start-up (instrumenting the package, loading the corpus) comes on top of
 # FUZZ_SECONDS; this only stops a wedged run, it is not the budget.
 SUBPROCESS_TIMEOUT = 180
@@ -54,13 +55,14 @@ def _stub_atheris() -> types.ModuleType:
     return stub
 
 
-def _load_harness() -> types.ModuleType:
+def _load_harness(name: str) -> types.ModuleType:
+    path = FUZZ_DIR / f"fuzz_{name}.py"
     if HAVE_ATHERIS:
-        return _load("fuzz_codec", HARNESS)
+        return _load(f"fuzz_{name}", path)
     real = sys.modules.get("atheris")
     sys.modules["atheris"] = _stub_atheris()
     try:
-        return _load("fuzz_codec", HARNESS)
+        return _load(f"fuzz_{name}", path)
     finally:
         # Leave no fake atheris behind for anything imported later.
         if real is None:
@@ -69,27 +71,30 @@ def _load_harness() -> types.ModuleType:
             sys.modules["atheris"] = real
 
 
-harness = _load_harness()
+harness = _load_harness("codec")
+engine_harness = _load_harness("engine")
 
 
-def _seed_corpus(dest: Path) -> int:
+def _seed_corpus(name: str, dest: Path) -> int:
     """Copy the committed corpus to ``dest`` (libFuzzer adds to it); return the file count.
 
     Without a committed corpus, the seeds of fuzz/make_corpus.py are written
     straight to ``dest`` so the repository is never touched.
     """
-    if CORPUS.is_dir() and any(CORPUS.iterdir()):
-        shutil.copytree(CORPUS, dest)
+    corpus = FUZZ_DIR / "corpus" / name
+    if corpus.is_dir() and any(corpus.iterdir()):
+        shutil.copytree(corpus, dest)
     else:
         dest.mkdir(parents=True)
         make_corpus = _load("make_corpus", FUZZ_DIR / "make_corpus.py")
-        for i, seed in enumerate(make_corpus.seeds(SHARED)):
+        for i, seed in enumerate(make_corpus.SEEDS[name](SHARED)):
             (dest / f"seed-{i:04d}").write_bytes(seed)
     return sum(1 for _ in dest.iterdir())
 
 
-def _corpus_files() -> Iterator[Path]:
-    return iter(sorted(CORPUS.iterdir())) if CORPUS.is_dir() else iter(())
+def _corpus_files(name: str) -> Iterator[Path]:
+    corpus = FUZZ_DIR / "corpus" / name
+    return iter(sorted(corpus.iterdir())) if corpus.is_dir() else iter(())
 
 
 # ----------------------------------------------------------- hypothesis side
@@ -110,9 +115,30 @@ def test_harness_accepts_any_body_for_every_target(selector: int, body: bytes) -
     harness.test_one_input(bytes([selector]) + body)
 
 
-@pytest.mark.parametrize("path", list(_corpus_files()), ids=lambda p: p.name[:12])
+@pytest.mark.parametrize("path", list(_corpus_files("codec")), ids=lambda p: p.name[:12])
 def test_harness_accepts_every_committed_seed(path: Path) -> None:
     harness.test_one_input(path.read_bytes())
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=600))
+def test_engine_harness_accepts_any_program(data: bytes) -> None:
+    # a RemoteProtocolError must leave the engine in ERROR; any other escape is a finding
+    engine_harness.test_one_input(data)
+
+
+@pytest.mark.parametrize("path", list(_corpus_files("engine")), ids=lambda p: p.name[:12])
+def test_engine_harness_accepts_every_committed_seed(path: Path) -> None:
+    engine_harness.test_one_input(path.read_bytes())
+
+
+def test_engine_seeds_replay_whole_conversations() -> None:
+    """The transcript seeds drive the engine through every recorded exchange, not just a prefix."""
+    make_corpus = _load("make_corpus", FUZZ_DIR / "make_corpus.py")
+    seeds = make_corpus.SEEDS["engine"](SHARED)
+    assert len(seeds) == 2 * len(list((SHARED / "transcripts").glob("*.jsonl")))
+    for seed in seeds:
+        engine_harness.test_one_input(seed)
 
 
 # ------------------------------------------------------------- libFuzzer side
@@ -120,14 +146,15 @@ def test_harness_accepts_every_committed_seed(path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_ATHERIS, reason="atheris is not importable; libFuzzer run skipped")
-def test_bounded_libfuzzer_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(FUZZ_SECONDS))
+def test_bounded_libfuzzer_run(name: str, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
-    assert _seed_corpus(corpus) > 0
+    assert _seed_corpus(name, corpus) > 0
     command = [
         sys.executable,
-        str(HARNESS),
+        str(FUZZ_DIR / f"fuzz_{name}.py"),
         str(corpus),
-        f"-max_total_time={FUZZ_SECONDS}",
+        f"-max_total_time={FUZZ_SECONDS[name]}",
         "-rss_limit_mb=2048",
         "-timeout=10",
         # Crash files go to the tmp dir, never into the working tree.
