@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_SHARED = ROOT.parent.parent / "shared"
+DEFAULT_SHARED = ROOT.parent / "tests" / "shared"
 SELECTORS = {"dpm": {"request": 0, "reply": 1}, "daqdata": {"request": 2, "reply": 3}}
 
 

@@ -5,7 +5,7 @@ A page's blocks run in order in one namespace. A ```text block right after a
 examples need with an HTML comment the reader never sees:
 
     <!-- docs-test: transcript=read-one-shot -->   a scripted server replaying
-                                                   ../shared/transcripts/<name>.jsonl
+                                                   tests/shared/transcripts/<name>.jsonl
     <!-- docs-test: sim -->                        the simulated DPM
     <!-- docs-test: sim-kdc -->                    the simulated DPM taking settings, with
                                                    the session KDC's keytab; KerberosAuth()

@@ -1,4 +1,10 @@
-"""Load ../shared/vectors and convert their JSON field values to and from messages."""
+"""Load the shared golden vectors and convert their JSON field values to and from messages.
+
+``SHARED`` is ``tests/shared``: a copy of the project's shared wire facts
+(vectors, transcripts, spec) so a clone tests on its own; ``ACNET_SHARED``
+points elsewhere, and tests/test_shared_copy.py checks the copy against
+``../shared`` when that exists.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import numpy as np
 from acnet_proto._message import Message
 from acnet_proto.sdd import Codec
 
-SHARED = Path(os.environ.get("ACNET_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED = Path(os.environ.get("ACNET_SHARED", Path(__file__).resolve().parent / "shared"))
 
 
 def load_vectors(protocol: str) -> list[dict[str, Any]]:
