@@ -40,7 +40,8 @@ from acnet_proto.errors import (
 __version__ = "0.1.0"
 
 _DEFAULT = "acnet_proto.adapters.default"
-#: name -> the module that defines it, imported when the name is first used
+#: name -> the module that defines it ("module:attribute" when the names differ),
+#: imported when the name is first used
 _LAZY = {
     **dict.fromkeys(
         [
@@ -70,6 +71,8 @@ _LAZY = {
     **dict.fromkeys(["Auth", "JWTAuth"], "acnet_proto.auth"),
     "KerberosAuth": "acnet_proto.adapters.kerberos",
     "acl": "acnet_proto.adapters.acl",
+    "grpc": "acnet_proto.adapters.grpc:grpc_backend",
+    "dmq": "acnet_proto.adapters.dmq",
     "Verify": "acnet_proto.verify",
     **dict.fromkeys(["AnalogAlarm", "DigitalAlarm"], "acnet_proto.alarms"),
     "ConfigurationError": "acnet_proto.config",
@@ -93,10 +96,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    where = _LAZY.get(name)
+    if where is None:
         raise AttributeError(f"module 'acnet_proto' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, _, attribute = where.partition(":")
+    value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value  # bound once: later lookups skip this function
     return value
 

@@ -37,6 +37,7 @@ __all__ = [
     "check_port",
     "check_timeout",
     "resolve_dpm",
+    "resolve_endpoint",
 ]
 
 DEFAULT_PORT = 6802
@@ -162,3 +163,41 @@ def resolve_dpm(
         pool_size=_pick(pool_size, "pool_size", int, check_pool_size, DEFAULT_POOL_SIZE, env),
         timeout=_pick(timeout, "timeout", float, check_timeout, DEFAULT_TIMEOUT, env),
     )
+
+
+def resolve_endpoint(
+    service: str,
+    host: str | None,
+    port: int | None,
+    default_port: int,
+    simulator: str,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[str, int]:
+    """``(host, port)`` of another service (``"GRPC"``, ``"DMQ"``, ``"DEVDB"``).
+
+    Each argument that is not None wins; then ``ACNET_<SERVICE>_HOST``/``_PORT``,
+    then pacsys's ``PACSYS_<SERVICE>_HOST``/``_PORT``; the port defaults to
+    ``default_port``. No host anywhere is a :class:`ConfigurationError` that
+    names the variable and the simulator option (``simulator``) to start one.
+    """
+    env = os.environ if environ is None else environ
+    names = {p: (f"ACNET_{service}_{p}", f"PACSYS_{service}_{p}") for p in ("HOST", "PORT")}
+
+    def first(part: str) -> tuple[str, str] | None:
+        return next(((v, env[v].strip()) for v in names[part] if env.get(v, "").strip()), None)
+
+    if host is None:
+        found = first("HOST")
+        if found is None:
+            raise ConfigurationError(
+                f"no {service} host is configured: pass host=, or set {names['HOST'][0]} "
+                f"(a simulated one: `acnet-proto sim {simulator}`)"
+            )
+        host = check_host(found[1], found[0])
+    else:
+        host = check_host(host)
+    if port is None:
+        found = first("PORT")
+        port = default_port if found is None else _number(found[0], found[1], int)
+        return host, check_port(port, found[0] if found else "port")
+    return host, check_port(port)

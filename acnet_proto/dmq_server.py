@@ -3,14 +3,14 @@
 The simulated DMQ (``acnet_proto.adapters.dmq_sim``) consumes the INITs on
 ``amq.topic``/``I`` and the messages its jobs bind on the clients'
 exchanges, and hands each to a :class:`DMQService`; the service answers with
-the :class:`~acnet_proto.dmq.Publish`, :class:`Bind` and :class:`Unbind`
+the :class:`~acnet_proto.dmq_jobs.Publish`, :class:`Bind` and :class:`Unbind`
 actions to carry out, in order. Time is passed in: ``now`` (monotonic
 seconds) schedules, ``wall`` (Unix seconds) stamps the samples.
 
 What a job does:
 
 - INIT: the ``gss-token`` header is accepted (a fresh acceptor per job) and
-  the ``signature`` must verify over the :func:`~acnet_proto.dmq.mic_body`
+  the ``signature`` must verify over the :func:`~acnet_proto.dmq_jobs.mic_body`
   of the message. Refusals answer ``ErrorSample`` on ``R`` with the INIT's
   message id as correlation id: ``DMQ_LOGIN_REQUIRED`` (no token),
   ``DMQ_SECURITY_VIOLATION`` (-99: token refused, bad signature),
@@ -49,7 +49,7 @@ from typing import Any, Protocol
 from acnet_proto import drf as _drf
 from acnet_proto._message import Message
 from acnet_proto.devices import DeviceModel, Entry, RequestRejected
-from acnet_proto.dmq import (
+from acnet_proto.dmq_jobs import (
     CLIENT_HEARTBEAT_KEY,
     DMQ_INVALID_DATA_TYPE,
     DMQ_INVALID_REQUEST,

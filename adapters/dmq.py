@@ -26,7 +26,7 @@ number of threads, build their job and its signed INIT in their own thread
 (Kerberos may ask the KDC), hand it to the I/O thread, and wait with their
 own deadline. The I/O thread declares the job's exchange and queue,
 publishes, feeds every delivery to the job (the pure logic is
-:mod:`acnet_proto.dmq`), sends each job's ``H`` keep-alive every 5 s, notices
+:mod:`acnet_proto.dmq_jobs`), sends each job's ``H`` keep-alive every 5 s, notices
 silent servers and closes idle write sessions. Subscription callbacks run on
 a worker thread of the subscription, never on the I/O thread, so a slow or
 blocking callback (even one that calls the backend) cannot stall the other
@@ -73,8 +73,14 @@ from acnet_proto.backend import (
     check_callbacks,
     setting_pairs,
 )
-from acnet_proto.config import DEFAULT_TIMEOUT, check_host, check_port, check_timeout
-from acnet_proto.dmq import (
+from acnet_proto.config import (
+    DEFAULT_TIMEOUT,
+    check_host,
+    check_port,
+    check_timeout,
+    resolve_endpoint,
+)
+from acnet_proto.dmq_jobs import (
     DMQ_LOGIN_REQUIRED,
     DMQ_SECURITY_VIOLATION,
     HEARTBEAT_INTERVAL,
@@ -100,7 +106,7 @@ from acnet_proto.types import Reading, WriteResult
 
 from .kerberos import KerberosAuth, KerberosContext
 
-__all__ = ["DMQBackend", "DMQSubscription"]
+__all__ = ["DMQBackend", "DMQSubscription", "dmq"]
 
 log = logging.getLogger(__name__)
 
@@ -973,7 +979,7 @@ class DMQBackend(Backend):
     ) -> list[WriteResult]:
         """Apply settings, one write session per device property; results in input order.
 
-        Values become DAQData samples (see :func:`acnet_proto.dmq.setting_sample`);
+        Values become DAQData samples (see :func:`acnet_proto.dmq_jobs.setting_sample`);
         bad DRFs or values raise before anything is sent. A setting not
         answered by the deadline gets ``ACNET_REQTMO``; if the connection
         breaks with settings sent and unanswered, :class:`SettingOutcomeUnknown`.
@@ -1103,3 +1109,21 @@ class DMQBackend(Backend):
         if broker is not None:
             broker.submit(broker.close_all)
             broker.close()
+
+
+def dmq(
+    host: str | None = None,
+    port: int | None = None,
+    auth: Auth | None = None,
+    timeout: float | None = None,
+    **options: Any,
+) -> DMQBackend:
+    """A DMQ backend, as the seeds' ``pacsys.dmq()`` (``auth=KerberosAuth()`` is required).
+
+    ``host``/``port`` default to ``ACNET_DMQ_HOST``/``ACNET_DMQ_PORT`` (then
+    ``PACSYS_DMQ_*``; port 5672); other keywords go to :class:`DMQBackend`.
+    """
+    host, port = resolve_endpoint("DMQ", host, port, DEFAULT_PORT, "--dmq-url amqp://...")
+    if timeout is not None:
+        options["timeout"] = timeout
+    return DMQBackend(host, port, auth, **options)

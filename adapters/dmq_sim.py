@@ -38,7 +38,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from acnet_proto.devices import DeviceModel
-from acnet_proto.dmq import INIT_EXCHANGE, INIT_KEY, Publish, service_principal
+from acnet_proto.dmq_jobs import INIT_EXCHANGE, INIT_KEY, Publish, service_principal
 from acnet_proto.dmq_server import Action, Bind, Delivery, DMQService, Unbind
 from acnet_proto.policy import Policy
 

@@ -45,6 +45,7 @@ metadata, so ``units`` is None.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -63,7 +64,13 @@ from acnet_proto.backend import (
     Subscription,
     check_callbacks,
 )
-from acnet_proto.config import DEFAULT_TIMEOUT, check_host, check_port, check_timeout
+from acnet_proto.config import (
+    DEFAULT_TIMEOUT,
+    check_host,
+    check_port,
+    check_timeout,
+    resolve_endpoint,
+)
 from acnet_proto.errors import (
     AuthenticationError,
     ConnectionLost,
@@ -74,7 +81,7 @@ from acnet_proto.errors import (
 from acnet_proto.grpc_values import GRPCListPlan, GRPCReadBatch, SettingBatch
 from acnet_proto.types import Reading, WriteResult
 
-__all__ = ["DEFAULT_PORT", "GRPCBackend", "GRPCSubscription"]
+__all__ = ["DEFAULT_PORT", "GRPCBackend", "GRPCSubscription", "grpc_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -501,3 +508,22 @@ class GRPCBackend(GRPCConfig, Backend):
         for subscription in streams:
             subscription.stop()
         self._channel.close()
+
+
+def grpc_backend(
+    host: str | None = None,
+    port: int | None = None,
+    auth: JWTAuth | None = None,
+    timeout: float | None = None,
+) -> GRPCBackend:
+    """A DPM/gRPC backend: ``acnet_proto.grpc()``, as the seeds' ``pacsys.grpc()``.
+
+    ``host``/``port`` default to ``ACNET_GRPC_HOST``/``ACNET_GRPC_PORT`` (then
+    ``PACSYS_GRPC_*``; port 50051); ``auth`` to a ``JWTAuth`` from
+    ``ACNET_JWT_TOKEN``/``PACSYS_JWT_TOKEN`` when one is set (writes need it).
+    """
+    host, port = resolve_endpoint("GRPC", host, port, DEFAULT_PORT, "--grpc-port 50051")
+    if auth is None and any(os.environ.get(v) for v in ("ACNET_JWT_TOKEN", "PACSYS_JWT_TOKEN")):
+        auth = JWTAuth.from_env()
+    seconds = DEFAULT_TIMEOUT if timeout is None else timeout
+    return GRPCBackend(host, port, auth=auth, timeout=seconds)

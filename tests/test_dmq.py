@@ -22,7 +22,7 @@ import pytest
 
 from acnet_proto.auth import JWTAuth
 from acnet_proto.device import BasicControl
-from acnet_proto.dmq import (
+from acnet_proto.dmq_jobs import (
     REPLY_BINDINGS,
     Publish,
     drop_message,

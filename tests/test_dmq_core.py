@@ -1,4 +1,4 @@
-"""DMQ's pure logic (acnet_proto.dmq, acnet_proto.dmq_server): layouts, mappings, job bookkeeping.
+"""DMQ's pure logic (acnet_proto.dmq_jobs, acnet_proto.dmq_server): layouts, mappings, job bookkeeping.
 
 No broker and no KDC here: the signer and acceptor below sign with SHA-256 so
 that every byte is predictable; tests/test_dmq.py runs the same code against
@@ -20,7 +20,7 @@ from acnet_proto.adapters.sim import ClockEvents
 
 from acnet_proto.device import BasicControl
 from acnet_proto.devices import DeviceModel
-from acnet_proto.dmq import (
+from acnet_proto.dmq_jobs import (
     DMQ_INVALID_REQUEST,
     DMQ_LOGIN_REQUIRED,
     DMQ_OK,
@@ -687,10 +687,10 @@ def test_the_dmq_core_does_no_io() -> None:
         "import numpy, acnet_proto.lists, acnet_proto.devices, acnet_proto.status\n"
         "acnet_proto.status.known_statuses()\n"
         "before = set(sys.modules)\n"
-        "from acnet_proto import dmq, dmq_server\n"
-        "job = dmq.ReadJob(['M:OUTTMP'])\n"
+        "from acnet_proto import dmq_jobs, dmq_server\n"
+        "job = dmq_jobs.ReadJob(['M:OUTTMP'])\n"
         "job.receive('R.M:OUTTMP@I', b'')\n"
-        "dmq.setting_sample('Z:ACLTST', 1.0, 0)\n"
+        "dmq_jobs.setting_sample('Z:ACLTST', 1.0, 0)\n"
         "print(' '.join(sorted(set(sys.modules) - before)))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -12,6 +12,12 @@ examples need with an HTML comment the reader never sees:
                                                    finds the KDC's ticket for operator
     <!-- docs-test: transcript-file=<name> -->     no server: <name>.jsonl is copied to
                                                    session.jsonl in the examples' directory
+    <!-- docs-test: grpc -->                       the simulated DAQ gRPC service taking JWT
+                                                   settings: ACNET_GRPC_HOST/_PORT, ACNET_JWT_KEY
+    <!-- docs-test: acl -->                        the simulated ACL CGI: ACNET_ACL_URL
+    <!-- docs-test: devdb -->                      the simulated DevDB: ACNET_DEVDB_HOST/_PORT
+    <!-- docs-test: dmq -->                        the session RabbitMQ and KDC, and the
+                                                   simulated DMQ: ACNET_DMQ_HOST/_PORT
 
 The server's address reaches the examples as ACNET_DPM_HOST / ACNET_DPM_PORT,
 the same variables users set. Examples run in a fresh temporary directory.
@@ -64,7 +70,8 @@ def _server_for(
     text: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[object]:
     options = _directives(text)
-    unknown = set(options) - {"transcript", "transcript-file", "sim", "sim-kdc"}
+    known = {"transcript", "transcript-file", "sim", "sim-kdc", "grpc", "acl", "devdb", "dmq"}
+    unknown = set(options) - known
     assert not unknown, f"unknown docs-test directive(s) {sorted(unknown)}"
     if "transcript-file" in options:
         source = SHARED / "transcripts" / f"{options['transcript-file']}.jsonl"
@@ -85,7 +92,54 @@ def _server_for(
         if server is not None:
             monkeypatch.setenv("ACNET_DPM_HOST", server.host)
             monkeypatch.setenv("ACNET_DPM_PORT", str(server.port))
+        for name in ("grpc", "acl", "devdb", "dmq"):
+            if name in options:
+                for variable, value in _OTHER_SERVERS[name](stack, request).items():
+                    monkeypatch.setenv(variable, value)
         yield server
+        from acnet_proto.adapters.default import shutdown
+
+        shutdown()  # a page's global backend must not outlive its server
+
+
+JWT_KEY = "docs-test-signing-key-of-at-least-32-bytes"
+
+
+def _grpc(stack: contextlib.ExitStack, request: pytest.FixtureRequest) -> dict[str, str]:
+    pytest.importorskip("grpc")
+    from acnet_proto.adapters.grpc_sim import DAQSimServer
+
+    server = stack.enter_context(DAQSimServer(jwt_key=JWT_KEY))
+    return {"ACNET_GRPC_HOST": server.host, "ACNET_GRPC_PORT": str(server.port),
+            "ACNET_JWT_KEY": JWT_KEY}  # fmt: skip
+
+
+def _acl(stack: contextlib.ExitStack, request: pytest.FixtureRequest) -> dict[str, str]:
+    from acnet_proto.adapters.acl_sim import ACLSimServer
+
+    return {"ACNET_ACL_URL": stack.enter_context(ACLSimServer()).base_url}
+
+
+def _devdb(stack: contextlib.ExitStack, request: pytest.FixtureRequest) -> dict[str, str]:
+    pytest.importorskip("grpc")
+    from acnet_proto.adapters.devdb_sim import DevDBSimServer
+
+    server = stack.enter_context(DevDBSimServer())
+    return {"ACNET_DEVDB_HOST": server.host, "ACNET_DEVDB_PORT": str(server.port)}
+
+
+def _dmq(stack: contextlib.ExitStack, request: pytest.FixtureRequest) -> dict[str, str]:
+    pytest.importorskip("pika")
+    pytest.importorskip("gssapi")
+    from acnet_proto.adapters.dmq_sim import DMQSimServer
+
+    broker = request.getfixturevalue("rabbitmq")
+    keytab = request.getfixturevalue("kdc").keytab
+    stack.enter_context(DMQSimServer(broker.url, keytab=keytab))
+    return {"ACNET_DMQ_HOST": broker.host, "ACNET_DMQ_PORT": str(broker.port)}
+
+
+_OTHER_SERVERS = {"grpc": _grpc, "acl": _acl, "devdb": _devdb, "dmq": _dmq}
 
 
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(DOCS)))
