@@ -76,6 +76,7 @@ _LAZY = {
     "Verify": "acnet_proto.verify",
     **dict.fromkeys(["AnalogAlarm", "DigitalAlarm"], "acnet_proto.alarms"),
     "ConfigurationError": "acnet_proto.config",
+    **dict.fromkeys(["Gap", "Reconnect"], "acnet_proto.reconnect"),
     "devdb": "acnet_proto.adapters.devdb",
 }
 

@@ -27,6 +27,7 @@ from typing import Any, Self
 from acnet_proto import drf as _drf
 from acnet_proto.errors import ReadError
 from acnet_proto.lists import value_of
+from acnet_proto.reconnect import Gap
 from acnet_proto.settings import WriteSequence
 from acnet_proto.types import Reading, WriteResult
 
@@ -46,7 +47,8 @@ __all__ = [
 #: How many readings a subscription holds for a slow consumer before it drops new ones.
 DEFAULT_QUEUE_SIZE = 10_000
 
-ReadingCallback = Callable[[Reading, "Subscription"], object]
+#: ``callback(reading, handle)``; after a reconnection it gets a :class:`Gap` in a reading's place.
+ReadingCallback = Callable[[Reading | Gap, "Subscription"], object]
 ErrorCallback = Callable[[Exception, "Subscription"], object]
 
 
@@ -88,7 +90,7 @@ def check_callbacks(callback: object, on_error: object) -> None:
 
 
 class ReadingQueue:
-    """A bounded FIFO of readings that counts what it turned away.
+    """A bounded FIFO of readings (and gaps) that counts what it turned away.
 
     When full, the *new* reading is dropped (the oldest are already promised
     to the consumer in order). Not thread-safe: callers hold their own lock.
@@ -99,12 +101,12 @@ class ReadingQueue:
             raise ValueError(f"queue_size must be a positive integer, got {limit!r}")
         self.limit = limit
         self.dropped = 0
-        self._items: deque[Reading] = deque()
+        self._items: deque[Reading | Gap] = deque()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def push(self, reading: Reading) -> bool:
+    def push(self, reading: Reading | Gap) -> bool:
         """Queue ``reading``; False (and one more in :attr:`dropped`) if the queue is full."""
         if len(self._items) >= self.limit:
             self.dropped += 1
@@ -112,7 +114,7 @@ class ReadingQueue:
         self._items.append(reading)
         return True
 
-    def pop(self) -> Reading:
+    def pop(self) -> Reading | Gap:
         """The oldest reading (IndexError if empty: check ``len()`` first)."""
         return self._items.popleft()
 
@@ -124,7 +126,9 @@ class Subscription(abc.ABC):
     """A running stream: iterate :meth:`readings` or get callbacks; :meth:`stop` ends it.
 
     ``drfs`` are the requests as given. Usable as a context manager, which
-    stops it on exit.
+    stops it on exit. A stream that reconnects after its connection died
+    delivers a :class:`~acnet_proto.reconnect.Gap` where readings are
+    missing, in order with the readings.
     """
 
     drfs: list[str]
@@ -142,16 +146,23 @@ class Subscription(abc.ABC):
     @property
     @abc.abstractmethod
     def exc(self) -> Exception | None:
-        """What ended the stream, if it died (a ConnectionLost), else None."""
+        """What ended the stream, if it died (a ConnectionLost), else None.
+
+        A stream that reconnected is not dead: only one that could not (or
+        was told not to) ends with an error.
+        """
 
     @abc.abstractmethod
-    def readings(self, timeout: float | None = None) -> Iterator[tuple[Reading, Subscription]]:
+    def readings(
+        self, timeout: float | None = None
+    ) -> Iterator[tuple[Reading | Gap, Subscription]]:
         """Yield ``(reading, self)`` until stopped, or ``timeout`` seconds pass with none.
 
         ``timeout`` is the wait for each next reading: None waits as long as
-        the stream lives, 0 only drains what has already arrived. If the
-        stream died, the readings that arrived first are yielded, then its
-        exception is raised.
+        the stream lives, 0 only drains what has already arrived. After a
+        reconnection a :class:`~acnet_proto.reconnect.Gap` comes in a
+        reading's place. If the stream died, the readings that arrived first
+        are yielded, then its exception is raised.
         """
 
     @abc.abstractmethod

@@ -9,7 +9,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,15 +86,26 @@ def decode(path: str, check: bool, out: Any = None) -> int:
 
 
 def _connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sim", action="store_true", help="use a simulated DPM started in this process"
+    )
     parser.add_argument("--host", help="DPM host (default: $ACNET_DPM_HOST)")
     parser.add_argument("--port", type=int, help="DPM port (default: $ACNET_DPM_PORT or 6802)")
     parser.add_argument("--timeout", type=float, help="seconds for the whole operation (default 5)")
 
 
-def _backend(args: argparse.Namespace, **credentials: Any) -> Any:
+@contextlib.contextmanager
+def _backend(args: argparse.Namespace, **credentials: Any) -> Iterator[Any]:
     from acnet_proto.adapters.default import dpm
 
-    return dpm(args.host, args.port, timeout=args.timeout, **credentials)
+    with contextlib.ExitStack() as stack:
+        host, port = args.host, args.port
+        if args.sim:
+            from acnet_proto.adapters.sim import SimServer
+
+            sim = stack.enter_context(SimServer.in_thread())
+            host, port = sim.host, sim.port
+        yield stack.enter_context(dpm(host, port, timeout=args.timeout, **credentials))
 
 
 def _value_text(reading: Any) -> str:
@@ -208,7 +219,11 @@ def _tool(function: Any) -> Any:
 
         try:
             return function(argv)
-        except (ConfigurationError, AuthenticationError, DeviceError, ReadError, OSError) as exc:
+        except ConfigurationError as exc:
+            hint = "" if "--sim" in str(exc) else "; or add --sim to use a simulator in-process"
+            print(f"{function.__name__}: {exc}{hint}", file=sys.stderr)
+            return 2
+        except (AuthenticationError, DeviceError, ReadError, OSError) as exc:
             print(f"{function.__name__}: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
@@ -247,7 +262,15 @@ def sim(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         services = [
-            serve(args.host, args.port, model, ready=ready, keytab=args.keytab, policy=policy)
+            serve(
+                args.host,
+                args.port,
+                model,
+                ready=ready,
+                keytab=args.keytab,
+                policy=policy,
+                insecure_settings=args.insecure_settings,
+            )
         ]
         if args.grpc_port is not None:
             from acnet_proto.adapters import grpc_sim
@@ -325,6 +348,11 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--devices", help="device model TOML (default: the built-in one)")
     srv.add_argument("--keytab", help="keytab holding daeset/bd: enables Kerberos settings")
     srv.add_argument("--policy", help="settings policy TOML (default: role testing sets Z:*)")
+    srv.add_argument(
+        "--insecure-settings",
+        action="store_true",
+        help="apply settings with no authentication at all (for a private test bench only)",
+    )
     srv.add_argument("--grpc-port", type=int, help="also serve DAQ over gRPC on this port")
     srv.add_argument("--jwt-key", help="HS256 key for gRPC settings tokens ($ACNET_JWT_KEY)")
     srv.add_argument("--devdb-port", type=int, help="also serve DevDB over gRPC on this port")

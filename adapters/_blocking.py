@@ -13,7 +13,7 @@ import time
 from acnet_proto.client import ClientConnection, Plan
 from acnet_proto.types import Reading
 
-__all__ = ["_Link", "_left", "run_plan"]
+__all__ = ["_Link", "_left", "open_stream", "run_plan"]
 
 
 class _Link:
@@ -22,10 +22,14 @@ class _Link:
     def __init__(self, host: str, port: int, deadline: float) -> None:
         self.client = ClientConnection()
         self.sock = socket.create_connection((host, port), timeout=_left(deadline))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.sendall(self.client.start())
-        while not self.client.ready:
-            self.pump(deadline)
+        try:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock.sendall(self.client.start())
+            while not self.client.ready:
+                self.pump(deadline)
+        except BaseException:
+            self.sock.close()  # a failed handshake must not leave its socket to the collector
+            raise
 
     def pump(self, deadline: float) -> list[tuple[int, Reading]]:
         """Wait for bytes until ``deadline``; return the readings they made."""
@@ -52,6 +56,21 @@ def _left(deadline: float) -> float:
     if left <= 0:
         raise TimeoutError("deadline passed")
     return left
+
+
+def open_stream(host: str, port: int, plan: Plan, deadline: float) -> _Link:
+    """A new link with ``plan`` (a subscription's list) sent and started on it.
+
+    Raises what connecting raises (OSError, TimeoutError at ``deadline``,
+    ProtocolError); nothing is left open then.
+    """
+    link = _Link(host, port, deadline)
+    try:
+        link.send(link.client.begin(plan, time.monotonic()))
+    except BaseException:
+        link.close()
+        raise
+    return link
 
 
 def run_plan(link: _Link, plan: Plan, deadline: float) -> None:

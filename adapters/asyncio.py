@@ -22,7 +22,11 @@ Reads borrow a ready connection from a pool of at most ``pool_size``
 failed or was left mid-list is closed, never pooled, and a read that failed
 on an idle one before any reply (the server had closed it) is repeated once
 on another. Each subscription has a connection of its own, as a DPM list
-streams until stopped. The protocol is in :mod:`acnet_proto.client` and
+streams until stopped; if it dies, the subscription connects again while it
+is being iterated (pausing as its :class:`~acnet_proto.reconnect.Reconnect`
+policy says) and yields a :class:`~acnet_proto.reconnect.Gap` where readings
+are missing, or with ``reconnect=False`` ends with
+:class:`~acnet_proto.errors.ConnectionLost`. The protocol is in :mod:`acnet_proto.client` and
 :mod:`acnet_proto.lists`; this module only moves bytes, on asyncio streams.
 Settings (``write``, ``write_many``) need ``auth=KerberosAuth()`` and
 ``role=``; they go one batch at a time over one connection of their own,
@@ -43,7 +47,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from acnet_proto import drf as _drf
@@ -59,8 +64,9 @@ from acnet_proto.config import (
     check_port,
     check_timeout,
 )
-from acnet_proto.errors import ConnectionLost, ProtocolError
+from acnet_proto.errors import ProtocolError
 from acnet_proto.lists import ListPlan, ReadBatch, value_of, values_of
+from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy
 from acnet_proto.settings import WritePlan, WriteSequence, dpm_write_batch, outcome_unknown
 from acnet_proto.types import Reading, WriteResult
 
@@ -296,24 +302,35 @@ class AsyncioDPMBackend:
         return batch.write_results()
 
     async def subscribe(
-        self, drfs: Sequence[str], *, timeout: float | None = None
+        self,
+        drfs: Sequence[str],
+        *,
+        timeout: float | None = None,
+        reconnect: bool | Reconnect = True,
     ) -> AsyncioSubscription:
         """Start streaming ``drfs`` on a connection of its own.
 
         ``timeout`` bounds connecting (:class:`TimeoutError`); a refused
-        connection raises :class:`OSError`.
+        connection raises :class:`OSError`. ``reconnect``: if the connection
+        dies later, connect again with the default :class:`Reconnect` policy
+        (True), a policy of your own, or not at all (False).
         """
-        plan = ListPlan(drfs, default_event=None)
+        recovery = Recovery(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
         async with asyncio.timeout_at(self._deadline(timeout)):
-            link = await _Link.open(self.host, self.port)
-            try:
-                await link.send(link.client.begin(plan, now=_now()))
-            except BaseException:
-                link.abort()
-                raise
-        subscription = AsyncioSubscription(link, plan, self.timeout, self._subscriptions.discard)
+            link = await self._open_stream(recovery.drfs)
+        subscription = AsyncioSubscription(self, link, recovery)
         self._subscriptions.add(subscription)
         return subscription
+
+    async def _open_stream(self, drfs: Sequence[str]) -> _Link:
+        """A new connection with a fresh list of ``drfs`` started on it; the caller bounds it."""
+        link = await _Link.open(self.host, self.port)
+        try:
+            await link.send(link.client.begin(ListPlan(drfs, default_event=None), now=_now()))
+        except BaseException:
+            link.abort()
+            raise
+        return link
 
     def _deadline(self, timeout: float | None) -> float:
         if self.closed:
@@ -325,18 +342,13 @@ class AsyncioDPMBackend:
 class AsyncioSubscription:
     """A running stream: iterate :meth:`readings`, then :meth:`stop` (or use ``async with``)."""
 
-    def __init__(
-        self,
-        link: _Link,
-        plan: ListPlan,
-        goodbye_timeout: float,
-        forget: Callable[[AsyncioSubscription], None],
-    ) -> None:
-        self._link = link
-        self.drfs = plan.drfs
-        self._buffer: deque[Reading] = deque()
-        self._goodbye_timeout = goodbye_timeout
-        self._forget = forget
+    def __init__(self, backend: AsyncioDPMBackend, link: _Link, recovery: Recovery) -> None:
+        self._backend = backend
+        self._link: _Link | None = link  # None between a broken connection and the next
+        self._recovery = recovery
+        self._retry_at = 0.0
+        self.drfs = list(recovery.drfs)
+        self._buffer: deque[Reading | Gap] = deque()
         self.stopped = False
 
     async def __aenter__(self) -> AsyncioSubscription:
@@ -349,15 +361,17 @@ class AsyncioSubscription:
         """``(reading, self)`` pairs until :meth:`stop`, or until no reading comes for ``timeout``.
 
         ``timeout`` is seconds to wait for each next reading (None waits
-        forever, 0 yields only what already arrived). A server that breaks
-        the connection or falls silent past its heartbeats stops the
-        subscription and raises :class:`ConnectionLost`. Use with ``async
-        for``; leaving the loop early needs no clean-up.
+        forever, 0 yields only what already arrived). If the server breaks
+        the connection or falls silent past its heartbeats, the subscription
+        connects again (a connection attempt may outlast ``timeout``) and
+        yields a :class:`Gap`; with reconnection off or out of attempts it
+        stops and raises :class:`ConnectionLost`. Use with ``async for``;
+        leaving the loop early needs no clean-up.
         """
         return _Readings(self, timeout)
 
-    async def _next_reading(self, timeout: float | None) -> Reading | None:
-        """The next reading; None once stopped, or when none came for ``timeout``."""
+    async def _next_reading(self, timeout: float | None) -> Reading | Gap | None:
+        """The next reading or gap; None once stopped, or when none came for ``timeout``."""
         deadline = None if timeout is None else _now() + timeout
         while not self.stopped:
             if self._buffer:
@@ -367,35 +381,74 @@ class AsyncioSubscription:
         return None
 
     async def _receive(self, deadline: float | None) -> bool:
-        """Buffer what arrives by ``deadline``; False when the wait is over or stopped."""
-        until, dead = self._link.client.stream_wait(deadline)
+        """Buffer what arrives by ``deadline``, reconnecting if need be; False when the wait
+        is over or the stream stopped."""
+        link = self._link
+        if link is None:
+            return await self._reconnect(deadline)
+        until, dead = link.client.stream_wait(deadline)
         waiting = asyncio.timeout_at(until)
         try:
             async with waiting:
-                made = await self._link.pump()
+                made = await link.pump()
         except (OSError, ProtocolError) as exc:  # asyncio's TimeoutError is an OSError
             if self.stopped:  # stop() from another task closed the connection
                 return False
             if not waiting.expired():
                 cause = str(exc)
             elif dead:
-                cause = "the server sent nothing for several heartbeats"
+                cause = SILENT
             else:
                 return False  # the caller's wait is over; the stream goes on
-            await self.stop()
-            raise ConnectionLost(f"stream of {self.drfs} lost: {cause}") from exc
+            self._broke(cause, exc)
+            return True
+        if made:
+            self._recovery.heard()
         self._buffer.extend(reading for _, reading in made)
         return not self.stopped
+
+    def _broke(self, cause: str, exc: BaseException) -> None:
+        """Drop the dead connection and note when to try again; ConnectionLost if never."""
+        link, self._link = self._link, None
+        if link is not None:
+            link.abort()
+        delay = self._recovery.broke(cause, datetime.now(UTC))
+        if delay is None:
+            self.stopped = True
+            self._backend._subscriptions.discard(self)
+            raise self._recovery.lost() from exc
+        self._retry_at = _now() + delay
+
+    async def _reconnect(self, deadline: float | None) -> bool:
+        """Wait for the next attempt and make it, unless ``deadline`` comes first."""
+        early = deadline is not None and deadline < self._retry_at
+        await asyncio.sleep(max(0.0, (deadline if early else self._retry_at) - _now()))
+        if early or self.stopped:
+            return False
+        try:
+            async with asyncio.timeout(self._backend.timeout):
+                link = await self._backend._open_stream(self.drfs)
+        except (OSError, ProtocolError) as exc:
+            self._broke(str(exc), exc)
+            return True
+        if self.stopped:  # stop() ran while this connected
+            link.abort()
+            return False
+        self._link = link
+        self._buffer.append(self._recovery.resumed(datetime.now(UTC)))
+        return True
 
     async def stop(self) -> None:
         """Stop the stream (``StopList``) and close its connection; later calls do nothing."""
         if self.stopped:
             return
         self.stopped = True
-        self._forget(self)
-        link = self._link
+        self._backend._subscriptions.discard(self)
+        link, self._link = self._link, None
+        if link is None:
+            return
         try:
-            async with asyncio.timeout(self._goodbye_timeout):
+            async with asyncio.timeout(self._backend.timeout):
                 await link.send(link.client.end(now=_now()))
         except (OSError, ProtocolError):  # TimeoutError included: it is going away either way
             link.abort()
@@ -421,7 +474,7 @@ class _Readings:
     def __aiter__(self) -> _Readings:
         return self
 
-    async def __anext__(self) -> tuple[Reading, AsyncioSubscription]:
+    async def __anext__(self) -> tuple[Reading | Gap, AsyncioSubscription]:
         if not self._over:
             reading = await self._subscription._next_reading(self._timeout)
             if reading is not None:

@@ -35,7 +35,8 @@ What is sent, and in what order (as in ``/work/shared/transcripts``):
   by principal, ``#ROLE:`` and device (:class:`~acnet_proto.policy.Policy`)
   and refused with ``DPM_PRIV``/``DPM_DBPRIV``, or applied to the model.
   ``ApplySettings`` without enabled settings refuses every entry with
-  ``DPM_PRIV``.
+  ``DPM_PRIV`` — unless the server runs with ``insecure_settings``
+  (``--insecure-settings``, off by default), which applies them unchecked.
 
 One scheduler per connection wakes at the earliest due time and writes
 everything due (data of every group that fired, and the heartbeat) in one
@@ -73,7 +74,8 @@ __all__ = ["ClockEvents", "SimServer", "serve"]
 
 log = logging.getLogger(__name__)
 
-DPM_PRIV = Status.from_name("DPM_PRIV").status
+DPM_PRIV_STATUS = Status.from_name("DPM_PRIV")
+DPM_PRIV = DPM_PRIV_STATUS.status
 DPM_BAD_REQUEST = Status.from_name("DPM_BAD_REQUEST").status
 DEFAULT_SERVICE = "daeset/bd"  # announced as-is; clients append the realm
 _FIRST_LIST_ID = 4096  # where the real DPM's list id pool starts
@@ -251,7 +253,10 @@ class _Session:
             elif isinstance(event, dpm.ApplySettingsRequest):
                 out.append(send(self._apply(event)))
             elif isinstance(event, SettingsNotEnabled):
-                out.append(send(_refuse_settings(event.request, DPM_PRIV)))
+                if self.server.insecure_settings:
+                    out.append(send(self._apply(event.request)))
+                else:
+                    out.append(send(_refuse_settings(event.request, DPM_PRIV)))
             elif isinstance(event, ConnectionClosed):
                 self.closed = True
                 return
@@ -321,7 +326,11 @@ class _Session:
             device = model.device(name)
             return device.protection if device is not None else 0
 
-        verdicts = self.settings.authorize(listed, list(values), protection)
+        if self.server.insecure_settings and not self.settings.enabled:
+            # --insecure-settings: no authentication, only "is it on the list"
+            verdicts = {ref: None if ref in self.entries else DPM_PRIV_STATUS for ref in values}
+        else:
+            verdicts = self.settings.authorize(listed, list(values), protection)
         statuses = []
         for ref, value in values.items():
             refusal = verdicts[ref]
@@ -411,8 +420,12 @@ class SimServer:
         service: str = DEFAULT_SERVICE,
         realm: str = "FNAL.GOV",
         policy: Policy | None = None,
+        insecure_settings: bool = False,
     ) -> None:
         self.model = model if model is not None else DeviceModel.default()
+        self.insecure_settings = insecure_settings
+        if insecure_settings:
+            log.warning("simulated DPM: --insecure-settings: anyone may set any device")
         self.keytab = keytab
         self.service = service
         self.realm = realm

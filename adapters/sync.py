@@ -14,8 +14,11 @@
                 break
 
 One connection carries the reads; each subscription opens its own, as DPM
-lists stream until stopped. Nothing here is thread-safe: use the threaded
-adapter for that.
+lists stream until stopped, and opens another (pausing as its
+:class:`~acnet_proto.reconnect.Reconnect` policy says, inside
+``readings()``) if that one dies, yielding a
+:class:`~acnet_proto.reconnect.Gap` where readings are missing. Nothing here
+is thread-safe: use the threaded adapter for that.
 
 It is read-only by design: scripts that only look need no Kerberos, and
 cannot set a device by accident. For settings use the threaded backend
@@ -26,15 +29,18 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from acnet_proto.errors import ConnectionLost, ProtocolError, ReadError
+from acnet_proto.errors import ProtocolError, ReadError
 from acnet_proto.lists import ListPlan, ReadBatch, value_of
+from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy
 from acnet_proto.status import Status
 from acnet_proto.types import Reading
 
-from ._blocking import _left, _Link
+from ._blocking import _left, _Link, open_stream
 
 __all__ = ["SyncClient", "SyncSubscription"]
 
@@ -103,22 +109,38 @@ class SyncClient:
         """Read one DRF's value; :class:`DeviceError` if the device answered an error."""
         return value_of(self.get(drf, timeout))
 
-    def subscribe(self, drfs: Sequence[str], timeout: float | None = None) -> SyncSubscription:
-        """Start streaming ``drfs`` on a connection of its own."""
-        plan = ListPlan(drfs, default_event=None)
+    def subscribe(
+        self,
+        drfs: Sequence[str],
+        timeout: float | None = None,
+        reconnect: bool | Reconnect = True,
+    ) -> SyncSubscription:
+        """Start streaming ``drfs`` on a connection of its own.
+
+        ``timeout`` bounds connecting (and each reconnection). ``reconnect``:
+        if the connection dies later, connect again with the default
+        :class:`Reconnect` policy (True), a policy of your own, or not at all
+        (False: ``readings()`` raises :class:`ConnectionLost`).
+        """
+        recovery = Recovery(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
+        return SyncSubscription(self, self._open_stream(recovery.drfs, timeout), recovery)
+
+    def _open_stream(self, drfs: Sequence[str], timeout: float | None = None) -> _Link:
+        """A new connection with a fresh list of ``drfs`` started on it."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        link = _Link(self.host, self.port, deadline)
-        link.send(link.client.begin(plan))
-        return SyncSubscription(link, plan)
+        return open_stream(self.host, self.port, ListPlan(drfs, default_event=None), deadline)
 
 
 class SyncSubscription:
     """A running stream; iterate :meth:`readings`, then :meth:`stop` (or use ``with``)."""
 
-    def __init__(self, link: _Link, plan: ListPlan) -> None:
-        self._link = link
-        self.drfs = plan.drfs
-        self._buffer: list[Reading] = []
+    def __init__(self, client: SyncClient, link: _Link, recovery: Recovery) -> None:
+        self._client = client
+        self._link: _Link | None = link  # None between a broken connection and the next
+        self._recovery = recovery
+        self._retry_at = 0.0
+        self.drfs = list(recovery.drfs)
+        self._buffer: deque[Reading | Gap] = deque()
         self.stopped = False
 
     def __enter__(self) -> SyncSubscription:
@@ -127,36 +149,69 @@ class SyncSubscription:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def readings(self, timeout: float | None = None) -> Iterator[tuple[Reading, SyncSubscription]]:
+    def readings(
+        self, timeout: float | None = None
+    ) -> Iterator[tuple[Reading | Gap, SyncSubscription]]:
         """Yield ``(reading, self)`` pairs until :meth:`stop` or ``timeout`` of quiet.
 
         ``timeout`` is seconds to wait for each next reading (None waits
-        forever, 0 drains what already arrived). A dead or silent server
-        raises :class:`ConnectionLost`.
+        forever, 0 drains what already arrived). A dead or silent server is
+        replaced by a new connection and a :class:`Gap`; with reconnection off
+        or out of attempts, :class:`ConnectionLost` is raised.
         """
         while not self.stopped:
             if not self._buffer:
                 if not self._wait(timeout):
                     return
                 continue
-            yield self._buffer.pop(0), self
+            yield self._buffer.popleft(), self
 
     def _wait(self, timeout: float | None) -> bool:
+        """Buffer what comes within ``timeout``, reconnecting if need be; False if nothing did."""
+        link = self._link
+        if link is None:
+            return self._reconnect(timeout)
         now = time.monotonic()
-        overdue = self._link.client.overdue_at
-        silent_for = float("inf") if overdue is None else overdue - now
-        wait = silent_for if timeout is None else min(timeout, silent_for)
+        until, dead = link.client.stream_wait(None if timeout is None else now + timeout)
         try:
-            made = self._link.pump_for(max(0.0, min(wait, 3600.0)))
+            made = link.pump_for(max(0.0, min(until - now, 3600.0)))
         except TimeoutError:
-            if timeout is None or silent_for <= timeout:
-                self.stop()
-                raise ConnectionLost("the server sent nothing for several heartbeats") from None
-            return False
+            if not dead:
+                return False
+            self._broke(SILENT, None)
+            return True
         except (OSError, ProtocolError) as exc:
-            self.stop()
-            raise ConnectionLost(f"subscription to {self.drfs} lost: {exc}") from exc
-        self._buffer += [reading for _, reading in made]
+            self._broke(str(exc), exc)
+            return True
+        if made:
+            self._recovery.heard()
+        self._buffer.extend(reading for _, reading in made)
+        return True
+
+    def _broke(self, cause: str, exc: BaseException | None) -> None:
+        """Drop the dead connection and note when to try again; ConnectionLost if never."""
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
+        delay = self._recovery.broke(cause, datetime.now(UTC))
+        if delay is None:
+            self.stopped = True
+            raise self._recovery.lost() from exc
+        self._retry_at = time.monotonic() + delay
+
+    def _reconnect(self, timeout: float | None) -> bool:
+        """Wait for the next attempt and make it, unless ``timeout`` runs out first."""
+        now = time.monotonic()
+        early = timeout is not None and now + timeout < self._retry_at
+        time.sleep(max(0.0, (now + timeout if early else self._retry_at) - now))
+        if early:
+            return False
+        try:
+            self._link = self._client._open_stream(self.drfs)
+        except (OSError, ProtocolError) as exc:
+            self._broke(str(exc), exc)
+            return True
+        self._buffer.append(self._recovery.resumed(datetime.now(UTC)))
         return True
 
     def stop(self) -> None:
@@ -164,6 +219,9 @@ class SyncSubscription:
         if self.stopped:
             return
         self.stopped = True
+        link, self._link = self._link, None
+        if link is None:
+            return
         with contextlib.suppress(OSError, ProtocolError):  # it is going away either way
-            self._link.send(self._link.client.end())
-        self._link.close()
+            link.send(link.client.end())
+        link.close()

@@ -27,10 +27,15 @@ callback never stalls the socket. When the queue is full new readings are
 dropped and counted in :attr:`DPMSubscription.dropped` (a warning is logged
 at the first). In ``DispatchMode.DIRECT`` the reader thread calls the
 callback itself: nothing is queued or dropped, and a slow callback slows the
-stream. A stream that dies (the server closed, the connection failed, or the
-server missed several 2 s heartbeats) ends with
-:class:`~acnet_proto.errors.ConnectionLost`, passed to ``on_error``,
-raised by ``readings()``, and logged if neither is there to see it.
+stream. A stream whose connection dies (the server closed it, sent bytes
+that break the protocol, or missed several 2 s heartbeats) connects again,
+its reader thread pausing between attempts as
+:class:`~acnet_proto.reconnect.Reconnect` says (exponential backoff with
+jitter; ``stop()`` cuts a pause short), sends its list again, and hands the
+consumer a :class:`~acnet_proto.reconnect.Gap` where readings are missing.
+With ``reconnect=False``, or once the attempts run out, it ends with
+:class:`~acnet_proto.errors.ConnectionLost`, passed to ``on_error``, raised
+by ``readings()``, and logged if neither is there to see it.
 
 :meth:`DPMBackend.close` stops every stream and joins its threads, and
 closes the pool.
@@ -45,6 +50,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from acnet_proto import drf as _drf
@@ -71,11 +77,12 @@ from acnet_proto.config import (
 )
 from acnet_proto.errors import ConnectionLost, ProtocolError, ReadError
 from acnet_proto.lists import ListPlan, ReadBatch
+from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy
 from acnet_proto.settings import WritePlan, dpm_write_batch, outcome_unknown
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, WriteResult
 
-from ._blocking import _left, _Link, run_plan
+from ._blocking import _left, _Link, open_stream, run_plan
 
 __all__ = ["DPMBackend", "DPMHTTPBackend", "DPMSubscription", "DispatchMode"]
 
@@ -169,15 +176,16 @@ class DPMSubscription(Subscription):
         self,
         backend: DPMBackend,
         link: _Link,
-        plan: ListPlan,
+        recovery: Recovery,
         callback: ReadingCallback | None,
         on_error: ErrorCallback | None,
         mode: DispatchMode,
         queue: ReadingQueue,
     ) -> None:
-        self.drfs = plan.drfs
+        self.drfs = list(recovery.drfs)
         self._backend = backend
         self._link = link
+        self._recovery = recovery
         self._callback = callback
         self._on_error = on_error
         self._direct = callback is not None and mode is DispatchMode.DIRECT
@@ -215,12 +223,13 @@ class DPMSubscription(Subscription):
 
     def readings(
         self, timeout: float | None = None
-    ) -> Iterator[tuple[Reading, DPMSubscription]]:
+    ) -> Iterator[tuple[Reading | Gap, DPMSubscription]]:
         """Yield ``(reading, self)`` until :meth:`stop`, or ``timeout`` seconds without one.
 
         ``timeout`` is the wait for each next reading (None: as long as the
-        stream lives; 0: only what has arrived). If the stream died, what
-        arrived before is yielded, then :class:`ConnectionLost` is raised.
+        stream lives; 0: only what has arrived). After a reconnection a
+        :class:`Gap` comes where readings are missing. If the stream died,
+        what arrived before is yielded, then :class:`ConnectionLost` is raised.
         """
         if self._callback is not None:
             raise RuntimeError("this subscription delivers to its callback; it has no readings()")
@@ -266,7 +275,7 @@ class DPMSubscription(Subscription):
     def _read(self) -> None:
         error: ConnectionLost | None = None
         try:
-            self._pump()
+            self._stream()
         except ConnectionLost as exc:
             error = exc
         except Exception as exc:  # OSError, ProtocolError, or a bug: the stream is dead either way
@@ -277,6 +286,45 @@ class DPMSubscription(Subscription):
             with contextlib.suppress(OSError):
                 self._close_link(polite=error is None)
             self._finish(error)
+
+    def _stream(self) -> None:
+        """Pump one connection after another until stopped, or until recovery gives up."""
+        while True:
+            try:
+                self._pump()
+                return  # stopped
+            except (OSError, ProtocolError) as exc:
+                failure: Exception = exc
+            self._link.close()
+            if not self._reconnect(failure):
+                return
+
+    def _reconnect(self, failure: Exception) -> bool:
+        """Connect again, pausing as the policy says; False if stopped meanwhile.
+
+        Raises :class:`ConnectionLost` when reconnection is off or out of attempts.
+        """
+        recovery = self._recovery
+        while True:
+            delay = recovery.broke(str(failure), datetime.now(UTC))
+            if delay is None:
+                raise recovery.lost() from failure
+            log.info(
+                "the stream of %s broke (%s); reconnecting in %.3f s",
+                _summary(self.drfs),
+                failure,
+                delay,
+            )
+            with self._cond:
+                if self._cond.wait_for(lambda: self._stop_requested, delay):
+                    return False
+            try:
+                self._link = self._backend._open_stream(self.drfs)
+            except (OSError, ProtocolError) as exc:
+                failure = exc
+                continue
+            self._deliver(recovery.resumed(datetime.now(UTC)))
+            return True
 
     def _pump(self) -> None:
         link = self._link
@@ -290,18 +338,17 @@ class DPMSubscription(Subscription):
                 if self._stop_requested:
                     return
                 if not ready:
-                    raise ConnectionLost(
-                        f"the server went silent on the stream of {_summary(self.drfs)} "
-                        "(several heartbeats missed)"
-                    )
+                    raise TimeoutError(SILENT)
                 try:
                     made = link.pump_for(0)
                 except TimeoutError:
                     continue  # readable, yet nothing to read: a spurious wakeup
+                if made:
+                    self._recovery.heard()
                 for _, reading in made:
                     self._deliver(reading)
 
-    def _deliver(self, reading: Reading) -> None:
+    def _deliver(self, reading: Reading | Gap) -> None:
         if self._direct:
             if not self._stop_requested:
                 self._call(self._callback, reading)
@@ -500,6 +547,7 @@ class DPMBackend(Backend):
         dispatch_mode: DispatchMode = DispatchMode.WORKER,
         *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        reconnect: bool | Reconnect = True,
     ) -> DPMSubscription:
         """Stream ``drfs`` on a new connection; see :meth:`Backend.subscribe`.
 
@@ -508,18 +556,20 @@ class DPMBackend(Backend):
         :class:`~acnet_proto.errors.ConnectionRefusedByProxy`).
         ``dispatch_mode`` picks the thread that runs ``callback``;
         ``queue_size`` bounds the readings held for a slow consumer.
+        ``reconnect``: if the connection dies later, connect again with the
+        default :class:`Reconnect` policy (True), a policy of your own, or
+        not at all (False: the stream ends with :class:`ConnectionLost`).
         """
         self._check_open()
         check_callbacks(callback, on_error)
         if not isinstance(dispatch_mode, DispatchMode):
             raise TypeError(f"dispatch_mode must be a DispatchMode, not {dispatch_mode!r}")
         queue = ReadingQueue(queue_size)
-        plan = ListPlan(drfs, default_event=None)
-        link = _Link(self._host, self._port, self._deadline(None))
+        recovery = Recovery(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
+        link = self._open_stream(recovery.drfs)
         try:
-            link.send(link.client.begin(plan, time.monotonic()))
             subscription = DPMSubscription(
-                self, link, plan, callback, on_error, dispatch_mode, queue
+                self, link, recovery, callback, on_error, dispatch_mode, queue
             )
         except BaseException:
             link.close()
@@ -533,6 +583,15 @@ class DPMBackend(Backend):
             raise RuntimeError("this DPMBackend was closed while subscribing")
         subscription._start()
         return subscription
+
+    def _open_stream(self, drfs: Sequence[str]) -> _Link:
+        """A new connection with the list of ``drfs`` started on it, within the timeout.
+
+        Each connection gets a list plan of its own: what one learned (an
+        entry refused, the metadata) is learned afresh on the next.
+        """
+        plan = ListPlan(drfs, default_event=None)
+        return open_stream(self._host, self._port, plan, self._deadline(None))
 
     def _forget(self, subscription: DPMSubscription) -> None:
         with self._lock:

@@ -19,7 +19,10 @@
 The same surface as :mod:`acnet_proto.adapters.asyncio`, on trio's own
 streams and cancel scopes: reads borrow a ready connection from a pool of at
 most ``pool_size`` (repeated once on another if an idle one turns out closed
-before any reply), each subscription has a connection of its own, and every
+before any reply), each subscription has a connection of its own (connected
+again, as its :class:`~acnet_proto.reconnect.Reconnect` policy says, if it
+dies while being iterated, with a :class:`~acnet_proto.reconnect.Gap` where
+readings are missing), and every
 deadline is a cancel scope, so a caller's own ``trio.move_on_after`` around
 any call also works (a connection cancelled mid-list is closed, not pooled).
 Settings (``write``, ``write_many``, with ``auth=`` and ``role=``) use one
@@ -35,7 +38,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 # Absolute imports make this the trio package, not this module.
@@ -56,6 +60,7 @@ from acnet_proto.config import (
 )
 from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.lists import ListPlan, ReadBatch, value_of, values_of
+from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy
 from acnet_proto.settings import WritePlan, WriteSequence, dpm_write_batch, outcome_unknown
 from acnet_proto.types import Reading, WriteResult
 
@@ -283,27 +288,40 @@ class TrioDPMBackend:
         return batch.write_results()
 
     async def subscribe(
-        self, drfs: Sequence[str], *, timeout: float | None = None
+        self,
+        drfs: Sequence[str],
+        *,
+        timeout: float | None = None,
+        reconnect: bool | Reconnect = True,
     ) -> TrioSubscription:
         """Start streaming ``drfs`` on a connection of its own.
 
         ``timeout`` bounds connecting (:class:`TimeoutError`, as in the
         other adapters); a refused connection raises :class:`OSError`.
+        ``reconnect``: if the connection dies later, connect again with the
+        default :class:`Reconnect` policy (True), a policy of your own, or
+        not at all (False).
         """
-        plan = ListPlan(drfs, default_event=None)
+        recovery = Recovery(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
         try:
             with trio.fail_at(self._deadline(timeout)):
-                link = await _Link.open(self.host, self.port)
-                try:
-                    await link.send(link.client.begin(plan, now=trio.current_time()))
-                except BaseException:
-                    await link.aclose()
-                    raise
+                link = await self._open_stream(recovery.drfs)
         except trio.TooSlowError as exc:
-            raise TimeoutError(f"no DPM list for {plan.drfs} within the timeout") from exc
-        subscription = TrioSubscription(link, plan, self.timeout, self._subscriptions.discard)
+            raise TimeoutError(f"no DPM list for {list(recovery.drfs)} within the timeout") from exc
+        subscription = TrioSubscription(self, link, recovery)
         self._subscriptions.add(subscription)
         return subscription
+
+    async def _open_stream(self, drfs: Sequence[str]) -> _Link:
+        """A new connection with a fresh list of ``drfs`` started on it; the caller bounds it."""
+        link = await _Link.open(self.host, self.port)
+        try:
+            plan = ListPlan(drfs, default_event=None)
+            await link.send(link.client.begin(plan, now=trio.current_time()))
+        except BaseException:
+            await link.aclose()
+            raise
+        return link
 
     def _deadline(self, timeout: float | None) -> float:
         if self.closed:
@@ -315,18 +333,13 @@ class TrioDPMBackend:
 class TrioSubscription:
     """A running stream: iterate :meth:`readings`, then :meth:`stop` (or use ``async with``)."""
 
-    def __init__(
-        self,
-        link: _Link,
-        plan: ListPlan,
-        goodbye_timeout: float,
-        forget: Callable[[TrioSubscription], None],
-    ) -> None:
-        self._link = link
-        self.drfs = plan.drfs
-        self._buffer: deque[Reading] = deque()
-        self._goodbye_timeout = goodbye_timeout
-        self._forget = forget
+    def __init__(self, backend: TrioDPMBackend, link: _Link, recovery: Recovery) -> None:
+        self._backend = backend
+        self._link: _Link | None = link  # None between a broken connection and the next
+        self._recovery = recovery
+        self._retry_at = 0.0
+        self.drfs = list(recovery.drfs)
+        self._buffer: deque[Reading | Gap] = deque()
         self.stopped = False
 
     async def __aenter__(self) -> TrioSubscription:
@@ -339,15 +352,17 @@ class TrioSubscription:
         """``(reading, self)`` pairs until :meth:`stop`, or until no reading comes for ``timeout``.
 
         ``timeout`` is seconds to wait for each next reading (None waits
-        forever, 0 yields only what already arrived). A server that breaks
-        the connection or falls silent past its heartbeats stops the
-        subscription and raises :class:`ConnectionLost`. Use with ``async
-        for``; leaving the loop early needs no clean-up.
+        forever, 0 yields only what already arrived). If the server breaks
+        the connection or falls silent past its heartbeats, the subscription
+        connects again (a connection attempt may outlast ``timeout``) and
+        yields a :class:`Gap`; with reconnection off or out of attempts it
+        stops and raises :class:`ConnectionLost`. Use with ``async for``;
+        leaving the loop early needs no clean-up.
         """
         return _Readings(self, timeout)
 
-    async def _next_reading(self, timeout: float | None) -> Reading | None:
-        """The next reading; None once stopped, or when none came for ``timeout``."""
+    async def _next_reading(self, timeout: float | None) -> Reading | Gap | None:
+        """The next reading or gap; None once stopped, or when none came for ``timeout``."""
         deadline = None if timeout is None else trio.current_time() + timeout
         while not self.stopped:
             if self._buffer:
@@ -357,38 +372,75 @@ class TrioSubscription:
         return None
 
     async def _receive(self, deadline: float | None) -> bool:
-        """Buffer what arrives by ``deadline``; False when the wait is over or stopped."""
-        until, dead = self._link.client.stream_wait(deadline)
+        """Buffer what arrives by ``deadline``, reconnecting if need be; False when the wait
+        is over or the stream stopped."""
+        link = self._link
+        if link is None:
+            return await self._reconnect(deadline)
+        until, dead = link.client.stream_wait(deadline)
         made: list[tuple[int, Reading]] = []
         try:
             with trio.move_on_at(until) as waiting:
-                made = await self._link.pump()
+                made = await link.pump()
         except trio.ClosedResourceError:  # stop() from another task closed the connection
             return False
         except _BROKEN as exc:
             if self.stopped:
                 return False
-            await self.stop()
-            raise ConnectionLost(f"stream of {self.drfs} lost: {exc}") from exc
+            await self._broke(str(exc), exc)
+            return True
         if waiting.cancelled_caught:
             if not dead:
                 return False  # the caller's wait is over; the stream goes on
-            await self.stop()
-            raise ConnectionLost(
-                f"stream of {self.drfs} lost: the server sent nothing for several heartbeats"
-            )
+            await self._broke(SILENT, None)
+            return True
+        if made:
+            self._recovery.heard()
         self._buffer.extend(reading for _, reading in made)
         return not self.stopped
+
+    async def _broke(self, cause: str, exc: BaseException | None) -> None:
+        """Drop the dead connection and note when to try again; ConnectionLost if never."""
+        link, self._link = self._link, None
+        if link is not None:
+            await link.aclose()
+        delay = self._recovery.broke(cause, datetime.now(UTC))
+        if delay is None:
+            self.stopped = True
+            self._backend._subscriptions.discard(self)
+            raise self._recovery.lost() from exc
+        self._retry_at = trio.current_time() + delay
+
+    async def _reconnect(self, deadline: float | None) -> bool:
+        """Wait for the next attempt and make it, unless ``deadline`` comes first."""
+        early = deadline is not None and deadline < self._retry_at
+        await trio.sleep_until(deadline if early else self._retry_at)
+        if early or self.stopped:
+            return False
+        try:
+            with trio.fail_after(self._backend.timeout):
+                link = await self._backend._open_stream(self.drfs)
+        except (*_BROKEN, trio.TooSlowError) as exc:
+            await self._broke(str(exc) or "no DPM list within the timeout", exc)
+            return True
+        if self.stopped:  # stop() ran while this connected
+            await link.aclose()
+            return False
+        self._link = link
+        self._buffer.append(self._recovery.resumed(datetime.now(UTC)))
+        return True
 
     async def stop(self) -> None:
         """Stop the stream (``StopList``) and close its connection; later calls do nothing."""
         if self.stopped:
             return
         self.stopped = True
-        self._forget(self)
-        link = self._link
+        self._backend._subscriptions.discard(self)
+        link, self._link = self._link, None
+        if link is None:
+            return
         try:
-            with trio.move_on_after(self._goodbye_timeout):
+            with trio.move_on_after(self._backend.timeout):
                 await link.send(link.client.end(now=trio.current_time()))
         except (*_BROKEN, trio.ClosedResourceError):
             pass  # it is going away either way
@@ -411,7 +463,7 @@ class _Readings:
     def __aiter__(self) -> _Readings:
         return self
 
-    async def __anext__(self) -> tuple[Reading, TrioSubscription]:
+    async def __anext__(self) -> tuple[Reading | Gap, TrioSubscription]:
         if not self._over:
             reading = await self._subscription._next_reading(self._timeout)
             if reading is not None:

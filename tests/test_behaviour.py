@@ -289,7 +289,7 @@ def test_silent_server_ends_a_subscription(
         connected(adapter, server) as client,
         pytest.raises(ConnectionLost, match="heartbeats"),
     ):
-        client.stream(STREAM_DRFS, count=1, timeout=timeout)
+        client.stream(STREAM_DRFS, count=1, timeout=timeout, reconnect=False)
     assert server.errors == []
 
 
@@ -302,7 +302,7 @@ def test_sim_get_many_of_several_devices(adapter: str, sim: SimServer) -> None:
     assert [r.drf for r in readings] == drfs
     outtmp, array, text, raw, missing = readings
     assert outtmp.ok and outtmp.units == "DegF" and abs(outtmp.value - 41.7) <= 0.3
-    assert array.ok and array.value_type is ValueType.SCALAR_ARRAY and array.value.shape == (16,)
+    assert array.ok and array.value_type is ValueType.SCALAR_ARRAY and array.value.shape == (10,)
     assert (text.value_type, text.value) == (ValueType.TEXT, "the quick brown fox")
     assert raw.value == bytes.fromhex("00112233445566778899aabbccddeeff")
     assert status_name(missing) == "DPM_NO_SUCH_DEVICE"

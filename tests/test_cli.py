@@ -113,7 +113,10 @@ def test_tools_without_a_host_say_how_to_get_one(
         monkeypatch.delenv(name, raising=False)
     assert cli.acget_main(["M:OUTTMP"]) == 2
     err = capsys.readouterr().err
-    assert "ACNET_DPM_HOST" in err and "acnet-proto sim" in err
+    assert "ACNET_DPM_HOST" in err and "acnet-proto sim" in err and "--sim" in err
+    # ... and --sim does just that
+    assert cli.acget_main(["--sim", "M:OUTTMP", "Z:STRINGTEST"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "Z:STRINGTEST hello"
 
 
 @pytest.mark.integration

@@ -420,3 +420,42 @@ def test_in_thread_stops_listening_on_exit() -> None:
         socket.create_connection((server.host, port)).close()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+
+
+def _apply_unauthenticated(server: SimServer) -> Any:
+    """Set Z:ACLTST to 12.5 (and a ref not on the list) with no Kerberos; the reply."""
+    sock = socket.create_connection((server.host, server.port), timeout=DEADLINE)
+    splitter, replies = FrameSplitter(), []
+
+    def read_until(cls: type) -> Any:
+        while not any(isinstance(r, cls) for r in replies):
+            replies.extend(dpm.decode_reply(f) for f in splitter.feed(sock.recv(65536)))
+        return next(r for r in replies if isinstance(r, cls))
+
+    with sock:
+        sock.sendall(HANDSHAKE)
+        list_id = read_until(dpm.OpenListReply).list_id
+        setup = [
+            dpm.AddToListRequest(list_id=list_id, ref_id=1, drf_request="Z:ACLTST.SETTING@N"),
+            dpm.StartListRequest(list_id=list_id),
+        ]
+        sock.sendall(b"".join(frame(dpm.encode(m)) for m in setup))
+        read_until(dpm.StartListReply)
+        settings = [
+            dpm.ScaledSetting(ref_id=1, data=[12.5]),
+            dpm.ScaledSetting(ref_id=9, data=[1.0]),
+        ]
+        apply = dpm.ApplySettingsRequest(user_name="nobody", list_id=list_id, scaled_array=settings)
+        sock.sendall(frame(dpm.encode(apply)))
+        return read_until(dpm.ApplySettingsReply)
+
+
+def test_insecure_settings_apply_without_authentication() -> None:
+    """``insecure_settings`` (``--insecure-settings``, off by default) skips authentication."""
+    with SimServer.in_thread(insecure_settings=True) as server:
+        reply = _apply_unauthenticated(server)
+        assert [(s.ref_id, s.status) for s in reply.status] == [(1, 0), (9, DPM_PRIV)]
+        assert server.model.resolve("Z_ACLTST").reply(1, time.time()).data == 12.5
+    with SimServer.in_thread() as secure:
+        reply = _apply_unauthenticated(secure)
+        assert {s.status for s in reply.status} == {DPM_PRIV}
