@@ -21,25 +21,29 @@ import abc
 import enum
 import inspect
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self
 
 from acnet_proto import drf as _drf
 from acnet_proto.errors import ReadError
-from acnet_proto.lists import value_of
+from acnet_proto.lists import value_of, values_of
 from acnet_proto.reconnect import Gap
 from acnet_proto.settings import WriteSequence
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
+    "AsyncBackend",
+    "AsyncSubscription",
     "Backend",
     "DispatchMode",
     "ErrorCallback",
+    "QueuedSubscription",
     "ReadingCallback",
     "ReadingQueue",
     "Subscription",
     "check_callbacks",
+    "check_queue_size",
     "pairs_of",
     "setting_pairs",
 ]
@@ -89,6 +93,13 @@ def check_callbacks(callback: object, on_error: object) -> None:
     _check_callable(on_error, "on_error", "exception, handle")
 
 
+def check_queue_size(size: object) -> int:
+    """``size`` if it is a positive integer (a subscription's ``queue_size``), else ValueError."""
+    if type(size) is not int or size < 1:
+        raise ValueError(f"queue_size must be a positive integer, got {size!r}")
+    return size
+
+
 class ReadingQueue:
     """A bounded FIFO of readings (and gaps) that counts what it turned away.
 
@@ -97,9 +108,7 @@ class ReadingQueue:
     """
 
     def __init__(self, limit: int = DEFAULT_QUEUE_SIZE) -> None:
-        if type(limit) is not int or limit < 1:
-            raise ValueError(f"queue_size must be a positive integer, got {limit!r}")
-        self.limit = limit
+        self.limit = check_queue_size(limit)
         self.dropped = 0
         self._items: deque[Reading | Gap] = deque()
 
@@ -174,6 +183,48 @@ class Subscription(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class QueuedSubscription(Subscription):
+    """A :class:`Subscription` whose readings wait in a :class:`ReadingQueue` for ``readings()``.
+
+    Holds what every such stream keeps: the callbacks, the queue, whether
+    :meth:`stop` was asked (``_stop_requested``), whether the stream ended
+    (``_ended``) and with what error (``_exc``). A subclass feeds the queue
+    and implements :meth:`readings` and :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        drfs: list[str],
+        callback: ReadingCallback | None,
+        on_error: ErrorCallback | None,
+        queue: ReadingQueue,
+    ) -> None:
+        self.drfs = drfs
+        self._callback = callback
+        self._on_error = on_error
+        self._queue = queue
+        self._stop_requested = False
+        self._ended = False
+        self._exc: Exception | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop_requested or self._ended
+
+    @property
+    def dropped(self) -> int:
+        return self._queue.dropped
+
+    @property
+    def exc(self) -> Exception | None:
+        return self._exc
+
+    def _check_iterable(self) -> None:
+        """RuntimeError if readings go to a callback, so there is nothing to iterate."""
+        if self._callback is not None:
+            raise RuntimeError("this subscription delivers to its callback; it has no readings()")
 
 
 def pairs_of(settings: Iterable[tuple[Any, Any]] | Mapping[Any, Any]) -> list[tuple[Any, Any]]:
@@ -290,3 +341,95 @@ class Backend(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class AsyncBackend(abc.ABC):
+    """:class:`Backend`'s surface, awaited: ``aclose()`` or ``async with`` ends it.
+
+    A subclass implements :meth:`get_many`, :meth:`write_many` and
+    :meth:`aclose`; ``get``, ``read``, ``read_many`` and ``write`` are built
+    from them with :class:`Backend`'s semantics.
+    """
+
+    @abc.abstractmethod
+    async def get_many(
+        self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
+    ) -> list[Reading]:
+        """Read every DRF once; see :meth:`Backend.get_many`."""
+
+    @abc.abstractmethod
+    async def write_many(
+        self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
+    ) -> list[WriteResult]:
+        """Apply several settings in one batch; see :meth:`Backend.write_many`."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Stop every subscription and release every connection (idempotent)."""
+
+    async def get(self, drf: str | _drf.DataRequest, timeout: float | None = None) -> Reading:
+        """Read one DRF; the :class:`Reading`, error or not."""
+        return (await self.get_many([drf], timeout))[0]
+
+    async def read(self, drf: str | _drf.DataRequest, timeout: float | None = None) -> Any:
+        """Read one DRF's value; :class:`DeviceError` if the device answered an error."""
+        return value_of(await self.get(drf, timeout))
+
+    async def read_many(
+        self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
+    ) -> list[Any]:
+        """Read every DRF's value; :class:`ReadError` (with every reading) if any failed."""
+        return values_of(await self.get_many(drfs, timeout))
+
+    async def write(
+        self, drf: str | _drf.DataRequest, value: Any, timeout: float | None = None
+    ) -> WriteResult:
+        """Apply one setting; a dict is an alarm write, its fields set one after another.
+
+        See :meth:`Backend.write`; ``timeout`` bounds each field's setting.
+        """
+        sequence = WriteSequence(drf, value)
+        for step in sequence:
+            sequence.record((await self.write_many([step], timeout))[0])
+        return sequence.result
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class AsyncSubscription(abc.ABC):
+    """:class:`Subscription`'s surface, awaited: iterate :meth:`readings`, then :meth:`stop`.
+
+    ``drfs`` are the requests as given, ``stopped`` is True once it ended,
+    ``dropped`` counts readings turned away by a full queue. Usable with
+    ``async with``, which stops it on exit.
+    """
+
+    drfs: list[str]
+    stopped: bool
+    dropped: int
+
+    @abc.abstractmethod
+    def readings(
+        self, timeout: float | None = None
+    ) -> AsyncIterator[tuple[Reading, AsyncSubscription]]:
+        """Yield ``(reading, self)`` until stopped, or until no reading comes for ``timeout``.
+
+        ``timeout`` is seconds to wait for each next reading (None waits
+        forever, 0 yields only what already arrived). A stream the server
+        completes stops the subscription after its readings; one that breaks
+        raises :class:`~acnet_proto.errors.ConnectionLost` after them.
+        """
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Cancel the stream; later calls do nothing."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()

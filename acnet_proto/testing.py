@@ -44,9 +44,9 @@ from acnet_proto.backend import (
     DEFAULT_QUEUE_SIZE,
     Backend,
     ErrorCallback,
+    QueuedSubscription,
     ReadingCallback,
     ReadingQueue,
-    Subscription,
     check_callbacks,
     setting_pairs,
 )
@@ -134,7 +134,7 @@ def _in_range(reading: Reading, drf: str, request: _drf.DataRequest) -> Reading:
     return replace(reading, drf=drf, value=reading.value[span.start : end + 1])
 
 
-class FakeSubscription(Subscription):
+class FakeSubscription(QueuedSubscription):
     """A :class:`FakeBackend` stream, fed by :meth:`FakeBackend.emit_reading`."""
 
     def __init__(
@@ -144,25 +144,8 @@ class FakeSubscription(Subscription):
         on_error: ErrorCallback | None,
         queue_size: int,
     ) -> None:
-        self.drfs = drfs
+        super().__init__(drfs, callback, on_error, ReadingQueue(queue_size))
         self.canonical = {_drf.canonical(d) for d in drfs}
-        self._callback = callback
-        self._on_error = on_error
-        self._queue = ReadingQueue(queue_size)
-        self._exc: Exception | None = None
-        self._stop_requested = False
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop_requested or self._exc is not None
-
-    @property
-    def dropped(self) -> int:
-        return self._queue.dropped
-
-    @property
-    def exc(self) -> Exception | None:
-        return self._exc
 
     def readings(
         self, timeout: float | None = None
@@ -172,8 +155,7 @@ class FakeSubscription(Subscription):
         ``timeout`` is accepted for compatibility and has no effect (see the
         module docstring).
         """
-        if self._callback is not None:
-            raise RuntimeError("this subscription delivers to its callback; it has no readings()")
+        self._check_iterable()
         while len(self._queue) and not self._stop_requested:
             yield self._queue.pop(), self
         if self._exc is not None and not self._stop_requested:
@@ -195,6 +177,7 @@ class FakeSubscription(Subscription):
         if self.stopped:
             return
         self._exc = exc
+        self._ended = True
         if self._on_error is not None:
             self._on_error(exc, self)
 

@@ -21,11 +21,9 @@ first use.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -39,6 +37,8 @@ from acnet_proto.devdb_values import (
     info_entry,
 )
 from acnet_proto.devices import DeviceModel
+
+from ._grpc_server import GRPCServer, serve_until_cancelled
 
 __all__ = ["DEFAULT_PORT", "DevDBSimServer", "serve"]
 
@@ -72,13 +72,16 @@ class _DevDBService(DevDB_pb2_grpc.DevDBServicer):
             return alarm_text_reply(self.model, request.alarm_text_id)
 
 
-class DevDBSimServer:
+class DevDBSimServer(GRPCServer):
     """A simulated DevDB service on ``host``:``port`` (0: a free port).
 
     ``model`` defaults to a fresh :meth:`DeviceModel.default`; ``lock`` is
     held while it is read (None: one of its own). :meth:`start` (or
     ``with``) starts it; ``host`` and ``port`` are then where it listens.
     """
+
+    _what = "the simulated DevDB"
+    _thread_prefix = "sim-devdb"
 
     def __init__(
         self,
@@ -88,55 +91,17 @@ class DevDBSimServer:
         *,
         lock: AbstractContextManager[Any] | None = None,
     ) -> None:
+        super().__init__(host, port, _WORKERS)
         self.model = model if model is not None else DeviceModel.default()
         self._lock = lock if lock is not None else threading.Lock()
-        self._host = host
-        self._port = port
-        self._server: grpc.Server | None = None
 
-    @property
-    def host(self) -> str:
-        return self._host
-
-    @property
-    def port(self) -> int:
-        """The port it listens on (the real one once started, even if 0 was asked)."""
-        return self._port
-
-    def __repr__(self) -> str:
-        state = "listening" if self._server is not None else "stopped"
-        return f"DevDBSimServer({self._host!r}, {self._port}, {state})"
+    def _add_services(self, server: grpc.Server) -> None:
+        DevDB_pb2_grpc.add_DevDBServicer_to_server(_DevDBService(self.model, self._lock), server)
 
     def start(self) -> None:
         """Start listening; returns once calls are accepted. OSError if the port is taken."""
-        if self._server is not None:
-            raise RuntimeError("this DevDBSimServer is already started")
-        server = grpc.server(ThreadPoolExecutor(_WORKERS, thread_name_prefix="sim-devdb"))
-        DevDB_pb2_grpc.add_DevDBServicer_to_server(_DevDBService(self.model, self._lock), server)
-        address = f"[{self._host}]" if ":" in self._host else self._host
-        where = f"{self._host}:{self._port}"
-        try:
-            port = server.add_insecure_port(f"{address}:{self._port}")
-        except RuntimeError as e:
-            raise OSError(f"the simulated DevDB cannot listen on {where}: {e}") from None
-        if port == 0:
-            raise OSError(f"the simulated DevDB cannot listen on {where}")
-        server.start()
-        self._server, self._port = server, port
-        log.info("simulated DevDB gRPC service listening on %s:%d", self._host, port)
-
-    def stop(self) -> None:
-        """Stop listening; idempotent."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.stop(None).wait()
-
-    def __enter__(self) -> DevDBSimServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().start()
+        log.info("simulated DevDB gRPC service listening on %s:%d", self.host, self.port)
 
 
 async def serve(
@@ -154,11 +119,4 @@ async def serve(
     it listens. Give the simulated DPM's ``model`` to describe the devices it
     serves (and a simulated DAQ service's ``lock`` with its model).
     """
-    server = DevDBSimServer(model, host, port, lock=lock)
-    server.start()
-    try:
-        if ready is not None:
-            ready(server)
-        await asyncio.Event().wait()
-    finally:
-        await asyncio.to_thread(server.stop)
+    await serve_until_cancelled(DevDBSimServer(model, host, port, lock=lock), ready)

@@ -52,7 +52,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -69,7 +69,6 @@ from acnet_proto.backend import (
     ErrorCallback,
     ReadingCallback,
     ReadingQueue,
-    Subscription,
     check_callbacks,
     setting_pairs,
 )
@@ -104,6 +103,7 @@ from acnet_proto.protocols import daqdata
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, WriteResult
 
+from ._streams import ThreadedSubscription
 from .kerberos import KerberosAuth, KerberosContext
 
 __all__ = ["DMQBackend", "DMQSubscription", "dmq"]
@@ -641,7 +641,7 @@ def _job_failure(failure: Status, drfs: Sequence[str]) -> Exception:
 # ---------------------------------------------------------------- subscriptions
 
 
-class DMQSubscription(Subscription):
+class DMQSubscription(ThreadedSubscription):
     """One stream: a DMQ job of its own on the backend's connection.
 
     Readings go to a bounded queue (``queue_size``; new ones are dropped and
@@ -661,58 +661,16 @@ class DMQSubscription(Subscription):
         on_error: ErrorCallback | None,
         queue_size: int,
     ) -> None:
-        self.drfs = job.drfs
+        super().__init__(job.drfs, callback, on_error, ReadingQueue(queue_size))
         self._job = job
         self._backend = backend
         self._broker: _Broker | None = None
         self._exchange = ""
-        self._callback = callback
-        self._on_error = on_error
-        self._queue = ReadingQueue(queue_size)
-        self._cond = threading.Condition()
-        self._stop_requested = False
-        self._ended = False
-        self._exc: Exception | None = None
         self._worker: threading.Thread | None = None
         # callbacks never run on the I/O thread: on_error too gets the worker
         if callback is not None or on_error is not None:
             name = f"acnet-dmq-stream {_summary(self.drfs)}"
             self._worker = threading.Thread(target=self._work, name=name, daemon=True)
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop_requested or self._ended
-
-    @property
-    def dropped(self) -> int:
-        return self._queue.dropped
-
-    @property
-    def exc(self) -> Exception | None:
-        return self._exc
-
-    def readings(self, timeout: float | None = None) -> Iterator[tuple[Reading, DMQSubscription]]:
-        """Yield ``(reading, self)`` until :meth:`stop`, or ``timeout`` seconds without one.
-
-        ``timeout`` is the wait for each next reading (None: as long as the
-        stream lives; 0: only what has arrived). If the stream died, what
-        arrived first is yielded, then its exception is raised.
-        """
-        if self._callback is not None:
-            raise RuntimeError("this subscription delivers to its callback; it has no readings()")
-        if timeout is not None and timeout != 0:
-            check_timeout(timeout)
-        while True:
-            with self._cond:
-                self._cond.wait_for(self._ready, timeout)
-                if self._stop_requested:
-                    return
-                if not len(self._queue):
-                    if self._exc is not None:
-                        raise self._exc
-                    return
-                reading = self._queue.pop()
-            yield reading, self
 
     def stop(self) -> None:
         """End the job (``D``) and the worker; idempotent."""
@@ -730,9 +688,6 @@ class DMQSubscription(Subscription):
         if worker is not None and worker.is_alive() and worker is not threading.current_thread():
             worker.join(_JOIN_PATIENCE)
         self._backend._forget(self)
-
-    def _ready(self) -> bool:
-        return bool(len(self._queue)) or self._ended or self._stop_requested
 
     # -- from the I/O thread -----------------------------------------------------------
 

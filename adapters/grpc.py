@@ -47,7 +47,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -61,7 +61,6 @@ from acnet_proto.backend import (
     ErrorCallback,
     ReadingCallback,
     ReadingQueue,
-    Subscription,
     check_callbacks,
 )
 from acnet_proto.config import (
@@ -81,6 +80,8 @@ from acnet_proto.errors import (
 from acnet_proto.grpc_values import GRPCListPlan, GRPCReadBatch, SettingBatch
 from acnet_proto.types import Reading, WriteResult
 
+from ._streams import ThreadedSubscription
+
 __all__ = ["DEFAULT_PORT", "GRPCBackend", "GRPCSubscription", "grpc_backend"]
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ CHANNEL_OPTIONS = (
 )
 _REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 _JOIN_PATIENCE = 10.0
-_ENDED_EARLY = "the server ended the stream before answering every DRF"
+ENDED_EARLY = "the server ended the stream before answering every DRF"
 
 
 def _code(error: BaseException) -> grpc.StatusCode | None:
@@ -235,7 +236,7 @@ def read_blocking(
     finally:
         call.cancel()  # done with it: the server stops streaming what is left
     if not batch.done:
-        raise batch.disconnected(_ENDED_EARLY)
+        raise batch.disconnected(ENDED_EARLY)
     return batch.readings()
 
 
@@ -318,7 +319,7 @@ def _summary(drfs: Sequence[str]) -> str:
     return drfs[0] if len(drfs) == 1 else f"{drfs[0]} and {len(drfs) - 1} more"
 
 
-class GRPCSubscription(Subscription):
+class GRPCSubscription(ThreadedSubscription):
     """One ``Read`` stream on its own thread; see the module docstring."""
 
     def __init__(
@@ -329,56 +330,9 @@ class GRPCSubscription(Subscription):
         on_error: ErrorCallback | None,
         queue: ReadingQueue,
     ) -> None:
-        self.drfs = plan.drfs
+        super().__init__(plan.drfs, callback, on_error, queue)
         self._backend = backend
-        self._callback = callback
-        self._on_error = on_error
-        self._queue = queue
-        self._cond = threading.Condition()
-        self._stop_requested = False
-        self._ended = False
-        self._exc: ConnectionLost | None = None
         self._stream = StreamThread(backend._stub, plan, self._deliver, self._finish)
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop_requested or self._ended
-
-    @property
-    def dropped(self) -> int:
-        return self._queue.dropped
-
-    @property
-    def exc(self) -> Exception | None:
-        return self._exc
-
-    def readings(
-        self, timeout: float | None = None
-    ) -> Iterator[tuple[Reading, GRPCSubscription]]:
-        """Yield ``(reading, self)`` until :meth:`stop`, or ``timeout`` seconds without one.
-
-        ``timeout`` is the wait for each next reading (None: as long as the
-        stream lives; 0: only what has arrived). If the stream died, what
-        arrived before is yielded, then :class:`ConnectionLost` is raised.
-        """
-        if self._callback is not None:
-            raise RuntimeError("this subscription delivers to its callback; it has no readings()")
-        wait = None if timeout is None else (check_timeout(timeout) if timeout else 0.0)
-
-        def ready() -> bool:
-            return bool(len(self._queue)) or self._ended or self._stop_requested
-
-        while True:
-            with self._cond:
-                self._cond.wait_for(ready, wait)
-                if self._stop_requested:
-                    return
-                if not len(self._queue):
-                    if self._exc is not None:
-                        raise self._exc
-                    return
-                reading = self._queue.pop()
-            yield reading, self
 
     def stop(self) -> None:
         """Cancel the stream and wait for its thread; idempotent."""

@@ -37,21 +37,31 @@ from grpc import aio
 
 from acnet_proto import drf as _drf
 from acnet_proto.auth import JWTAuth
-from acnet_proto.backend import DEFAULT_QUEUE_SIZE, ReadingQueue
+from acnet_proto.backend import (
+    DEFAULT_QUEUE_SIZE,
+    AsyncBackend,
+    AsyncSubscription,
+    ReadingQueue,
+    check_queue_size,
+)
 from acnet_proto.config import DEFAULT_TIMEOUT
 from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.grpc_values import GRPCListPlan, GRPCReadBatch, SettingBatch
-from acnet_proto.lists import value_of, values_of
-from acnet_proto.settings import WriteSequence
 from acnet_proto.types import Reading, WriteResult
 
-from .grpc import CHANNEL_OPTIONS, DEFAULT_PORT, GRPCConfig, describe, read_failed, write_failed
+from .grpc import (
+    CHANNEL_OPTIONS,
+    DEFAULT_PORT,
+    ENDED_EARLY,
+    GRPCConfig,
+    describe,
+    read_failed,
+    write_failed,
+)
 
 __all__ = ["AsyncioGRPCBackend", "AsyncioGRPCSubscription"]
 
 log = logging.getLogger(__name__)
-
-_ENDED_EARLY = "the server ended the stream before answering every DRF"
 
 
 def _cancelled_by_caller() -> bool:
@@ -60,7 +70,7 @@ def _cancelled_by_caller() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-class AsyncioGRPCBackend(GRPCConfig):
+class AsyncioGRPCBackend(GRPCConfig, AsyncBackend):
     """DPM over gRPC for asyncio. ``aclose()`` or ``async with`` ends it."""
 
     def __init__(
@@ -81,12 +91,6 @@ class AsyncioGRPCBackend(GRPCConfig):
             self._channel = aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
             self._stub_ = DAQStub(self._channel)
         return self._stub_
-
-    async def __aenter__(self) -> AsyncioGRPCBackend:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop every subscription and close the channel; idempotent."""
@@ -123,22 +127,8 @@ class AsyncioGRPCBackend(GRPCConfig):
         finally:
             call.cancel()
         if not batch.done:
-            raise batch.disconnected(_ENDED_EARLY)
+            raise batch.disconnected(ENDED_EARLY)
         return batch.readings()
-
-    async def get(self, drf: str | _drf.DataRequest, timeout: float | None = None) -> Reading:
-        """Read one DRF; the :class:`Reading`, error or not."""
-        return (await self.get_many([drf], timeout))[0]
-
-    async def read(self, drf: str | _drf.DataRequest, timeout: float | None = None) -> Any:
-        """Read one DRF's value; :class:`DeviceError` if the device answered an error."""
-        return value_of(await self.get(drf, timeout))
-
-    async def read_many(
-        self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
-    ) -> list[Any]:
-        """Read every DRF's value; :class:`ReadError` (with every reading) if any failed."""
-        return values_of(await self.get_many(drfs, timeout))
 
     async def write_many(
         self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
@@ -157,18 +147,6 @@ class AsyncioGRPCBackend(GRPCConfig):
             raise write_failed(batch, e) from e
         return batch.results(reply)
 
-    async def write(
-        self, drf: str | _drf.DataRequest, value: Any, timeout: float | None = None
-    ) -> WriteResult:
-        """Apply one setting; a dict is an alarm write, its fields set one after another.
-
-        See :meth:`acnet_proto.backend.Backend.write`; ``timeout`` bounds each field's setting.
-        """
-        sequence = WriteSequence(drf, value)
-        for step in sequence:
-            sequence.record((await self.write_many([step], timeout))[0])
-        return sequence.result
-
     async def subscribe(
         self, drfs: Sequence[str | _drf.DataRequest], *, queue_size: int = DEFAULT_QUEUE_SIZE
     ) -> AsyncioGRPCSubscription:
@@ -178,7 +156,7 @@ class AsyncioGRPCBackend(GRPCConfig):
         :class:`ConnectionLost` from ``readings()``.
         """
         plan = GRPCListPlan(drfs)
-        ReadingQueue(queue_size)  # checks it, before any I/O
+        check_queue_size(queue_size)
         self.seconds(None)  # closed?
         call = self._stub.Read(plan.request())
         subscription = AsyncioGRPCSubscription(
@@ -188,7 +166,7 @@ class AsyncioGRPCBackend(GRPCConfig):
         return subscription
 
 
-class AsyncioGRPCSubscription:
+class AsyncioGRPCSubscription(AsyncSubscription):
     """A running stream: iterate :meth:`readings`, then :meth:`stop` (or use ``async with``).
 
     A task of its own reads the stream into a bounded queue (``queue_size``
@@ -219,22 +197,9 @@ class AsyncioGRPCSubscription:
         """Readings discarded because the consumer fell a whole queue behind."""
         return self._queue.dropped
 
-    async def __aenter__(self) -> AsyncioGRPCSubscription:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     async def readings(
         self, timeout: float | None = None
     ) -> AsyncIterator[tuple[Reading, AsyncioGRPCSubscription]]:
-        """Yield ``(reading, self)`` until stopped, or until no reading comes for ``timeout``.
-
-        ``timeout`` is seconds to wait for each next reading (None waits
-        forever, 0 yields only what already arrived). A stream the server
-        completes stops the subscription after its readings; one that breaks
-        raises :class:`ConnectionLost` after them.
-        """
         while not self.stopped:
             if len(self._queue):
                 yield self._queue.pop(), self
@@ -275,7 +240,6 @@ class AsyncioGRPCSubscription:
             self._arrived.set()
 
     async def stop(self) -> None:
-        """Cancel the stream; later calls do nothing."""
         if self.stopped:
             return
         self.stopped = True

@@ -41,13 +41,11 @@ wrong type, 0 when applied.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -62,6 +60,7 @@ from acnet_proto.lists import error_reading, reading_from_reply
 from acnet_proto.policy import Policy
 from acnet_proto.status import Status
 
+from ._grpc_server import GRPCServer, serve_until_cancelled
 from .sim import ClockEvents, _Group
 
 __all__ = ["DEFAULT_PORT", "DAQSimServer", "serve"]
@@ -192,7 +191,7 @@ class _DAQService(DAQ_pb2_grpc.DAQServicer):
         return server.model.apply_setting(entry, value)
 
 
-class DAQSimServer:
+class DAQSimServer(GRPCServer):
     """A simulated DAQ gRPC service on ``host``:``port`` (0: a free port).
 
     ``jwt_key`` is the HS256 key that signs valid tokens (None: no setting
@@ -200,6 +199,9 @@ class DAQSimServer:
     many calls are served at once. :meth:`start` (or ``with``) starts it;
     ``host`` and ``port`` are then where it listens.
     """
+
+    _what = "the simulated DAQ"
+    _thread_prefix = "sim-daq"
 
     def __init__(
         self,
@@ -211,62 +213,22 @@ class DAQSimServer:
         *,
         max_streams: int = DEFAULT_MAX_STREAMS,
     ) -> None:
+        super().__init__(host, port, max_streams)
         self.model = model if model is not None else DeviceModel.default()
         self.policy = policy if policy is not None else Policy.default()
         #: Held while the model is read or changed (calls run in a thread pool).
         self.lock = threading.Lock()
         self.clock = ClockEvents(self.model, 0.0)
         self._jwt_key = jwt_key
-        self._host = host
-        self._port = port
-        self._max_streams = max_streams
-        self._server: grpc.Server | None = None
 
-    @property
-    def host(self) -> str:
-        return self._host
-
-    @property
-    def port(self) -> int:
-        """The port it listens on (the real one once started, even if 0 was asked)."""
-        return self._port
-
-    def __repr__(self) -> str:
-        state = "listening" if self._server is not None else "stopped"
-        return f"DAQSimServer({self._host!r}, {self._port}, {state})"
+    def _add_services(self, server: grpc.Server) -> None:
+        DAQ_pb2_grpc.add_DAQServicer_to_server(_DAQService(self), server)
+        self.clock.origin = time.monotonic()  # events count from when the service starts
 
     def start(self) -> None:
         """Start listening; returns once calls are accepted. OSError if the port is taken."""
-        if self._server is not None:
-            raise RuntimeError("this DAQSimServer is already started")
-        pool = ThreadPoolExecutor(self._max_streams, thread_name_prefix="sim-daq")
-        server = grpc.server(pool)
-        DAQ_pb2_grpc.add_DAQServicer_to_server(_DAQService(self), server)
-        address = f"[{self._host}]" if ":" in self._host else self._host
-        where = f"{self._host}:{self._port}"
-        try:
-            port = server.add_insecure_port(f"{address}:{self._port}")
-        except RuntimeError as e:
-            raise OSError(f"the simulated DAQ cannot listen on {where}: {e}") from None
-        if port == 0:
-            raise OSError(f"the simulated DAQ cannot listen on {where}")
-        self.clock.origin = time.monotonic()
-        server.start()
-        self._server, self._port = server, port
-        log.info("simulated DAQ gRPC service listening on %s:%d", self._host, port)
-
-    def stop(self) -> None:
-        """Stop listening and end every call (open streams end ``CANCELLED``); idempotent."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.stop(None).wait()
-
-    def __enter__(self) -> DAQSimServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().start()
+        log.info("simulated DAQ gRPC service listening on %s:%d", self.host, self.port)
 
     # -- credentials ----------------------------------------------------------------------
 
@@ -313,11 +275,4 @@ async def serve(
     ``port=0``). Give the DPM simulator's ``model`` to serve one simulated
     machine over both protocols: a setting through either is seen by both.
     """
-    server = DAQSimServer(model, host, port, jwt_key, policy)
-    server.start()
-    try:
-        if ready is not None:
-            ready(server)
-        await asyncio.Event().wait()
-    finally:
-        await asyncio.to_thread(server.stop)
+    await serve_until_cancelled(DAQSimServer(model, host, port, jwt_key, policy), ready)

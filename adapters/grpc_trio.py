@@ -40,12 +40,15 @@ from acnet_proto.protos.controls.service.DAQ.v1.DAQ_pb2_grpc import DAQStub
 
 from acnet_proto import drf as _drf
 from acnet_proto.auth import JWTAuth
-from acnet_proto.backend import DEFAULT_QUEUE_SIZE
+from acnet_proto.backend import (
+    DEFAULT_QUEUE_SIZE,
+    AsyncBackend,
+    AsyncSubscription,
+    check_queue_size,
+)
 from acnet_proto.config import DEFAULT_TIMEOUT
 from acnet_proto.errors import ConnectionLost
 from acnet_proto.grpc_values import GRPCListPlan, GRPCReadBatch, SettingBatch
-from acnet_proto.lists import value_of, values_of
-from acnet_proto.settings import WriteSequence
 from acnet_proto.types import Reading, WriteResult
 
 from .grpc import (
@@ -95,7 +98,7 @@ async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
         raise
 
 
-class TrioGRPCBackend(GRPCConfig):
+class TrioGRPCBackend(GRPCConfig, AsyncBackend):
     """DPM over gRPC for trio. ``aclose()`` or ``async with`` ends it."""
 
     def __init__(
@@ -109,12 +112,6 @@ class TrioGRPCBackend(GRPCConfig):
         self._channel = grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
         self._stub = DAQStub(self._channel)
         self._subscriptions: set[TrioGRPCSubscription] = set()
-
-    async def __aenter__(self) -> TrioGRPCBackend:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop every subscription and close the channel; idempotent."""
@@ -134,20 +131,6 @@ class TrioGRPCBackend(GRPCConfig):
         batch = GRPCReadBatch(drfs)
         return await _in_thread(read_blocking, self._stub, batch, self.seconds(timeout))
 
-    async def get(self, drf: str | _drf.DataRequest, timeout: float | None = None) -> Reading:
-        """Read one DRF; the :class:`Reading`, error or not."""
-        return (await self.get_many([drf], timeout))[0]
-
-    async def read(self, drf: str | _drf.DataRequest, timeout: float | None = None) -> Any:
-        """Read one DRF's value; :class:`DeviceError` if the device answered an error."""
-        return value_of(await self.get(drf, timeout))
-
-    async def read_many(
-        self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
-    ) -> list[Any]:
-        """Read every DRF's value; :class:`ReadError` (with every reading) if any failed."""
-        return values_of(await self.get_many(drfs, timeout))
-
     async def write_many(
         self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
     ) -> list[WriteResult]:
@@ -156,18 +139,6 @@ class TrioGRPCBackend(GRPCConfig):
         seconds = self.seconds(timeout)
         metadata = self.write_metadata()
         return await _in_thread(write_blocking, self._stub, batch, seconds, metadata)
-
-    async def write(
-        self, drf: str | _drf.DataRequest, value: Any, timeout: float | None = None
-    ) -> WriteResult:
-        """Apply one setting; a dict is an alarm write, its fields set one after another.
-
-        See :meth:`acnet_proto.backend.Backend.write`; ``timeout`` bounds each field's setting.
-        """
-        sequence = WriteSequence(drf, value)
-        for step in sequence:
-            sequence.record((await self.write_many([step], timeout))[0])
-        return sequence.result
 
     async def subscribe(
         self, drfs: Sequence[str | _drf.DataRequest], *, queue_size: int = DEFAULT_QUEUE_SIZE
@@ -178,15 +149,14 @@ class TrioGRPCBackend(GRPCConfig):
         :class:`ConnectionLost` from ``readings()``.
         """
         plan = GRPCListPlan(drfs)
-        if type(queue_size) is not int or queue_size < 1:
-            raise ValueError(f"queue_size must be a positive integer, got {queue_size!r}")
+        check_queue_size(queue_size)
         self.seconds(None)  # closed?
         subscription = TrioGRPCSubscription(self._stub, plan, queue_size, self._subscriptions)
         self._subscriptions.add(subscription)
         return subscription
 
 
-class TrioGRPCSubscription:
+class TrioGRPCSubscription(AsyncSubscription):
     """A running stream: iterate :meth:`readings`, then :meth:`stop` (or use ``async with``)."""
 
     def __init__(
@@ -207,22 +177,9 @@ class TrioGRPCSubscription:
         self._stream = StreamThread(stub, plan, self._deliver, self._finish)
         self._stream.start()
 
-    async def __aenter__(self) -> TrioGRPCSubscription:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     async def readings(
         self, timeout: float | None = None
     ) -> AsyncIterator[tuple[Reading, TrioGRPCSubscription]]:
-        """Yield ``(reading, self)`` until stopped, or until no reading comes for ``timeout``.
-
-        ``timeout`` is seconds to wait for each next reading (None waits
-        forever, 0 yields only what already arrived). A stream the server
-        completes stops the subscription after its readings; one that breaks
-        raises :class:`ConnectionLost` after them.
-        """
         wait = math.inf if timeout is None else timeout
         while not self.stopped:
             try:
@@ -247,7 +204,6 @@ class TrioGRPCSubscription:
         return None
 
     async def stop(self) -> None:
-        """Cancel the stream; later calls do nothing."""
         if self._closed:
             return
         self._closed = self.stopped = True

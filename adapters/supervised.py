@@ -54,7 +54,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +83,8 @@ from acnet_proto.supervised import (
     reply_entry,
 )
 from acnet_proto.types import Reading
+
+from ._grpc_server import GRPCServer
 
 __all__ = ["DEFAULT_PORT", "AuditLog", "SupervisedServer"]
 
@@ -437,7 +438,7 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
         _abort(context, code, why)
 
 
-class SupervisedServer:
+class SupervisedServer(GRPCServer):
     """A DAQ gRPC service on ``host``:``port`` (0: a free port) in front of ``backend``.
 
     The seeds' arguments: ``policies`` (run in order; see
@@ -447,6 +448,9 @@ class SupervisedServer:
     monotonic clock policies are given (a test's fake one, say). The
     backend stays the caller's: stopping the server does not close it.
     """
+
+    _what = "the supervised server"
+    _thread_prefix = "supervised"
 
     def __init__(
         self,
@@ -466,6 +470,7 @@ class SupervisedServer:
             raise ValueError(f"port must be an integer from 0 to 65535, got {port!r}")
         if not isinstance(host, str) or not host.strip():
             raise ValueError(f"host must be a host name or address, got {host!r}")
+        super().__init__(host, port, max_streams)
         self.policies = list(policies or ())
         bad = next((p for p in self.policies if not isinstance(p, Policy)), None)
         if bad is not None:
@@ -478,19 +483,6 @@ class SupervisedServer:
         self.token = token
         self.audit_log = audit_log
         self.clock = clock
-        self._host = host
-        self._port = port
-        self._max_streams = max_streams
-        self._server: grpc.Server | None = None
-
-    @property
-    def host(self) -> str:
-        return self._host
-
-    @property
-    def port(self) -> int:
-        """The port it listens on (the real one once started, even if 0 was asked)."""
-        return self._port
 
     def __repr__(self) -> str:
         state = "running" if self._server is not None else "stopped"
@@ -499,28 +491,16 @@ class SupervisedServer:
             f"policies={len(self.policies)}, token={'set' if self.token else 'none'})"
         )
 
+    def _add_services(self, server: grpc.Server) -> None:
+        DAQ_pb2_grpc.add_DAQServicer_to_server(_DAQProxy(self), server)
+
     def start(self) -> None:
         """Start listening; returns once calls are accepted. OSError if the port is taken."""
-        if self._server is not None:
-            raise RuntimeError("this SupervisedServer is already started")
-        pool = ThreadPoolExecutor(self._max_streams, thread_name_prefix="supervised")
-        server = grpc.server(pool)
-        DAQ_pb2_grpc.add_DAQServicer_to_server(_DAQProxy(self), server)
-        host = self._host
-        address = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        where = f"{host}:{self._port}"
-        try:
-            port = server.add_insecure_port(f"{address}:{self._port}")
-        except RuntimeError as e:
-            raise OSError(f"the supervised server cannot listen on {where}: {e}") from None
-        if port == 0:
-            raise OSError(f"the supervised server cannot listen on {where}")
-        server.start()
-        self._server, self._port = server, port
+        super().start()
         log.info(
             "supervised DAQ server on %s:%d, %d policies, token %s",
-            host,
-            port,
+            self.host,
+            self.port,
             len(self.policies),
             "required for settings" if self.token else "not required",
         )
@@ -528,9 +508,7 @@ class SupervisedServer:
     def stop(self) -> None:
         """Stop listening, end every call (streams end ``CANCELLED``), close the audit log;
         idempotent."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.stop(None).wait()
+        super().stop()
         if self.audit_log is not None:
             self.audit_log.close()
 
@@ -539,9 +517,3 @@ class SupervisedServer:
         server = self._server
         return server is None or not server.wait_for_termination(timeout)  # True: timed out
 
-    def __enter__(self) -> SupervisedServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
