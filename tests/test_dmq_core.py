@@ -1,4 +1,4 @@
-"""DMQ's pure logic (acnet_proto.dmq_jobs, acnet_proto.dmq_server): layouts, mappings, job bookkeeping.
+"""DMQ's pure logic (acnet_proto.dmq_jobs and .dmq_server): layouts, mappings, jobs.
 
 No broker and no KDC here: the signer and acceptor below sign with SHA-256 so
 that every byte is predictable; tests/test_dmq.py runs the same code against
