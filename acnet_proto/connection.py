@@ -101,6 +101,16 @@ class _Conversation:
         self.awaiting_enable_reply = False
         self.settings_in_flight: list[tuple[int, ...]] = []
 
+    def snapshot(self) -> _Conversation:
+        """An exact, independent copy: the containers are copied, their items are immutable."""
+        twin = copy.copy(self)
+        twin.entries = dict(self.entries)
+        twin.retired = dict(self.retired)
+        twin.awaiting_add_reply = Counter(self.awaiting_add_reply)
+        twin.awaiting_remove_reply = Counter(self.awaiting_remove_reply)
+        twin.settings_in_flight = list(self.settings_in_flight)
+        return twin
+
 
 class DPMConnection:
     """One DPM/TCP connection and the one list it owns.
@@ -191,7 +201,7 @@ class DPMConnection:
             # needs no snapshot (this is the streaming server's hot path).
             out = self._send_one(commands[0])
         else:
-            saved = copy.deepcopy(self._c)
+            saved = self._c.snapshot()
             try:
                 out = b"".join([self._send_one(command) for command in commands])
             except ProtocolError:

@@ -1,0 +1,127 @@
+"""What the loopback benchmarks share: a simulator in a process of its own, /proc readings.
+
+``latency.py``, ``stream.py`` and ``soak.py`` measure clients against the
+simulated DPM. The simulator runs as ``python -m acnet_proto.cli sim --port 0``
+in a separate process, so that its CPU work does not share the GIL (or the
+interpreter) with the client being measured; the scripts read its CPU time
+and memory from ``/proc``, like those of any other process. Linux only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from codec import machine as _codec_machine
+
+_BANNER = re.compile(r"simulated DPM on (\S+):(\d+) ")
+_STARTUP_TIMEOUT = 20.0
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class SimProcess:
+    """``acnet-proto sim --port 0`` in a child process; ``with`` starts and stops it.
+
+    ``host``/``port`` are parsed from the banner it prints once it listens.
+    """
+
+    def __init__(self, extra_args: Sequence[str] = ()) -> None:
+        self.args = [sys.executable, "-m", "acnet_proto.cli", "sim", "--port", "0", *extra_args]
+        self.host = ""
+        self.port = 0
+        self._proc: subprocess.Popen[str] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "the simulator is not running"
+        return self._proc.pid
+
+    def __enter__(self) -> SimProcess:
+        self._proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True)
+        banner: list[str] = []
+        # readline() has no timeout: read the banner in a thread so a sim that
+        # never starts is an error, not a hang
+        reader = threading.Thread(target=lambda: banner.append(self._proc.stdout.readline()))
+        reader.start()
+        reader.join(_STARTUP_TIMEOUT)
+        match = _BANNER.search(banner[0]) if banner else None
+        if match is None:
+            self.__exit__()
+            got = repr(banner[0]) if banner else "nothing"
+            raise RuntimeError(
+                f"the simulator did not print its banner within {_STARTUP_TIMEOUT} s (got {got})"
+            )
+        self.host, self.port = match.group(1), int(match.group(2))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        # SIGINT is the sim's Ctrl-C: it closes its clients and exits cleanly
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def rss_bytes(self) -> int:
+        return rss_bytes(self.pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process ``pid``, in bytes."""
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+def load_average() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+def machine() -> dict[str, Any]:
+    """The codec benchmark's description of the machine, plus trio's version and the load."""
+    info = _codec_machine()
+    info["trio"] = importlib.metadata.version("trio")
+    info["load_average"] = load_average()
+    return info
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) of sorted ``ordered``, nearest-rank."""
+    if not ordered:
+        raise ValueError("no samples")
+    rank = max(1, -(-len(ordered) * q // 100))  # ceil, at least the first
+    return ordered[int(rank) - 1]
+
+
+def print_machine(info: dict[str, Any]) -> None:
+    print(
+        f"python {info['python']} ({info['implementation']}), pacsys {info['pacsys']}, "
+        f"acnet-proto {info['acnet_proto']}, trio {info['trio']}"
+    )
+    load = ", ".join(f"{x:.2f}" for x in info["load_average"])
+    print(f"{info['processor']}, {info['cpus']} CPUs, {info['platform']}; load average {load}")
