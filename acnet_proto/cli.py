@@ -17,6 +17,7 @@ from acnet_proto._message import Message
 from acnet_proto._state import Role
 from acnet_proto.errors import ProtocolError
 from acnet_proto.framing import HANDSHAKE
+from acnet_proto.reconnect import Gap
 from acnet_proto.status import Status
 from acnet_proto.transcript import ReplayError, load, messages_of, replay
 
@@ -183,6 +184,9 @@ def acmonitor(argv: Sequence[str] | None = None) -> int:
     seen = 0
     with _backend(args) as backend, backend.subscribe(args.drfs) as stream:
         for reading, _ in stream.readings(timeout=args.timeout):
+            if isinstance(reading, Gap):  # reconnected: say what is missing, in the stream
+                print(f"# {reading}", flush=True)
+                continue
             print(f"{reading.drf} {_when(reading)} {_value_text(reading)}", flush=True)
             seen += 1
             if args.count is not None and seen >= args.count:

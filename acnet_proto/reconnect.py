@@ -15,7 +15,7 @@ connect::
 
     recovery = Recovery(plan.drfs, Reconnect())
     ...                                         # the connection died with exc
-    delay = recovery.broke(str(exc), at=datetime.now(UTC))
+    delay = recovery.broke(str(exc), at=datetime.now(UTC), now=time.monotonic())
     if delay is None:
         raise recovery.lost() from exc          # off, or out of tries
     sleep(delay)                                # then connect and send the list again
@@ -185,6 +185,8 @@ class Recovery:
         #: reconnection attempts since a reading last arrived
         self.attempts = 0
         self.cause: str | None = None
+        #: when the next attempt is due, on the clock of the ``now`` given to :meth:`broke`
+        self.retry_at = 0.0
         self._since: datetime | None = None
 
     @property
@@ -192,11 +194,12 @@ class Recovery:
         """True between a :meth:`broke` and the :meth:`resumed` that ends the outage."""
         return self._since is not None
 
-    def broke(self, cause: str, at: datetime) -> float | None:
+    def broke(self, cause: str, at: datetime, now: float = 0.0) -> float | None:
         """The connection died (or a reconnection failed) at ``at``, because of ``cause``.
 
-        Returns the seconds to wait before the next attempt, or None when
-        there is none to make: raise :meth:`lost` then.
+        Returns the seconds to wait before the next attempt (due at
+        :attr:`retry_at`, ``now`` plus those, for :meth:`retry_wait`), or None
+        when there is none to make: raise :meth:`lost` then.
         """
         if self._since is None:
             self._since = at
@@ -208,7 +211,18 @@ class Recovery:
             return None
         delay = backoff(self.attempts, policy)
         self.attempts += 1
+        self.retry_at = now + delay
         return delay
+
+    def retry_wait(self, deadline: float | None) -> tuple[float, bool]:
+        """For a caller who waits until ``deadline`` (None: no limit): ``(until, attempt)``.
+
+        Sleep until ``until``; then make the next attempt if ``attempt``, else
+        the caller's wait is over first (the attempt stays due).
+        """
+        if deadline is not None and deadline < self.retry_at:
+            return deadline, False
+        return self.retry_at, True
 
     def lost(self) -> ConnectionLost:
         """The error that ends the stream, once :meth:`broke` gave None."""

@@ -346,7 +346,6 @@ class AsyncioSubscription:
         self._backend = backend
         self._link: _Link | None = link  # None between a broken connection and the next
         self._recovery = recovery
-        self._retry_at = 0.0
         self.drfs = list(recovery.drfs)
         self._buffer: deque[Reading | Gap] = deque()
         self.stopped = False
@@ -412,18 +411,16 @@ class AsyncioSubscription:
         link, self._link = self._link, None
         if link is not None:
             link.abort()
-        delay = self._recovery.broke(cause, datetime.now(UTC))
-        if delay is None:
+        if self._recovery.broke(cause, datetime.now(UTC), _now()) is None:
             self.stopped = True
             self._backend._subscriptions.discard(self)
             raise self._recovery.lost() from exc
-        self._retry_at = _now() + delay
 
     async def _reconnect(self, deadline: float | None) -> bool:
         """Wait for the next attempt and make it, unless ``deadline`` comes first."""
-        early = deadline is not None and deadline < self._retry_at
-        await asyncio.sleep(max(0.0, (deadline if early else self._retry_at) - _now()))
-        if early or self.stopped:
+        until, attempt = self._recovery.retry_wait(deadline)
+        await asyncio.sleep(max(0.0, until - _now()))
+        if not attempt or self.stopped:
             return False
         try:
             async with asyncio.timeout(self._backend.timeout):

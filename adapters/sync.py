@@ -138,7 +138,6 @@ class SyncSubscription:
         self._client = client
         self._link: _Link | None = link  # None between a broken connection and the next
         self._recovery = recovery
-        self._retry_at = 0.0
         self.drfs = list(recovery.drfs)
         self._buffer: deque[Reading | Gap] = deque()
         self.stopped = False
@@ -160,19 +159,20 @@ class SyncSubscription:
         or out of attempts, :class:`ConnectionLost` is raised.
         """
         while not self.stopped:
-            if not self._buffer:
-                if not self._wait(timeout):
+            # the wait is for the next reading: bytes that make none do not restart it
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._buffer:
+                if self.stopped or not self._wait(deadline):
                     return
-                continue
             yield self._buffer.popleft(), self
 
-    def _wait(self, timeout: float | None) -> bool:
-        """Buffer what comes within ``timeout``, reconnecting if need be; False if nothing did."""
+    def _wait(self, deadline: float | None) -> bool:
+        """Buffer what comes by ``deadline``, reconnecting if need be; False when it passed."""
         link = self._link
         if link is None:
-            return self._reconnect(timeout)
+            return self._reconnect(deadline)
         now = time.monotonic()
-        until, dead = link.client.stream_wait(None if timeout is None else now + timeout)
+        until, dead = link.client.stream_wait(deadline)
         try:
             made = link.pump_for(max(0.0, min(until - now, 3600.0)))
         except TimeoutError:
@@ -193,18 +193,15 @@ class SyncSubscription:
         link, self._link = self._link, None
         if link is not None:
             link.close()
-        delay = self._recovery.broke(cause, datetime.now(UTC))
-        if delay is None:
+        if self._recovery.broke(cause, datetime.now(UTC), time.monotonic()) is None:
             self.stopped = True
             raise self._recovery.lost() from exc
-        self._retry_at = time.monotonic() + delay
 
-    def _reconnect(self, timeout: float | None) -> bool:
-        """Wait for the next attempt and make it, unless ``timeout`` runs out first."""
-        now = time.monotonic()
-        early = timeout is not None and now + timeout < self._retry_at
-        time.sleep(max(0.0, (now + timeout if early else self._retry_at) - now))
-        if early:
+    def _reconnect(self, deadline: float | None) -> bool:
+        """Wait for the next attempt and make it, unless ``deadline`` comes first."""
+        until, attempt = self._recovery.retry_wait(deadline)
+        time.sleep(max(0.0, until - time.monotonic()))
+        if not attempt:
             return False
         try:
             self._link = self._client._open_stream(self.drfs)

@@ -337,7 +337,6 @@ class TrioSubscription:
         self._backend = backend
         self._link: _Link | None = link  # None between a broken connection and the next
         self._recovery = recovery
-        self._retry_at = 0.0
         self.drfs = list(recovery.drfs)
         self._buffer: deque[Reading | Gap] = deque()
         self.stopped = False
@@ -404,18 +403,16 @@ class TrioSubscription:
         link, self._link = self._link, None
         if link is not None:
             await link.aclose()
-        delay = self._recovery.broke(cause, datetime.now(UTC))
-        if delay is None:
+        if self._recovery.broke(cause, datetime.now(UTC), trio.current_time()) is None:
             self.stopped = True
             self._backend._subscriptions.discard(self)
             raise self._recovery.lost() from exc
-        self._retry_at = trio.current_time() + delay
 
     async def _reconnect(self, deadline: float | None) -> bool:
         """Wait for the next attempt and make it, unless ``deadline`` comes first."""
-        early = deadline is not None and deadline < self._retry_at
-        await trio.sleep_until(deadline if early else self._retry_at)
-        if early or self.stopped:
+        until, attempt = self._recovery.retry_wait(deadline)
+        await trio.sleep_until(until)
+        if not attempt or self.stopped:
             return False
         try:
             with trio.fail_after(self._backend.timeout):

@@ -8,6 +8,9 @@ surface) are wrapped as they are; async backends run on a loop the face
 keeps for the client's life (asyncio's ``Runner``; trio, which has no
 re-entrant runner, in a thread of its own, reached with ``trio.from_thread``).
 Adding an adapter with the sync surface is one line in :data:`ADAPTERS`.
+The openers take an optional ``timeout=`` (the backend's default deadline,
+which also bounds its connection attempts), and :meth:`Client.stream` passes
+keyword options (``reconnect=``) on to ``subscribe``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from acnet_proto.adapters.asyncio import AsyncioDPMBackend
 from acnet_proto.adapters.sync import SyncClient
 from acnet_proto.adapters.threaded import DPMBackend
 
+from acnet_proto.reconnect import Gap
 from acnet_proto.types import Reading, WriteResult
 
 try:
@@ -41,8 +45,11 @@ class Client(Protocol):
 
     def read_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Any]: ...
 
-    def stream(self, drfs: Sequence[str], count: int, timeout: float | None) -> list[Reading]:
-        """Subscribe, take readings until ``count`` or the iterator ends, stop; in arrival order."""
+    def stream(
+        self, drfs: Sequence[str], count: int, timeout: float | None, **options: Any
+    ) -> list[Reading | Gap]:
+        """Subscribe (with ``options``), take readings (and gaps) until ``count`` or the
+        iterator ends, stop; in arrival order."""
         ...
 
     def write(self, drf: str, value: Any, timeout: float | None = None) -> WriteResult: ...
@@ -50,6 +57,10 @@ class Client(Protocol):
     def write_many(
         self, settings: Sequence[tuple[str, Any]], timeout: float | None = None
     ) -> list[WriteResult]: ...
+
+    def tasks(self) -> int:
+        """How many tasks the client's event loop runs between calls (0 without a loop)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -74,9 +85,11 @@ class BlockingClient:
             pytest.skip(f"{type(self.backend).__name__} has no read_many")
         return self.backend.read_many(drfs, timeout=timeout)
 
-    def stream(self, drfs: Sequence[str], count: int, timeout: float | None) -> list[Reading]:
-        got: list[Reading] = []
-        with self.backend.subscribe(drfs) as sub:
+    def stream(
+        self, drfs: Sequence[str], count: int, timeout: float | None, **options: Any
+    ) -> list[Reading | Gap]:
+        got: list[Reading | Gap] = []
+        with self.backend.subscribe(drfs, **options) as sub:
             for reading, handle in sub.readings(timeout=timeout):
                 assert handle is sub, "readings() must yield the subscription as the handle"
                 got.append(reading)
@@ -93,6 +106,9 @@ class BlockingClient:
     ) -> list[WriteResult]:
         return self.backend.write_many(settings, timeout=timeout)
 
+    def tasks(self) -> int:
+        return 0
+
     def close(self) -> None:
         self.backend.close()
 
@@ -101,6 +117,8 @@ class Portal(Protocol):
     """Runs one async function to completion on a loop that outlives the call."""
 
     def run(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any: ...
+
+    def tasks(self) -> int: ...
 
     def close(self) -> None: ...
 
@@ -111,6 +129,12 @@ class AsyncioPortal:
 
     def run(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         return self._runner.run(fn(*args))
+
+    def tasks(self) -> int:
+        async def others() -> int:
+            return len(asyncio.all_tasks()) - 1  # not this one
+
+        return self._runner.run(others())
 
     def close(self) -> None:
         self._runner.close()
@@ -136,6 +160,15 @@ class TrioPortal:
     def run(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         return trio.from_thread.run(fn, *args, trio_token=self._token)
 
+    def tasks(self) -> int:
+        def count(task: Any) -> int:
+            return 1 + sum(count(t) for n in task.child_nurseries for t in n.child_tasks)
+
+        async def every() -> int:
+            return count(trio.lowlevel.current_root_task())
+
+        return self.run(every)
+
     def close(self) -> None:
         trio.from_thread.run_sync(self._done.set, trio_token=self._token)
         self._thread.join()
@@ -160,14 +193,16 @@ class AsyncClient:
     def read_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Any]:
         return self._portal.run(self.backend.read_many, drfs, timeout)
 
-    def stream(self, drfs: Sequence[str], count: int, timeout: float | None) -> list[Reading]:
-        return self._portal.run(self._stream, drfs, count, timeout)
+    def stream(
+        self, drfs: Sequence[str], count: int, timeout: float | None, **options: Any
+    ) -> list[Reading | Gap]:
+        return self._portal.run(self._stream, drfs, count, timeout, options)
 
     async def _stream(
-        self, drfs: Sequence[str], count: int, timeout: float | None
-    ) -> list[Reading]:
-        got: list[Reading] = []
-        async with await self.backend.subscribe(drfs) as sub:
+        self, drfs: Sequence[str], count: int, timeout: float | None, options: dict[str, Any]
+    ) -> list[Reading | Gap]:
+        got: list[Reading | Gap] = []
+        async with await self.backend.subscribe(drfs, **options) as sub:
             async for reading, handle in sub.readings(timeout=timeout):
                 assert handle is sub, "readings() must yield the subscription as the handle"
                 got.append(reading)
@@ -184,6 +219,9 @@ class AsyncClient:
     ) -> list[WriteResult]:
         return self._portal.run(self.backend.write_many, settings, timeout)
 
+    def tasks(self) -> int:
+        return self._portal.tasks()
+
     def close(self) -> None:
         try:
             self._portal.run(self.backend.aclose)
@@ -191,29 +229,43 @@ class AsyncClient:
             self._portal.close()
 
 
-def _sync(host: str, port: int, auth: Any = None, role: str | None = None) -> Client:
+def _timeout(timeout: float | None) -> dict[str, float]:
+    return {} if timeout is None else {"timeout": timeout}
+
+
+def _sync(
+    host: str, port: int, auth: Any = None, role: str | None = None, timeout: float | None = None
+) -> Client:
     if auth is not None or role is not None:
         raise TypeError("SyncClient is read-only: it takes no auth or role")
-    return BlockingClient(SyncClient(host, port))
+    return BlockingClient(SyncClient(host, port, **_timeout(timeout)))
 
 
-def _threaded(host: str, port: int, auth: Any = None, role: str | None = None) -> Client:
-    return BlockingClient(DPMBackend(host, port, auth=auth, role=role))
+def _threaded(
+    host: str, port: int, auth: Any = None, role: str | None = None, timeout: float | None = None
+) -> Client:
+    return BlockingClient(DPMBackend(host, port, auth=auth, role=role, **_timeout(timeout)))
 
 
-def _asyncio(host: str, port: int, auth: Any = None, role: str | None = None) -> Client:
-    return AsyncClient(AsyncioDPMBackend(host, port, auth=auth, role=role), AsyncioPortal())
+def _asyncio(
+    host: str, port: int, auth: Any = None, role: str | None = None, timeout: float | None = None
+) -> Client:
+    backend = AsyncioDPMBackend(host, port, auth=auth, role=role, **_timeout(timeout))
+    return AsyncClient(backend, AsyncioPortal())
 
 
-def _trio(host: str, port: int, auth: Any = None, role: str | None = None) -> Client:
+def _trio(
+    host: str, port: int, auth: Any = None, role: str | None = None, timeout: float | None = None
+) -> Client:
     if trio is None:
         pytest.skip("trio is not installed (the [trio] extra)")
     from acnet_proto.adapters.trio import TrioDPMBackend
 
-    return AsyncClient(TrioDPMBackend(host, port, auth=auth, role=role), TrioPortal())
+    backend = TrioDPMBackend(host, port, auth=auth, role=role, **_timeout(timeout))
+    return AsyncClient(backend, TrioPortal())
 
 
-#: name -> ``open(host, port, auth=None, role=None)``, for DPM/TCP servers.
+#: name -> ``open(host, port, auth=None, role=None, timeout=None)``, for DPM/TCP servers.
 ADAPTERS: dict[str, Callable[..., Client]] = {
     "sync": _sync,
     "threaded": _threaded,

@@ -349,7 +349,7 @@ def test_callbacks_are_checked_before_connecting(backend: DPMBackend) -> None:
         backend.subscribe(["M:OUTTMP@p,1000"], queue_size=0)
 
 
-# ---------------------------------------------------------------- a stream that dies
+# ------------------------------------------------- a stream that dies (reconnection off)
 
 
 @pytest.mark.parametrize("mode", list(DispatchMode))
@@ -361,7 +361,11 @@ def test_on_error_gets_connection_lost_after_the_readings(mode: DispatchMode) ->
     ):
         seen = Collector()
         sub = backend.subscribe(
-            STREAM_DRFS, callback=seen, on_error=seen.on_error, dispatch_mode=mode
+            STREAM_DRFS,
+            callback=seen,
+            on_error=seen.on_error,
+            dispatch_mode=mode,
+            reconnect=False,
         )
         wait_until(lambda: seen.errors, "on_error")
         assert len(seen.readings) == STREAMED
@@ -378,7 +382,7 @@ def test_iteration_raises_connection_lost_after_the_readings() -> None:
         DPMBackend(server.host, server.port) as backend,
     ):
         seen = Collector()
-        sub = backend.subscribe(STREAM_DRFS, on_error=seen.on_error)
+        sub = backend.subscribe(STREAM_DRFS, on_error=seen.on_error, reconnect=False)
         got = []
         with pytest.raises(ConnectionLost):
             for reading, _ in sub.readings(timeout=5):
@@ -392,7 +396,7 @@ def test_a_lost_stream_without_on_error_is_logged(caplog: pytest.LogCaptureFixtu
         ScriptedServer(STREAM_UNTIL_STOP, hold_open=False) as server,
         DPMBackend(server.host, server.port) as backend,
     ):
-        sub = backend.subscribe(STREAM_DRFS, callback=Collector())
+        sub = backend.subscribe(STREAM_DRFS, callback=Collector(), reconnect=False)
         wait_until(lambda: sub.exc is not None, "the stream to die")
         wait_until(
             lambda: any("no on_error" in r.getMessage() for r in caplog.records),
