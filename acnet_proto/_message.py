@@ -51,7 +51,7 @@ class Message(tuple):
         return hash((type(self).__qualname__, *map(_hashable, self)))
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{n}={_short_repr(v)}" for n, v in zip(self.field_names, self))
+        parts = ", ".join(f"{n}={_shown(n, v)}" for n, v in zip(self.field_names, self))
         return f"{type(self).__name__}({parts})"
 
     def __reduce__(self) -> tuple[Callable[..., Message], tuple[Any, ...]]:
@@ -106,6 +106,16 @@ def _hashable(v: Any) -> Any:
     if isinstance(v, list):
         return tuple(map(_hashable, v))
     return v
+
+
+# Kerberos tokens and MICs: a repr ends up in logs and tracebacks, so it never shows them.
+_SECRET_FIELDS = frozenset({"token", "mic"})
+
+
+def _shown(name: str, v: Any) -> str:
+    if name in _SECRET_FIELDS and isinstance(v, bytes) and v:
+        return f"<{len(v)} bytes, redacted>"
+    return _short_repr(v)
 
 
 def _short_repr(v: Any) -> str:
