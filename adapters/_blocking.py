@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any
 
 from acnet_proto.client import ClientConnection, Plan
+from acnet_proto.settings import WriteBatch, WritePlan, outcome_unknown
 from acnet_proto.types import Reading
 
-__all__ = ["_Link", "_left", "open_stream", "run_plan"]
+__all__ = ["_Link", "_left", "apply_settings", "open_stream", "run_plan"]
 
 
 class _Link:
@@ -89,3 +91,29 @@ def run_plan(link: _Link, plan: Plan, deadline: float) -> None:
             link.send(answer)
     if ending := link.client.end(time.monotonic()):
         link.send(ending)
+
+
+def apply_settings(
+    link: _Link | None, batch: WriteBatch, auth: Any, host: str, port: int, deadline: float
+) -> _Link:
+    """Apply ``batch`` over the settings connection ``link`` (a new one if None).
+
+    Authenticates first when the connection's settings are not enabled yet.
+    Returns the connection, authenticated, to keep for the next batch. On
+    any failure the connection is closed; once the ``ApplySettings`` had left,
+    the failure is raised as :class:`~acnet_proto.errors.SettingOutcomeUnknown`
+    and nothing is sent again.
+    """
+    plan = None
+    try:
+        if link is None:
+            link = _Link(host, port, deadline)
+        plan = WritePlan(batch, auth.context, link.client.settings_enabled)
+        run_plan(link, plan, deadline)
+    except BaseException as exc:
+        if link is not None:
+            link.close()
+        if (unknown := outcome_unknown(plan, exc)) is not None:
+            raise unknown from exc
+        raise
+    return link

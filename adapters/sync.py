@@ -20,9 +20,11 @@ lists stream until stopped, and opens another (pausing as its
 :class:`~acnet_proto.reconnect.Gap` where readings are missing. Nothing here
 is thread-safe: use the threaded adapter for that.
 
-It is read-only by design: scripts that only look need no Kerberos, and
-cannot set a device by accident. For settings use the threaded backend
-(``acnet_proto.dpm(auth=KerberosAuth(), role=...)``) or the asyncio/trio ones.
+Settings need ``auth=KerberosAuth()`` and ``role=``; without them the client
+is read-only, so a script that only looks needs no Kerberos and cannot set
+a device by accident. Settings go over a connection of their own,
+authenticated once and reused, exactly as in the threaded backend (the same
+code: :func:`acnet_proto.adapters._blocking.apply_settings`).
 """
 
 from __future__ import annotations
@@ -30,17 +32,20 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from acnet_proto.auth import Auth
+from acnet_proto.backend import setting_pairs
 from acnet_proto.errors import ProtocolError, ReadError
 from acnet_proto.lists import ListPlan, ReadBatch, value_of
 from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy
+from acnet_proto.settings import WriteSequence, dpm_write_batch
 from acnet_proto.status import Status
-from acnet_proto.types import Reading
+from acnet_proto.types import Reading, WriteResult
 
-from ._blocking import _left, _Link, open_stream
+from ._blocking import _left, _Link, apply_settings, open_stream
 
 __all__ = ["SyncClient", "SyncSubscription"]
 
@@ -52,11 +57,22 @@ _DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
 class SyncClient:
     """A blocking DPM client. Connects on first use; ``close()`` or ``with`` ends it."""
 
-    def __init__(self, host: str, port: int = 6802, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int = 6802,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        auth: Auth | None = None,
+        role: str | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.auth = auth
+        self.role = role
         self._link: _Link | None = None
+        self._writer: _Link | None = None
 
     def __enter__(self) -> SyncClient:
         return self
@@ -65,10 +81,11 @@ class SyncClient:
         self.close()
 
     def close(self) -> None:
-        """Close the connection (a later call connects again)."""
-        if self._link is not None:
-            self._link.close()
-            self._link = None
+        """Close the connections (a later call connects again)."""
+        for link in (self._link, self._writer):
+            if link is not None:
+                link.close()
+        self._link = self._writer = None
 
     def connect(self, timeout: float | None = None) -> SyncClient:
         """Connect now rather than at the first read; returns ``self``."""
@@ -108,6 +125,28 @@ class SyncClient:
     def read(self, drf: str, timeout: float | None = None) -> Any:
         """Read one DRF's value; :class:`DeviceError` if the device answered an error."""
         return value_of(self.get(drf, timeout))
+
+    def write_many(
+        self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
+    ) -> list[WriteResult]:
+        """Apply several settings in one ``ApplySettings``; results in input order.
+
+        Needs ``auth=KerberosAuth()`` and ``role=``. If the connection breaks
+        after the settings left, :class:`~acnet_proto.errors.SettingOutcomeUnknown`
+        is raised and nothing is sent again.
+        """
+        batch = dpm_write_batch(setting_pairs(settings), self.auth, self.role)
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        link, self._writer = self._writer, None
+        self._writer = apply_settings(link, batch, self.auth, self.host, self.port, deadline)
+        return batch.write_results()
+
+    def write(self, drf: str, value: Any, timeout: float | None = None) -> WriteResult:
+        """Apply one setting; a dict is an alarm write, its fields set one after another."""
+        sequence = WriteSequence(drf, value)
+        for step in sequence:
+            sequence.record(self.write_many([step], timeout)[0])
+        return sequence.result
 
     def subscribe(
         self,

@@ -78,11 +78,11 @@ from acnet_proto.config import (
 from acnet_proto.errors import ConnectionLost, ProtocolError, ReadError
 from acnet_proto.lists import ListPlan, ReadBatch
 from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy
-from acnet_proto.settings import WritePlan, dpm_write_batch, outcome_unknown
+from acnet_proto.settings import dpm_write_batch
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, WriteResult
 
-from ._blocking import _left, _Link, open_stream, run_plan
+from ._blocking import _left, _Link, apply_settings, open_stream, run_plan
 
 __all__ = ["DPMBackend", "DPMHTTPBackend", "DPMSubscription", "DispatchMode"]
 
@@ -520,21 +520,8 @@ class DPMBackend(Backend):
         batch = dpm_write_batch(setting_pairs(settings), self.auth, self.role)
         deadline = self._deadline(timeout)
         with self._write_lock:
-            link = self._writer
-            self._writer = None
-            plan = None
-            try:
-                if link is None:
-                    link = _Link(self._host, self._port, deadline)
-                plan = WritePlan(batch, self.auth.context, link.client.settings_enabled)
-                run_plan(link, plan, deadline)
-            except BaseException as exc:
-                if link is not None:
-                    link.close()
-                if (unknown := outcome_unknown(plan, exc)) is not None:
-                    raise unknown from exc
-                raise
-            self._writer = link
+            link, self._writer = self._writer, None
+            self._writer = apply_settings(link, batch, self.auth, self._host, self._port, deadline)
         return batch.write_results()
 
     # -- streams ---------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 :data:`ADAPTERS` maps an adapter's name to a function that opens a
 :class:`Client` on ``(host, port)``, with ``auth=`` and ``role=`` for
-settings; :data:`WRITERS` names those that can write (the sync client is
-read-only by design). Blocking backends (the seeds' sync
+settings; :data:`WRITERS` names those that can write (all four).
+Blocking backends (the seeds' sync
 surface) are wrapped as they are; async backends run on a loop the face
 keeps for the client's life (asyncio's ``Runner``; trio, which has no
 re-entrant runner, in a thread of its own, reached with ``trio.from_thread``).
@@ -236,9 +236,7 @@ def _timeout(timeout: float | None) -> dict[str, float]:
 def _sync(
     host: str, port: int, auth: Any = None, role: str | None = None, timeout: float | None = None
 ) -> Client:
-    if auth is not None or role is not None:
-        raise TypeError("SyncClient is read-only: it takes no auth or role")
-    return BlockingClient(SyncClient(host, port, **_timeout(timeout)))
+    return BlockingClient(SyncClient(host, port, **_timeout(timeout), auth=auth, role=role))
 
 
 def _threaded(
@@ -273,7 +271,7 @@ ADAPTERS: dict[str, Callable[..., Client]] = {
     "trio": _trio,
 }
 #: the adapters that can apply settings
-WRITERS = ("threaded", "asyncio", "trio")
+WRITERS = ("sync", "threaded", "asyncio", "trio")
 
 
 # --- DPM over gRPC: the same faces; tests/test_grpc.py runs them against DAQSimServer ---------
