@@ -27,7 +27,8 @@ is being iterated (pausing as its :class:`~acnet_proto.reconnect.Reconnect`
 policy says) and yields a :class:`~acnet_proto.reconnect.Gap` where readings
 are missing, or with ``reconnect=False`` ends with
 :class:`~acnet_proto.errors.ConnectionLost`. The protocol is in :mod:`acnet_proto.client` and
-:mod:`acnet_proto.lists`; this module only moves bytes, on asyncio streams.
+:mod:`acnet_proto.lists`, the backend in :mod:`acnet_proto.adapters._async_dpm`;
+this module only supplies its I/O, on asyncio streams.
 Settings (``write``, ``write_many``) need ``auth=KerberosAuth()`` and
 ``role=``; they go one batch at a time over one connection of their own,
 authenticated once and then reused; the semantics are the threaded
@@ -46,435 +47,67 @@ from __future__ import annotations
 # Absolute imports make this the standard library's asyncio, not this module.
 import asyncio
 import contextlib
-from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any
 
-from acnet_proto import drf as _drf
-from acnet_proto.auth import Auth
-from acnet_proto.backend import setting_pairs
-from acnet_proto.client import ClientConnection
-from acnet_proto.config import (
-    DEFAULT_POOL_SIZE,
-    DEFAULT_PORT,
-    DEFAULT_TIMEOUT,
-    check_host,
-    check_pool_size,
-    check_port,
-    check_timeout,
-)
-from acnet_proto.errors import ProtocolError
-from acnet_proto.lists import ListPlan, ReadBatch, value_of, values_of
-from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy
-from acnet_proto.settings import WritePlan, WriteSequence, dpm_write_batch, outcome_unknown
-from acnet_proto.types import Reading, WriteResult
+from ._async_dpm import DPMBackend, DPMSubscription
 
 __all__ = ["AsyncioDPMBackend", "AsyncioSubscription"]
 
-_READ_SIZE = 262144
 
-
-def _now() -> float:
-    return asyncio.get_running_loop().time()
-
-
-class _Link:
-    """One TCP stream and the client engine on it."""
+class _Stream:
+    """An asyncio reader/writer pair, seen as one stream."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.client = ClientConnection()
-        self._reader = reader
-        self._writer = writer
+        self.reader = reader
+        self.writer = writer
 
-    @classmethod
-    async def open(cls, host: str, port: int) -> _Link:
-        """Connect and wait for the list id; the caller bounds the wait."""
-        reader, writer = await asyncio.open_connection(host, port)
-        link = cls(reader, writer)
-        try:
-            await link.send(link.client.start())
-            while not link.client.ready:
-                await link.pump()
-        except BaseException:
-            link.abort()
-            raise
-        return link
+    async def receive_some(self, max_bytes: int) -> bytes:
+        return await self.reader.read(max_bytes)
 
-    async def pump(self) -> list[tuple[int, Reading]]:
-        """Wait for bytes; return the readings they made."""
-        data = await self._reader.read(_READ_SIZE)
-        made = self.client.receive(data, now=_now())
-        if answer := self.client.data_to_send():
-            await self.send(answer)
-        return made
+    async def send_all(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
 
-    async def send(self, data: bytes) -> None:
-        self._writer.write(data)
-        await self._writer.drain()
 
-    async def run(self, plan: ReadBatch | WritePlan) -> None:
-        """Run ``plan`` to the end and leave the connection free for the next."""
-        await self.send(self.client.begin(plan, now=_now()))
-        while not plan.done:
-            await self.pump()
-        await self.send(self.client.end(now=_now()))
+class _AsyncioKit:
+    """asyncio's streams, clock, timeouts and locks for the shared backend."""
 
-    def abort(self) -> None:
-        """Drop the connection now, unsent bytes and all (broken or mid-list)."""
-        self._writer.transport.abort()
+    broken: tuple[type[BaseException], ...] = ()
+    closed: tuple[type[BaseException], ...] = ()
 
-    async def aclose(self) -> None:
-        """Close after what was sent has gone (callers have drained)."""
-        self._writer.close()
+    async def connect(self, host: str, port: int) -> _Stream:
+        return _Stream(*await asyncio.open_connection(host, port))
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep_until(self, when: float) -> None:
+        await asyncio.sleep(max(0.0, when - self.now()))
+
+    def fail_at(self, when: float | None) -> asyncio.Timeout:
+        return asyncio.timeout_at(when)  # raises the builtin TimeoutError
+
+    def lock(self) -> asyncio.Lock:
+        return asyncio.Lock()
+
+    def semaphore(self, size: int) -> asyncio.Semaphore:
+        return asyncio.Semaphore(size)
+
+    async def abort(self, stream: _Stream) -> None:
+        stream.writer.transport.abort()
+
+    async def aclose(self, stream: _Stream) -> None:
+        stream.writer.close()
         with contextlib.suppress(OSError):  # the peer may have reset it first
-            await self._writer.wait_closed()
+            await stream.writer.wait_closed()
 
 
-class _Pool:
-    """At most ``size`` read connections; idle ones wait here for the next read."""
-
-    def __init__(self, host: str, port: int, size: int) -> None:
-        self.host = host
-        self.port = port
-        self._slots = asyncio.Semaphore(size)
-        self._idle: list[_Link] = []
-        self._closed = False
-
-    @contextlib.asynccontextmanager
-    async def lease(self) -> AsyncIterator[tuple[_Link, bool]]:
-        """A ready connection for one read (an idle one, else a new one), and whether it
-        was idle: the server may have closed it meanwhile."""
-        async with self._slots:
-            reused = bool(self._idle)
-            link = self._idle.pop() if reused else await _Link.open(self.host, self.port)
-            try:
-                yield link, reused
-            except BaseException:
-                link.abort()  # stopped mid-list: what it would say next is unknown
-                raise
-            if self._closed or not link.client.usable:
-                link.abort()
-            else:
-                self._idle.append(link)
-
-    async def aclose(self) -> None:
-        self._closed = True
-        idle, self._idle = self._idle, []
-        for link in idle:
-            await link.aclose()
+class AsyncioSubscription(DPMSubscription):
+    """A running stream on its own asyncio connection (see :class:`DPMSubscription`)."""
 
 
-class AsyncioDPMBackend:
-    """A DPM/TCP client for asyncio. ``aclose()`` or ``async with`` ends it.
+class AsyncioDPMBackend(DPMBackend):
+    """A DPM/TCP client for asyncio, to use from one event loop; the parameters and methods
+    are :class:`DPMBackend`'s, deadlines are ``asyncio.timeout_at``."""
 
-    ``timeout`` is the default total deadline of each call, in seconds;
-    ``pool_size`` the most connections reads use at once; ``auth`` and
-    ``role`` are what settings need (``KerberosAuth()``, e.g. ``"testing"``).
-    """
-
-    def __init__(
-        self,
-        host: str,
-        port: int = DEFAULT_PORT,
-        pool_size: int = DEFAULT_POOL_SIZE,
-        timeout: float = DEFAULT_TIMEOUT,
-        *,
-        auth: Auth | None = None,
-        role: str | None = None,
-    ) -> None:
-        self.host = check_host(host)
-        self.port = check_port(port)
-        self.timeout = check_timeout(timeout)
-        self.auth = auth
-        self.role = role
-        self._pool = _Pool(self.host, self.port, check_pool_size(pool_size))
-        self._subscriptions: set[AsyncioSubscription] = set()
-        self._write_link: _Link | None = None
-        self._write_lock = asyncio.Lock()
-        self.closed = False
-
-    async def __aenter__(self) -> AsyncioDPMBackend:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop every subscription and close every connection; the backend is then done."""
-        self.closed = True
-        for subscription in list(self._subscriptions):
-            await subscription.stop()
-        await self._pool.aclose()
-        link, self._write_link = self._write_link, None
-        if link is not None:
-            await link.aclose()
-
-    async def get_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Reading]:
-        """Read every DRF once; readings in input order, device errors as error readings.
-
-        ``timeout`` bounds the whole call, waiting for a connection included.
-        If it passes or the connection breaks, :class:`ReadError` carries what
-        arrived and error readings (``ACNET_REQTMO`` / ``ACNET_DISCONNECTED``)
-        for the rest. Bad DRF text raises :class:`ValueError` before any I/O.
-        """
-        batch = ReadBatch(drfs)
-        deadline = self._deadline(timeout)
-        try:
-            async with asyncio.timeout_at(deadline):
-                await self._run(batch)
-        except TimeoutError as exc:  # before OSError: it is one
-            raise batch.timed_out() from exc
-        except (OSError, ProtocolError) as exc:
-            raise batch.disconnected(exc) from exc
-        return batch.readings()
-
-    async def _run(self, batch: ReadBatch) -> None:
-        while True:
-            reused = False
-            try:
-                async with self._pool.lease() as (link, reused):
-                    await link.run(batch)
-                return
-            except (OSError, ProtocolError):
-                # the server may have closed an idle pooled connection; if
-                # nothing came back yet, the read is safe to repeat
-                if not reused or batch.arrived:
-                    raise
-
-    async def get(self, drf: str, timeout: float | None = None) -> Reading:
-        """Read one DRF; the :class:`Reading`, error or not."""
-        return (await self.get_many([drf], timeout))[0]
-
-    async def read(self, drf: str, timeout: float | None = None) -> Any:
-        """Read one DRF's value; :class:`DeviceError` if the device answered an error."""
-        return value_of(await self.get(drf, timeout))
-
-    async def read_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Any]:
-        """Read every DRF's value; :class:`ReadError` (with every reading) if any failed."""
-        return values_of(await self.get_many(drfs, timeout))
-
-    async def write(
-        self, drf: str | _drf.DataRequest, value: Any, timeout: float | None = None
-    ) -> WriteResult:
-        """Apply one setting; a dict is an alarm write, its fields set one after another.
-
-        See :meth:`acnet_proto.backend.Backend.write`; ``timeout`` bounds each field's setting.
-        """
-        sequence = WriteSequence(drf, value)
-        for step in sequence:
-            sequence.record((await self.write_many([step], timeout))[0])
-        return sequence.result
-
-    async def write_many(
-        self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
-    ) -> list[WriteResult]:
-        """Apply several settings in one ``ApplySettings``; results in input order.
-
-        Bad DRFs or values raise before any I/O, then missing credentials
-        (:class:`AuthenticationError`). ``timeout`` bounds the whole call
-        (:class:`TimeoutError`). If the connection breaks or the time runs
-        out after the settings left, :class:`SettingOutcomeUnknown` is raised
-        and nothing is sent again.
-        """
-        batch = dpm_write_batch(setting_pairs(settings), self.auth, self.role)
-        deadline = self._deadline(timeout)
-        async with self._write_lock:
-            link, self._write_link = self._write_link, None
-            plan = None
-            try:
-                async with asyncio.timeout_at(deadline):
-                    if link is None:
-                        link = await _Link.open(self.host, self.port)
-                    plan = WritePlan(batch, self.auth.context, link.client.settings_enabled)
-                    await link.run(plan)
-            except BaseException as exc:
-                if link is not None:
-                    link.abort()
-                # a cancellation from outside is the caller's: it goes through as it is
-                if isinstance(exc, Exception) and (unknown := outcome_unknown(plan, exc)):
-                    raise unknown from exc
-                raise
-            if self.closed:
-                link.abort()
-            else:
-                self._write_link = link
-        return batch.write_results()
-
-    async def subscribe(
-        self,
-        drfs: Sequence[str],
-        *,
-        timeout: float | None = None,
-        reconnect: bool | Reconnect = True,
-    ) -> AsyncioSubscription:
-        """Start streaming ``drfs`` on a connection of its own.
-
-        ``timeout`` bounds connecting (:class:`TimeoutError`); a refused
-        connection raises :class:`OSError`. ``reconnect``: if the connection
-        dies later, connect again with the default :class:`Reconnect` policy
-        (True), a policy of your own, or not at all (False).
-        """
-        recovery = Recovery(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
-        async with asyncio.timeout_at(self._deadline(timeout)):
-            link = await self._open_stream(recovery.drfs)
-        subscription = AsyncioSubscription(self, link, recovery)
-        self._subscriptions.add(subscription)
-        return subscription
-
-    async def _open_stream(self, drfs: Sequence[str]) -> _Link:
-        """A new connection with a fresh list of ``drfs`` started on it; the caller bounds it."""
-        link = await _Link.open(self.host, self.port)
-        try:
-            await link.send(link.client.begin(ListPlan(drfs, default_event=None), now=_now()))
-        except BaseException:
-            link.abort()
-            raise
-        return link
-
-    def _deadline(self, timeout: float | None) -> float:
-        if self.closed:
-            raise RuntimeError(f"this {type(self).__name__} is closed")
-        seconds = self.timeout if timeout is None else check_timeout(timeout)
-        return _now() + seconds
-
-
-class AsyncioSubscription:
-    """A running stream: iterate :meth:`readings`, then :meth:`stop` (or use ``async with``)."""
-
-    def __init__(self, backend: AsyncioDPMBackend, link: _Link, recovery: Recovery) -> None:
-        self._backend = backend
-        self._link: _Link | None = link  # None between a broken connection and the next
-        self._recovery = recovery
-        self.drfs = list(recovery.drfs)
-        self._buffer: deque[Reading | Gap] = deque()
-        self.stopped = False
-
-    async def __aenter__(self) -> AsyncioSubscription:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def readings(self, timeout: float | None = None) -> _Readings:
-        """``(reading, self)`` pairs until :meth:`stop`, or until no reading comes for ``timeout``.
-
-        ``timeout`` is seconds to wait for each next reading (None waits
-        forever, 0 yields only what already arrived). If the server breaks
-        the connection or falls silent past its heartbeats, the subscription
-        connects again (a connection attempt may outlast ``timeout``) and
-        yields a :class:`Gap`; with reconnection off or out of attempts it
-        stops and raises :class:`ConnectionLost`. Use with ``async for``;
-        leaving the loop early needs no clean-up.
-        """
-        return _Readings(self, timeout)
-
-    async def _next_reading(self, timeout: float | None) -> Reading | Gap | None:
-        """The next reading or gap; None once stopped, or when none came for ``timeout``."""
-        deadline = None if timeout is None else _now() + timeout
-        while not self.stopped:
-            if self._buffer:
-                return self._buffer.popleft()
-            if not await self._receive(deadline):
-                return None
-        return None
-
-    async def _receive(self, deadline: float | None) -> bool:
-        """Buffer what arrives by ``deadline``, reconnecting if need be; False when the wait
-        is over or the stream stopped."""
-        link = self._link
-        if link is None:
-            return await self._reconnect(deadline)
-        until, dead = link.client.stream_wait(deadline)
-        waiting = asyncio.timeout_at(until)
-        try:
-            async with waiting:
-                made = await link.pump()
-        except (OSError, ProtocolError) as exc:  # asyncio's TimeoutError is an OSError
-            if self.stopped:  # stop() from another task closed the connection
-                return False
-            if not waiting.expired():
-                cause = str(exc)
-            elif dead:
-                cause = SILENT
-            else:
-                return False  # the caller's wait is over; the stream goes on
-            self._broke(cause, exc)
-            return True
-        if made:
-            self._recovery.heard()
-        self._buffer.extend(reading for _, reading in made)
-        return not self.stopped
-
-    def _broke(self, cause: str, exc: BaseException) -> None:
-        """Drop the dead connection and note when to try again; ConnectionLost if never."""
-        link, self._link = self._link, None
-        if link is not None:
-            link.abort()
-        if self._recovery.broke(cause, datetime.now(UTC), _now()) is None:
-            self.stopped = True
-            self._backend._subscriptions.discard(self)
-            raise self._recovery.lost() from exc
-
-    async def _reconnect(self, deadline: float | None) -> bool:
-        """Wait for the next attempt and make it, unless ``deadline`` comes first."""
-        until, attempt = self._recovery.retry_wait(deadline)
-        await asyncio.sleep(max(0.0, until - _now()))
-        if not attempt or self.stopped:
-            return False
-        try:
-            async with asyncio.timeout(self._backend.timeout):
-                link = await self._backend._open_stream(self.drfs)
-        except (OSError, ProtocolError) as exc:
-            self._broke(str(exc), exc)
-            return True
-        if self.stopped:  # stop() ran while this connected
-            link.abort()
-            return False
-        self._link = link
-        self._buffer.append(self._recovery.resumed(datetime.now(UTC)))
-        return True
-
-    async def stop(self) -> None:
-        """Stop the stream (``StopList``) and close its connection; later calls do nothing."""
-        if self.stopped:
-            return
-        self.stopped = True
-        self._backend._subscriptions.discard(self)
-        link, self._link = self._link, None
-        if link is None:
-            return
-        try:
-            async with asyncio.timeout(self._backend.timeout):
-                await link.send(link.client.end(now=_now()))
-        except (OSError, ProtocolError):  # TimeoutError included: it is going away either way
-            link.abort()
-        except BaseException:
-            link.abort()
-            raise
-        else:
-            await link.aclose()
-
-
-class _Readings:
-    """What :meth:`AsyncioSubscription.readings` returns.
-
-    A class rather than an async generator, so that breaking out of an
-    ``async for`` leaves nothing to finalize (no ``aclosing`` needed).
-    """
-
-    def __init__(self, subscription: AsyncioSubscription, timeout: float | None) -> None:
-        self._subscription = subscription
-        self._timeout = timeout
-        self._over = False
-
-    def __aiter__(self) -> _Readings:
-        return self
-
-    async def __anext__(self) -> tuple[Reading | Gap, AsyncioSubscription]:
-        if not self._over:
-            reading = await self._subscription._next_reading(self._timeout)
-            if reading is not None:
-                return reading, self._subscription
-            self._over = True
-        raise StopAsyncIteration
+    _kit = _AsyncioKit()
+    _subscription_type = AsyncioSubscription
