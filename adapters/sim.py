@@ -10,7 +10,7 @@ Each client connection is a :class:`~acnet_proto.connection.DPMConnection`
 in the server role, which checks every move; the values come from a
 :class:`~acnet_proto.devices.DeviceModel` shared by all connections.
 
-What is sent, and in what order (as in ``/work/shared/transcripts``):
+What is sent, and in what order (as in the recorded conversations of ``tests/shared/transcripts``):
 
 - after the handshake, ``OpenList_reply`` with a fresh list id;
 - per ``AddToList``, its ``AddToList_reply`` (a refused entry carries the
