@@ -301,10 +301,12 @@ class ReadBatch(ListPlan):
             out.append(reading)
         return out
 
-    def timed_out(self) -> ReadError:
+    def timed_out(self, cause: object = None) -> ReadError:
         """The :class:`ReadError` for a deadline that passed: entries still waiting get
-        ``ACNET_REQTMO``. Adapters raise it ``from`` the timeout."""
-        return ReadError(self.readings(_TIMED_OUT), f"read timed out; {self._progress()}")
+        ``ACNET_REQTMO``. ``cause`` (e.g. what was being waited for) goes into the
+        message when it says something. Adapters raise it ``from`` the timeout."""
+        detail = f": {cause}" if cause is not None and str(cause) else ""
+        return ReadError(self.readings(_TIMED_OUT), f"read timed out{detail}; {self._progress()}")
 
     def disconnected(self, cause: object) -> ReadError:
         """The :class:`ReadError` for a connection that broke (``cause``): entries still

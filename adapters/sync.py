@@ -38,20 +38,17 @@ from typing import Any
 
 from acnet_proto.auth import Auth
 from acnet_proto.backend import setting_pairs
-from acnet_proto.errors import ProtocolError, ReadError
+from acnet_proto.errors import ProtocolError
 from acnet_proto.lists import ListPlan, ReadBatch, value_of
 from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy
 from acnet_proto.settings import WriteSequence, dpm_write_batch
-from acnet_proto.status import Status
 from acnet_proto.types import Reading, WriteResult
 
-from ._blocking import _left, _Link, apply_settings, open_stream
+from ._blocking import _left, _Link, apply_settings, open_stream, run_plan
 
 __all__ = ["SyncClient", "SyncSubscription"]
 
 DEFAULT_TIMEOUT = 5.0
-_TIMED_OUT = Status.from_name("ACNET_REQTMO")
-_DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
 
 
 class SyncClient:
@@ -106,16 +103,13 @@ class SyncClient:
         try:
             link = self.connect(_left(deadline))._link
             assert link is not None
-            link.send(link.client.begin(batch))
-            while not batch.done:
-                link.pump(deadline)
-            link.send(link.client.end())
+            run_plan(link, batch, deadline)
         except TimeoutError as exc:
             self.close()
-            raise ReadError(batch.readings(_TIMED_OUT), f"read timed out: {exc}") from exc
+            raise batch.timed_out(exc) from exc
         except (OSError, ProtocolError) as exc:
             self.close()
-            raise ReadError(batch.readings(_DISCONNECTED), f"connection failed: {exc}") from exc
+            raise batch.disconnected(exc) from exc
         return batch.readings()
 
     def get(self, drf: str, timeout: float | None = None) -> Reading:

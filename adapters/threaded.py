@@ -75,11 +75,10 @@ from acnet_proto.config import (
     check_port,
     check_timeout,
 )
-from acnet_proto.errors import ConnectionLost, ProtocolError, ReadError
+from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.lists import ListPlan, ReadBatch
 from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy
 from acnet_proto.settings import dpm_write_batch
-from acnet_proto.status import Status
 from acnet_proto.types import Reading, WriteResult
 
 from ._blocking import _left, _Link, apply_settings, open_stream, run_plan
@@ -88,8 +87,6 @@ __all__ = ["DPMBackend", "DPMHTTPBackend", "DPMSubscription", "DispatchMode"]
 
 log = logging.getLogger(__name__)
 
-_TIMED_OUT = Status.from_name("ACNET_REQTMO")
-_DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
 # How long stop() waits for a stream's threads. They only block in select()
 # (woken by stop) or in a user callback; one stuck longer is left, and logged.
 _JOIN_PATIENCE = 10.0
@@ -482,10 +479,9 @@ class DPMBackend(Backend):
         try:
             self._run(batch, deadline)
         except TimeoutError as exc:
-            raise ReadError(batch.readings(_TIMED_OUT), f"read timed out: {exc}") from exc
+            raise batch.timed_out(exc) from exc
         except (OSError, ProtocolError) as exc:
-            message = f"connection to {self._host}:{self._port} failed: {exc}"
-            raise ReadError(batch.readings(_DISCONNECTED), message) from exc
+            raise batch.disconnected(f"{self._host}:{self._port}: {exc}") from exc
         return batch.readings()
 
     def _run(self, batch: ReadBatch, deadline: float) -> None:
@@ -500,7 +496,7 @@ class DPMBackend(Backend):
             except (OSError, ProtocolError):
                 # the server may close an idle pooled connection just as it is
                 # borrowed; if nothing came back yet, the read is safe to repeat
-                if not reused or any(r is not None for r in batch.results):
+                if not reused or batch.arrived:
                     raise
                 log.debug("a pooled connection to %s was closed; reading again", self._host)
 
