@@ -231,6 +231,20 @@ def _next_chunk(chan: paramiko.Channel, deadline: float | None) -> tuple[bool, b
             return None
 
 
+def _close_channel(chan: paramiko.Channel) -> None:
+    """Close ``chan`` without racing paramiko's transport thread.
+
+    ``Channel.close()`` closes the pipe that ``fileno()`` (hence select())
+    made, while the transport thread may be feeding data that writes to it;
+    that write then hits a closed, or reused, descriptor and kills the whole
+    connection. Swapping the buffers' event under their locks first means no
+    feed is writing to the pipe when it closes.
+    """
+    for buffer in (chan.in_buffer, chan.in_stderr_buffer):
+        buffer.set_event(threading.Event())
+    chan.close()
+
+
 class _Tail:
     """The last few KiB of a stream, for error messages."""
 
@@ -429,7 +443,7 @@ class SSHClient:
             tunnel.stop()
         self._tunnels.clear()
         for chan in list(self._channels):
-            chan.close()
+            _close_channel(chan)
         with self._lock:
             self._disconnect()
 
@@ -579,7 +593,7 @@ class SSHClient:
                 f"the connection broke while running {command!r}: {exc}"
             ) from exc
         finally:
-            chan.close()
+            _close_channel(chan)
 
     # ----------------------------------------------------------------- commands
 
@@ -679,7 +693,7 @@ class SSHClient:
         try:
             _start_command(chan, command, deadline)
         except BaseException:
-            chan.close()
+            _close_channel(chan)
             raise
         chan.settimeout(timeout)
         self._channels.add(chan)
@@ -759,7 +773,7 @@ class SSHClient:
             chan.settimeout(timeout)
             return paramiko.SFTPClient(chan)
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            chan.close()
+            _close_channel(chan)
             raise SSHError(f"could not start SFTP on {self._hops[-1]}: {exc}") from exc
 
 
@@ -853,7 +867,7 @@ class Tunnel:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             if chan is not None:
-                chan.close()
+                _close_channel(chan)
         self._acceptor.join(_JOIN_TIMEOUT)
         for thread, _ in links:
             thread.join(_JOIN_TIMEOUT)
@@ -903,7 +917,7 @@ class Tunnel:
             log.debug("forward connection from %s ended: %s", peer, exc)
         finally:
             if chan is not None:
-                chan.close()
+                _close_channel(chan)
             conn.close()
             with self._lock:
                 self._links.pop(me, None)
@@ -1044,7 +1058,7 @@ class RemoteProcess:
     def close(self) -> None:
         """Close the channel, which ends the process's input (idempotent)."""
         self._closed = True
-        self._chan.close()
+        _close_channel(self._chan)
 
 
 class ACLSession:

@@ -336,6 +336,18 @@ def test_exec_stream_timeout_and_early_close(ssh: SSHClient) -> None:
     assert ssh.exec("echo after").stdout == "after\n"
 
 
+def test_closing_streams_mid_output_keeps_the_connection(sshd: SSHD) -> None:
+    # Closing a channel while data poured in raced paramiko's own thread,
+    # which wrote to the channel's select() pipe after close had freed it and
+    # killed the transport, most often on a young connection.
+    for _ in range(25):
+        with SSHClient(key_hop(sshd), known_hosts=sshd.known_hosts) as client:
+            endless = client.exec_stream("yes")
+            assert next(endless) == "y"
+            endless.close()
+            assert client.exec("echo after").stdout == "after\n"
+
+
 # --------------------------------------------------------------------------- forward
 
 
