@@ -10,20 +10,30 @@ neither library is ever imported by the other's adapter.
 The kit's contract: a deadline scope raises the builtin :class:`TimeoutError`
 when its time passes (never a library's own timeout type), and anything else
 (a cancellation from outside above all) passes through it unchanged.
+
+Callback subscriptions are delivered by a task each, in a task group (a trio
+nursery, an :class:`asyncio.TaskGroup`) that the backend opens when entered
+with ``async with`` and closes on the way out, after stopping every
+subscription so that every delivery task has ended. The body's own exception
+never goes into that group: it leaves ``async with`` as it came, not wrapped
+in an :class:`ExceptionGroup`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+import logging
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
+from types import TracebackType
+from typing import Any, ClassVar, Protocol, Self
 
 from acnet_proto import drf as _drf
 from acnet_proto.auth import Auth
-from acnet_proto.backend import AsyncBackend, AsyncSubscription, setting_pairs
+from acnet_proto.backend import AsyncBackend, AsyncSubscription, check_callbacks, setting_pairs
 from acnet_proto.client import ClientConnection
 from acnet_proto.config import (
     DEFAULT_POOL_SIZE,
@@ -37,12 +47,30 @@ from acnet_proto.config import (
 from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.lists import ListPlan, ReadBatch
 from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy
+from acnet_proto.reconnect import _summary as summary
 from acnet_proto.settings import WritePlan, dpm_write_batch, outcome_unknown
 from acnet_proto.types import Reading, WriteResult
 
-__all__ = ["DPMBackend", "DPMSubscription", "IOKit", "Stream"]
+__all__ = [
+    "DPMBackend",
+    "DPMSubscription",
+    "ErrorCallback",
+    "Event",
+    "IOKit",
+    "ReadingCallback",
+    "Stream",
+    "TaskGroup",
+]
+
+log = logging.getLogger(__name__)
 
 _READ_SIZE = 262144
+
+#: ``callback(reading, handle)``, a plain function or an ``async def`` one (then awaited);
+#: after a reconnection it gets a :class:`Gap` in a reading's place.
+ReadingCallback = Callable[[Reading | Gap, "DPMSubscription"], object]
+#: ``on_error(exc, handle)``, plain or ``async def``, once the stream died.
+ErrorCallback = Callable[[Exception, "DPMSubscription"], object]
 
 
 class Stream(Protocol):
@@ -54,6 +82,22 @@ class Stream(Protocol):
 
     async def send_all(self, data: bytes) -> None:
         """Send every byte of ``data`` (waiting for room as need be)."""
+        ...
+
+
+class Event(Protocol):
+    """A one-way flag tasks can wait for."""
+
+    def set(self) -> None: ...
+
+    async def wait(self) -> None: ...
+
+
+class TaskGroup(Protocol):
+    """Where the kit runs tasks: each ends before the group's ``async with`` does."""
+
+    def start_soon(self, async_fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run ``async_fn(*args)`` in a new task of the group."""
         ...
 
 
@@ -73,10 +117,6 @@ class IOKit(Protocol):
         """The event loop's clock, in seconds."""
         ...
 
-    async def sleep_until(self, when: float) -> None:
-        """Sleep until ``now()`` reaches ``when`` (at once if it has)."""
-        ...
-
     def fail_at(self, when: float | None) -> AbstractAsyncContextManager[None]:
         """A scope that raises :class:`TimeoutError` at ``when`` (None: never)."""
         ...
@@ -87,6 +127,14 @@ class IOKit(Protocol):
 
     def semaphore(self, size: int) -> AbstractAsyncContextManager[Any]:
         """A new semaphore of ``size`` slots."""
+        ...
+
+    def event(self) -> Event:
+        """A new event, not set."""
+        ...
+
+    def task_group(self) -> AbstractAsyncContextManager[TaskGroup]:
+        """A new task group; leaving its ``async with`` waits for its tasks."""
         ...
 
     async def abort(self, stream: Stream) -> None:
@@ -187,6 +235,8 @@ class DPMBackend(AsyncBackend):
     ``timeout`` is the default total deadline of each call, in seconds;
     ``pool_size`` the most connections reads use at once; ``auth`` and
     ``role`` are what settings need (``KerberosAuth()``, e.g. ``"testing"``).
+    Callback subscriptions need the backend entered with ``async with``: their
+    delivery tasks run in the task group it opens (see :meth:`subscribe`).
     """
 
     _kit: ClassVar[IOKit]
@@ -212,20 +262,70 @@ class DPMBackend(AsyncBackend):
         self._write_link: _Link | None = None
         self._write_lock = self._kit.lock()
         self.closed = False
+        # the task group of ``async with``, and what its __aexit__ closes
+        self._tasks: TaskGroup | None = None
+        self._group: AbstractAsyncContextManager[TaskGroup] | None = None
+
+    async def __aenter__(self) -> Self:
+        """Open the task group that delivers to callbacks; ``async with`` closes it again."""
+        if self._group is not None:
+            raise RuntimeError(f"this {type(self).__name__} is already entered")
+        group = self._kit.task_group()
+        self._tasks = await group.__aenter__()
+        self._group = group
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """:meth:`aclose`, which ends every delivery task, then close the task group."""
+        group, self._group = self._group, None
+        ending = exc
+        try:
+            await self.aclose()
+        except BaseException as error:
+            ending = error
+            raise
+        finally:
+            self._tasks = None
+            if group is not None:
+                # A cancellation or an interrupt goes into the group, which cancels its
+                # tasks at once (a callback under way, say). An ordinary exception does
+                # not: it leaves `async with` as it came, not wrapped in an ExceptionGroup.
+                if ending is None or isinstance(ending, Exception):
+                    await group.__aexit__(None, None, None)
+                else:
+                    await group.__aexit__(type(ending), ending, ending.__traceback__)
 
     @property
     def _broken(self) -> tuple[type[BaseException], ...]:
         return (OSError, ProtocolError, *self._kit.broken)
 
     async def aclose(self) -> None:
-        """Stop every subscription and close every connection; the backend is then done."""
+        """Stop every subscription and close every connection; the backend is then done.
+
+        Every subscription is stopped, and its delivery task thereby ends, even if
+        stopping an earlier one raised (a cancellation, say); the first such error is
+        raised after.
+        """
         self.closed = True
+        failure: BaseException | None = None
         for subscription in list(self._subscriptions):
-            await subscription.stop()
-        await self._pool.aclose()
-        link, self._write_link = self._write_link, None
-        if link is not None:
-            await link.aclose()
+            try:
+                await subscription.stop()
+            except BaseException as exc:  # stop() dropped its connection all the same
+                failure = failure or exc
+        try:
+            await self._pool.aclose()
+            link, self._write_link = self._write_link, None
+            if link is not None:
+                await link.aclose()
+        finally:
+            if failure is not None:
+                raise failure
 
     async def get_many(
         self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
@@ -303,25 +403,54 @@ class DPMBackend(AsyncBackend):
     async def subscribe(
         self,
         drfs: Sequence[str],
+        callback: ReadingCallback | None = None,
+        on_error: ErrorCallback | None = None,
         *,
         timeout: float | None = None,
         reconnect: bool | Reconnect = True,
     ) -> DPMSubscription:
         """Start streaming ``drfs`` on a connection of its own.
 
+        Without ``callback``, iterate the handle's ``readings()``. With one, a
+        task in the backend's task group calls ``callback(reading, handle)``
+        for each reading (a :class:`Gap` after a reconnection), awaiting it if
+        it is an ``async def``, until the subscription stops: by
+        :meth:`DPMSubscription.stop`, by :meth:`aclose` or leaving ``async
+        with``, or because the stream died. That task group exists only while
+        the backend is entered with ``async with``; a callback subscription on
+        a backend that is not raises :class:`RuntimeError`. An exception from
+        ``callback`` is logged and delivery goes on. ``on_error(exc, handle)``
+        (plain or ``async def``) gets the :class:`ConnectionLost` that ends a
+        dead stream, in either mode; without it, a callback subscription logs it.
+        A callback that cannot take two arguments raises :class:`TypeError`,
+        before any I/O.
+
         ``timeout`` bounds connecting (:class:`TimeoutError`); a refused
         connection raises :class:`OSError`. ``reconnect``: if the connection
         dies later, connect again with the default :class:`Reconnect` policy
         (True), a policy of your own, or not at all (False).
         """
+        check_callbacks(callback, on_error)
         recovery = Recovery(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
+        deadline = self._deadline(timeout)
+        if callback is not None and self._tasks is None:
+            raise RuntimeError(
+                f"a callback subscription is delivered by a task of the backend's own: "
+                f"use `async with {type(self).__name__}(...) as backend:` around it"
+            )
         try:
-            async with self._kit.fail_at(self._deadline(timeout)):
+            async with self._kit.fail_at(deadline):
                 link = await self._open_stream(recovery.drfs)
         except TimeoutError as exc:
             raise TimeoutError(f"no DPM list for {list(recovery.drfs)} within the timeout") from exc
-        subscription = self._subscription_type(self, link, recovery)
+        tasks = self._tasks
+        if self.closed or (callback is not None and tasks is None):
+            await link.abort()  # nothing would ever stop it, nor end its delivery task
+            raise RuntimeError(f"this {type(self).__name__} was closed while subscribing")
+        subscription = self._subscription_type(self, link, recovery, callback, on_error)
         self._subscriptions.add(subscription)
+        if tasks is not None and callback is not None:
+            tasks.start_soon(subscription._deliver, callback)
         return subscription
 
     async def _open_stream(self, drfs: Sequence[str]) -> _Link:
@@ -343,16 +472,31 @@ class DPMBackend(AsyncBackend):
 
 
 class DPMSubscription(AsyncSubscription):
-    """A running stream: iterate :meth:`readings`, then :meth:`stop` (or use ``async with``)."""
+    """A running stream: iterate :meth:`readings`, then :meth:`stop` (or use ``async with``);
+    or, made with a callback, a stream delivered to it until :meth:`stop`.
 
-    def __init__(self, backend: DPMBackend, link: _Link, recovery: Recovery) -> None:
+    ``exc`` is the :class:`ConnectionLost` that ended a dead stream, else None.
+    """
+
+    def __init__(
+        self,
+        backend: DPMBackend,
+        link: _Link,
+        recovery: Recovery,
+        callback: ReadingCallback | None = None,
+        on_error: ErrorCallback | None = None,
+    ) -> None:
         self._backend = backend
         self._kit = backend._kit
         self._link: _Link | None = link  # None between a broken connection and the next
         self._recovery = recovery
+        self._callback = callback
+        self._on_error = on_error
         self.drfs = list(recovery.drfs)
         self._buffer: deque[Reading | Gap] = deque()
+        self._stopping = self._kit.event()  # set by stop(): it cuts a reconnection pause short
         self.stopped = False
+        self.exc: ConnectionLost | None = None
         self.dropped = 0  # nothing is turned away: readings wait in an unbounded buffer
 
     def readings(self, timeout: float | None = None) -> _Readings:
@@ -363,10 +507,48 @@ class DPMSubscription(AsyncSubscription):
         the connection or falls silent past its heartbeats, the subscription
         connects again (a connection attempt may outlast ``timeout``) and
         yields a :class:`Gap`; with reconnection off or out of attempts it
-        stops and raises :class:`ConnectionLost`. Use with ``async for``;
-        leaving the loop early needs no clean-up.
+        stops and raises :class:`ConnectionLost` (after passing it to
+        ``on_error``, if given). Use with ``async for``; leaving the loop
+        early needs no clean-up. A callback subscription has no readings to
+        iterate: :class:`RuntimeError`.
         """
+        if self._callback is not None:
+            raise RuntimeError("this subscription delivers to its callback; it has no readings()")
         return _Readings(self, timeout)
+
+    async def _deliver(self, callback: ReadingCallback) -> None:
+        """The delivery task of a callback subscription: each reading to ``callback`` until
+        the stream stops, then its death, if it died, to ``on_error``."""
+        try:
+            while (reading := await self._next_reading(None)) is not None:
+                await self._call(callback, reading)
+        except ConnectionLost as exc:
+            await self._report(exc)
+        except Exception as exc:  # a bug: it ends this stream, never the task group
+            if self.stopped:  # stop() from another task, mid-receive: the end asked for
+                return
+            await self._halt()
+            self.exc = ConnectionLost(f"the stream of {summary(self.drfs)} broke: {exc!r}")
+            self.exc.__cause__ = exc
+            await self._report(self.exc)
+
+    async def _report(self, error: ConnectionLost) -> None:
+        """Tell ``on_error`` that the stream died; with no one to tell, log it."""
+        if self._on_error is not None:
+            await self._call(self._on_error, error)
+        elif self._callback is not None:
+            log.error("%s (no on_error callback was given)", error)
+
+    async def _call(
+        self, function: Callable[[Any, DPMSubscription], object], argument: object
+    ) -> None:
+        try:
+            result = function(argument, self)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            # a bug in a callback must not end the stream that calls it
+            log.exception("a callback of the stream of %s raised", summary(self.drfs))
 
     async def _next_reading(self, timeout: float | None) -> Reading | Gap | None:
         """The next reading or gap; None once stopped, or when none came for ``timeout``."""
@@ -411,14 +593,25 @@ class DPMSubscription(AsyncSubscription):
         if link is not None:
             await link.abort()
         if self._recovery.broke(cause, datetime.now(UTC), self._kit.now()) is None:
-            self.stopped = True
-            self._backend._subscriptions.discard(self)
-            raise self._recovery.lost() from exc
+            await self._halt()
+            self.exc = self._recovery.lost()
+            raise self.exc from exc
+
+    async def _halt(self) -> None:
+        """End the stream without a word to the server: its connection is dropped."""
+        self.stopped = True
+        self._stopping.set()
+        self._backend._subscriptions.discard(self)
+        link, self._link = self._link, None
+        if link is not None:
+            await link.abort()
 
     async def _reconnect(self, deadline: float | None) -> bool:
         """Wait for the next attempt and make it, unless ``deadline`` comes first."""
         until, attempt = self._recovery.retry_wait(deadline)
-        await self._kit.sleep_until(until)
+        with contextlib.suppress(TimeoutError):  # the pause is over
+            async with self._kit.fail_at(until):
+                await self._stopping.wait()
         if not attempt or self.stopped:
             return False
         try:
@@ -439,6 +632,7 @@ class DPMSubscription(AsyncSubscription):
         if self.stopped:
             return
         self.stopped = True
+        self._stopping.set()
         self._backend._subscriptions.discard(self)
         link, self._link = self._link, None
         if link is None:
@@ -472,7 +666,12 @@ class _Readings:
 
     async def __anext__(self) -> tuple[Reading | Gap, DPMSubscription]:
         if not self._over:
-            reading = await self._subscription._next_reading(self._timeout)
+            try:
+                reading = await self._subscription._next_reading(self._timeout)
+            except ConnectionLost as exc:
+                self._over = True
+                await self._subscription._report(exc)
+                raise
             if reading is not None:
                 return reading, self._subscription
             self._over = True

@@ -13,6 +13,13 @@
                 print(reading.value)
                 break
 
+        async def on_reading(reading, handle):            # or a plain def
+            print(reading.value)
+
+        sub = await backend.subscribe(["M:OUTTMP@p,1000"], on_reading)
+        await asyncio.sleep(5)
+        await sub.stop()                                  # or leave async with
+
     async with AsyncioDPMBackend("localhost", auth=KerberosAuth(), role="testing") as backend:
         result = await backend.write("Z:ACLTST", 45.0)
         results = await backend.write_many([("Z:ACLTST", 45.0), ("Z:ACLTS1[0:1]", [1, 2])])
@@ -29,6 +36,18 @@ are missing, or with ``reconnect=False`` ends with
 :class:`~acnet_proto.errors.ConnectionLost`. The protocol is in :mod:`acnet_proto.client` and
 :mod:`acnet_proto.lists`, the backend in :mod:`acnet_proto.adapters._async_dpm`;
 this module only supplies its I/O, on asyncio streams.
+
+``async with`` opens an :class:`asyncio.TaskGroup` for the backend: a
+subscription with a ``callback`` (plain or ``async def``) is delivered by a
+task of it, which calls ``callback(reading, handle)`` for each reading, and
+each :class:`~acnet_proto.reconnect.Gap`, in order, until ``stop()``; a
+callback's exception is logged and delivery goes on, and the
+:class:`~acnet_proto.errors.ConnectionLost` of a dead stream goes to
+``on_error(exc, handle)`` (logged without it). That task is the only one
+this module starts; leaving ``async with`` stops every subscription and
+waits for those tasks. A callback subscription needs that ``async with``:
+without it, :class:`RuntimeError`.
+
 Settings (``write``, ``write_many``) need ``auth=KerberosAuth()`` and
 ``role=``; they go one batch at a time over one connection of their own,
 authenticated once and then reused; the semantics are the threaded
@@ -47,6 +66,8 @@ from __future__ import annotations
 # Absolute imports make this the standard library's asyncio, not this module.
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 from ._async_dpm import DPMBackend, DPMSubscription
 
@@ -68,6 +89,22 @@ class _Stream:
         await self.writer.drain()
 
 
+class _Tasks:
+    """An :class:`asyncio.TaskGroup` under the name trio gives a nursery's method."""
+
+    def __init__(self, group: asyncio.TaskGroup) -> None:
+        self._group = group
+
+    def start_soon(self, async_fn: Callable[..., Coroutine[Any, Any, object]], *args: Any) -> None:
+        self._group.create_task(async_fn(*args))
+
+
+@contextlib.asynccontextmanager
+async def _task_group() -> AsyncIterator[_Tasks]:
+    async with asyncio.TaskGroup() as group:
+        yield _Tasks(group)
+
+
 class _AsyncioKit:
     """asyncio's streams, clock, timeouts and locks for the shared backend."""
 
@@ -80,9 +117,6 @@ class _AsyncioKit:
     def now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    async def sleep_until(self, when: float) -> None:
-        await asyncio.sleep(max(0.0, when - self.now()))
-
     def fail_at(self, when: float | None) -> asyncio.Timeout:
         return asyncio.timeout_at(when)  # raises the builtin TimeoutError
 
@@ -91,6 +125,12 @@ class _AsyncioKit:
 
     def semaphore(self, size: int) -> asyncio.Semaphore:
         return asyncio.Semaphore(size)
+
+    def event(self) -> asyncio.Event:
+        return asyncio.Event()
+
+    def task_group(self) -> contextlib.AbstractAsyncContextManager[_Tasks]:
+        return _task_group()
 
     async def abort(self, stream: _Stream) -> None:
         stream.writer.transport.abort()

@@ -13,6 +13,13 @@
                 print(reading.value)
                 break
 
+        def on_reading(reading, handle):                  # or an async def
+            print(reading.value)
+
+        sub = await backend.subscribe(["M:OUTTMP@p,1000"], on_reading)
+        await trio.sleep(5)
+        await sub.stop()                                  # or leave async with
+
     async with TrioDPMBackend("localhost", auth=KerberosAuth(), role="testing") as backend:
         result = await backend.write("Z:ACLTST", 45.0)
 
@@ -30,7 +37,13 @@ connection of their own, authenticated once and reused, with the threaded
 backend's semantics down to :class:`~acnet_proto.errors.SettingOutcomeUnknown`;
 a cancellation from an outer scope is re-raised as it is, even after the
 settings left. Kerberos steps run inline: the first setting may wait on the
-KDC for a service ticket. Nothing here starts a task. Use a backend from one
+KDC for a service ticket. Callback subscriptions (``subscribe(drfs,
+callback, on_error)``, callbacks plain or ``async def``, as in the asyncio
+adapter) are the one thing that starts tasks: ``async with`` opens a nursery
+for the backend, each callback subscription is delivered by a task in it
+until ``stop()``, and leaving ``async with`` stops every subscription, so
+those tasks end, then closes the nursery; without ``async with`` a callback
+subscription raises :class:`RuntimeError`. Use a backend from one
 ``trio.run``.
 """
 
@@ -69,9 +82,6 @@ class _TrioKit:
     def now(self) -> float:
         return trio.current_time()
 
-    async def sleep_until(self, when: float) -> None:
-        await trio.sleep_until(when)
-
     def fail_at(self, when: float | None) -> contextlib.AbstractAsyncContextManager[None]:
         return _fail_at(when)
 
@@ -80,6 +90,12 @@ class _TrioKit:
 
     def semaphore(self, size: int) -> trio.Semaphore:
         return trio.Semaphore(size)
+
+    def event(self) -> trio.Event:
+        return trio.Event()
+
+    def task_group(self) -> contextlib.AbstractAsyncContextManager[trio.Nursery]:
+        return trio.open_nursery()
 
     async def abort(self, stream: trio.SocketStream) -> None:
         await trio.aclose_forcefully(stream)  # closes now, even inside a cancelled scope
