@@ -73,7 +73,7 @@ import numpy as np
 from acnet_proto import drf as _drf
 from acnet_proto.config import ConfigurationError
 from acnet_proto.errors import LocalProtocolError, ReadError, RemoteProtocolError
-from acnet_proto.lists import ListPlan, error_reading
+from acnet_proto.lists import FirstReadings, ListPlan, error_reading
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, ValueType
 
@@ -112,8 +112,6 @@ UNTRANSLATED = Status.from_name("ACNET_NXE")
 #: The status of a DRF that ACL cannot read (periodic, never or state events).
 NOT_SUPPORTED = Status.from_name("DIO_NOT_SUPPORTED")
 
-_TIMED_OUT = Status.from_name("ACNET_REQTMO")
-_DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
 _P = _drf.Property
 _F = _drf.Field
 
@@ -359,7 +357,7 @@ def format_error(message: str, status_name: str) -> str:
 # --- batch reads -------------------------------------------------------------------------
 
 
-class ACLRead:
+class ACLRead(FirstReadings):
     """One batch read over the ACL CGI: which URLs to GET, and the readings their answers give.
 
     ::
@@ -381,6 +379,8 @@ class ACLRead:
     the adapter then ends the read with :meth:`failed`.
     """
 
+    _unfinished = "the read is not done"
+
     def __init__(
         self,
         drfs: Sequence[str | _drf.DataRequest],
@@ -390,14 +390,15 @@ class ACLRead:
         # checked as every DPM read checks them, with the same errors
         self.drfs: list[str] = ListPlan(drfs, default_event=None).drfs
         self._requests = [_drf.parse(text) for text in self.drfs]
-        self.results: list[Reading | None] = [None] * len(self.drfs)
+        self._expect_readings()
         self._commands: list[str] = [""] * len(self.drfs)
         pending = []
         for index, request in enumerate(self._requests):
             try:
                 self._commands[index] = encode_script(read_command(request))
             except UnsupportedRead as e:
-                self.results[index] = error_reading(self.drfs[index], NOT_SUPPORTED, note=e.reason)
+                refused = error_reading(self.drfs[index], NOT_SUPPORTED, note=e.reason)
+                self._keep([(index, refused)])
             else:
                 pending.append(index)
         self._prefix = f"{base_url}?acl="
@@ -423,6 +424,7 @@ class ACLRead:
     @property
     def done(self) -> bool:
         """True once every DRF has its reading."""
+        # by the URLs left, not the readings: output receive() refused ends the read too
         return not self._queue and self._sent is None
 
     def next_url(self) -> str | None:
@@ -459,19 +461,19 @@ class ACLRead:
             values.append(parsed)
         if len(values) > len(batch):
             raise RemoteProtocolError(f"ACL printed {len(values)} values for {len(batch)} reads")
-        for index, line in zip(batch, values):
-            self.results[index] = self._reading(index, line, at)
+        self._keep((index, self._reading(index, line, at)) for index, line in zip(batch, values))
         rest = batch[len(values) :]
         if not rest:
             return
         if error is not None and len(batch) == 1:
-            self.results[rest[0]] = Reading(
+            alone = Reading(
                 self.drfs[rest[0]],
                 facility_code=error.status.facility,
                 error_code=error.status.error,
                 message=error.line,
                 timestamp=at,
             )
+            self._keep([(rest[0], alone)])
         elif error is not None:
             # ACL stopped at rest[0]: only a read of it alone tells whether the error is its own
             if rest[1:]:
@@ -496,23 +498,8 @@ class ACLRead:
             )
         return Reading(drf, value_type, value=value, timestamp=at)
 
-    def readings(self, missing: Status | None = None, note: str = "") -> list[Reading]:
-        """The readings in input order; those still missing get ``missing`` (RuntimeError if
-        it is None: the read is not done)."""
-        out = []
-        for drf, reading in zip(self.drfs, self.results):
-            if reading is None:
-                if missing is None:
-                    raise RuntimeError(f"no reading yet for {drf!r}; the read is not done")
-                reading = error_reading(drf, missing, note=note)
-            out.append(reading)
-        return out
-
     def failed(self, cause: object, timed_out: bool = False) -> ReadError:
         """The :class:`ReadError` ending this read: missing readings get ``ACNET_REQTMO`` if
         it ``timed_out``, ``ACNET_DISCONNECTED`` otherwise. Adapters raise it ``from`` the
         failure."""
-        arrived = sum(r is not None for r in self.results)
-        status = _TIMED_OUT if timed_out else _DISCONNECTED
-        message = f"ACL read failed: {cause}; {arrived} of {len(self.drfs)} readings arrived"
-        return ReadError(self.readings(status, note=str(cause)), message)
+        return self._ended(f"ACL read failed: {cause}", timed_out=timed_out, note=str(cause))

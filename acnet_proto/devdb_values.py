@@ -560,12 +560,28 @@ def _float_bits(value: float) -> int:
     return struct.unpack("<i", packed)[0]
 
 
-def _flags(block: AnalogAlarm | DigitalAlarm) -> int:
-    return (
-        (_ENABLE if block.enable else 0)
-        | (_ABORT if block.abort else 0)
-        | (_ABORT_INHIBIT if block.abort_inhibit else 0)
+def _alarm_block(di: int, alarm: AnalogAlarm | DigitalAlarm) -> DevDB_pb2.AlarmBlock:
+    """``alarm`` as DevDB stores it: limits raw, flags packed as ACNET packs them."""
+    if isinstance(alarm, AnalogAlarm):
+        pi, kind = _PI_ANALOG, _MIN_MAX
+        limits = _float_bits(alarm.minimum), _float_bits(alarm.maximum)
+    else:
+        pi, kind = _PI_DIGITAL, _DIGITAL
+        limits = alarm.nominal, alarm.mask
+    flags = (
+        (_ENABLE if alarm.enable else 0)
+        | (_ABORT if alarm.abort else 0)
+        | (_ABORT_INHIBIT if alarm.abort_inhibit else 0)
         | _FOUR_BYTES
+    )
+    return DevDB_pb2.AlarmBlock(
+        di=di,
+        pi=pi,
+        status=flags | kind,
+        min_or_nom=limits[0],
+        max_or_tol=limits[1],
+        tries_needed=alarm.tries_needed,
+        tries_now=alarm.tries_now,
     )
 
 
@@ -573,31 +589,15 @@ def _alarm_infos(device: Device) -> list[DevDB_pb2.AlarmInfo]:
     out = []
     analog, digital = device.analog, device.digital
     if analog is not None:
-        block = DevDB_pb2.AlarmBlock(
-            di=device.di,
-            pi=_PI_ANALOG,
-            status=_flags(analog) | _MIN_MAX,
-            min_or_nom=_float_bits(analog.minimum),
-            max_or_tol=_float_bits(analog.maximum),
-            tries_needed=analog.tries_needed,
-            tries_now=analog.tries_now,
-        )
         text = DevDB_pb2.DeviceAnalogAlarm(di=device.di, alarm_text_id=2 * device.di)
         out.append(
             DevDB_pb2.AlarmInfo(
-                device_name=device.name, alarm_block=block, device_analog_alarm=text
+                device_name=device.name,
+                alarm_block=_alarm_block(device.di, analog),
+                device_analog_alarm=text,
             )
         )
     if digital is not None:
-        block = DevDB_pb2.AlarmBlock(
-            di=device.di,
-            pi=_PI_DIGITAL,
-            status=_flags(digital) | _DIGITAL,
-            min_or_nom=digital.nominal,
-            max_or_tol=digital.mask,
-            tries_needed=digital.tries_needed,
-            tries_now=digital.tries_now,
-        )
         text = DevDB_pb2.DeviceDigitalAlarm(
             di=device.di,
             condition=digital.nominal,
@@ -606,7 +606,9 @@ def _alarm_infos(device: Device) -> list[DevDB_pb2.AlarmInfo]:
         )
         out.append(
             DevDB_pb2.AlarmInfo(
-                device_name=device.name, alarm_block=block, device_digital_alarm=text
+                device_name=device.name,
+                alarm_block=_alarm_block(device.di, digital),
+                device_digital_alarm=text,
             )
         )
     return out

@@ -96,6 +96,8 @@ from acnet_proto._drf_events import CANONICAL_DEVICE
 from acnet_proto._message import Message
 from acnet_proto.protocols import daqdata, dpm
 from acnet_proto.status import Status
+from acnet_proto.types import BasicControl
+from acnet_proto.verify import CONTROL_READBACK
 
 __all__ = [
     "CONTROL_COMMANDS",
@@ -745,42 +747,31 @@ def _alarm_builder(
     analog = request.property is _P.ANALOG
     which = 0 if analog else 1  # index into Device.alarm_status()
     fld = request.field
+    block = device.analog if analog else device.digital
     if fld is None or fld is _F.ALL:
-        if analog:
-            a = device.analog
-            return lambda ref, ms, now: dpm.AnalogAlarmReply(
-                ref_id=ref,
-                timestamp=ms,
-                cycle=0,
-                minimum=a.minimum,
-                maximum=a.maximum,
-                alarm_enable=a.enable,
-                alarm_status=device.alarm_status(now)[0],
-                abort=a.abort,
-                abort_inhibit=a.abort_inhibit,
-                tries_needed=a.tries_needed,
-                tries_now=a.tries_now,
-            )
-        d = device.digital
-        return lambda ref, ms, now: dpm.DigitalAlarmReply(
+        # the two replies differ only in the limits they carry first
+        reply, limits = (
+            (dpm.AnalogAlarmReply, ("minimum", "maximum"))
+            if analog
+            else (dpm.DigitalAlarmReply, ("nominal", "mask"))
+        )
+        return lambda ref, ms, now: reply(
             ref_id=ref,
             timestamp=ms,
             cycle=0,
-            nominal=d.nominal,
-            mask=d.mask,
-            alarm_enable=d.enable,
-            alarm_status=device.alarm_status(now)[1],
-            abort=d.abort,
-            abort_inhibit=d.abort_inhibit,
-            tries_needed=d.tries_needed,
-            tries_now=d.tries_now,
+            **{name: getattr(block, name) for name in limits},
+            alarm_enable=block.enable,
+            alarm_status=device.alarm_status(now)[which],
+            abort=block.abort,
+            abort_inhibit=block.abort_inhibit,
+            tries_needed=block.tries_needed,
+            tries_now=block.tries_now,
         )
     getter = (_ANALOG_SCALARS if analog else _DIGITAL_SCALARS).get(fld)
     if getter is None:
         raise reject(
             DPM_NO_SUCH_FIELD, f"the simulator does not serve {request.property.name}.{fld.name}"
         )
-    block = device.analog if analog else device.digital
     return lambda ref, ms, now: dpm.ScalarReply(
         ref_id=ref,
         timestamp=ms,
@@ -873,15 +864,12 @@ def _set_raw(entry: Entry, data: bytes) -> int:
 #: The CONTROL commands served, by ordinal (what DPM/TCP clients send, and the device
 #: database lists): RESET, ON, OFF, POSITIVE, NEGATIVE, RAMP, DC.
 CONTROL_COMMANDS = tuple(daqdata.BasicControl)
-_BC = daqdata.BasicControl
+# A command sets the very status bit a verified control write reads back for, so the
+# simulator takes its effects from that table: (BasicStatus attribute, state).
 _CONTROL_EFFECT = {
-    _BC.RESET: ("ready", True),
-    _BC.ON: ("on", True),
-    _BC.OFF: ("on", False),
-    _BC.POSITIVE: ("positive", True),
-    _BC.NEGATIVE: ("positive", False),
-    _BC.RAMP: ("ramp", True),
-    _BC.DC: ("ramp", False),
+    command: (bit.lower(), state)
+    for command in CONTROL_COMMANDS
+    for bit, state in [CONTROL_READBACK[BasicControl[command.name]]]
 }
 
 

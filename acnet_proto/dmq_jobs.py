@@ -39,7 +39,7 @@ from acnet_proto import drf as _drf
 from acnet_proto._message import Message
 from acnet_proto.device import BasicControl
 from acnet_proto.errors import DecodeError, ReadError
-from acnet_proto.lists import ListPlan, error_reading, timestamp
+from acnet_proto.lists import FirstReadings, ListPlan, error_reading, timestamp
 from acnet_proto.protocols import daqdata
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, ValueType, WriteResult
@@ -100,8 +100,6 @@ DMQ_LOGIN_REQUIRED = Status.from_name("DMQ_LOGIN_REQUIRED")
 DMQ_INVALID_REQUEST = Status.from_name("DMQ_INVALID_REQUEST")
 DMQ_SECURITY_VIOLATION = Status.from_name("DMQ_SECURITY_VIOLATION")
 
-_TIMED_OUT = Status.from_name("ACNET_REQTMO")
-_DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
 _UNREADABLE = Status.from_name("ACNET_RPLYPACK")
 # AMQP routing keys are short strings: at most 255 bytes
 _MAX_KEY = 255
@@ -529,7 +527,7 @@ class _ReadingJob(_Job):
         return [(i, reading_from_sample(sample, drf)) for i, drf in enumerate(self.drfs)]
 
 
-class ReadJob(_ReadingJob):
+class ReadJob(FirstReadings, _ReadingJob):
     """A one-shot read of several DRFs over one DMQ job: the first reading of each.
 
     DRFs without an event get ``@I`` (and are sent that way, so their replies
@@ -540,15 +538,11 @@ class ReadJob(_ReadingJob):
     every entry still waiting.
     """
 
+    _unfinished = "job not done"
+
     def __init__(self, drfs: Sequence[str | _drf.DataRequest]) -> None:
         super().__init__(drfs, default_event="I")
-        self.results: list[Reading | None] = [None] * len(self.drfs)
-        self._missing = len(self.drfs)
-
-    @property
-    def done(self) -> bool:
-        """True once every entry has its reading or its error."""
-        return self._missing == 0
+        self._expect_readings()
 
     def receive(
         self,
@@ -558,39 +552,15 @@ class ReadJob(_ReadingJob):
         now: float | None = None,
     ) -> list[tuple[int, Reading]]:
         """Take one delivery; return the ``(index, reading)`` pairs it completed."""
-        made = [
-            (i, r)
-            for i, r in self._route(routing_key, body, correlation_id, now)
-            if self.results[i] is None
-        ]
-        for index, reading in made:
-            self.results[index] = reading
-        self._missing -= len(made)
-        return made
-
-    def readings(self, missing: Status | None = None, note: str = "") -> list[Reading]:
-        """The readings in input order; entries still waiting get ``missing`` (RuntimeError if
-        None: the job is not done)."""
-        out = []
-        for index, reading in enumerate(self.results):
-            if reading is None:
-                if missing is None:
-                    raise RuntimeError(f"no reading yet for {self.drfs[index]!r}; job not done")
-                reading = error_reading(self.drfs[index], missing, note=note)
-            out.append(reading)
-        return out
+        return self._keep(self._route(routing_key, body, correlation_id, now))
 
     def timed_out(self) -> ReadError:
         """The :class:`ReadError` for a deadline that passed (``ACNET_REQTMO`` for the rest)."""
-        return ReadError(self.readings(_TIMED_OUT), f"DMQ read timed out; {self._progress()}")
+        return self._ended("DMQ read timed out", timed_out=True)
 
     def disconnected(self, cause: object) -> ReadError:
         """The :class:`ReadError` for a broken connection (``ACNET_DISCONNECTED`` for the rest)."""
-        message = f"DMQ connection failed: {cause}; {self._progress()}"
-        return ReadError(self.readings(_DISCONNECTED), message)
-
-    def _progress(self) -> str:
-        return f"{len(self.drfs) - self._missing} of {len(self.drfs)} readings arrived"
+        return self._ended(f"DMQ connection failed: {cause}", timed_out=False)
 
 
 class StreamJob(_ReadingJob):

@@ -21,7 +21,7 @@ order whatever order the server answers in.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +37,7 @@ from acnet_proto.status import Status
 from acnet_proto.types import DeviceMeta, Reading, ValueType
 
 __all__ = [
+    "FirstReadings",
     "ListPlan",
     "ReadBatch",
     "error_reading",
@@ -251,16 +252,22 @@ class ListPlan:
         return made
 
 
-class ReadBatch(ListPlan):
-    """A one-shot read of several DRFs: the first reading of each entry.
+class FirstReadings:
+    """What every one-shot read keeps: the first reading of each entry, in input order.
 
-    DRFs without an event are read with ``@I``; one with an explicit event
-    (``@p,1000``) is read once, at its first reading.
+    Shared by :class:`ReadBatch` (DPM and gRPC), :class:`~acnet_proto.dmq_jobs.ReadJob`
+    (DMQ) and :class:`~acnet_proto.acl_cgi.ACLRead` (ACL). A subclass sets ``drfs``, calls
+    :meth:`_expect_readings`, hands what its replies make to :meth:`_keep`, and ends a read
+    cut short with :meth:`_ended`, whose message it words.
     """
 
-    def __init__(self, drfs: Sequence[str | _drf.DataRequest]) -> None:
-        super().__init__(drfs, default_event="I")
-        self.results: list[Reading | None] = [None] * len(self.drfs)
+    drfs: list[str]
+    results: list[Reading | None]
+    #: The end of the RuntimeError of :meth:`readings` before every entry has its reading.
+    _unfinished = "batch not done"
+
+    def _expect_readings(self) -> None:
+        self.results = [None] * len(self.drfs)
         self._missing = len(self.drfs)
 
     @property
@@ -273,49 +280,80 @@ class ReadBatch(ListPlan):
         """How many entries have their reading or error; while 0, a failed read may be repeated."""
         return len(self.drfs) - self._missing
 
-    def feed(self, event: Any) -> list[tuple[int, Reading]]:
-        made = [(i, r) for i, r in super().feed(event) if self.results[i] is None]
+    def _keep(self, made: Iterable[tuple[int, Reading]]) -> list[tuple[int, Reading]]:
+        """The pairs of ``made`` that are their entry's first reading, now its result."""
+        first = []
         for index, reading in made:
-            self.results[index] = reading
-        self._missing -= len(made)
-        return made
+            if self.results[index] is None:
+                self.results[index] = reading
+                first.append((index, reading))
+        self._missing -= len(first)
+        return first
 
-    def teardown(self, list_id: int) -> list[Message]:
-        """``StopList`` and ``ClearList``: the connection goes back to the pool empty."""
-        return [dpm.StopListRequest(list_id=list_id), dpm.ClearListRequest(list_id=list_id)]
+    def _meta(self, index: int) -> DeviceMeta | None:
+        """The metadata an error reading of entry ``index`` carries (none by default)."""
+        return None
 
     def readings(self, missing: int | Status | None = None, note: str = "") -> list[Reading]:
         """The readings in input order.
 
         Entries still without a reading get an error reading with status
-        ``missing`` (e.g. ``ACNET_REQTMO`` after a deadline); without
-        ``missing`` that is a :class:`RuntimeError`, because the batch is not
-        done.
+        ``missing`` (e.g. ``ACNET_REQTMO`` after a deadline) and ``note``;
+        without ``missing`` that is a :class:`RuntimeError`, because the read
+        is not done.
         """
         out = []
         for index, reading in enumerate(self.results):
             if reading is None:
                 if missing is None:
-                    raise RuntimeError(f"no reading yet for {self.drfs[index]!r}; batch not done")
-                reading = error_reading(self.drfs[index], missing, self.meta[index], note=note)
+                    raise RuntimeError(
+                        f"no reading yet for {self.drfs[index]!r}; {self._unfinished}"
+                    )
+                reading = error_reading(self.drfs[index], missing, self._meta(index), note=note)
             out.append(reading)
         return out
+
+    def _ended(self, message: str, *, timed_out: bool, note: str = "") -> ReadError:
+        """The :class:`ReadError` of a read cut short: ``message`` and how many readings
+        arrived; entries still waiting get ``ACNET_REQTMO`` if it ``timed_out``,
+        ``ACNET_DISCONNECTED`` otherwise, with ``note``."""
+        status = _TIMED_OUT if timed_out else _DISCONNECTED
+        progress = f"{self.arrived} of {len(self.drfs)} readings arrived"
+        return ReadError(self.readings(status, note), f"{message}; {progress}")
+
+
+class ReadBatch(FirstReadings, ListPlan):
+    """A one-shot read of several DRFs: the first reading of each entry.
+
+    DRFs without an event are read with ``@I``; one with an explicit event
+    (``@p,1000``) is read once, at its first reading.
+    """
+
+    def __init__(self, drfs: Sequence[str | _drf.DataRequest]) -> None:
+        super().__init__(drfs, default_event="I")
+        self._expect_readings()
+
+    def feed(self, event: Any) -> list[tuple[int, Reading]]:
+        return self._keep(super().feed(event))
+
+    def teardown(self, list_id: int) -> list[Message]:
+        """``StopList`` and ``ClearList``: the connection goes back to the pool empty."""
+        return [dpm.StopListRequest(list_id=list_id), dpm.ClearListRequest(list_id=list_id)]
+
+    def _meta(self, index: int) -> DeviceMeta | None:
+        return self.meta[index]
 
     def timed_out(self, cause: object = None) -> ReadError:
         """The :class:`ReadError` for a deadline that passed: entries still waiting get
         ``ACNET_REQTMO``. ``cause`` (e.g. what was being waited for) goes into the
         message when it says something. Adapters raise it ``from`` the timeout."""
         detail = f": {cause}" if cause is not None and str(cause) else ""
-        return ReadError(self.readings(_TIMED_OUT), f"read timed out{detail}; {self._progress()}")
+        return self._ended(f"read timed out{detail}", timed_out=True)
 
     def disconnected(self, cause: object) -> ReadError:
         """The :class:`ReadError` for a connection that broke (``cause``): entries still
         waiting get ``ACNET_DISCONNECTED``. Adapters raise it ``from`` the failure."""
-        message = f"connection failed: {cause}; {self._progress()}"
-        return ReadError(self.readings(_DISCONNECTED), message)
-
-    def _progress(self) -> str:
-        return f"{self.arrived} of {len(self)} readings arrived"
+        return self._ended(f"connection failed: {cause}", timed_out=False)
 
 
 def value_of(reading: Reading) -> Any:

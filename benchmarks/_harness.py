@@ -1,4 +1,5 @@
-"""What the loopback benchmarks share: a simulator in a process of its own, /proc readings.
+"""What the loopback benchmarks share: a simulator in a process of its own, /proc readings,
+the order contenders run in, the two event loops, and the report's last lines.
 
 ``latency.py``, ``stream.py`` and ``soak.py`` measure clients against the
 simulated DPM. The simulator runs as ``python -m acnet_proto.cli sim --port 0``
@@ -9,23 +10,34 @@ and memory from ``/proc``, like those of any other process. Linux only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.metadata
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any, TypeVar
 
+import trio
+from acnet_proto.adapters.asyncio import AsyncioDPMBackend
+from acnet_proto.adapters.trio import TrioDPMBackend
 from codec import machine as _codec_machine
+
+#: The clients the loopback benchmarks compare: acnet-proto's adapters (:data:`OURS`),
+#: pacsys, and ``floor``, a bare socket that is no client library at all.
+CONTENDERS = ("sync", "threaded", "asyncio", "trio", "pacsys", "floor")
+OURS = ("sync", "threaded", "asyncio", "trio")
 
 _BANNER = re.compile(r"simulated DPM on (\S+):(\d+) ")
 _STARTUP_TIMEOUT = 20.0
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_T = TypeVar("_T")
 
 
 class SimProcess:
@@ -125,3 +137,35 @@ def print_machine(info: dict[str, Any]) -> None:
     )
     load = ", ".join(f"{x:.2f}" for x in info["load_average"])
     print(f"{info['processor']}, {info['cpus']} CPUs, {info['platform']}; load average {load}")
+
+
+def rotations(contenders: Sequence[str], rounds: int) -> Iterator[tuple[int, list[str]]]:
+    """``(round, order)`` for each round: the contenders rotated by one more each round,
+    so that slow drifts of the machine's load fall on all of them."""
+    for r in range(rounds):
+        shift = r % len(contenders)
+        yield r, [*contenders[shift:], *contenders[:shift]]
+
+
+def run_async(who: str, main: Callable[[Any], Coroutine[Any, Any, _T]]) -> _T:
+    """``main(backend_class)`` in ``who``'s event loop: ``"asyncio"`` runs it with
+    ``AsyncioDPMBackend``, ``"trio"`` with ``TrioDPMBackend``."""
+    if who == "asyncio":
+        return asyncio.run(main(AsyncioDPMBackend))
+    if who == "trio":
+        return trio.run(main, TrioDPMBackend)
+    raise ValueError(f"unknown contender {who!r}")
+
+
+def print_load_after() -> tuple[float, float, float]:
+    """Print the load average now, at the end of a run, and return it."""
+    load = load_average()
+    print("load average after: " + ", ".join(f"{x:.2f}" for x in load))
+    return load
+
+
+def write_json(path: str, doc: dict[str, Any]) -> None:
+    """``doc`` as indented JSON in the file ``path``."""
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")

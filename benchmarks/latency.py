@@ -35,8 +35,6 @@ a contender's samples. The ratio is ours over pacsys's (below 1: faster).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import statistics
 import sys
 import time
@@ -45,20 +43,26 @@ from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import pacsys
-import trio
-from _harness import SimProcess, load_average, machine, percentile, print_machine
+from _harness import (
+    CONTENDERS,
+    OURS,
+    SimProcess,
+    machine,
+    percentile,
+    print_load_after,
+    print_machine,
+    rotations,
+    run_async,
+    write_json,
+)
 from acnet_proto.adapters._blocking import _Link
-from acnet_proto.adapters.asyncio import AsyncioDPMBackend
 from acnet_proto.adapters.sync import SyncClient
 from acnet_proto.adapters.threaded import DPMBackend
-from acnet_proto.adapters.trio import TrioDPMBackend
 
 from acnet_proto.framing import FrameSplitter
 from acnet_proto.lists import ReadBatch
 from acnet_proto.protocols import dpm
 
-CONTENDERS = ("sync", "threaded", "asyncio", "trio", "pacsys", "floor")
-OURS = ("sync", "threaded", "asyncio", "trio")
 # The target: our p50 at most this fraction of pacsys's.
 TARGET_P50_RATIO = 0.5
 
@@ -179,21 +183,12 @@ def run_block(who: str, sim: SimProcess, drf: str, warmup: int, n: int) -> Block
             return _time_blocking(who, floor.get, warmup, n, sim)
         finally:
             floor.close()
-    if who == "asyncio":
 
-        async def main_asyncio() -> Block:
-            async with AsyncioDPMBackend(host, port) as backend:
-                return await _time_async(who, lambda: backend.get(drf), warmup, n, sim)
+    async def timed(backend_class: Any) -> Block:
+        async with backend_class(host, port) as backend:
+            return await _time_async(who, lambda: backend.get(drf), warmup, n, sim)
 
-        return asyncio.run(main_asyncio())
-    if who == "trio":
-
-        async def main_trio() -> Block:
-            async with TrioDPMBackend(host, port) as backend:
-                return await _time_async(who, lambda: backend.get(drf), warmup, n, sim)
-
-        return trio.run(main_trio)
-    raise ValueError(f"unknown contender {who!r}")
+    return run_async(who, timed)  # asyncio or trio
 
 
 def summarize(who: str, blocks: list[Block]) -> Summary:
@@ -222,9 +217,8 @@ def run(
     with SimProcess() as sim:
         where = {"host": sim.host, "port": sim.port, "pid": sim.pid}
         print(f"simulator pid {sim.pid} on {sim.host}:{sim.port}", file=sys.stderr)
-        for r in range(rounds):
-            shift = r % len(contenders)
-            for who in contenders[shift:] + contenders[:shift]:
+        for r, order in rotations(contenders, rounds):
+            for who in order:
                 blocks[who].append(run_block(who, sim, drf, warmup, per_round))
             print(f"  round {r + 1}/{rounds} done", file=sys.stderr)
     summaries = [summarize(who, blocks[who]) for who in contenders]
@@ -295,8 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     summaries, where = run(args.only, args.drf, args.samples, args.rounds, args.warmup)
     per_round = -(-args.samples // args.rounds)
     print_report(args.drf, summaries, per_round, args.rounds)
-    load_after = load_average()
-    print("load average after: " + ", ".join(f"{x:.2f}" for x in load_after))
+    load_after = print_load_after()
 
     if args.json:
         doc = {
@@ -313,9 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "results": [asdict(s) for s in summaries],
         }
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
+        write_json(args.json, doc)
     return 0
 
 

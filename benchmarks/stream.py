@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import sys
 import time
@@ -50,17 +49,24 @@ from typing import Any
 
 import pacsys
 import trio
-from _harness import SimProcess, load_average, machine, print_machine, rss_bytes
+from _harness import (
+    CONTENDERS,
+    OURS,
+    SimProcess,
+    machine,
+    print_load_after,
+    print_machine,
+    rotations,
+    rss_bytes,
+    run_async,
+    write_json,
+)
 from acnet_proto.adapters._blocking import _Link
-from acnet_proto.adapters.asyncio import AsyncioDPMBackend
 from acnet_proto.adapters.sync import SyncClient
 from acnet_proto.adapters.threaded import DPMBackend
-from acnet_proto.adapters.trio import TrioDPMBackend
 
 from acnet_proto.lists import ListPlan
 
-CONTENDERS = ("sync", "threaded", "asyncio", "trio", "pacsys", "floor")
-OURS = ("sync", "threaded", "asyncio", "trio")
 MEMORY_CONTENDERS = ("threaded", "asyncio", "trio", "sync", "pacsys")
 # The target: readings/s at least this multiple of pacsys's.
 TARGET_RATIO = 3.0
@@ -187,28 +193,16 @@ def run_window(who: str, sim: SimProcess, drfs: list[str], warmup: float, second
                 _count_blocking(counter, handle.readings(timeout=warmup + seconds + _QUIET))
             finally:
                 handle.stop()
-    elif who == "asyncio":
-
-        async def main_asyncio() -> None:
-            async with (
-                AsyncioDPMBackend(host, port) as backend,
-                await backend.subscribe(drfs) as sub,
-            ):
-                await _count_async(counter, sub.readings(timeout=_QUIET))
-
-        asyncio.run(main_asyncio())
-    elif who == "trio":
-
-        async def main_trio() -> None:
-            async with (
-                TrioDPMBackend(host, port) as backend,
-                await backend.subscribe(drfs) as sub,
-            ):
-                await _count_async(counter, sub.readings(timeout=_QUIET))
-
-        trio.run(main_trio)
     else:
-        raise ValueError(f"unknown contender {who!r}")
+
+        async def count(backend_class: Any) -> None:
+            async with (
+                backend_class(host, port) as backend,
+                await backend.subscribe(drfs) as sub,
+            ):
+                await _count_async(counter, sub.readings(timeout=_QUIET))
+
+        run_async(who, count)  # asyncio or trio
     return counter.result(who)
 
 
@@ -244,9 +238,8 @@ def run_throughput(
     windows: dict[str, list[Window]] = {who: [] for who in contenders}
     with SimProcess() as sim:
         print(f"simulator pid {sim.pid} on {sim.host}:{sim.port}", file=sys.stderr)
-        for r in range(rounds):
-            shift = r % len(contenders)
-            for who in contenders[shift:] + contenders[:shift]:
+        for r, order in rotations(contenders, rounds):
+            for who in order:
                 windows[who].append(run_window(who, sim, drfs, warmup, seconds))
                 w = windows[who][-1]
                 print(f"  round {r + 1}: {who} {w.readings / w.seconds:,.0f}/s", file=sys.stderr)
@@ -337,26 +330,14 @@ def _memory_child(
                 if note(h):
                     break
 
-        if who == "asyncio":
+        async def main(backend_class: Any) -> None:
+            async with (
+                backend_class(host, port) as backend,
+                await backend.subscribe(drfs) as sub,
+            ):
+                await consume(sub, asyncio.sleep if who == "asyncio" else trio.sleep)
 
-            async def main_asyncio() -> None:
-                async with (
-                    AsyncioDPMBackend(host, port) as backend,
-                    await backend.subscribe(drfs) as sub,
-                ):
-                    await consume(sub, asyncio.sleep)
-
-            asyncio.run(main_asyncio())
-        else:
-
-            async def main_trio() -> None:
-                async with (
-                    TrioDPMBackend(host, port) as backend,
-                    await backend.subscribe(drfs) as sub,
-                ):
-                    await consume(sub, trio.sleep)
-
-            trio.run(main_trio)
+        run_async(who, main)
     pipe.send(None)
 
 
@@ -532,13 +513,9 @@ def main(argv: list[str] | None = None) -> int:
             },
             "results": [asdict(m) for m in runs],
         }
-    load_after = load_average()
-    print("load average after: " + ", ".join(f"{x:.2f}" for x in load_after))
-    doc["load_average_after"] = load_after
+    doc["load_average_after"] = print_load_after()
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
+        write_json(args.json, doc)
     return 0
 
 
