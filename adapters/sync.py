@@ -96,21 +96,28 @@ class SyncClient:
 
         ``timeout`` bounds the whole batch. If it passes or the connection
         breaks, :class:`ReadError` carries what arrived and error readings
-        (``ACNET_REQTMO`` / ``ACNET_DISCONNECTED``) for the rest.
+        (``ACNET_REQTMO`` / ``ACNET_DISCONNECTED``) for the rest. A read that
+        finds the kept connection closed by the server before any reply is
+        repeated once on a new one.
         """
         batch = ReadBatch(drfs)
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        try:
-            link = self.connect(_left(deadline))._link
-            assert link is not None
-            run_plan(link, batch, deadline)
-        except TimeoutError as exc:
-            self.close()
-            raise batch.timed_out(exc) from exc
-        except (OSError, ProtocolError) as exc:
-            self.close()
-            raise batch.disconnected(exc) from exc
-        return batch.readings()
+        while True:
+            reused = self._link is not None
+            try:
+                link = self.connect(_left(deadline))._link
+                assert link is not None
+                run_plan(link, batch, deadline)
+                return batch.readings()
+            except TimeoutError as exc:
+                self.close()
+                raise batch.timed_out(exc) from exc
+            except (OSError, ProtocolError) as exc:
+                self.close()
+                # the server may have closed the idle connection; if nothing
+                # came back yet, the read is safe to repeat on a new one
+                if not reused or batch.arrived:
+                    raise batch.disconnected(exc) from exc
 
     def get(self, drf: str, timeout: float | None = None) -> Reading:
         """Read one DRF; the :class:`Reading`, error or not."""

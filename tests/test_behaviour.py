@@ -151,13 +151,7 @@ def test_reads_reuse_an_idle_connection(adapter: str) -> None:
     check_outtmp(second, 41.7, T_READ)
 
 
-def test_a_connection_the_server_closed_while_idle_is_replaced(
-    adapter: str, request: pytest.FixtureRequest
-) -> None:
-    if adapter == "sync":
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="SyncClient fails the read, then reconnects")
-        )
+def test_a_connection_the_server_closed_while_idle_is_replaced(adapter: str) -> None:
     # the server hangs up after each conversation; the second read finds the
     # pooled connection closed before any reply, and must read again afresh
     with (
