@@ -30,6 +30,10 @@ clock event number in hex to seconds between firings.
   text; hex digits for raw.
 - ``amplitude``, ``period`` (s), ``phase`` (rad): the reading is
   ``setting + amplitude*sin(2*pi*now/period + phase)``; it follows the setting.
+  With ``motion = "walk"`` (default ``"wave"``) it wanders instead, like a
+  slow random walk, never further than ``amplitude`` from the setting, over
+  time scales from ``period`` down to about ``period/45``; the path is a fixed
+  function of the device name and time, so every client sees the same one.
 - ``settable`` (bool): whether the SETTING property exists.
 - ``default_event``: what ``@U`` (or no event) means, default ``"I"``.
 - ``status``: ``{on, ready, remote, positive, ramp}`` (all bools; gives the
@@ -82,7 +86,9 @@ element; PRIMARY and SCALED are the same (identity scaling).
 from __future__ import annotations
 
 import enum
+import functools
 import math
+import random
 import struct
 import tomllib
 from collections.abc import Callable, Sequence
@@ -160,6 +166,13 @@ class RequestRejected(ValueError):
         self.status = status
         self.reason = reason
         super().__init__(f"{drf_text!r}: {reason} ({Status.from_int(status).name})")
+
+
+class Motion(enum.Enum):
+    """How a numeric device's reading moves about its setting."""
+
+    WAVE = "wave"
+    WALK = "walk"
 
 
 class Kind(enum.Enum):
@@ -272,6 +285,7 @@ class Device:
     amplitude: float = 0.0
     period: float = 60.0
     phase: float = 0.0
+    motion: Motion = Motion.WAVE
     settable: bool = False
     default_event: drf.Event = field(default_factory=drf.ImmediateEvent)
     status: BasicStatus | None = None
@@ -294,6 +308,9 @@ class Device:
         """What the reading adds to the setting at ``now``."""
         if not self.amplitude:
             return 0.0
+        if self.motion is Motion.WALK:
+            terms = _walk_terms(self.name, self.amplitude, self.period)
+            return sum(a * math.sin(w * now + p) for a, w, p in terms)
         return self.amplitude * math.sin(_TWO_PI * now / self.period + self.phase)
 
     def reading(self, now: float) -> list[float] | str | bytes:
@@ -315,6 +332,29 @@ class Device:
             word = self.status.word if self.status is not None else 0
             digital = (word & d.mask) != (d.nominal & d.mask)
         return analog, digital
+
+
+_WALK_TERMS = 12
+
+
+@functools.lru_cache(maxsize=1024)
+def _walk_terms(seed: str, bound: float, period: float) -> tuple[tuple[float, float, float], ...]:
+    """``(amplitude, angular frequency, phase)`` of sinusoids whose sum wanders like a walk.
+
+    A random walk's power falls as 1/f², so each term's amplitude is 1/f. The
+    frequencies rise by about sqrt(2) a term from 1/``period``, each nudged at
+    random so that the sum does not visibly repeat; the amplitudes add up to
+    ``bound``, which the sum therefore never exceeds. Seeded by ``seed`` (a
+    string seed is hashed the same way in every run), so it is stateless and
+    the same for every client.
+    """
+    rng = random.Random(seed)
+    terms = []
+    for i in range(_WALK_TERMS):
+        f = 2 ** (i / 2) * (1.0 + 0.3 * rng.random()) / period
+        terms.append((1.0 / f, _TWO_PI * f, rng.uniform(0.0, _TWO_PI)))
+    scale = bound / sum(a for a, _, _ in terms)
+    return tuple((a * scale, w, p) for a, w, p in terms)
 
 
 def _raw_of(values: Sequence[float]) -> bytes:
@@ -936,7 +976,9 @@ def _set_alarm(entry: Entry, value: object) -> int:
 
 # --- the model file ----------------------------------------------------------
 
-_COMMON_KEYS = "units format_hint value step amplitude period settable default_event protection"
+_COMMON_KEYS = (
+    "units format_hint value step amplitude period motion settable default_event protection"
+)
 _DEVICE_KEYS = frozenset(
     f"name di description long_name kind length phase status analog digital {_COMMON_KEYS}".split()
 )
@@ -1041,6 +1083,14 @@ class _Loader:
             raise self.fail(where, f"default_event {text!r} must be I, N, periodic or clock")
         return event
 
+    def motion(self, table: dict, where: str) -> Motion:
+        text = self.get(table, "motion", str, where, "wave")
+        try:
+            return Motion(text)
+        except ValueError:
+            motions = [m.value for m in Motion]
+            raise self.fail(where, f"motion {text!r} is not one of {motions}") from None
+
     def common(self, table: dict, where: str) -> dict[str, Any]:
         """Keys shared by devices and families, as Device keyword arguments."""
         fmt = self.get(table, "format_hint", int, where, None)
@@ -1052,6 +1102,7 @@ class _Loader:
             "format_hint": fmt,
             "amplitude": float(self.get(table, "amplitude", (int, float), where, 0.0)),
             "period": period,
+            "motion": self.motion(table, where),
             "settable": self.get(table, "settable", bool, where, False),
             "default_event": self.event(table, where),
             "protection": self.get(table, "protection", int, where, 0),

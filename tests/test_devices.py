@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 import subprocess
@@ -17,6 +18,7 @@ from acnet_proto.devices import (
     DeviceModelError,
     Entry,
     Kind,
+    Motion,
     RequestRejected,
     status_reply,
 )
@@ -472,6 +474,36 @@ def test_load_reads_a_file(tmp_path: Path) -> None:
     assert model.clock_period(0x8F) == 0.5
 
 
+def test_outtmp_wanders_slowly_within_its_amplitude(model: DeviceModel) -> None:
+    outtmp = model.device("M:OUTTMP")
+    assert outtmp.motion is Motion.WALK and outtmp.amplitude == 0.3 and outtmp.period == 60.0
+    times = [0.5 * k for k in range(20_000)]  # almost three hours
+    offsets = [outtmp.wave(t) for t in times]
+    assert max(map(abs, offsets)) <= outtmp.amplitude
+    # it goes somewhere: both sides of the setting, a good part of the way out
+    assert max(offsets) > outtmp.amplitude / 4 and min(offsets) < -outtmp.amplitude / 4
+    # slowly: half a second moves it little, a minute moves it far more
+    steps = [abs(b - a) for a, b in itertools.pairwise(offsets)]
+    minutes = [abs(b - a) for a, b in zip(offsets, offsets[120:], strict=False)]
+    assert max(steps) < outtmp.amplitude / 5
+    assert sum(minutes) / len(minutes) > 5 * sum(steps) / len(steps)
+    # not a sine: no single period brings it back to where it was
+    for lag in range(2, 400):  # periods from 1 s to 200 s
+        assert max(abs(offsets[k + lag] - offsets[k]) for k in range(5000)) > 0.01
+
+
+def test_a_walk_is_the_same_for_every_model_and_its_own_for_each_device() -> None:
+    text = BASE + 'amplitude = 1.0\nmotion = "walk"\n' + BASE.replace("Z:A", "Z:B").replace(
+        "di = 1", "di = 2"
+    ) + 'amplitude = 1.0\nmotion = "walk"\n'
+    first, second = DeviceModel.from_toml(text), DeviceModel.from_toml(text)
+    a, b = first.device("Z:A"), first.device("Z:B")
+    times = [1.7 * k for k in range(200)]
+    assert [a.wave(t) for t in times] == [second.device("Z:A").wave(t) for t in times]
+    assert [a.wave(t) for t in times] != [b.wave(t) for t in times]
+    assert DeviceModel.from_toml(BASE).device("Z:A").motion is Motion.WAVE
+
+
 BASE = '[[device]]\nname = "Z:A"\ndi = 1\ndescription = "a"\n'
 BAD_FILES = [
     ("[[device]\n", "not valid TOML"),
@@ -481,6 +513,7 @@ BAD_FILES = [
     (BASE.replace("di = 1", 'di = "1"'), "'di' must be int"),
     (BASE.replace("di = 1", "di = true"), "'di' must be int"),
     (BASE + 'kind = "vector"\n', "kind 'vector' is not one of"),
+    (BASE + 'motion = "jitter"\n', "device Z:A: motion 'jitter' is not one of ['wave', 'walk']"),
     (BASE.replace("di = 1", "di = 2147483648"), "'di' must be in 0..2147483647"),
     (BASE + "format_hint = 40000\n", "'format_hint' must be in -32768..32767"),
     (
