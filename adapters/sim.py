@@ -309,7 +309,10 @@ class _Session:
                     group = groups[key] = _Group(clock.next_after(event, now), None, event, False)
                 group.members.append((ref, entry))
         self.groups = list(groups.values())
-        self.wake.set()
+        # Only streams need the scheduler; waking it for one-shot reads too
+        # cost a task switch per read.
+        if self.groups:
+            self.wake.set()
 
     def _apply(self, request: Message) -> Message:
         """Authorize each setting (principal, role, device), then apply the allowed ones."""
