@@ -36,6 +36,7 @@ __all__ = [
     "check_pool_size",
     "check_port",
     "check_timeout",
+    "host_port",
     "resolve_dpm",
     "resolve_endpoint",
 ]
@@ -105,6 +106,16 @@ def check_timeout(timeout: object, name: str = "timeout") -> float:
     return float(timeout)
 
 
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as an address or URL wants it: an IPv6 literal in brackets.
+
+    A host that came in brackets already (``"[::]"``) is left as it is.
+    """
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
 def _from_environment(setting: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
     for variable in ENVIRONMENT[setting]:
         text = environ.get(variable, "").strip()
@@ -113,11 +124,13 @@ def _from_environment(setting: str, environ: Mapping[str, str]) -> tuple[str, st
     return None
 
 
-def _number(variable: str, text: str, kind: type[int] | type[float]) -> int | float:
+def _number(
+    variable: str, text: str, kind: type[int] | type[float], noun: str | None = None
+) -> int | float:
     try:
         return kind(text)
     except ValueError:
-        noun = "an integer" if kind is int else "a number"
+        noun = noun or ("an integer" if kind is int else "a number")
         raise ConfigurationError(f"{variable}={text!r} is not {noun}") from None
 
 
@@ -172,13 +185,18 @@ def resolve_endpoint(
     default_port: int,
     simulator: str,
     environ: Mapping[str, str] | None = None,
+    *,
+    no_host: str | None = None,
+    port_noun: str = "an integer",
 ) -> tuple[str, int]:
     """``(host, port)`` of another service (``"GRPC"``, ``"DMQ"``, ``"DEVDB"``).
 
     Each argument that is not None wins; then ``ACNET_<SERVICE>_HOST``/``_PORT``,
     then pacsys's ``PACSYS_<SERVICE>_HOST``/``_PORT``; the port defaults to
     ``default_port``. No host anywhere is a :class:`ConfigurationError` that
-    names the variable and the simulator option (``simulator``) to start one.
+    names the variable and the simulator option (``simulator``) to start one,
+    or says ``no_host`` if given; a port variable that is no number says it
+    is not ``port_noun``.
     """
     env = os.environ if environ is None else environ
     names = {p: (f"ACNET_{service}_{p}", f"PACSYS_{service}_{p}") for p in ("HOST", "PORT")}
@@ -190,7 +208,8 @@ def resolve_endpoint(
         found = first("HOST")
         if found is None:
             raise ConfigurationError(
-                f"no {service} host is configured: pass host=, or set {names['HOST'][0]} "
+                no_host
+                or f"no {service} host is configured: pass host=, or set {names['HOST'][0]} "
                 f"(a simulated one: `acnet-proto sim {simulator}`)"
             )
         host = check_host(found[1], found[0])
@@ -198,6 +217,6 @@ def resolve_endpoint(
         host = check_host(host)
     if port is None:
         found = first("PORT")
-        port = default_port if found is None else _number(found[0], found[1], int)
+        port = default_port if found is None else _number(found[0], found[1], int, port_noun)
         return host, check_port(port, found[0] if found else "port")
     return host, check_port(port)

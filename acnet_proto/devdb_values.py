@@ -33,7 +33,6 @@ Imports the generated protobuf modules, never grpc.
 from __future__ import annotations
 
 import math
-import os
 import struct
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -41,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from acnet_proto._drf_events import CANONICAL_DEVICE
-from acnet_proto.config import ConfigurationError, check_host, check_port, check_timeout
+from acnet_proto.config import check_timeout, resolve_endpoint
 from acnet_proto.devices import (
     CONTROL_COMMANDS,
     STATUS_BITS,
@@ -91,6 +90,11 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "port": ("ACNET_DEVDB_PORT", "PACSYS_DEVDB_PORT"),
 }
 
+_NO_HOST = (
+    "no DevDB host is configured: set ACNET_DEVDB_HOST (e.g. ACNET_DEVDB_HOST="
+    "localhost after `acnet-proto sim --devdb-port 6802`), or pass host= to "
+    "acnet_proto.devdb()"
+)
 _NOT_FOUND = Status.from_name("DPM_NO_SUCH_DEVICE")
 _LOOKUP_FAILED = Status.from_name("DPM_LOOKUP_FAILED")
 
@@ -126,14 +130,6 @@ class DevDBSettings:
     timeout: float = DEFAULT_TIMEOUT
 
 
-def _environment(setting: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
-    for variable in ENVIRONMENT[setting]:
-        text = environ.get(variable, "").strip()
-        if text:
-            return variable, text
-    return None
-
-
 def resolve_devdb(
     host: str | None = None,
     port: int | None = None,
@@ -144,33 +140,21 @@ def resolve_devdb(
     the default (port 6802, 5 s).
 
     There is no default host (as for DPM: the lab's service is not reachable
-    from everywhere): without one, :class:`ConfigurationError` says what to
-    set. Invalid values raise it too, naming the argument or variable.
+    from everywhere): without one,
+    :class:`~acnet_proto.config.ConfigurationError` says what to set.
+    Invalid values raise it too, naming the argument or variable.
     """
-    env = os.environ if environ is None else environ
-    if host is None:
-        found = _environment("host", env)
-        if found is None:
-            raise ConfigurationError(
-                "no DevDB host is configured: set ACNET_DEVDB_HOST (e.g. ACNET_DEVDB_HOST="
-                "localhost after `acnet-proto sim --devdb-port 6802`), or pass host= to "
-                "acnet_proto.devdb()"
-            )
-        host = check_host(found[1], found[0])
-    else:
-        host = check_host(host)
-    if port is None and (found := _environment("port", env)) is not None:
-        variable, text = found
-        if not text.isdigit():
-            raise ConfigurationError(f"{variable}={text!r} is not a port number")
-        port = check_port(int(text), variable)
-    elif port is not None:
-        port = check_port(port)
-    return DevDBSettings(
+    host, port = resolve_endpoint(
+        "DEVDB",
         host,
-        DEFAULT_PORT if port is None else port,
-        DEFAULT_TIMEOUT if timeout is None else check_timeout(timeout),
+        port,
+        DEFAULT_PORT,
+        "--devdb-port 6802",
+        environ,
+        no_host=_NO_HOST,
+        port_noun="a port number",
     )
+    return DevDBSettings(host, port, DEFAULT_TIMEOUT if timeout is None else check_timeout(timeout))
 
 
 def check_names(names: object, what: str = "names") -> list[str]:

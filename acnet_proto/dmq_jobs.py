@@ -41,6 +41,7 @@ from acnet_proto.device import BasicControl
 from acnet_proto.errors import DecodeError, ReadError
 from acnet_proto.lists import FirstReadings, ListPlan, error_reading, timestamp
 from acnet_proto.protocols import daqdata
+from acnet_proto.settings import list_value
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, ValueType, WriteResult
 
@@ -424,16 +425,11 @@ def setting_sample(drf: str, value: Any, time_ms: int) -> Message:
         return daqdata.DoubleSampleReply(value=_finite(drf, float(value)), **stamp)
     if isinstance(value, str):
         return daqdata.StringSampleReply(value=value, **stamp)
-    if isinstance(value, np.ndarray):
-        if value.ndim != 1:
-            raise TypeError(f"cannot write a {value.ndim}-D array to {drf}: arrays must be 1-D")
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise ValueError(f"cannot write an empty list to {drf}")
-        if all(isinstance(v, str) for v in value):
-            return daqdata.StringArraySampleReply(value=list(value), **stamp)
-        return daqdata.DoubleArraySampleReply(value=_numbers(drf, value), **stamp)
+    items = list_value(drf, value)
+    if items is not None:
+        if all(isinstance(v, str) for v in items):
+            return daqdata.StringArraySampleReply(value=items, **stamp)
+        return daqdata.DoubleArraySampleReply(value=_numbers(drf, items), **stamp)
     raise TypeError(
         f"cannot write {type(value).__name__} {value!r} to {drf}: expected a number, a str, "
         "a list/array of numbers or of str, or a BasicControl"

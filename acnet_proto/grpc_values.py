@@ -329,11 +329,8 @@ class GRPCReadBatch(ReadBatch):
         return DAQ_pb2.ReadingList(drf=self.wire)
 
     def feed(self, reply: DAQ_pb2.ReadingReply) -> list[tuple[int, Reading]]:  # type: ignore[override]
-        made = [(i, r) for i, r in _fold(reply, self.drfs) if self.results[i] is None]
-        for index, reading in made[:1]:
-            self.results[index] = reading
-            self._missing -= 1
-        return made[:1]
+        # a reply is all for one index, so at most its first reading is kept
+        return self._keep(_fold(reply, self.drfs))
 
 
 # --- settings --------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ __all__ = [
     "WriteSequence",
     "dpm_write_batch",
     "expand_alarm_dict",
+    "list_value",
     "outcome_unknown",
     "service_principal",
     "setting_for",
@@ -159,6 +160,23 @@ def _number(drf: str, value: Any) -> float:
     return number
 
 
+def list_value(drf: str, value: Any) -> list[Any] | None:
+    """``value`` as a list if it is a list, tuple or 1-D array; None if it is none of these.
+
+    An array of more dimensions is a TypeError, and an empty one a
+    ValueError, naming ``drf``: every protocol writes arrays as 1-D lists.
+    """
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1:
+            raise TypeError(f"cannot write a {value.ndim}-D array to {drf}: arrays must be 1-D")
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)):
+        return None
+    if not value:
+        raise ValueError(f"cannot write an empty list to {drf}")
+    return list(value)
+
+
 def setting_for(drf: str, ref_id: int, value: Any) -> tuple[str, Message]:
     """The setting struct for ``value``: ``("raw"|"scaled"|"text", struct)``.
 
@@ -177,16 +195,11 @@ def setting_for(drf: str, ref_id: int, value: Any) -> tuple[str, Message]:
             f"cannot write a dict to {drf} in a batch: dicts are alarm writes, "
             "give them to write() one device at a time"
         )
-    if isinstance(value, np.ndarray):
-        if value.ndim != 1:
-            raise TypeError(f"cannot write a {value.ndim}-D array to {drf}: arrays must be 1-D")
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise ValueError(f"cannot write an empty list to {drf}")
-        if all(isinstance(v, str) for v in value):
-            return "text", dpm.TextSetting(ref_id=ref_id, data=list(value))
-        return "scaled", dpm.ScaledSetting(ref_id=ref_id, data=[_number(drf, v) for v in value])
+    items = list_value(drf, value)
+    if items is not None:
+        if all(isinstance(v, str) for v in items):
+            return "text", dpm.TextSetting(ref_id=ref_id, data=items)
+        return "scaled", dpm.ScaledSetting(ref_id=ref_id, data=[_number(drf, v) for v in items])
     return "scaled", dpm.ScaledSetting(ref_id=ref_id, data=[_number(drf, value)])
 
 

@@ -18,6 +18,8 @@ from typing import Self, TypeVar
 
 import grpc
 
+from acnet_proto.config import host_port
+
 __all__ = ["GRPCServer", "serve_until_cancelled"]
 
 
@@ -63,12 +65,9 @@ class GRPCServer(abc.ABC):
         pool = ThreadPoolExecutor(self._workers, thread_name_prefix=self._thread_prefix)
         server = grpc.server(pool)
         self._add_services(server)
-        host = self._host
-        # an IPv6 literal needs brackets before the port, unless it came in them ("[::]")
-        address = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        where = f"{host}:{self._port}"
+        where = f"{self._host}:{self._port}"
         try:
-            port = server.add_insecure_port(f"{address}:{self._port}")
+            port = server.add_insecure_port(host_port(self._host, self._port))
         except RuntimeError as e:
             raise OSError(f"{self._what} cannot listen on {where}: {e}") from None
         if port == 0:

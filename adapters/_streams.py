@@ -1,20 +1,35 @@
-"""What the thread-fed subscriptions share: a queue of readings waited on under a condition.
+"""What the thread-fed subscriptions and their backends share.
 
-A stream's thread (gRPC's :class:`~acnet_proto.adapters.grpc.StreamThread`,
-DMQ's I/O thread) pushes readings into the queue and notifies ``_cond``;
-the consumer's :meth:`ThreadedSubscription.readings` waits on it.
+A stream's thread (DPM's reader, gRPC's
+:class:`~acnet_proto.adapters.grpc.StreamThread`, DMQ's I/O thread) pushes
+readings into the queue of a :class:`ThreadedSubscription` and notifies
+``_cond``; the consumer's :meth:`ThreadedSubscription.readings` waits on it.
+The backend keeps its live streams in a :class:`StreamRegistry`, which stops
+them all when the backend closes.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
-from acnet_proto.backend import ErrorCallback, QueuedSubscription, ReadingCallback, ReadingQueue
+from acnet_proto.backend import (
+    ErrorCallback,
+    QueuedSubscription,
+    ReadingCallback,
+    ReadingQueue,
+    Subscription,
+)
 from acnet_proto.config import check_timeout
+from acnet_proto.reconnect import Gap
 from acnet_proto.types import Reading
 
-__all__ = ["ThreadedSubscription"]
+__all__ = ["JOIN_PATIENCE", "StreamRegistry", "ThreadedSubscription"]
+
+#: How long stop() waits for a stream's threads. They only block on I/O that
+#: stop() interrupts, or in a user callback; one stuck longer is left, and logged.
+JOIN_PATIENCE = 10.0
 
 
 class ThreadedSubscription(QueuedSubscription):
@@ -39,12 +54,13 @@ class ThreadedSubscription(QueuedSubscription):
 
     def readings(
         self, timeout: float | None = None
-    ) -> Iterator[tuple[Reading, ThreadedSubscription]]:
+    ) -> Iterator[tuple[Reading | Gap, ThreadedSubscription]]:
         """Yield ``(reading, self)`` until :meth:`stop`, or ``timeout`` seconds without one.
 
         ``timeout`` is the wait for each next reading (None: as long as the
-        stream lives; 0: only what has arrived). If the stream died, what
-        arrived first is yielded, then its exception is raised.
+        stream lives; 0: only what has arrived). A stream that reconnects
+        yields a :class:`Gap` where readings are missing. If the stream died,
+        what arrived first is yielded, then its exception is raised.
         """
         self._check_iterable()
         wait = None if timeout is None else (check_timeout(timeout) if timeout else 0.0)
@@ -59,3 +75,50 @@ class ThreadedSubscription(QueuedSubscription):
                     return
                 reading = self._queue.pop()
             yield reading, self
+
+
+class StreamRegistry:
+    """A threaded backend's live subscriptions, and whether it is closed (``closed``).
+
+    ``_lock`` guards both (a backend may guard more of its own state with
+    it); ``timeout`` is the backend's default timeout. A subscription's
+    ``stop()`` calls :meth:`_forget`; the backend's ``close()`` calls
+    :meth:`_stop_streams` first.
+    """
+
+    timeout: float
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscriptions: set[Subscription] = set()
+        self.closed = False
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError(f"this {type(self).__name__} is closed")
+
+    def _deadline(self, timeout: float | None) -> float:
+        """When an operation of ``timeout`` seconds (None: the default) must end."""
+        return time.monotonic() + (self.timeout if timeout is None else check_timeout(timeout))
+
+    def _register(self, subscription: Subscription, discard: Callable[[], None]) -> None:
+        """Keep ``subscription``; if the backend closed meanwhile, ``discard()`` it and raise."""
+        with self._lock:
+            closed = self.closed
+            if not closed:
+                self._subscriptions.add(subscription)
+        if closed:
+            discard()
+            raise RuntimeError(f"this {type(self).__name__} was closed while subscribing")
+
+    def _forget(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscriptions.discard(subscription)
+
+    def _stop_streams(self) -> None:
+        """Mark the backend closed, then stop every stream (joining its threads)."""
+        with self._lock:
+            self.closed = True
+            streams = list(self._subscriptions)
+        for subscription in streams:  # outside the lock: stop() calls _forget
+            subscription.stop()

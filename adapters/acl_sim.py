@@ -62,6 +62,7 @@ from acnet_proto.adapters.sim import ClockEvents
 
 from acnet_proto import drf
 from acnet_proto.acl_cgi import decode_query, format_error, format_raw, format_value
+from acnet_proto.config import host_port
 from acnet_proto.devices import DeviceModel, RequestRejected
 from acnet_proto.protocols import dpm
 from acnet_proto.status import Status
@@ -144,9 +145,8 @@ class ACLSimServer:
     @property
     def base_url(self) -> str:
         """The CGI's URL, for :class:`~acnet_proto.adapters.acl.ACLBackend`."""
-        host = f"[{self._host}]" if ":" in self._host else self._host
         scheme = "http" if self._ssl is None else "https"
-        return f"{scheme}://{host}:{self._port}{CGI_PATH}"
+        return f"{scheme}://{host_port(self._host, self._port)}{CGI_PATH}"
 
     def __repr__(self) -> str:
         state = "listening" if self._server is not None else "stopped"

@@ -40,7 +40,7 @@ import grpc
 from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
 from acnet_proto.protos.controls.service.DevDB.v1.DevDB_pb2_grpc import DevDBStub
 
-from acnet_proto.config import check_host, check_port, check_timeout
+from acnet_proto.config import check_host, check_port, check_timeout, host_port
 from acnet_proto.devdb_values import (
     DEFAULT_CACHE_TTL,
     AlarmInfo,
@@ -109,8 +109,7 @@ class DevDBClient:
         self._clock = clock
         self._lock = threading.Lock()
         self._closed = False
-        shown = f"[{self.host}]" if ":" in self.host else self.host
-        self.target = f"{shown}:{self.port}"
+        self.target = host_port(self.host, self.port)
         self._channel = grpc.insecure_channel(self.target)
         self._stub = DevDBStub(self._channel)
 

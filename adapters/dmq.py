@@ -100,10 +100,12 @@ from acnet_proto.errors import (
     SettingOutcomeUnknown,
 )
 from acnet_proto.protocols import daqdata
+from acnet_proto.reconnect import _summary
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, WriteResult
 
-from ._streams import ThreadedSubscription
+from ._blocking import _left
+from ._streams import JOIN_PATIENCE, StreamRegistry, ThreadedSubscription
 from .kerberos import KerberosAuth, KerberosContext
 
 __all__ = ["DMQBackend", "DMQSubscription", "dmq"]
@@ -121,24 +123,12 @@ _REFUSED_CREDENTIALS = (DMQ_SECURITY_VIOLATION, DMQ_LOGIN_REQUIRED)
 _TICK = 0.25
 # How long a caller waits for the I/O thread to tidy up after its own deadline passed.
 _GRACE = 2.0
-_JOIN_PATIENCE = 10.0
 
 _T = TypeVar("_T")
 
 
 def _new_id() -> str:
     return str(uuid.uuid4())
-
-
-def _left(deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("deadline passed")
-    return left
-
-
-def _summary(drfs: Sequence[str]) -> str:
-    return drfs[0] if len(drfs) == 1 else f"{drfs[0]} and {len(drfs) - 1} more"
 
 
 def _local_address(host: str, port: int) -> bytes:
@@ -298,7 +288,7 @@ class _Broker:
             with contextlib.suppress(Exception):
                 connection.add_callback_threadsafe(_nothing)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(_JOIN_PATIENCE)
+            self._thread.join(JOIN_PATIENCE)
 
     # -- the loop --------------------------------------------------------------------
 
@@ -686,7 +676,7 @@ class DMQSubscription(ThreadedSubscription):
                 done.result(_GRACE)
         worker = self._worker
         if worker is not None and worker.is_alive() and worker is not threading.current_thread():
-            worker.join(_JOIN_PATIENCE)
+            worker.join(JOIN_PATIENCE)
         self._backend._forget(self)
 
     # -- from the I/O thread -----------------------------------------------------------
@@ -750,7 +740,7 @@ class DMQSubscription(ThreadedSubscription):
 # ---------------------------------------------------------------- the backend
 
 
-class DMQBackend(Backend):
+class DMQBackend(StreamRegistry, Backend):
     """DMQ over a RabbitMQ broker (the seeds' ``DMQBackend``), safe to share between threads.
 
     ``auth`` must be a :class:`~acnet_proto.adapters.kerberos.KerberosAuth`:
@@ -793,6 +783,7 @@ class DMQBackend(Backend):
             raise AuthenticationError(
                 f"DMQ needs Kerberos, not {type(auth).__name__}: pass auth=KerberosAuth()"
             )
+        super().__init__()
         self.host = check_host(host)
         self.port = check_port(port)
         self.timeout = check_timeout(timeout)
@@ -808,9 +799,6 @@ class DMQBackend(Backend):
         self._amqp_heartbeat = amqp_heartbeat
         self._host_address = host_address
         self._broker: _Broker | None = None
-        self._lock = threading.Lock()
-        self._subscriptions: set[DMQSubscription] = set()
-        self._closed = False
 
     @property
     def principal(self) -> str:
@@ -825,17 +813,10 @@ class DMQBackend(Backend):
         return self._host_address
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self.closed else "open"
         return f"DMQBackend({self.host!r}, {self.port}, principal={self.principal!r}, {state})"
 
     # -- plumbing ------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("this DMQBackend is closed")
-
-    def _deadline(self, timeout: float | None) -> float:
-        return time.monotonic() + (self.timeout if timeout is None else check_timeout(timeout))
 
     def _connected(self, deadline: float) -> _Broker:
         """The live broker connection, connecting (again) if there is none."""
@@ -1047,20 +1028,13 @@ class DMQBackend(Backend):
             subscription._worker.start()
         return subscription
 
-    def _forget(self, subscription: DMQSubscription) -> None:
-        with self._lock:
-            self._subscriptions.discard(subscription)
-
     # -- the end -------------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop every stream, end every job (``D``) and close the connection; idempotent."""
-        with self._lock:
-            self._closed = True
-            streams = list(self._subscriptions)
+        self._stop_streams()
+        with self._lock:  # after the flag, which keeps _connected from making another
             broker, self._broker = self._broker, None
-        for subscription in streams:
-            subscription.stop()
         if broker is not None:
             broker.submit(broker.close_all)
             broker.close()

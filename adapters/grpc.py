@@ -68,6 +68,7 @@ from acnet_proto.config import (
     check_host,
     check_port,
     check_timeout,
+    host_port,
     resolve_endpoint,
 )
 from acnet_proto.errors import (
@@ -78,9 +79,10 @@ from acnet_proto.errors import (
     SettingOutcomeUnknown,
 )
 from acnet_proto.grpc_values import GRPCListPlan, GRPCReadBatch, SettingBatch
+from acnet_proto.reconnect import _summary
 from acnet_proto.types import Reading, WriteResult
 
-from ._streams import ThreadedSubscription
+from ._streams import JOIN_PATIENCE, StreamRegistry, ThreadedSubscription
 
 __all__ = ["DEFAULT_PORT", "GRPCBackend", "GRPCSubscription", "grpc_backend"]
 
@@ -96,7 +98,6 @@ CHANNEL_OPTIONS = (
     ("grpc.http2.max_pings_without_data", 0),
 )
 _REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
-_JOIN_PATIENCE = 10.0
 ENDED_EARLY = "the server ended the stream before answering every DRF"
 
 
@@ -173,8 +174,7 @@ class GRPCConfig:
     @property
     def target(self) -> str:
         """The channel target, ``host:port`` (IPv6 literals in brackets)."""
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"{host}:{self._port}"
+        return host_port(self._host, self._port)
 
     @property
     def authenticated(self) -> bool:
@@ -295,10 +295,10 @@ class StreamThread:
         """Wait for the thread, unless it is the caller (a callback stopping its own stream)."""
         if self._thread is threading.current_thread():
             return
-        self._thread.join(_JOIN_PATIENCE)
+        self._thread.join(JOIN_PATIENCE)
         if self._thread.is_alive():
             name = self._thread.name
-            log.warning("%s is still in a callback %s s after stop()", name, _JOIN_PATIENCE)
+            log.warning("%s is still in a callback %s s after stop()", name, JOIN_PATIENCE)
 
     def _run(self) -> None:
         error: ConnectionLost | None = None
@@ -313,10 +313,6 @@ class StreamThread:
                 error = ConnectionLost(f"the stream of {what} broke: {describe(e)}")
                 error.__cause__ = e
         self._finish(error)
-
-
-def _summary(drfs: Sequence[str]) -> str:
-    return drfs[0] if len(drfs) == 1 else f"{drfs[0]} and {len(drfs) - 1} more"
 
 
 class GRPCSubscription(ThreadedSubscription):
@@ -383,7 +379,7 @@ class GRPCSubscription(ThreadedSubscription):
             log.exception("a callback of the stream of %s raised", _summary(self.drfs))
 
 
-class GRPCBackend(GRPCConfig, Backend):
+class GRPCBackend(GRPCConfig, StreamRegistry, Backend):
     """DPM over gRPC (the seeds' ``GRPCBackend``), safe to share between threads.
 
     ``auth``: a :class:`~acnet_proto.auth.JWTAuth` for writes (reads need
@@ -398,11 +394,10 @@ class GRPCBackend(GRPCConfig, Backend):
         auth: JWTAuth | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        super().__init__(host, port, auth, timeout)
+        GRPCConfig.__init__(self, host, port, auth, timeout)
+        StreamRegistry.__init__(self)
         self._channel = grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
         self._stub = DAQStub(self._channel)
-        self._subscriptions: set[GRPCSubscription] = set()
-        self._lock = threading.Lock()
 
     def get_many(
         self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
@@ -442,25 +437,13 @@ class GRPCBackend(GRPCConfig, Backend):
         plan = GRPCListPlan(drfs)
         self.seconds(None)  # closed?
         subscription = GRPCSubscription(self, plan, callback, on_error, queue)
-        with self._lock:
-            if self.closed:
-                subscription._stream.cancel()
-                raise RuntimeError("this GRPCBackend was closed while subscribing")
-            self._subscriptions.add(subscription)
+        self._register(subscription, subscription._stream.cancel)
         subscription._stream.start()
         return subscription
 
-    def _forget(self, subscription: GRPCSubscription) -> None:
-        with self._lock:
-            self._subscriptions.discard(subscription)
-
     def close(self) -> None:
         """Stop every stream (joining its thread) and close the channel; idempotent."""
-        with self._lock:
-            self.closed = True
-            streams = list(self._subscriptions)
-        for subscription in streams:
-            subscription.stop()
+        self._stop_streams()
         self._channel.close()
 
 

@@ -62,7 +62,6 @@ from acnet_proto.backend import (
     ErrorCallback,
     ReadingCallback,
     ReadingQueue,
-    Subscription,
     check_callbacks,
     setting_pairs,
 )
@@ -77,23 +76,16 @@ from acnet_proto.config import (
 )
 from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.lists import ListPlan, ReadBatch
-from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy
+from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, _summary, reconnect_policy
 from acnet_proto.settings import dpm_write_batch
 from acnet_proto.types import Reading, WriteResult
 
 from ._blocking import _left, _Link, apply_settings, open_stream, run_plan
+from ._streams import JOIN_PATIENCE, StreamRegistry, ThreadedSubscription
 
 __all__ = ["DPMBackend", "DPMHTTPBackend", "DPMSubscription", "DispatchMode"]
 
 log = logging.getLogger(__name__)
-
-# How long stop() waits for a stream's threads. They only block in select()
-# (woken by stop) or in a user callback; one stuck longer is left, and logged.
-_JOIN_PATIENCE = 10.0
-
-
-def _summary(drfs: Sequence[str]) -> str:
-    return drfs[0] if len(drfs) == 1 else f"{drfs[0]} and {len(drfs) - 1} more"
 
 
 def _still_open(link: _Link) -> bool:
@@ -166,7 +158,7 @@ class _Pool:
             link.close()
 
 
-class DPMSubscription(Subscription):
+class DPMSubscription(ThreadedSubscription):
     """One stream on a connection of its own; see the module docstring for its threads."""
 
     def __init__(
@@ -179,18 +171,11 @@ class DPMSubscription(Subscription):
         mode: DispatchMode,
         queue: ReadingQueue,
     ) -> None:
-        self.drfs = list(recovery.drfs)
+        super().__init__(list(recovery.drfs), callback, on_error, queue)
         self._backend = backend
         self._link = link
         self._recovery = recovery
-        self._callback = callback
-        self._on_error = on_error
         self._direct = callback is not None and mode is DispatchMode.DIRECT
-        self._queue = queue
-        self._cond = threading.Condition()
-        self._stop_requested = False
-        self._ended = False
-        self._exc: Exception | None = None
         # stop() wakes the reader out of select() through this pair, so that
         # the reader alone touches the engine (and sends the StopList)
         self._wake_r, self._wake_w = socket.socketpair()
@@ -206,48 +191,6 @@ class DPMSubscription(Subscription):
         if self._worker is not None:
             self._worker.start()
 
-    @property
-    def stopped(self) -> bool:
-        return self._stop_requested or self._ended
-
-    @property
-    def dropped(self) -> int:
-        return self._queue.dropped
-
-    @property
-    def exc(self) -> Exception | None:
-        return self._exc
-
-    def readings(
-        self, timeout: float | None = None
-    ) -> Iterator[tuple[Reading | Gap, DPMSubscription]]:
-        """Yield ``(reading, self)`` until :meth:`stop`, or ``timeout`` seconds without one.
-
-        ``timeout`` is the wait for each next reading (None: as long as the
-        stream lives; 0: only what has arrived). After a reconnection a
-        :class:`Gap` comes where readings are missing. If the stream died,
-        what arrived before is yielded, then :class:`ConnectionLost` is raised.
-        """
-        if self._callback is not None:
-            raise RuntimeError("this subscription delivers to its callback; it has no readings()")
-        if timeout is not None and timeout != 0:
-            check_timeout(timeout)
-        while True:
-            with self._cond:
-                self._cond.wait_for(self._has_news, timeout)
-                if self._stop_requested:
-                    return
-                if not len(self._queue):
-                    if self._exc is not None:
-                        raise self._exc
-                    return
-                reading = self._queue.pop()
-            yield reading, self
-
-    def _has_news(self) -> bool:
-        """A reading is queued, or the stream ended or was stopped (hold ``_cond``)."""
-        return bool(len(self._queue)) or self._ended or self._stop_requested
-
     def stop(self) -> None:
         """Stop the stream (StopList, then close), and join its threads; idempotent."""
         with self._cond:
@@ -262,9 +205,9 @@ class DPMSubscription(Subscription):
         for thread in (self._reader, self._worker):
             if thread is None or thread is current:
                 continue  # stop() from a callback: the thread ends when the callback returns
-            thread.join(_JOIN_PATIENCE)
+            thread.join(JOIN_PATIENCE)
             if thread.is_alive():
-                log.warning("%s still runs %s s after stop()", thread.name, _JOIN_PATIENCE)
+                log.warning("%s still runs %s s after stop()", thread.name, JOIN_PATIENCE)
         self._backend._forget(self)
 
     # -- the reader thread -----------------------------------------------------------
@@ -389,7 +332,7 @@ class DPMSubscription(Subscription):
     def _work(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(self._has_news)
+                self._cond.wait_for(self._ready)
                 if self._stop_requested:
                     return
                 if not len(self._queue):
@@ -413,7 +356,7 @@ class DPMSubscription(Subscription):
             log.exception("a callback of the stream of %s raised", _summary(self.drfs))
 
 
-class DPMBackend(Backend):
+class DPMBackend(StreamRegistry, Backend):
     """DPM over TCP (the seeds' ``DPMHTTPBackend``), safe to share between threads.
 
     ``host``/``port``: the DPM proxy; ``pool_size``: most connections for
@@ -432,6 +375,7 @@ class DPMBackend(Backend):
         auth: Auth | None = None,
         role: str | None = None,
     ) -> None:
+        super().__init__()
         self.auth = auth
         self.role = role
         self._writer: _Link | None = None
@@ -440,9 +384,6 @@ class DPMBackend(Backend):
         self._port = check_port(port)
         self._pool = _Pool(self._host, self._port, check_pool_size(pool_size))
         self.timeout = check_timeout(timeout)
-        self._subscriptions: set[DPMSubscription] = set()
-        self._lock = threading.Lock()
-        self._closed = False
 
     @property
     def host(self) -> str:
@@ -457,15 +398,8 @@ class DPMBackend(Backend):
         return self._pool.size
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self.closed else "open"
         return f"DPMBackend({self._host!r}, {self._port}, pool_size={self.pool_size}, {state})"
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("this DPMBackend is closed")
-
-    def _deadline(self, timeout: float | None) -> float:
-        return time.monotonic() + (self.timeout if timeout is None else check_timeout(timeout))
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -557,13 +491,7 @@ class DPMBackend(Backend):
         except BaseException:
             link.close()
             raise
-        with self._lock:
-            closed = self._closed
-            if not closed:
-                self._subscriptions.add(subscription)
-        if closed:
-            subscription._close_link(polite=False)
-            raise RuntimeError("this DPMBackend was closed while subscribing")
+        self._register(subscription, lambda: subscription._close_link(polite=False))
         subscription._start()
         return subscription
 
@@ -576,17 +504,9 @@ class DPMBackend(Backend):
         plan = ListPlan(drfs, default_event=None)
         return open_stream(self._host, self._port, plan, self._deadline(None))
 
-    def _forget(self, subscription: DPMSubscription) -> None:
-        with self._lock:
-            self._subscriptions.discard(subscription)
-
     def close(self) -> None:
         """Stop every stream (joining its threads) and close every pooled connection."""
-        with self._lock:
-            self._closed = True
-            streams = list(self._subscriptions)
-        for subscription in streams:
-            subscription.stop()
+        self._stop_streams()
         self._pool.close()
         with self._write_lock:
             if self._writer is not None:

@@ -1,6 +1,8 @@
-"""What the loopback benchmarks share: a simulator in a process of its own, /proc readings,
-the order contenders run in, the two event loops, and the report's last lines.
+"""What the benchmarks share: a simulator in a process of its own, /proc readings,
+the order contenders run in, the two event loops, the machine's description, and the
+report's last lines.
 
+``codec.py`` takes only the machine's description and :func:`write_json`.
 ``latency.py``, ``stream.py`` and ``soak.py`` measure clients against the
 simulated DPM. The simulator runs as ``python -m acnet_proto.cli sim --port 0``
 in a separate process, so that its CPU work does not share the GIL (or the
@@ -15,6 +17,7 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -23,10 +26,10 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
+import numpy as np
 import trio
 from acnet_proto.adapters.asyncio import AsyncioDPMBackend
 from acnet_proto.adapters.trio import TrioDPMBackend
-from codec import machine as _codec_machine
 
 #: The clients the loopback benchmarks compare: acnet-proto's adapters (:data:`OURS`),
 #: pacsys, and ``floor``, a bare socket that is no client library at all.
@@ -114,9 +117,34 @@ def load_average() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
+def describe_machine() -> dict[str, Any]:
+    """The interpreter, the platform, the processor and the versions of what is compared."""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "processor": _cpu_model() or platform.processor(),
+        "cpus": os.cpu_count(),
+        "numpy": np.__version__,
+        "pacsys": importlib.metadata.version("pacsys"),
+        "acnet_proto": importlib.metadata.version("acnet-proto"),
+    }
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def machine() -> dict[str, Any]:
-    """The codec benchmark's description of the machine, plus trio's version and the load."""
-    info = _codec_machine()
+    """:func:`describe_machine`, plus trio's version and the load (for the loopback runs)."""
+    info = describe_machine()
     info["trio"] = importlib.metadata.version("trio")
     info["load_average"] = load_average()
     return info

@@ -23,11 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.metadata
-import json
 import math
-import os
-import platform
 import statistics
 import sys
 import timeit
@@ -37,6 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from _harness import describe_machine, write_json
 from pacsys import dpm_protocol as pac
 
 from acnet_proto.protocols import dpm
@@ -295,30 +292,6 @@ def decode_memory(decode: Callable[[bytes], Any], data: bytes, count: int = 200)
 # ------------------------------------------------------------------ report
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "processor": _cpu_model() or platform.processor(),
-        "cpus": os.cpu_count(),
-        "numpy": np.__version__,
-        "pacsys": importlib.metadata.version("pacsys"),
-        "acnet_proto": importlib.metadata.version("acnet-proto"),
-    }
-
-
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
 def _fmt_us(us: float) -> str:
     return f"{us:,.2f}" if us < 100 else f"{us:,.0f}"
 
@@ -379,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1 or args.min_time <= 0:
         parser.error("--repeat must be at least 1 and --min-time positive")
 
-    info = machine()
+    info = describe_machine()
     messages = _messages()
     warnings = check_agreement(messages)
     results = run_timings(messages, args.repeat, args.min_time)
@@ -402,9 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": [asdict(r) for r in results],
             "decode_memory_scalar_array": {k: asdict(v) for k, v in memory.items()},
         }
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
+        write_json(args.json, doc)
     return 0
 
 

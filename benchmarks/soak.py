@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import multiprocessing
 import statistics
@@ -43,7 +42,15 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import trio
-from _harness import SimProcess, cpu_seconds, load_average, machine, print_machine, rss_bytes
+from _harness import (
+    SimProcess,
+    cpu_seconds,
+    machine,
+    print_load_after,
+    print_machine,
+    rss_bytes,
+    write_json,
+)
 from acnet_proto.adapters.asyncio import AsyncioDPMBackend
 from acnet_proto.adapters.threaded import DPMBackend
 from acnet_proto.adapters.trio import TrioDPMBackend
@@ -571,13 +578,10 @@ def main(argv: list[str] | None = None) -> int:
     print_machine(info)
     result = run(args)
     print_report(result)
-    load_after = load_average()
-    print("load average after: " + ", ".join(f"{x:.2f}" for x in load_after))
+    load_after = print_load_after()
     if args.json:
         doc = {"machine": info, "load_average_after": load_after, "result": asdict(result)}
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
+        write_json(args.json, doc)
     return 0
 
 
