@@ -31,8 +31,20 @@ silent servers and closes idle write sessions. Subscription callbacks run on
 a worker thread of the subscription, never on the I/O thread, so a slow or
 blocking callback (even one that calls the backend) cannot stall the other
 jobs. If the connection breaks, every job on it fails (reads with
-``ACNET_DISCONNECTED``, streams with :class:`ConnectionLost`, settings in
-flight with :class:`SettingOutcomeUnknown`) and the next call reconnects.
+``ACNET_DISCONNECTED``, settings in flight with :class:`SettingOutcomeUnknown`)
+and the next call reconnects.
+
+Streams reconnect instead, as the DPM ones do. When the connection under a
+stream dies (not when Kerberos or the DMQ server refuses it: those end it at
+once), a thread of the stream's own pauses as its
+:class:`~acnet_proto.reconnect.Reconnect` policy says (exponential backoff
+with jitter; ``stop()`` cuts a pause short), connects again (one new
+connection, shared by every stream coming back), starts its job again with a
+fresh GSS token and signed INIT, and hands the consumer a
+:class:`~acnet_proto.reconnect.Gap` before the first new reading. With
+``reconnect=False``, or once the attempts run out, it ends with
+:class:`ConnectionLost`, passed to ``on_error``, raised by ``readings()``,
+and logged if neither is there to see it.
 
 Writes: settings of one device property share a *write session* (a DMQ
 job for its write DRF, e.g. ``Z:ACLTST.SETTING@N``), kept for reuse until
@@ -55,6 +67,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pika
@@ -100,7 +113,7 @@ from acnet_proto.errors import (
     SettingOutcomeUnknown,
 )
 from acnet_proto.protocols import daqdata
-from acnet_proto.reconnect import _summary
+from acnet_proto.reconnect import Gap, Reconnect, Recovery, _summary, reconnect_policy
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, WriteResult
 
@@ -119,6 +132,14 @@ APP_ID = "acnet-proto"
 _TIMED_OUT = Status.from_name("ACNET_REQTMO")
 _DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
 _REFUSED_CREDENTIALS = (DMQ_SECURITY_VIOLATION, DMQ_LOGIN_REQUIRED)
+# The broker refusing the login: connecting again would be refused again.
+_BROKER_REFUSALS = (
+    pika.exceptions.AuthenticationError,
+    pika.exceptions.ProbableAuthenticationError,
+    pika.exceptions.ProbableAccessDeniedError,
+)
+# What starting a stream's job raises when the broker cannot be reached or the connection fails.
+_START_FAILURES = (pika.exceptions.AMQPError, OSError, TimeoutError, ConnectionLost)
 # Longest the I/O thread sleeps: bounds how late a keep-alive or a silence is noticed.
 _TICK = 0.25
 # How long a caller waits for the I/O thread to tidy up after its own deadline passed.
@@ -150,6 +171,13 @@ def _local_address(host: str, port: int) -> bytes:
 
 def _refused(failure: Status | None) -> bool:
     return failure in _REFUSED_CREDENTIALS
+
+
+def _worth_reconnecting(cause: BaseException | None) -> bool:
+    """True if ``cause`` is the connection itself failing, which connecting again may mend."""
+    return isinstance(cause, (pika.exceptions.AMQPConnectionError, OSError)) and not isinstance(
+        cause, _BROKER_REFUSALS
+    )
 
 
 # ---------------------------------------------------------------- what callers wait on
@@ -363,8 +391,13 @@ class _Broker:
         for op in self.reads.values():
             op.error = lost
             op.done.set()
+        # streams outlive their connection when they may: each reconnects on a thread of its own
+        recoverable = _worth_reconnecting(cause)
         for subscription in self.streams.values():
-            subscription._end(lost)
+            if recoverable:
+                subscription._broken(lost)
+            else:
+                subscription._end(lost)
         for session in self.sessions.values():
             for op, _ in session.waiters.values():
                 op.fail(lost)
@@ -491,6 +524,9 @@ class _Broker:
     # streams
 
     def start_stream(self, subscription: DMQSubscription, prepared: _Prepared) -> None:
+        """Start the stream's job; after an outage, its :class:`Gap` goes before any reading."""
+        if subscription._stop_requested:
+            return  # stopped while it reconnected: its job is not wanted
         job = subscription._job
 
         def handle(key: str, body: bytes, correlation_id: str | None, now: float) -> None:
@@ -506,6 +542,8 @@ class _Broker:
         except BaseException:
             del self.streams[prepared.exchange]
             raise
+        # the replies are handled after this returns: the gap is queued first
+        subscription._resumed()
 
     def end_stream(self, exchange: str) -> None:
         self.streams.pop(exchange, None)
@@ -637,9 +675,13 @@ class DMQSubscription(ThreadedSubscription):
     Readings go to a bounded queue (``queue_size``; new ones are dropped and
     counted in :attr:`dropped` when the consumer is that far behind). With a
     callback, a worker thread of the subscription calls it; without one,
-    iterate :meth:`readings`. A stream ends with :class:`ConnectionLost` if
-    the connection breaks or the server falls silent, or with
-    :class:`AuthenticationError` if the server refuses the credentials; it is
+    iterate :meth:`readings`. If the broker connection breaks, a thread of
+    the subscription's own waits as its :class:`Recovery` says (``stop()``
+    cuts the pause short), connects again, starts the job again with a fresh
+    signed INIT, and delivers a :class:`Gap` before the next reading. The
+    stream ends with :class:`ConnectionLost` when reconnection is off or out
+    of tries, or the server falls silent or ends the job, or with
+    :class:`AuthenticationError` if the credentials are refused; it is
     passed to ``on_error``, raised by ``readings()``, or logged.
     """
 
@@ -647,6 +689,7 @@ class DMQSubscription(ThreadedSubscription):
         self,
         backend: DMQBackend,
         job: StreamJob,
+        recovery: Recovery,
         callback: ReadingCallback | None,
         on_error: ErrorCallback | None,
         queue_size: int,
@@ -654,8 +697,11 @@ class DMQSubscription(ThreadedSubscription):
         super().__init__(job.drfs, callback, on_error, ReadingQueue(queue_size))
         self._job = job
         self._backend = backend
+        self._recovery = recovery
+        # the broker and exchange of the job now running; _cond guards them (stop() vs reconnect)
         self._broker: _Broker | None = None
         self._exchange = ""
+        self._reconnector: threading.Thread | None = None
         self._worker: threading.Thread | None = None
         # callbacks never run on the I/O thread: on_error too gets the worker
         if callback is not None or on_error is not None:
@@ -663,27 +709,115 @@ class DMQSubscription(ThreadedSubscription):
             self._worker = threading.Thread(target=self._work, name=name, daemon=True)
 
     def stop(self) -> None:
-        """End the job (``D``) and the worker; idempotent."""
+        """End the job (``D``), any reconnection, and the worker; idempotent."""
         with self._cond:
             first = not self._stop_requested
             self._stop_requested = True
             self._queue.clear()
             self._cond.notify_all()
-        broker = self._broker
+            broker, exchange = self._broker, self._exchange
         if first and broker is not None:
-            done = broker.submit(lambda: broker.end_stream(self._exchange))
+            done = broker.submit(lambda: broker.end_stream(exchange))
             with contextlib.suppress(Exception):  # a dead connection ended the job already
                 done.result(_GRACE)
-        worker = self._worker
-        if worker is not None and worker.is_alive() and worker is not threading.current_thread():
-            worker.join(JOIN_PATIENCE)
+        current = threading.current_thread()
+        for thread in (self._reconnector, self._worker):
+            if thread is not None and thread.is_alive() and thread is not current:
+                thread.join(JOIN_PATIENCE)
         self._backend._forget(self)
+
+    def _started(self, broker: _Broker, exchange: str) -> bool:
+        """The job is about to start as ``exchange`` on ``broker``; False if stopped already."""
+        with self._cond:
+            if self._stop_requested:
+                return False
+            self._broker, self._exchange = broker, exchange
+            return True
+
+    # -- reconnection (the dying I/O thread, then a thread of the subscription's own) ----
+
+    def _broken(self, error: ConnectionLost) -> None:
+        """The connection under the job died: reconnect after a pause, or end the stream."""
+        with self._cond:
+            if self._ended or self._stop_requested:
+                return
+            delay = self._recovery.broke(str(error), datetime.now(UTC), time.monotonic())
+            if delay is None:
+                thread = None
+            else:
+                name = f"acnet-dmq-reconnect {_summary(self.drfs)}"
+                thread = threading.Thread(
+                    target=self._reconnect, args=(delay,), name=name, daemon=True
+                )
+                self._reconnector = thread
+        if thread is None:
+            self._give_up(error)
+            return
+        log.info(
+            "the stream of %s broke (%s); reconnecting in %.3f s", _summary(self.drfs), error, delay
+        )
+        thread.start()
+
+    def _reconnect(self, delay: float) -> None:
+        """Pause, then start the job on a (new) connection; again, until it runs or gives up."""
+        while True:
+            with self._cond:
+                if self._cond.wait_for(lambda: self._stop_requested, delay):
+                    return
+            try:
+                self._backend._start_stream(self)
+                return
+            except _START_FAILURES as exc:
+                failure: Exception = exc
+            except AuthenticationError as exc:  # Kerberos refused: trying again cannot help
+                self._end(exc)
+                return
+            except Exception as exc:  # the backend closed meanwhile (RuntimeError), or a bug
+                lost = ConnectionLost(f"the stream of {_summary(self.drfs)} ended: {exc}")
+                lost.__cause__ = exc
+                self._end(lost)
+                return
+            with self._cond:
+                if self._stop_requested:
+                    return
+                next_delay = self._recovery.broke(
+                    f"reconnecting failed: {failure}", datetime.now(UTC), time.monotonic()
+                )
+            if next_delay is None or isinstance(failure, _BROKER_REFUSALS):
+                self._give_up(failure)
+                return
+            log.info(
+                "reconnecting the stream of %s failed (%s); again in %.3f s",
+                _summary(self.drfs),
+                failure,
+                next_delay,
+            )
+            delay = next_delay
+
+    def _give_up(self, cause: Exception) -> None:
+        lost = self._recovery.lost()
+        lost.__cause__ = cause
+        self._end(lost)
+
+    def _resumed(self) -> None:
+        """On the I/O thread, the job just started: after an outage, queue its :class:`Gap`."""
+        with self._cond:
+            if not self._recovery.down:
+                return  # the first start
+            gap = self._recovery.resumed(datetime.now(UTC))
+        log.info("the stream of %s is back: %s", _summary(self.drfs), gap)
+        self._push([gap])
 
     # -- from the I/O thread -----------------------------------------------------------
 
     def _deliver(self, readings: list[Reading]) -> None:
         if not readings:
             return
+        with self._cond:
+            self._recovery.heard()
+        self._push(readings)
+
+    def _push(self, readings: Sequence[Reading | Gap]) -> None:
         with self._cond:
             if self._stop_requested:
                 return
@@ -992,6 +1126,7 @@ class DMQBackend(StreamRegistry, Backend):
         on_error: ErrorCallback | None = None,
         *,
         queue_size: int | None = None,
+        reconnect: bool | Reconnect = True,
     ) -> DMQSubscription:
         """Stream ``drfs`` over a DMQ job of their own; see :meth:`Backend.subscribe`.
 
@@ -1000,24 +1135,21 @@ class DMQBackend(StreamRegistry, Backend):
         :class:`ConnectionLost`. Callbacks run on the subscription's worker
         thread. ``queue_size`` (default: the backend's) bounds the readings
         held for a slow consumer.
+        ``reconnect``: if the connection dies later, connect again with the
+        default :class:`Reconnect` policy (True), a policy of your own, or
+        not at all (False: the stream ends with :class:`ConnectionLost`).
         """
         check_callbacks(callback, on_error)
+        policy = reconnect_policy(reconnect)
         job = StreamJob(drfs)
-        deadline = self._deadline(None)
         self._check_open()
         size = self.queue_size if queue_size is None else queue_size
-        subscription = DMQSubscription(self, job, callback, on_error, size)
-        prepared = self._prepare(job)
-        broker: _Broker | None = None
+        subscription = DMQSubscription(
+            self, job, Recovery(job.drfs, policy), callback, on_error, size
+        )
         try:
-            broker = self._connected(deadline)
-            subscription._broker, subscription._exchange = broker, prepared.exchange
-            broker.submit(lambda: broker.start_stream(subscription, prepared)).result(
-                _left(deadline)
-            )
-        except (pika.exceptions.AMQPError, OSError, TimeoutError) as exc:
-            if broker is not None:  # the I/O thread may start it yet: end it there
-                broker.submit(lambda: broker.end_stream(prepared.exchange))
+            self._start_stream(subscription)
+        except _START_FAILURES as exc:
             raise ConnectionLost(
                 f"cannot start the stream of {_summary(job.drfs)} on the DMQ broker "
                 f"{self.host}:{self.port}: {exc}"
@@ -1027,6 +1159,27 @@ class DMQBackend(StreamRegistry, Backend):
         if subscription._worker is not None:
             subscription._worker.start()
         return subscription
+
+    def _start_stream(self, subscription: DMQSubscription) -> None:
+        """Start the subscription's job, with a fresh signed INIT, connecting if need be.
+
+        Within the backend's timeout; raises one of ``_START_FAILURES`` if the
+        broker cannot be reached, :class:`AuthenticationError` from Kerberos.
+        """
+        deadline = self._deadline(None)
+        prepared = self._prepare(subscription._job)
+        broker: _Broker | None = None
+        try:
+            broker = self._connected(deadline)
+            if not subscription._started(broker, prepared.exchange):
+                return
+            broker.submit(lambda: broker.start_stream(subscription, prepared)).result(
+                _left(deadline)
+            )
+        except _START_FAILURES:
+            if broker is not None:  # the I/O thread may start it yet: end it there
+                broker.submit(lambda: broker.end_stream(prepared.exchange))
+            raise
 
     # -- the end -------------------------------------------------------------------------
 
