@@ -30,6 +30,12 @@ negative); its ``message``, or else the status's name and meaning, becomes
 the reading's message. A reply entry with an error status and no data, or a
 reply that is only a status, is an error reading (``value is None``).
 
+A subscription's ``Read`` calls, one after another, are a
+:class:`GRPCStream`: what each call asks for, the readings (and after a
+reconnection the :class:`~acnet_proto.reconnect.Gap`) its replies make, and
+whether a failed call is worth making again. gRPC status codes come to it by
+name (``grpc.StatusCode.UNAVAILABLE.name``), so it needs no grpc.
+
 Imports the generated protobuf modules, never grpc: sockets are the
 adapters' business (:mod:`acnet_proto.adapters.grpc`).
 """
@@ -44,17 +50,20 @@ import numpy as np
 
 from acnet_proto import drf as _drf
 from acnet_proto.backend import setting_pairs
-from acnet_proto.errors import RemoteProtocolError
+from acnet_proto.errors import ConnectionLost, RemoteProtocolError
 from acnet_proto.lists import ListPlan, ReadBatch
 from acnet_proto.protos.controls.common.v1 import device_pb2, status_pb2
 from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
+from acnet_proto.reconnect import Gap, Reconnect, Recovery, _summary
 from acnet_proto.settings import setting_for
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, ValueType, WriteResult
 
 __all__ = [
+    "TRANSIENT_CODES",
     "GRPCListPlan",
     "GRPCReadBatch",
+    "GRPCStream",
     "SettingBatch",
     "reading_reply",
     "readings_of_reply",
@@ -315,6 +324,86 @@ class GRPCListPlan(ListPlan):
         """The ``(index, reading)`` pairs one reply makes (a reply for an index that was not
         asked for raises :class:`RemoteProtocolError`)."""
         return _fold(reply, self.drfs)
+
+
+#: The gRPC status codes (by name) of a ``Read`` stream that broke because its server or the
+#: connection went away, rather than because the server refused it: a new call may well work.
+#: ``UNAVAILABLE`` is a server stopping, restarting or unreachable; ``CANCELLED`` (when the
+#: client did not cancel) a server or proxy dropping the call; ``ABORTED`` is retryable by
+#: definition. Every other code (``INVALID_ARGUMENT``, ``UNAUTHENTICATED``,
+#: ``PERMISSION_DENIED``, ``UNKNOWN``, ``INTERNAL``, ...) is the server's answer, which the
+#: same request would get again.
+TRANSIENT_CODES = frozenset({"UNAVAILABLE", "CANCELLED", "ABORTED"})
+
+
+class GRPCStream:
+    """A subscription over gRPC: one ``Read`` call after another, with the same request.
+
+    An adapter makes a call with :meth:`request` and passes each reply to
+    :meth:`feed`. When the call fails it asks :meth:`broke` how long to wait
+    before calling again; None means the stream is over, with :meth:`lost`
+    as its error::
+
+        stream = GRPCStream(drfs, reconnect_policy(reconnect))
+        while not stopped:
+            try:
+                for reply in stub.Read(stream.request()):
+                    for item in stream.feed(reply, datetime.now(UTC)):
+                        deliver(item)
+                break                                   # the server ended it: all sent
+            except grpc.RpcError as e:
+                delay = stream.broke(e.code().name, str(e), datetime.now(UTC))
+                if delay is None:
+                    raise stream.lost() from e
+            sleep(delay)                                # cut short by stop()
+
+    Only a failure whose code is in :data:`TRANSIENT_CODES` is retried (as
+    ``reconnect`` says); any other (``code`` None: not a gRPC status, e.g. a
+    reply that breaks the protocol) ends the stream at once. A stream the
+    server ends with ``OK`` is over too: the server had nothing more to send
+    (one-shot and refused entries only), and would say so again.
+    """
+
+    def __init__(self, drfs: Sequence[str | _drf.DataRequest], reconnect: Reconnect | None) -> None:
+        self.plan = GRPCListPlan(drfs)
+        self.drfs = self.plan.drfs
+        self.recovery = Recovery(self.drfs, reconnect)
+        self._fatal: ConnectionLost | None = None
+
+    def request(self) -> DAQ_pb2.ReadingList:
+        """The request of every call. The plan keeps no state between replies (each
+        names its entry by index), so a new call needs nothing reset."""
+        return self.plan.request()
+
+    def feed(self, reply: DAQ_pb2.ReadingReply, at: datetime) -> list[Reading | Gap]:
+        """What one reply (arriving at ``at``, UTC) gives the user, in order.
+
+        The first readings after a reconnection come after the :class:`Gap`
+        (whose ``until`` is ``at``): only a reading shows a call works.
+        """
+        items: list[Reading | Gap] = [reading for _, reading in self.plan.feed(reply)]
+        if items:
+            recovery = self.recovery
+            if recovery.down:
+                items.insert(0, recovery.resumed(at))
+            recovery.heard()
+        return items
+
+    def broke(self, code: str | None, cause: str, at: datetime) -> float | None:
+        """The call failed at ``at`` with gRPC status ``code`` (its name; None for a failure
+        that is not a gRPC status), because of ``cause``.
+
+        Returns the seconds to wait before calling again, or None when the
+        stream is over: raise :meth:`lost` then.
+        """
+        if code not in TRANSIENT_CODES:
+            self._fatal = ConnectionLost(f"the stream of {_summary(self.drfs)} broke: {cause}")
+            return None
+        return self.recovery.broke(cause, at)
+
+    def lost(self) -> ConnectionLost:
+        """The error that ends the stream, once :meth:`broke` gave None."""
+        return self._fatal if self._fatal is not None else self.recovery.lost()
 
 
 class GRPCReadBatch(ReadBatch):

@@ -31,9 +31,19 @@ dropped and counted in ``dropped`` when it is full) for
 :meth:`GRPCSubscription.readings`, or to ``callback(reading, handle)``
 called on that thread, in order (a slow callback slows the stream through
 HTTP/2 flow control; nothing is dropped). A stream the server ends after
-sending everything (``@I`` DRFs only) stops the subscription; one that
-breaks ends it with :class:`~acnet_proto.errors.ConnectionLost`, passed to
-``on_error``, raised by ``readings()``, and logged if neither is there.
+sending everything (``@I`` DRFs only) stops the subscription. One that
+breaks because the server went away (``UNAVAILABLE``, or ``CANCELLED`` /
+``ABORTED`` by the other side: see
+:data:`~acnet_proto.grpc_values.TRANSIENT_CODES`) makes the ``Read`` call
+again, its thread pausing between attempts as
+:class:`~acnet_proto.reconnect.Reconnect` says (exponential backoff with
+jitter; ``stop()`` cuts a pause short), and hands the consumer a
+:class:`~acnet_proto.reconnect.Gap` before the first reading of the new
+call. With ``reconnect=False``, once the attempts run out, or on any other
+failure (a refusal such as ``INVALID_ARGUMENT`` or ``PERMISSION_DENIED``, a
+reply that breaks the protocol) it ends with
+:class:`~acnet_proto.errors.ConnectionLost`, passed to ``on_error``, raised
+by ``readings()``, and logged if neither is there.
 
 The messages are made and read by :mod:`acnet_proto.grpc_values`, shared
 with the asyncio (:mod:`acnet_proto.adapters.grpc_asyncio`) and trio
@@ -48,6 +58,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -78,8 +89,8 @@ from acnet_proto.errors import (
     ReadError,
     SettingOutcomeUnknown,
 )
-from acnet_proto.grpc_values import GRPCListPlan, GRPCReadBatch, SettingBatch
-from acnet_proto.reconnect import _summary
+from acnet_proto.grpc_values import GRPCReadBatch, GRPCStream, SettingBatch
+from acnet_proto.reconnect import Gap, Reconnect, _summary, reconnect_policy
 from acnet_proto.types import Reading, WriteResult
 
 from ._streams import JOIN_PATIENCE, StreamRegistry, ThreadedSubscription
@@ -92,10 +103,15 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 50051
 # Keepalive pings no more often than servers allow by default (every 5 min),
 # so a peer that vanished without a word is noticed, and no GOAWAY is earned.
+# While the channel waits out its own backoff after a refused connection, every
+# call fails at once: kept near a Reconnect's (0.1 s, at most 10 s by default),
+# so that a subscription's attempts are not spent before the channel tries again.
 CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 300_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 10_000),
 )
 _REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 ENDED_EARLY = "the server ended the stream before answering every DRF"
@@ -104,6 +120,12 @@ ENDED_EARLY = "the server ended the stream before answering every DRF"
 def _code(error: BaseException) -> grpc.StatusCode | None:
     # a failed call is an RpcError with a code(); grpc's other errors have none
     return error.code() if isinstance(error, grpc.RpcError) and hasattr(error, "code") else None
+
+
+def code_name(error: BaseException) -> str | None:
+    """The name of a failed call's status code (``"UNAVAILABLE"``), None for other errors."""
+    code = _code(error)
+    return None if code is None else code.name
 
 
 def describe(error: BaseException) -> str:
@@ -259,37 +281,44 @@ def write_blocking(
 
 
 class StreamThread:
-    """One ``Read`` stream, read by a daemon thread of its own.
+    """One subscription's ``Read`` calls (see :class:`GRPCStream`), made by a daemon thread.
 
-    Every reading goes to ``deliver(reading)``, in order, on that thread;
-    then ``finish(error)`` is called once: None when the server ended the
-    stream or :meth:`cancel` was called, a :class:`ConnectionLost` when it
-    broke.
+    Every reading (and :class:`Gap`) goes to ``deliver(item)``, in order, on
+    that thread; then ``finish(error)`` is called once: None when the server
+    ended the stream or :meth:`cancel` was called, a :class:`ConnectionLost`
+    when it broke for good.
     """
 
     def __init__(
         self,
         stub: DAQStub,
-        plan: GRPCListPlan,
-        deliver: Callable[[Reading], None],
+        stream: GRPCStream,
+        deliver: Callable[[Reading | Gap], None],
         finish: Callable[[ConnectionLost | None], None],
     ) -> None:
-        self._plan = plan
+        self._stub = stub
+        self._stream = stream
         self._deliver = deliver
         self._finish = finish
-        self._cancelled = False
-        self._call = stub.Read(plan.request())
+        # _lock makes "cancelled, else start a call" one step, so cancel() ends the call it sees
+        # and no call is started after it
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+        self._call: Any = None
         self._thread = threading.Thread(
-            target=self._run, name=f"acnet-grpc-stream {_summary(plan.drfs)}", daemon=True
+            target=self._run, name=f"acnet-grpc-stream {_summary(stream.drfs)}", daemon=True
         )
 
     def start(self) -> None:
         self._thread.start()
 
     def cancel(self) -> None:
-        """End the stream (the thread finishes soon after); idempotent."""
-        self._cancelled = True
-        self._call.cancel()
+        """End the stream, or a pause between calls (the thread finishes soon after); idempotent."""
+        with self._lock:
+            self._cancelled.set()
+            call = self._call
+        if call is not None:
+            call.cancel()
 
     def join(self) -> None:
         """Wait for the thread, unless it is the caller (a callback stopping its own stream)."""
@@ -303,16 +332,43 @@ class StreamThread:
     def _run(self) -> None:
         error: ConnectionLost | None = None
         try:
-            for reply in self._call:
-                for _, reading in self._plan.feed(reply):
-                    self._deliver(reading)
-        except Exception as e:  # RpcError, ProtocolError, or a bug: the stream is over either way
-            self._call.cancel()
-            if not self._cancelled:
-                what = _summary(self._plan.drfs)
-                error = ConnectionLost(f"the stream of {what} broke: {describe(e)}")
-                error.__cause__ = e
+            self._calls()
+        except ConnectionLost as e:
+            error = e
         self._finish(error)
+
+    def _next_call(self) -> Any:
+        with self._lock:
+            if self._cancelled.is_set():
+                return None
+            self._call = self._stub.Read(self._stream.request())
+            return self._call
+
+    def _calls(self) -> None:
+        """Make one call after another until the server ends one, cancel(), or the stream is
+        lost (raised)."""
+        stream = self._stream
+        while (call := self._next_call()) is not None:
+            try:
+                for reply in call:
+                    for item in stream.feed(reply, datetime.now(UTC)):
+                        self._deliver(item)
+                return
+            except Exception as e:  # RpcError, ProtocolError, or a bug: this call is over
+                call.cancel()
+                if self._cancelled.is_set():
+                    return
+                delay = stream.broke(code_name(e), describe(e), datetime.now(UTC))
+                if delay is None:
+                    raise stream.lost() from e
+                log.info(
+                    "the stream of %s broke (%s); calling again in %.3f s",
+                    _summary(stream.drfs),
+                    describe(e),
+                    delay,
+                )
+            if self._cancelled.wait(delay):
+                return
 
 
 class GRPCSubscription(ThreadedSubscription):
@@ -321,14 +377,14 @@ class GRPCSubscription(ThreadedSubscription):
     def __init__(
         self,
         backend: GRPCBackend,
-        plan: GRPCListPlan,
+        stream: GRPCStream,
         callback: ReadingCallback | None,
         on_error: ErrorCallback | None,
         queue: ReadingQueue,
     ) -> None:
-        super().__init__(plan.drfs, callback, on_error, queue)
+        super().__init__(stream.drfs, callback, on_error, queue)
         self._backend = backend
-        self._stream = StreamThread(backend._stub, plan, self._deliver, self._finish)
+        self._stream = StreamThread(backend._stub, stream, self._deliver, self._finish)
 
     def stop(self) -> None:
         """Cancel the stream and wait for its thread; idempotent."""
@@ -340,7 +396,7 @@ class GRPCSubscription(ThreadedSubscription):
         self._stream.join()
         self._backend._forget(self)
 
-    def _deliver(self, reading: Reading) -> None:
+    def _deliver(self, reading: Reading | Gap) -> None:
         if self._callback is not None:
             if not self._stop_requested:
                 self._call(self._callback, reading)
@@ -425,18 +481,22 @@ class GRPCBackend(GRPCConfig, StreamRegistry, Backend):
         on_error: ErrorCallback | None = None,
         *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        reconnect: bool | Reconnect = True,
     ) -> GRPCSubscription:
         """Stream ``drfs`` (give each an event, e.g. ``@p,1000``); see :meth:`Backend.subscribe`.
 
-        Returns at once: a server that cannot be reached ends the stream with
-        :class:`ConnectionLost`. ``queue_size`` bounds the readings held for
-        a slow ``readings()`` consumer.
+        Returns at once: a server that cannot be reached is an outage like
+        any other (below). ``queue_size`` bounds the readings held for a
+        slow ``readings()`` consumer. ``reconnect``: if the stream breaks
+        because the server went away, call again with the default
+        :class:`Reconnect` policy (True), a policy of your own, or not at
+        all (False: the stream ends with :class:`ConnectionLost`).
         """
         check_callbacks(callback, on_error)
         queue = ReadingQueue(queue_size)
-        plan = GRPCListPlan(drfs)
+        stream = GRPCStream(drfs, reconnect_policy(reconnect))
         self.seconds(None)  # closed?
-        subscription = GRPCSubscription(self, plan, callback, on_error, queue)
+        subscription = GRPCSubscription(self, stream, callback, on_error, queue)
         self._register(subscription, subscription._stream.cancel)
         subscription._stream.start()
         return subscription

@@ -20,7 +20,15 @@ loop that uses it: use a backend from one event loop.
 
 A subscription's stream is read by a task of its own into a bounded queue,
 so ``readings(timeout)`` waits on the queue, never on the call: cancelling a
-pending grpc.aio ``read()`` would cancel the whole call.
+pending grpc.aio ``read()`` would cancel the whole call. When the stream
+breaks because the server went away, that task sleeps as the subscription's
+:class:`~acnet_proto.reconnect.Reconnect` policy says (``stop()`` cancels
+the sleep) and calls again, and ``readings()`` yields a
+:class:`~acnet_proto.reconnect.Gap` before the first reading of the new
+call; with ``reconnect=False``, out of attempts, or on a failure that is the
+server's answer, ``readings()`` raises
+:class:`~acnet_proto.errors.ConnectionLost` (see
+:class:`~acnet_proto.grpc_values.GRPCStream` for which is which).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -46,7 +55,8 @@ from acnet_proto.backend import (
 )
 from acnet_proto.config import DEFAULT_TIMEOUT
 from acnet_proto.errors import ConnectionLost, ProtocolError
-from acnet_proto.grpc_values import GRPCListPlan, GRPCReadBatch, SettingBatch
+from acnet_proto.grpc_values import GRPCReadBatch, GRPCStream, SettingBatch
+from acnet_proto.reconnect import Gap, Reconnect, _summary, reconnect_policy
 from acnet_proto.types import Reading, WriteResult
 
 from .grpc import (
@@ -54,6 +64,7 @@ from .grpc import (
     DEFAULT_PORT,
     ENDED_EARLY,
     GRPCConfig,
+    code_name,
     describe,
     read_failed,
     write_failed,
@@ -148,19 +159,25 @@ class AsyncioGRPCBackend(GRPCConfig, AsyncBackend):
         return batch.results(reply)
 
     async def subscribe(
-        self, drfs: Sequence[str | _drf.DataRequest], *, queue_size: int = DEFAULT_QUEUE_SIZE
+        self,
+        drfs: Sequence[str | _drf.DataRequest],
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        reconnect: bool | Reconnect = True,
     ) -> AsyncioGRPCSubscription:
         """Start streaming ``drfs`` (give each an event, e.g. ``@p,1000``).
 
-        Returns at once: a server that cannot be reached ends the stream with
-        :class:`ConnectionLost` from ``readings()``.
+        Returns at once: a server that cannot be reached is an outage like
+        any other. ``reconnect``: if the stream breaks because the server
+        went away, call again with the default :class:`Reconnect` policy
+        (True), a policy of your own, or not at all (False: the stream ends
+        with :class:`ConnectionLost` from ``readings()``).
         """
-        plan = GRPCListPlan(drfs)
+        stream = GRPCStream(drfs, reconnect_policy(reconnect))
         check_queue_size(queue_size)
         self.seconds(None)  # closed?
-        call = self._stub.Read(plan.request())
         subscription = AsyncioGRPCSubscription(
-            call, plan, queue_size, self._subscriptions.discard
+            self._stub, stream, queue_size, self._subscriptions.discard
         )
         self._subscriptions.add(subscription)
         return subscription
@@ -176,15 +193,16 @@ class AsyncioGRPCSubscription(AsyncSubscription):
 
     def __init__(
         self,
-        call: aio.UnaryStreamCall,
-        plan: GRPCListPlan,
+        stub: DAQStub,
+        stream: GRPCStream,
         queue_size: int,
         forget: Callable[[AsyncioGRPCSubscription], None],
     ) -> None:
-        self.drfs = plan.drfs
+        self.drfs = stream.drfs
         self.stopped = False
-        self._call = call
-        self._plan = plan
+        self._stub = stub
+        self._stream = stream
+        self._call: aio.UnaryStreamCall | None = None
         self._forget = forget
         self._queue = ReadingQueue(queue_size)
         self._arrived = asyncio.Event()
@@ -199,7 +217,7 @@ class AsyncioGRPCSubscription(AsyncSubscription):
 
     async def readings(
         self, timeout: float | None = None
-    ) -> AsyncIterator[tuple[Reading, AsyncioGRPCSubscription]]:
+    ) -> AsyncIterator[tuple[Reading | Gap, AsyncioGRPCSubscription]]:
         while not self.stopped:
             if len(self._queue):
                 yield self._queue.pop(), self
@@ -218,32 +236,60 @@ class AsyncioGRPCSubscription(AsyncSubscription):
 
     async def _read(self) -> None:
         try:
-            async for reply in self._call:
-                for _, reading in self._plan.feed(reply):
-                    if not self._queue.push(reading) and self._queue.dropped == 1:
-                        log.warning(
-                            "the stream of %s is dropping readings: its consumer is %d behind",
-                            self.drfs,
-                            self._queue.limit,
-                        )
-                self._arrived.set()
-        except asyncio.CancelledError as e:
-            if _cancelled_by_caller():
-                raise  # stop()
-            self._exc = ConnectionLost(f"the stream of {self.drfs} broke: the call was cancelled")
-            self._exc.__cause__ = e
-        except (grpc.RpcError, ProtocolError) as e:
-            self._exc = ConnectionLost(f"the stream of {self.drfs} broke: {describe(e)}")
-            self._exc.__cause__ = e
+            await self._calls()
+        except ConnectionLost as e:
+            self._exc = e
         finally:
             self._ended = True
             self._arrived.set()
+
+    async def _calls(self) -> None:
+        """Make one call after another until the server ends one, stop() (which cancels this
+        task), or the stream is lost (raised)."""
+        stream = self._stream
+        while True:
+            self._call = call = self._stub.Read(stream.request())
+            try:
+                async for reply in call:
+                    self._push(stream.feed(reply, datetime.now(UTC)))
+                return
+            except asyncio.CancelledError as e:
+                if _cancelled_by_caller():
+                    raise  # stop()
+                failure: Exception = e
+                code: str | None = "CANCELLED"
+                cause = "CANCELLED: the call was cancelled"
+            except (grpc.RpcError, ProtocolError) as e:
+                failure, code, cause = e, code_name(e), describe(e)
+            finally:
+                call.cancel()
+            delay = stream.broke(code, cause, datetime.now(UTC))
+            if delay is None:
+                raise stream.lost() from failure
+            log.info(
+                "the stream of %s broke (%s); calling again in %.3f s",
+                _summary(self.drfs),
+                cause,
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+    def _push(self, items: list[Reading | Gap]) -> None:
+        for item in items:
+            if not self._queue.push(item) and self._queue.dropped == 1:
+                log.warning(
+                    "the stream of %s is dropping readings: its consumer is %d behind",
+                    self.drfs,
+                    self._queue.limit,
+                )
+        self._arrived.set()
 
     async def stop(self) -> None:
         if self.stopped:
             return
         self.stopped = True
         self._forget(self)
-        self._call.cancel()
+        if self._call is not None:
+            self._call.cancel()
         self._reader.cancel()
         await asyncio.wait({self._reader})  # its outcome is of no interest now

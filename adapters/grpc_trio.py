@@ -21,7 +21,15 @@ of its own (:class:`~acnet_proto.adapters.grpc.StreamThread`) that hands
 each reading to trio with ``TrioToken.run_sync_soon``, into a bounded
 memory channel; waiting for the next reading is then pure trio, so a timeout
 or cancellation there loses nothing. Readings beyond ``queue_size`` waiting
-are dropped and counted in ``dropped``. Use a backend from one ``trio.run``.
+are dropped and counted in ``dropped``. That thread also calls again when
+the stream breaks because the server went away, pausing as the
+subscription's :class:`~acnet_proto.reconnect.Reconnect` policy says
+(``stop()`` cuts the pause short), and ``readings()`` yields a
+:class:`~acnet_proto.reconnect.Gap` before the first reading of the new
+call; with ``reconnect=False``, out of attempts, or on a failure that is the
+server's answer, ``readings()`` raises
+:class:`~acnet_proto.errors.ConnectionLost`. Use a backend from one
+``trio.run``.
 """
 
 from __future__ import annotations
@@ -48,7 +56,8 @@ from acnet_proto.backend import (
 )
 from acnet_proto.config import DEFAULT_TIMEOUT
 from acnet_proto.errors import ConnectionLost
-from acnet_proto.grpc_values import GRPCListPlan, GRPCReadBatch, SettingBatch
+from acnet_proto.grpc_values import GRPCReadBatch, GRPCStream, SettingBatch
+from acnet_proto.reconnect import Gap, Reconnect, reconnect_policy
 from acnet_proto.types import Reading, WriteResult
 
 from .grpc import (
@@ -141,17 +150,24 @@ class TrioGRPCBackend(GRPCConfig, AsyncBackend):
         return await _in_thread(write_blocking, self._stub, batch, seconds, metadata)
 
     async def subscribe(
-        self, drfs: Sequence[str | _drf.DataRequest], *, queue_size: int = DEFAULT_QUEUE_SIZE
+        self,
+        drfs: Sequence[str | _drf.DataRequest],
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        reconnect: bool | Reconnect = True,
     ) -> TrioGRPCSubscription:
         """Start streaming ``drfs`` (give each an event, e.g. ``@p,1000``).
 
-        Returns at once: a server that cannot be reached ends the stream with
-        :class:`ConnectionLost` from ``readings()``.
+        Returns at once: a server that cannot be reached is an outage like
+        any other. ``reconnect``: if the stream breaks because the server
+        went away, call again with the default :class:`Reconnect` policy
+        (True), a policy of your own, or not at all (False: the stream ends
+        with :class:`ConnectionLost` from ``readings()``).
         """
-        plan = GRPCListPlan(drfs)
+        stream = GRPCStream(drfs, reconnect_policy(reconnect))
         check_queue_size(queue_size)
         self.seconds(None)  # closed?
-        subscription = TrioGRPCSubscription(self._stub, plan, queue_size, self._subscriptions)
+        subscription = TrioGRPCSubscription(self._stub, stream, queue_size, self._subscriptions)
         self._subscriptions.add(subscription)
         return subscription
 
@@ -162,11 +178,11 @@ class TrioGRPCSubscription(AsyncSubscription):
     def __init__(
         self,
         stub: DAQStub,
-        plan: GRPCListPlan,
+        stream: GRPCStream,
         queue_size: int,
         owners: set[TrioGRPCSubscription],
     ) -> None:
-        self.drfs = plan.drfs
+        self.drfs = stream.drfs
         self.dropped = 0
         self.stopped = False
         self._closed = False
@@ -174,12 +190,12 @@ class TrioGRPCSubscription(AsyncSubscription):
         self._exc: ConnectionLost | None = None
         self._token = trio.lowlevel.current_trio_token()
         self._send, self._receive = trio.open_memory_channel(queue_size)
-        self._stream = StreamThread(stub, plan, self._deliver, self._finish)
+        self._stream = StreamThread(stub, stream, self._deliver, self._finish)
         self._stream.start()
 
     async def readings(
         self, timeout: float | None = None
-    ) -> AsyncIterator[tuple[Reading, TrioGRPCSubscription]]:
+    ) -> AsyncIterator[tuple[Reading | Gap, TrioGRPCSubscription]]:
         wait = math.inf if timeout is None else timeout
         while not self.stopped:
             try:
@@ -194,7 +210,7 @@ class TrioGRPCSubscription(AsyncSubscription):
                 return  # nothing came for ``timeout``
             yield reading, self
 
-    async def _next(self, wait: float) -> Reading | None:
+    async def _next(self, wait: float) -> Reading | Gap | None:
         # what has arrived first: a deadline already past would cancel even a ready receive()
         with contextlib.suppress(trio.WouldBlock):
             return self._receive.receive_nowait()
@@ -213,7 +229,7 @@ class TrioGRPCSubscription(AsyncSubscription):
 
     # -- on the stream's thread ----------------------------------------------------------
 
-    def _deliver(self, reading: Reading) -> None:
+    def _deliver(self, reading: Reading | Gap) -> None:
         self._soon(self._push, reading)
 
     def _finish(self, error: ConnectionLost | None) -> None:
@@ -227,7 +243,7 @@ class TrioGRPCSubscription(AsyncSubscription):
 
     # -- back in trio ----------------------------------------------------------------------
 
-    def _push(self, reading: Reading) -> None:
+    def _push(self, reading: Reading | Gap) -> None:
         try:
             self._send.send_nowait(reading)
         except trio.WouldBlock:

@@ -550,7 +550,7 @@ def test_a_stream_ends_with_connection_lost_when_the_server_stops(flavour: str) 
         with client_of(flavour, server.port) as client:
             stopper.start()
             with pytest.raises(ConnectionLost, match="M:OUTTMP"):
-                client.stream(["M:OUTTMP@p,100"], count=100, timeout=3)
+                client.stream(["M:OUTTMP@p,100"], count=100, timeout=3, reconnect=False)
     finally:
         stopper.join()
         server.stop()
@@ -567,6 +567,7 @@ def test_callbacks_get_readings_and_the_end() -> None:
                 ["M:OUTTMP@p,50"],
                 callback=lambda r, h: got.append(r),
                 on_error=lambda e, h: errors.append(e),
+                reconnect=False,
             )
             with pytest.raises(RuntimeError, match="callback"):
                 next(iter(sub.readings()))

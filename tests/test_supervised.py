@@ -269,7 +269,7 @@ def test_a_stream_subscribes_each_request_once_and_answers_every_position() -> N
 def test_a_backend_stream_that_dies_ends_the_call_unavailable() -> None:
     fake = fake_backend()
     with serving(fake) as server, GRPCBackend("127.0.0.1", server.port) as client:
-        stream = client.subscribe(["M:OUTTMP@p,1000"])
+        stream = client.subscribe(["M:OUTTMP@p,1000"], reconnect=False)
         deadline = time.monotonic() + WAIT
         while fake.emit_reading("M:OUTTMP@p,1000", 73.0) != 1:
             assert time.monotonic() < deadline
