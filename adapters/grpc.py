@@ -59,7 +59,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 from acnet_proto.protos.controls.service.DAQ.v1.DAQ_pb2_grpc import DAQStub
@@ -68,11 +68,13 @@ from acnet_proto import drf as _drf
 from acnet_proto.auth import JWTAuth
 from acnet_proto.backend import (
     DEFAULT_QUEUE_SIZE,
+    AsyncSubscription,
     Backend,
     ErrorCallback,
     ReadingCallback,
     ReadingQueue,
     check_callbacks,
+    check_queue_size,
 )
 from acnet_proto.config import (
     DEFAULT_TIMEOUT,
@@ -278,6 +280,40 @@ def write_blocking(
     except (grpc.RpcError, grpc.FutureCancelledError) as e:
         raise write_failed(batch, e) from e
     return batch.results(reply)
+
+
+
+class AsyncGRPCConfig(GRPCConfig):
+    """:class:`GRPCConfig` and ``subscribe`` for the two async gRPC backends; each names
+    its subscription type, whose constructor takes the set of live subscriptions."""
+
+    _subscription_type: ClassVar[type[AsyncSubscription]]
+    _stub: DAQStub
+    _subscriptions: set[AsyncSubscription]
+
+    async def subscribe(
+        self,
+        drfs: Sequence[str | _drf.DataRequest],
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        reconnect: bool | Reconnect = True,
+    ) -> AsyncSubscription:
+        """Start streaming ``drfs`` (give each an event, e.g. ``@p,1000``).
+
+        Returns at once: a server that cannot be reached is an outage like
+        any other. ``reconnect``: if the stream breaks because the server
+        went away, call again with the default :class:`Reconnect` policy
+        (True), a policy of your own, or not at all (False: the stream ends
+        with :class:`ConnectionLost` from ``readings()``).
+        """
+        stream = GRPCStream(drfs, reconnect_policy(reconnect))
+        check_queue_size(queue_size)
+        self.seconds(None)  # raises if closed
+        subscription = self._subscription_type(
+            self._stub, stream, queue_size, self._subscriptions
+        )
+        self._subscriptions.add(subscription)
+        return subscription
 
 
 class StreamThread:

@@ -36,7 +36,7 @@ from __future__ import annotations
 # Absolute imports make this the standard library's asyncio, not a module of ours.
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,23 +47,21 @@ from grpc import aio
 from acnet_proto import drf as _drf
 from acnet_proto.auth import JWTAuth
 from acnet_proto.backend import (
-    DEFAULT_QUEUE_SIZE,
     AsyncBackend,
     AsyncSubscription,
     ReadingQueue,
-    check_queue_size,
 )
 from acnet_proto.config import DEFAULT_TIMEOUT
 from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.grpc_values import GRPCReadBatch, GRPCStream, SettingBatch
-from acnet_proto.reconnect import Gap, Reconnect, _summary, reconnect_policy
+from acnet_proto.reconnect import Gap, _summary
 from acnet_proto.types import Reading, WriteResult
 
 from .grpc import (
     CHANNEL_OPTIONS,
     DEFAULT_PORT,
     ENDED_EARLY,
-    GRPCConfig,
+    AsyncGRPCConfig,
     code_name,
     describe,
     read_failed,
@@ -81,108 +79,6 @@ def _cancelled_by_caller() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-class AsyncioGRPCBackend(GRPCConfig, AsyncBackend):
-    """DPM over gRPC for asyncio. ``aclose()`` or ``async with`` ends it."""
-
-    def __init__(
-        self,
-        host: str,
-        port: int = DEFAULT_PORT,
-        auth: JWTAuth | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(host, port, auth, timeout)
-        self._channel: aio.Channel | None = None
-        self._stub_: DAQStub | None = None
-        self._subscriptions: set[AsyncioGRPCSubscription] = set()
-
-    @property
-    def _stub(self) -> DAQStub:
-        if self._stub_ is None:
-            self._channel = aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
-            self._stub_ = DAQStub(self._channel)
-        return self._stub_
-
-    async def aclose(self) -> None:
-        """Stop every subscription and close the channel; idempotent."""
-        self.closed = True
-        for subscription in list(self._subscriptions):
-            await subscription.stop()
-        channel, self._channel = self._channel, None
-        if channel is not None:
-            await channel.close()
-
-    async def get_many(
-        self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
-    ) -> list[Reading]:
-        """Read every DRF once; readings in input order, device errors as error readings.
-
-        If ``timeout`` passes or the call fails, :class:`ReadError` carries
-        what arrived. Bad DRF text raises :class:`ValueError` before any I/O.
-        """
-        batch = GRPCReadBatch(drfs)
-        call = self._stub.Read(batch.request(), timeout=self.seconds(timeout))
-        try:
-            async for reply in call:
-                batch.feed(reply)
-                if batch.done:
-                    break
-        except asyncio.CancelledError as e:
-            if _cancelled_by_caller():
-                raise
-            raise batch.disconnected("the server cancelled the call") from e
-        except grpc.RpcError as e:
-            raise read_failed(batch, e) from e
-        except ProtocolError as e:
-            raise batch.disconnected(e) from e
-        finally:
-            call.cancel()
-        if not batch.done:
-            raise batch.disconnected(ENDED_EARLY)
-        return batch.readings()
-
-    async def write_many(
-        self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
-    ) -> list[WriteResult]:
-        """Apply settings in one ``Set`` call; results in input order (see ``GRPCBackend``)."""
-        batch = SettingBatch(settings)
-        seconds = self.seconds(timeout)
-        metadata = self.write_metadata()
-        try:
-            reply = await self._stub.Set(batch.request(), timeout=seconds, metadata=metadata)
-        except asyncio.CancelledError as e:
-            if _cancelled_by_caller():
-                raise
-            raise write_failed(batch, e) from e
-        except grpc.RpcError as e:
-            raise write_failed(batch, e) from e
-        return batch.results(reply)
-
-    async def subscribe(
-        self,
-        drfs: Sequence[str | _drf.DataRequest],
-        *,
-        queue_size: int = DEFAULT_QUEUE_SIZE,
-        reconnect: bool | Reconnect = True,
-    ) -> AsyncioGRPCSubscription:
-        """Start streaming ``drfs`` (give each an event, e.g. ``@p,1000``).
-
-        Returns at once: a server that cannot be reached is an outage like
-        any other. ``reconnect``: if the stream breaks because the server
-        went away, call again with the default :class:`Reconnect` policy
-        (True), a policy of your own, or not at all (False: the stream ends
-        with :class:`ConnectionLost` from ``readings()``).
-        """
-        stream = GRPCStream(drfs, reconnect_policy(reconnect))
-        check_queue_size(queue_size)
-        self.seconds(None)  # closed?
-        subscription = AsyncioGRPCSubscription(
-            self._stub, stream, queue_size, self._subscriptions.discard
-        )
-        self._subscriptions.add(subscription)
-        return subscription
-
-
 class AsyncioGRPCSubscription(AsyncSubscription):
     """A running stream: iterate :meth:`readings`, then :meth:`stop` (or use ``async with``).
 
@@ -196,14 +92,14 @@ class AsyncioGRPCSubscription(AsyncSubscription):
         stub: DAQStub,
         stream: GRPCStream,
         queue_size: int,
-        forget: Callable[[AsyncioGRPCSubscription], None],
+        owners: set[AsyncioGRPCSubscription],
     ) -> None:
         self.drfs = stream.drfs
         self.stopped = False
         self._stub = stub
         self._stream = stream
         self._call: aio.UnaryStreamCall | None = None
-        self._forget = forget
+        self._owners = owners
         self._queue = ReadingQueue(queue_size)
         self._arrived = asyncio.Event()
         self._ended = False
@@ -288,8 +184,88 @@ class AsyncioGRPCSubscription(AsyncSubscription):
         if self.stopped:
             return
         self.stopped = True
-        self._forget(self)
+        self._owners.discard(self)
         if self._call is not None:
             self._call.cancel()
         self._reader.cancel()
         await asyncio.wait({self._reader})  # its outcome is of no interest now
+
+
+class AsyncioGRPCBackend(AsyncGRPCConfig, AsyncBackend):
+    """DPM over gRPC for asyncio. ``aclose()`` or ``async with`` ends it."""
+
+    _subscription_type = AsyncioGRPCSubscription
+
+    def __init__(
+        self,
+        host: str,
+        port: int = DEFAULT_PORT,
+        auth: JWTAuth | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(host, port, auth, timeout)
+        self._channel: aio.Channel | None = None
+        self._stub_: DAQStub | None = None
+        self._subscriptions: set[AsyncioGRPCSubscription] = set()
+
+    @property
+    def _stub(self) -> DAQStub:
+        if self._stub_ is None:
+            self._channel = aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            self._stub_ = DAQStub(self._channel)
+        return self._stub_
+
+    async def aclose(self) -> None:
+        """Stop every subscription and close the channel; idempotent."""
+        self.closed = True
+        for subscription in list(self._subscriptions):
+            await subscription.stop()
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close()
+
+    async def get_many(
+        self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
+    ) -> list[Reading]:
+        """Read every DRF once; readings in input order, device errors as error readings.
+
+        If ``timeout`` passes or the call fails, :class:`ReadError` carries
+        what arrived. Bad DRF text raises :class:`ValueError` before any I/O.
+        """
+        batch = GRPCReadBatch(drfs)
+        call = self._stub.Read(batch.request(), timeout=self.seconds(timeout))
+        try:
+            async for reply in call:
+                batch.feed(reply)
+                if batch.done:
+                    break
+        except asyncio.CancelledError as e:
+            if _cancelled_by_caller():
+                raise
+            raise batch.disconnected("the server cancelled the call") from e
+        except grpc.RpcError as e:
+            raise read_failed(batch, e) from e
+        except ProtocolError as e:
+            raise batch.disconnected(e) from e
+        finally:
+            call.cancel()
+        if not batch.done:
+            raise batch.disconnected(ENDED_EARLY)
+        return batch.readings()
+
+    async def write_many(
+        self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
+    ) -> list[WriteResult]:
+        """Apply settings in one ``Set`` call; results in input order (see ``GRPCBackend``)."""
+        batch = SettingBatch(settings)
+        seconds = self.seconds(timeout)
+        metadata = self.write_metadata()
+        try:
+            reply = await self._stub.Set(batch.request(), timeout=seconds, metadata=metadata)
+        except asyncio.CancelledError as e:
+            if _cancelled_by_caller():
+                raise
+            raise write_failed(batch, e) from e
+        except grpc.RpcError as e:
+            raise write_failed(batch, e) from e
+        return batch.results(reply)

@@ -49,21 +49,19 @@ from acnet_proto.protos.controls.service.DAQ.v1.DAQ_pb2_grpc import DAQStub
 from acnet_proto import drf as _drf
 from acnet_proto.auth import JWTAuth
 from acnet_proto.backend import (
-    DEFAULT_QUEUE_SIZE,
     AsyncBackend,
     AsyncSubscription,
-    check_queue_size,
 )
 from acnet_proto.config import DEFAULT_TIMEOUT
 from acnet_proto.errors import ConnectionLost
 from acnet_proto.grpc_values import GRPCReadBatch, GRPCStream, SettingBatch
-from acnet_proto.reconnect import Gap, Reconnect, reconnect_policy
+from acnet_proto.reconnect import Gap
 from acnet_proto.types import Reading, WriteResult
 
 from .grpc import (
     CHANNEL_OPTIONS,
     DEFAULT_PORT,
-    GRPCConfig,
+    AsyncGRPCConfig,
     StreamThread,
     read_blocking,
     write_blocking,
@@ -105,71 +103,6 @@ async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
     except trio.Cancelled:
         cancel.cancel()
         raise
-
-
-class TrioGRPCBackend(GRPCConfig, AsyncBackend):
-    """DPM over gRPC for trio. ``aclose()`` or ``async with`` ends it."""
-
-    def __init__(
-        self,
-        host: str,
-        port: int = DEFAULT_PORT,
-        auth: JWTAuth | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(host, port, auth, timeout)
-        self._channel = grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
-        self._stub = DAQStub(self._channel)
-        self._subscriptions: set[TrioGRPCSubscription] = set()
-
-    async def aclose(self) -> None:
-        """Stop every subscription and close the channel; idempotent."""
-        self.closed = True
-        for subscription in list(self._subscriptions):
-            await subscription.stop()
-        self._channel.close()
-
-    async def get_many(
-        self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
-    ) -> list[Reading]:
-        """Read every DRF once; readings in input order, device errors as error readings.
-
-        If ``timeout`` passes or the call fails, :class:`ReadError` carries
-        what arrived. Bad DRF text raises :class:`ValueError` before any I/O.
-        """
-        batch = GRPCReadBatch(drfs)
-        return await _in_thread(read_blocking, self._stub, batch, self.seconds(timeout))
-
-    async def write_many(
-        self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
-    ) -> list[WriteResult]:
-        """Apply settings in one ``Set`` call; results in input order (see ``GRPCBackend``)."""
-        batch = SettingBatch(settings)
-        seconds = self.seconds(timeout)
-        metadata = self.write_metadata()
-        return await _in_thread(write_blocking, self._stub, batch, seconds, metadata)
-
-    async def subscribe(
-        self,
-        drfs: Sequence[str | _drf.DataRequest],
-        *,
-        queue_size: int = DEFAULT_QUEUE_SIZE,
-        reconnect: bool | Reconnect = True,
-    ) -> TrioGRPCSubscription:
-        """Start streaming ``drfs`` (give each an event, e.g. ``@p,1000``).
-
-        Returns at once: a server that cannot be reached is an outage like
-        any other. ``reconnect``: if the stream breaks because the server
-        went away, call again with the default :class:`Reconnect` policy
-        (True), a policy of your own, or not at all (False: the stream ends
-        with :class:`ConnectionLost` from ``readings()``).
-        """
-        stream = GRPCStream(drfs, reconnect_policy(reconnect))
-        check_queue_size(queue_size)
-        self.seconds(None)  # closed?
-        subscription = TrioGRPCSubscription(self._stub, stream, queue_size, self._subscriptions)
-        self._subscriptions.add(subscription)
-        return subscription
 
 
 class TrioGRPCSubscription(AsyncSubscription):
@@ -254,3 +187,48 @@ class TrioGRPCSubscription(AsyncSubscription):
     def _end(self, error: ConnectionLost | None) -> None:
         self._exc = error
         self._send.close()
+
+
+class TrioGRPCBackend(AsyncGRPCConfig, AsyncBackend):
+    """DPM over gRPC for trio. ``aclose()`` or ``async with`` ends it."""
+
+    _subscription_type = TrioGRPCSubscription
+
+    def __init__(
+        self,
+        host: str,
+        port: int = DEFAULT_PORT,
+        auth: JWTAuth | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(host, port, auth, timeout)
+        self._channel = grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+        self._stub = DAQStub(self._channel)
+        self._subscriptions: set[TrioGRPCSubscription] = set()
+
+    async def aclose(self) -> None:
+        """Stop every subscription and close the channel; idempotent."""
+        self.closed = True
+        for subscription in list(self._subscriptions):
+            await subscription.stop()
+        self._channel.close()
+
+    async def get_many(
+        self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
+    ) -> list[Reading]:
+        """Read every DRF once; readings in input order, device errors as error readings.
+
+        If ``timeout`` passes or the call fails, :class:`ReadError` carries
+        what arrived. Bad DRF text raises :class:`ValueError` before any I/O.
+        """
+        batch = GRPCReadBatch(drfs)
+        return await _in_thread(read_blocking, self._stub, batch, self.seconds(timeout))
+
+    async def write_many(
+        self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
+    ) -> list[WriteResult]:
+        """Apply settings in one ``Set`` call; results in input order (see ``GRPCBackend``)."""
+        batch = SettingBatch(settings)
+        seconds = self.seconds(timeout)
+        metadata = self.write_metadata()
+        return await _in_thread(write_blocking, self._stub, batch, seconds, metadata)
