@@ -420,13 +420,15 @@ class _Broker:
                     self._lost(live.exchange, exc)
         for exchange, subscription in list(self.streams.items()):
             if subscription._job.overdue(now, backend.server_silence):
-                subscription._end(
+                self.end_stream(exchange)
+                # the server forgot the job (restarted, or disposed of it): a new INIT
+                # starts it again, as for a lost connection
+                subscription._broken(
                     ConnectionLost(
                         f"the DMQ server sent nothing for {backend.server_silence} s on the stream "
                         f"of {_summary(subscription.drfs)}: its job is gone"
                     )
                 )
-                self.end_stream(exchange)
         for init_drf, session in list(self.sessions.items()):
             idle = now - session.last_used >= backend.write_session_ttl
             silent = session.job.overdue(now, backend.server_silence)
@@ -678,9 +680,10 @@ class DMQSubscription(ThreadedSubscription):
     iterate :meth:`readings`. If the broker connection breaks, a thread of
     the subscription's own waits as its :class:`Recovery` says (``stop()``
     cuts the pause short), connects again, starts the job again with a fresh
-    signed INIT, and delivers a :class:`Gap` before the next reading. The
-    stream ends with :class:`ConnectionLost` when reconnection is off or out
-    of tries, or the server falls silent or ends the job, or with
+    signed INIT, and delivers a :class:`Gap` before the next reading; a job
+    the server fell silent on (``server_silence``) is started again the same
+    way. The stream ends with :class:`ConnectionLost` when reconnection is
+    off or out of tries, or the server ends the job, or with
     :class:`AuthenticationError` if the credentials are refused; it is
     passed to ``on_error``, raised by ``readings()``, or logged.
     """

@@ -34,8 +34,9 @@ from acnet_proto.drf import DRFError
 from acnet_proto.errors import AuthenticationError, ConnectionLost, DeviceError, ReadError
 from acnet_proto.policy import Policy
 from acnet_proto.protocols import daqdata
+from acnet_proto.reconnect import Gap, Reconnect
 from acnet_proto.status import Status
-from acnet_proto.types import ValueType
+from acnet_proto.types import Reading, ValueType
 from tests.servers import free_port
 from tests.servers.kdc import KDC
 from tests.servers.rabbitmq import RabbitMQ
@@ -273,13 +274,33 @@ def test_an_idle_job_is_disposed_and_the_stream_ends(
     sim = start_sim(idle_timeout=1.0, heartbeat_period=0.2)
     backend = connect(server_silence=1.0)  # keep-alives every 5 s: too rare for this server
     count = 0
-    stream = backend.subscribe(["M:OUTTMP@p,100"])
+    stream = backend.subscribe(["M:OUTTMP@p,100"], reconnect=False)
     with stream, pytest.raises(ConnectionLost, match="sent nothing"):
         for _ in stream.readings(timeout=T):
             count += 1
     assert count >= 5
     assert sim.disposed == 1 and sim.job_count == 0
     assert any("idle" in why for why in sim.refusals())
+
+
+def test_a_job_the_server_forgot_starts_again_after_a_gap(
+    start_sim: Callable[..., DMQSimServer], connect: Callable[..., DMQBackend]
+) -> None:
+    sim = start_sim(idle_timeout=1.0, heartbeat_period=0.2)
+    backend = connect(server_silence=1.0)  # keep-alives every 5 s: the job is disposed of
+    seen: list[Reading | Gap] = []
+    quick = Reconnect(initial_backoff=0.05, max_backoff=0.2)
+    with backend.subscribe(["M:OUTTMP@p,100"], reconnect=quick) as stream:
+        for reading, _ in stream.readings(timeout=T):
+            seen.append(reading)
+            gaps = [i for i, item in enumerate(seen) if isinstance(item, Gap)]
+            if gaps and len(seen) - gaps[0] > 3:
+                break
+    assert stream.exc is None
+    gap = next(item for item in seen if isinstance(item, Gap))
+    assert "sent nothing" in gap.cause and gap.attempts == 1
+    assert all(item.ok for item in seen if not isinstance(item, Gap))
+    assert sim.disposed >= 1  # the first job, for want of keep-alives
 
 
 def test_keepalives_keep_a_job_past_the_idle_limit(
