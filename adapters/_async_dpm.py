@@ -137,6 +137,10 @@ class IOKit(Protocol):
         """A new task group; leaving its ``async with`` waits for its tasks."""
         ...
 
+    def cancel_tasks(self, group: TaskGroup) -> None:
+        """Cancel every task of ``group`` that is still running."""
+        ...
+
     async def abort(self, stream: Stream) -> None:
         """Drop ``stream`` now, unsent bytes and all, even inside a cancelled scope."""
         ...
@@ -225,8 +229,23 @@ class _Pool:
     async def aclose(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []
-        for link in idle:
-            await link.aclose()
+        await _each([link.aclose for link in idle])
+
+
+async def _each(steps: Sequence[Callable[[], Awaitable[object]]]) -> None:
+    """Await every step even if one raises, then raise the first error.
+
+    Closing under a cancelled scope raises after each close; stopping at the
+    first would leave the rest open.
+    """
+    failure: BaseException | None = None
+    for step in steps:
+        try:
+            await step()
+        except BaseException as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
 
 
 class DPMBackend(AsyncBackend):
@@ -283,6 +302,7 @@ class DPMBackend(AsyncBackend):
     ) -> None:
         """:meth:`aclose`, which ends every delivery task, then close the task group."""
         group, self._group = self._group, None
+        tasks, self._tasks = self._tasks, None
         ending = exc
         try:
             await self.aclose()
@@ -290,7 +310,10 @@ class DPMBackend(AsyncBackend):
             ending = error
             raise
         finally:
-            self._tasks = None
+            if tasks is not None:
+                # Every stream is stopped: what is left is a callback under way, which
+                # may wait for ever (on a queue the body no longer drains, say).
+                self._kit.cancel_tasks(tasks)
             if group is not None:
                 # A cancellation or an interrupt goes into the group, which cancels its
                 # tasks at once (a callback under way, say). An ordinary exception does
@@ -307,25 +330,17 @@ class DPMBackend(AsyncBackend):
     async def aclose(self) -> None:
         """Stop every subscription and close every connection; the backend is then done.
 
-        Every subscription is stopped, and its delivery task thereby ends, even if
-        stopping an earlier one raised (a cancellation, say); the first such error is
-        raised after.
+        Every subscription is stopped, and its delivery task thereby ends, and every
+        connection is closed, even if an earlier step raised (a cancellation, say);
+        the first such error is raised after.
         """
         self.closed = True
-        failure: BaseException | None = None
-        for subscription in list(self._subscriptions):
-            try:
-                await subscription.stop()
-            except BaseException as exc:  # stop() dropped its connection all the same
-                failure = failure or exc
-        try:
-            await self._pool.aclose()
-            link, self._write_link = self._write_link, None
-            if link is not None:
-                await link.aclose()
-        finally:
-            if failure is not None:
-                raise failure
+        link, self._write_link = self._write_link, None
+        steps = [subscription.stop for subscription in list(self._subscriptions)]
+        steps.append(self._pool.aclose)
+        if link is not None:
+            steps.append(link.aclose)
+        await _each(steps)
 
     async def get_many(
         self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None

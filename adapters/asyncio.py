@@ -44,9 +44,9 @@ each :class:`~acnet_proto.reconnect.Gap`, in order, until ``stop()``; a
 callback's exception is logged and delivery goes on, and the
 :class:`~acnet_proto.errors.ConnectionLost` of a dead stream goes to
 ``on_error(exc, handle)`` (logged without it). That task is the only one
-this module starts; leaving ``async with`` stops every subscription and
-waits for those tasks. A callback subscription needs that ``async with``:
-without it, :class:`RuntimeError`.
+this module starts; leaving ``async with`` stops every subscription,
+cancels a callback still under way and waits for those tasks. A callback
+subscription needs that ``async with``: without it, :class:`RuntimeError`.
 
 Settings (``write``, ``write_many``) need ``auth=KerberosAuth()`` and
 ``role=``; they go one batch at a time over one connection of their own,
@@ -94,9 +94,16 @@ class _Tasks:
 
     def __init__(self, group: asyncio.TaskGroup) -> None:
         self._group = group
+        self._running: set[asyncio.Task[object]] = set()
 
     def start_soon(self, async_fn: Callable[..., Coroutine[Any, Any, object]], *args: Any) -> None:
-        self._group.create_task(async_fn(*args))
+        task = self._group.create_task(async_fn(*args))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    def cancel(self) -> None:
+        for task in list(self._running):
+            task.cancel()
 
 
 @contextlib.asynccontextmanager
@@ -131,6 +138,9 @@ class _AsyncioKit:
 
     def task_group(self) -> contextlib.AbstractAsyncContextManager[_Tasks]:
         return _task_group()
+
+    def cancel_tasks(self, group: _Tasks) -> None:
+        group.cancel()
 
     async def abort(self, stream: _Stream) -> None:
         stream.writer.transport.abort()

@@ -42,7 +42,8 @@ callback, on_error)``, callbacks plain or ``async def``, as in the asyncio
 adapter) are the one thing that starts tasks: ``async with`` opens a nursery
 for the backend, each callback subscription is delivered by a task in it
 until ``stop()``, and leaving ``async with`` stops every subscription, so
-those tasks end, then closes the nursery; without ``async with`` a callback
+those tasks end, cancels a callback still under way, then closes the
+nursery; without ``async with`` a callback
 subscription raises :class:`RuntimeError`. Use a backend from one
 ``trio.run``.
 """
@@ -96,6 +97,9 @@ class _TrioKit:
 
     def task_group(self) -> contextlib.AbstractAsyncContextManager[trio.Nursery]:
         return trio.open_nursery()
+
+    def cancel_tasks(self, group: trio.Nursery) -> None:
+        group.cancel_scope.cancel()
 
     async def abort(self, stream: trio.SocketStream) -> None:
         await trio.aclose_forcefully(stream)  # closes now, even inside a cancelled scope

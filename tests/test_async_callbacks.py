@@ -52,6 +52,8 @@ class Library:
     tasks: Callable[[], int]
     #: a scope to cancel what runs in it: ``async with lib.scope() as cancel: ... cancel()``
     scope: Callable[[], AbstractAsyncContextManager[Callable[[], None]]]
+    #: a task group with ``start_soon(async_fn)``, for the test's own concurrent calls
+    group: Callable[[], AbstractAsyncContextManager[Any]]
 
 
 def _asyncio() -> Library:
@@ -71,7 +73,18 @@ def _asyncio() -> Library:
     def tasks() -> int:
         return len(asyncio.all_tasks())
 
-    return Library(AsyncioDPMBackend, run, asyncio.Event, asyncio.sleep, tasks, scope)
+    @contextlib.asynccontextmanager
+    async def group() -> AsyncIterator[Any]:
+        async with asyncio.TaskGroup() as tasks:
+
+            class Starter:
+                @staticmethod
+                def start_soon(async_fn: Callable[[], Awaitable[Any]]) -> None:
+                    tasks.create_task(async_fn())
+
+            yield Starter
+
+    return Library(AsyncioDPMBackend, run, asyncio.Event, asyncio.sleep, tasks, scope, group)
 
 
 def _trio() -> Library:
@@ -96,7 +109,7 @@ def _trio() -> Library:
         with trio.CancelScope() as cancel_scope:
             yield cancel_scope.cancel
 
-    return Library(TrioDPMBackend, run, trio.Event, trio.sleep, tasks, scope)
+    return Library(TrioDPMBackend, run, trio.Event, trio.sleep, tasks, scope, trio.open_nursery)
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -272,6 +285,46 @@ def test_a_cancelled_body_cancels_a_callback_under_way(lib: Library, sim: SimSer
 
     sub = lib.run(main)
     assert len(started) == 1 and finished == [] and sub.stopped
+
+
+def test_leaving_async_with_cancels_a_callback_under_way(lib: Library, sim: SimServer) -> None:
+    started: list[Reading | Gap] = []
+    finished: list[Reading | Gap] = []
+
+    async def main() -> DPMSubscription:
+        async def stuck(reading: Reading | Gap, _: DPMSubscription) -> None:
+            started.append(reading)
+            await lib.event().wait()  # never set: as a queue the body stopped draining
+            finished.append(reading)
+
+        async with lib.backend(sim.host, sim.port) as backend:
+            sub = await backend.subscribe(DRFS, stuck)
+            await settle(lib, lambda: bool(started))
+        return sub
+
+    sub = lib.run(main)  # within LIMIT: leaving did not wait for the callback
+    assert len(started) == 1 and finished == [] and sub.stopped
+
+
+def test_a_cancelled_exit_still_closes_every_connection(lib: Library, sim: SimServer) -> None:
+    async def main() -> None:
+        async with lib.scope() as cancel, lib.backend(proxy.host, proxy.port, 3) as backend:
+            done: list[Reading] = []
+
+            async def read() -> None:
+                done.append(await backend.get("M:OUTTMP"))
+
+            async with lib.group() as group:  # three reads at once: three pooled connections
+                for _ in range(3):
+                    group.start_soon(read)
+            assert len(done) == 3 and proxy.open_connections() == 3
+            cancel()
+            await lib.sleep(60)  # the cancellation lands here, then in aclose()
+
+    with Proxy((sim.host, sim.port)) as proxy:
+        lib.run(main)
+        assert proxy.settle(), "a pooled connection was left open"
+        assert proxy.open_connections() == 0
 
 
 def test_the_body_s_own_exception_leaves_async_with_unwrapped(lib: Library, sim: SimServer) -> None:
