@@ -1152,13 +1152,17 @@ class DMQBackend(StreamRegistry, Backend):
         )
         try:
             self._start_stream(subscription)
-        except _START_FAILURES as exc:
-            raise ConnectionLost(
-                f"cannot start the stream of {_summary(job.drfs)} on the DMQ broker "
-                f"{self.host}:{self.port}: {exc}"
-            ) from exc
-        with self._lock:
-            self._subscriptions.add(subscription)
+        except BaseException as exc:
+            # The I/O thread may start the job yet (and reconnect it if the connection
+            # dies); stopped, it never streams to a handle nobody holds.
+            subscription.stop()
+            if isinstance(exc, _START_FAILURES):
+                raise ConnectionLost(
+                    f"cannot start the stream of {_summary(job.drfs)} on the DMQ broker "
+                    f"{self.host}:{self.port}: {exc}"
+                ) from exc
+            raise
+        self._register(subscription, subscription.stop)
         if subscription._worker is not None:
             subscription._worker.start()
         return subscription
