@@ -104,7 +104,9 @@ class ReadingQueue:
     """A bounded FIFO of readings (and gaps) that counts what it turned away.
 
     When full, the *new* reading is dropped (the oldest are already promised
-    to the consumer in order). Not thread-safe: callers hold their own lock.
+    to the consumer in order), except a :class:`Gap`, which is never lost:
+    the newest queued reading makes room for it. Not thread-safe: callers
+    hold their own lock.
     """
 
     def __init__(self, limit: int = DEFAULT_QUEUE_SIZE) -> None:
@@ -118,8 +120,10 @@ class ReadingQueue:
     def push(self, reading: Reading | Gap) -> bool:
         """Queue ``reading``; False (and one more in :attr:`dropped`) if the queue is full."""
         if len(self._items) >= self.limit:
-            self.dropped += 1
-            return False
+            if not isinstance(reading, Gap):
+                self.dropped += 1
+                return False
+            self.dropped += make_room(self._items)
         self._items.append(reading)
         return True
 
@@ -129,6 +133,19 @@ class ReadingQueue:
 
     def clear(self) -> None:
         self._items.clear()
+
+
+def make_room(items: deque[Reading | Gap]) -> int:
+    """Drop the newest reading (not a gap) of ``items``, so that a gap can follow it.
+
+    Returns how many were dropped: 1, or 0 if ``items`` holds only gaps (the
+    queue then grows by one rather than lose one).
+    """
+    for index in range(len(items) - 1, -1, -1):
+        if not isinstance(items[index], Gap):
+            del items[index]
+            return 1
+    return 0
 
 
 class Subscription(abc.ABC):

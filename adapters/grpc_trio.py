@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -48,10 +49,7 @@ from acnet_proto.protos.controls.service.DAQ.v1.DAQ_pb2_grpc import DAQStub
 
 from acnet_proto import drf as _drf
 from acnet_proto.auth import JWTAuth
-from acnet_proto.backend import (
-    AsyncBackend,
-    AsyncSubscription,
-)
+from acnet_proto.backend import AsyncBackend, AsyncSubscription, make_room
 from acnet_proto.config import DEFAULT_TIMEOUT
 from acnet_proto.errors import ConnectionLost
 from acnet_proto.grpc_values import GRPCReadBatch, GRPCStream, SettingBatch
@@ -180,9 +178,25 @@ class TrioGRPCSubscription(AsyncSubscription):
         try:
             self._send.send_nowait(reading)
         except trio.WouldBlock:
-            self.dropped += 1
+            if isinstance(reading, Gap):  # never lost: the newest reading makes room
+                self._requeue_with(reading)
+            else:
+                self.dropped += 1
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # stopped: nobody reads it any more
+
+    def _requeue_with(self, gap: Gap) -> None:
+        held: deque[Reading | Gap] = deque()
+        with contextlib.suppress(trio.WouldBlock):
+            while True:
+                held.append(self._receive.receive_nowait())
+        if not make_room(held):
+            # nothing but gaps queued (queue_size outages unread): a channel cannot
+            # grow, so the oldest gap gives way
+            held.popleft()
+        self.dropped += 1
+        for item in (*held, gap):
+            self._send.send_nowait(item)
 
     def _end(self, error: ConnectionLost | None) -> None:
         self._exc = error

@@ -311,3 +311,24 @@ def test_trio_stop_cuts_the_pause_short() -> None:
                     await trio.sleep(0.01)
 
     trio.run(main)
+
+
+def test_a_full_trio_stream_queue_drops_readings_but_keeps_a_gap() -> None:
+    trio = pytest.importorskip("trio")
+    from acnet_proto.adapters.grpc_trio import TrioGRPCSubscription
+
+    from acnet_proto.lists import error_reading
+
+    # only the queue of a subscription: no stream thread, no server
+    sub = object.__new__(TrioGRPCSubscription)
+    sub._send, sub._receive = trio.open_memory_channel(2)
+    sub.dropped = 0
+    r1, r2, r3 = (error_reading(f"Z:SIM000{i}", 1) for i in range(3))
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    gap = Gap(("Z:SIM0000",), at, at, "gone", 1)
+    for reading in (r1, r2, r3):
+        sub._push(reading)
+    assert sub.dropped == 1
+    sub._push(gap)
+    assert sub.dropped == 2
+    assert [sub._receive.receive_nowait() for _ in range(2)] == [r1, gap]

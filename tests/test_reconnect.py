@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from acnet_proto.backend import ReadingQueue
 from acnet_proto.errors import ConnectionLost
+from acnet_proto.lists import error_reading
 from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, backoff, reconnect_policy
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -147,3 +149,16 @@ def test_the_next_attempt_is_due_on_the_adapters_clock() -> None:
     assert recovery.retry_wait(None) == (pytest.approx(50.1), True)
     assert recovery.retry_wait(60.0) == (pytest.approx(50.1), True)
     assert recovery.retry_wait(50.05) == (50.05, False)
+
+
+def test_a_full_queue_drops_new_readings_but_never_a_gap() -> None:
+    queue = ReadingQueue(3)
+    r1, r2, r3, r4 = (error_reading(f"Z:SIM000{i}", 1) for i in range(4))
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    gap1, gap2 = (Gap(("Z:SIM0000",), at, at, "gone", n) for n in (1, 2))
+    assert all(queue.push(r) for r in (r1, r2, r3))
+    assert not queue.push(r4) and queue.dropped == 1
+    # the newest reading makes room: readings before the gap, in order
+    assert queue.push(gap1) and queue.dropped == 2
+    assert queue.push(gap2) and queue.dropped == 3
+    assert [queue.pop() for _ in range(len(queue))] == [r1, gap1, gap2]
