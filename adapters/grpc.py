@@ -138,6 +138,15 @@ def describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+def stream_failure(stream: GRPCStream, error: Exception) -> ConnectionLost:
+    """The end of ``stream`` for a failure outside a call's replies: a call that could not
+    start (a closed channel), or a bug. Never retried."""
+    stream.broke(None, describe(error), datetime.now(UTC))
+    lost = stream.lost()
+    lost.__cause__ = error
+    return lost
+
+
 def read_failed(batch: GRPCReadBatch, error: BaseException) -> ReadError:
     """The :class:`ReadError` for a ``Read`` that failed: missing entries get ``ACNET_REQTMO``
     if its deadline passed, ``ACNET_DISCONNECTED`` otherwise."""
@@ -173,9 +182,7 @@ class BearerMetadata(tuple):
 class GRPCConfig:
     """What the three gRPC backends share: where, how long, and the credentials."""
 
-    def __init__(
-        self, host: str, port: int, auth: JWTAuth | None, timeout: float
-    ) -> None:
+    def __init__(self, host: str, port: int, auth: JWTAuth | None, timeout: float) -> None:
         self._host = check_host(host)
         self._port = check_port(port)
         self.timeout = check_timeout(timeout)
@@ -282,7 +289,6 @@ def write_blocking(
     return batch.results(reply)
 
 
-
 class AsyncGRPCConfig(GRPCConfig):
     """:class:`GRPCConfig` and ``subscribe`` for the two async gRPC backends; each names
     its subscription type, whose constructor takes the set of live subscriptions."""
@@ -309,9 +315,7 @@ class AsyncGRPCConfig(GRPCConfig):
         stream = GRPCStream(drfs, reconnect_policy(reconnect))
         check_queue_size(queue_size)
         self.seconds(None)  # raises if closed
-        subscription = self._subscription_type(
-            self._stub, stream, queue_size, self._subscriptions
-        )
+        subscription = self._subscription_type(self._stub, stream, queue_size, self._subscriptions)
         self._subscriptions.add(subscription)
         return subscription
 
@@ -371,6 +375,8 @@ class StreamThread:
             self._calls()
         except ConnectionLost as e:
             error = e
+        except Exception as e:  # a call that could not start, or a bug: the stream is over
+            error = stream_failure(self._stream, e)
         self._finish(error)
 
     def _next_call(self) -> Any:

@@ -65,6 +65,7 @@ from .grpc import (
     code_name,
     describe,
     read_failed,
+    stream_failure,
     write_failed,
 )
 
@@ -135,6 +136,8 @@ class AsyncioGRPCSubscription(AsyncSubscription):
             await self._calls()
         except ConnectionLost as e:
             self._exc = e
+        except Exception as e:  # a call that could not start, or a bug: the stream is over
+            self._exc = stream_failure(self._stream, e)
         finally:
             self._ended = True
             self._arrived.set()

@@ -332,3 +332,17 @@ def test_a_full_trio_stream_queue_drops_readings_but_keeps_a_gap() -> None:
     sub._push(gap)
     assert sub.dropped == 2
     assert [sub._receive.receive_nowait() for _ in range(2)] == [r1, gap]
+
+
+def test_a_call_that_cannot_start_ends_the_stream_instead_of_hanging() -> None:
+    # a closed channel refuses new calls outright (no status code): that ends the
+    # stream with ConnectionLost, never leaves readings() waiting for ever
+    with bouncing() as sim, GRPCBackend("127.0.0.1", sim.port) as backend:
+        sub = backend.subscribe([DRF], reconnect=QUICK)
+        items = sub.readings(timeout=GUARD)
+        assert next(items)[0].ok
+        backend._channel.close()  # the call under way fails, the next cannot start
+        with pytest.raises(ConnectionLost, match="stream of M:OUTTMP"):
+            for _ in items:
+                pass
+        assert sub.stopped
