@@ -10,9 +10,11 @@ them all when the backend closes.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from acnet_proto.backend import (
     ErrorCallback,
@@ -22,10 +24,12 @@ from acnet_proto.backend import (
     Subscription,
 )
 from acnet_proto.config import check_timeout
-from acnet_proto.reconnect import Gap
+from acnet_proto.reconnect import Gap, _summary
 from acnet_proto.types import Reading
 
 __all__ = ["JOIN_PATIENCE", "StreamRegistry", "ThreadedSubscription"]
+
+log = logging.getLogger(__name__)
 
 #: How long stop() waits for a stream's threads. They only block on I/O that
 #: stop() interrupts, or in a user callback; one stuck longer is left, and logged.
@@ -51,6 +55,22 @@ class ThreadedSubscription(QueuedSubscription):
 
     def _ready(self) -> bool:
         return bool(len(self._queue)) or self._ended or self._stop_requested
+
+    def _call(
+        self, function: Callable[[Any, ThreadedSubscription], object], argument: object
+    ) -> None:
+        try:
+            function(argument, self)
+        except Exception:
+            # a bug in a callback must not end the stream that calls it
+            log.exception("a callback of the stream of %s raised", _summary(self.drfs))
+
+    def _report(self, error: Exception) -> None:
+        """Tell ``on_error`` that the stream died; a callback stream with no one to tell logs it."""
+        if self._on_error is not None:
+            self._call(self._on_error, error)
+        elif self._callback is not None:
+            log.error("%s (no on_error callback was given)", error)
 
     def readings(
         self, timeout: float | None = None

@@ -861,17 +861,7 @@ class DMQSubscription(ThreadedSubscription):
                 reading = self._queue.pop()
             self._call(self._callback, reading)
         if self._exc is not None:
-            if self._on_error is not None:
-                self._call(self._on_error, self._exc)
-            else:
-                log.error("%s (no on_error callback was given)", self._exc)
-
-    def _call(self, function: Any, argument: object) -> None:
-        try:
-            function(argument, self)
-        except Exception:
-            # a bug in a callback must not end the stream that calls it
-            log.exception("a callback of the stream of %s raised", _summary(self.drfs))
+            self._report(self._exc)
 
 
 # ---------------------------------------------------------------- the backend

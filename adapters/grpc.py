@@ -462,19 +462,8 @@ class GRPCSubscription(ThreadedSubscription):
             if not self._stop_requested:
                 self._exc = error
             self._cond.notify_all()
-        if self._exc is None:
-            return
-        if self._on_error is not None:
-            self._call(self._on_error, self._exc)
-        elif self._callback is not None:
-            log.error("%s (no on_error callback was given)", self._exc)
-
-    def _call(self, function: Any, argument: object) -> None:
-        try:
-            function(argument, self)
-        except Exception:
-            # a bug in a callback must not end the stream that calls it
-            log.exception("a callback of the stream of %s raised", _summary(self.drfs))
+        if self._exc is not None:
+            self._report(self._exc)
 
 
 class GRPCBackend(GRPCConfig, StreamRegistry, Backend):

@@ -49,7 +49,7 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -342,18 +342,6 @@ class DPMSubscription(ThreadedSubscription):
         if self._exc is not None:
             self._report(self._exc)
 
-    def _report(self, error: ConnectionLost) -> None:
-        if self._on_error is not None:
-            self._call(self._on_error, error)
-        elif self._callback is not None:
-            log.error("%s (no on_error callback was given)", error)
-
-    def _call(self, function: Callable[[Any, DPMSubscription], object], argument: object) -> None:
-        try:
-            function(argument, self)
-        except Exception:
-            # a bug in a callback must not end the stream that calls it
-            log.exception("a callback of the stream of %s raised", _summary(self.drfs))
 
 
 class DPMBackend(StreamRegistry, Backend):
