@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from acnet_proto.backend import (
@@ -34,6 +34,17 @@ log = logging.getLogger(__name__)
 #: How long stop() waits for a stream's threads. They only block on I/O that
 #: stop() interrupts, or in a user callback; one stuck longer is left, and logged.
 JOIN_PATIENCE = 10.0
+
+
+def warn_dropping(drfs: Sequence[str], queue: ReadingQueue) -> None:
+    """Log that a stream's consumer fell a whole queue behind (once per stream: callers
+    call it at the first drop)."""
+    log.warning(
+        "the stream of %s is dropping readings: its consumer is %d readings behind "
+        "(see .dropped for how many)",
+        _summary(drfs),
+        queue.limit,
+    )
 
 
 class ThreadedSubscription(QueuedSubscription):

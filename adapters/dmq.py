@@ -118,7 +118,7 @@ from acnet_proto.status import Status
 from acnet_proto.types import Reading, WriteResult
 
 from ._blocking import _left
-from ._streams import JOIN_PATIENCE, StreamRegistry, ThreadedSubscription
+from ._streams import JOIN_PATIENCE, StreamRegistry, ThreadedSubscription, warn_dropping
 from .kerberos import KerberosAuth, KerberosContext
 
 __all__ = ["DMQBackend", "DMQSubscription", "dmq"]
@@ -829,11 +829,7 @@ class DMQSubscription(ThreadedSubscription):
                 self._queue.push(reading)
             self._cond.notify_all()
         if before == 0 and self._queue.dropped:
-            log.warning(
-                "the stream of %s is dropping readings: its consumer is %d behind",
-                _summary(self.drfs),
-                self._queue.limit,
-            )
+            warn_dropping(self.drfs, self._queue)
 
     def _end(self, error: Exception) -> None:
         with self._cond:

@@ -95,7 +95,7 @@ from acnet_proto.grpc_values import GRPCReadBatch, GRPCStream, SettingBatch
 from acnet_proto.reconnect import Gap, Reconnect, _summary, reconnect_policy
 from acnet_proto.types import Reading, WriteResult
 
-from ._streams import JOIN_PATIENCE, StreamRegistry, ThreadedSubscription
+from ._streams import JOIN_PATIENCE, StreamRegistry, ThreadedSubscription, warn_dropping
 
 __all__ = ["DEFAULT_PORT", "GRPCBackend", "GRPCSubscription", "grpc_backend"]
 
@@ -450,11 +450,7 @@ class GRPCSubscription(ThreadedSubscription):
             if queued:
                 self._cond.notify_all()
         if not queued and self._queue.dropped == 1:
-            log.warning(
-                "the stream of %s is dropping readings: its consumer is %d readings behind",
-                _summary(self.drfs),
-                self._queue.limit,
-            )
+            warn_dropping(self.drfs, self._queue)
 
     def _finish(self, error: ConnectionLost | None) -> None:
         with self._cond:

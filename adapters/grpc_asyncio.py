@@ -57,6 +57,7 @@ from acnet_proto.grpc_values import GRPCReadBatch, GRPCStream, SettingBatch
 from acnet_proto.reconnect import Gap, _summary
 from acnet_proto.types import Reading, WriteResult
 
+from ._streams import warn_dropping
 from .grpc import (
     CHANNEL_OPTIONS,
     DEFAULT_PORT,
@@ -176,11 +177,7 @@ class AsyncioGRPCSubscription(AsyncSubscription):
     def _push(self, items: list[Reading | Gap]) -> None:
         for item in items:
             if not self._queue.push(item) and self._queue.dropped == 1:
-                log.warning(
-                    "the stream of %s is dropping readings: its consumer is %d behind",
-                    self.drfs,
-                    self._queue.limit,
-                )
+                warn_dropping(self.drfs, self._queue)
         self._arrived.set()
 
     async def stop(self) -> None:

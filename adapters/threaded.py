@@ -81,7 +81,7 @@ from acnet_proto.settings import dpm_write_batch
 from acnet_proto.types import Reading, WriteResult
 
 from ._blocking import _left, _Link, apply_settings, open_stream, run_plan
-from ._streams import JOIN_PATIENCE, StreamRegistry, ThreadedSubscription
+from ._streams import JOIN_PATIENCE, StreamRegistry, ThreadedSubscription, warn_dropping
 
 __all__ = ["DPMBackend", "DPMHTTPBackend", "DPMSubscription", "DispatchMode"]
 
@@ -301,12 +301,7 @@ class DPMSubscription(ThreadedSubscription):
             if queued:
                 self._cond.notify_all()
         if first_drop:
-            log.warning(
-                "the stream of %s is dropping readings: its consumer is %d readings behind "
-                "(see .dropped for how many)",
-                _summary(self.drfs),
-                self._queue.limit,
-            )
+            warn_dropping(self.drfs, self._queue)
 
     def _close_link(self, polite: bool) -> None:
         if polite:
