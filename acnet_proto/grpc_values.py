@@ -54,7 +54,7 @@ from acnet_proto.errors import ConnectionLost, RemoteProtocolError
 from acnet_proto.lists import ListPlan, ReadBatch
 from acnet_proto.protos.controls.common.v1 import device_pb2, status_pb2
 from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
-from acnet_proto.reconnect import Gap, Reconnect, Recovery, _summary
+from acnet_proto.reconnect import Gap, Reconnect, Recovery, summary
 from acnet_proto.settings import setting_for
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, ValueType, WriteResult
@@ -397,7 +397,7 @@ class GRPCStream:
         stream is over: raise :meth:`lost` then.
         """
         if code not in TRANSIENT_CODES:
-            self._fatal = ConnectionLost(f"the stream of {_summary(self.drfs)} broke: {cause}")
+            self._fatal = ConnectionLost(f"the stream of {summary(self.drfs)} broke: {cause}")
             return None
         return self.recovery.broke(cause, at)
 

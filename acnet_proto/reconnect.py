@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 
 from acnet_proto.errors import ConnectionLost
 
-__all__ = ["SILENT", "Gap", "Reconnect", "Recovery", "backoff", "reconnect_policy"]
+__all__ = ["SILENT", "Gap", "Reconnect", "Recovery", "backoff", "reconnect_policy", "summary"]
 
 #: The cause a stream gives when the server fell silent past the heartbeat rule.
 SILENT = "the server sent nothing for several heartbeats"
@@ -163,12 +163,13 @@ class Gap:
     def __str__(self) -> str:
         seconds = self.duration.total_seconds()
         return (
-            f"gap of {seconds:.3f} s in the stream of {_summary(self.drfs)} "
+            f"gap of {seconds:.3f} s in the stream of {summary(self.drfs)} "
             f"({self.cause}; back after {self.attempts} attempt(s))"
         )
 
 
-def _summary(drfs: Sequence[str]) -> str:
+def summary(drfs: Sequence[str]) -> str:
+    """``drfs`` named briefly for messages: the first, and how many more."""
     return drfs[0] if len(drfs) == 1 else f"{drfs[0]} and {len(drfs) - 1} more"
 
 
@@ -226,7 +227,7 @@ class Recovery:
 
     def lost(self) -> ConnectionLost:
         """The error that ends the stream, once :meth:`broke` gave None."""
-        what = f"the stream of {_summary(self.drfs)} is lost: {self.cause}"
+        what = f"the stream of {summary(self.drfs)} is lost: {self.cause}"
         if self.policy is None:
             return ConnectionLost(what)
         return ConnectionLost(f"{what}; gave up after {self.attempts} reconnection attempt(s)")

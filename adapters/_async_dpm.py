@@ -46,8 +46,7 @@ from acnet_proto.config import (
 )
 from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.lists import ListPlan, ReadBatch
-from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy
-from acnet_proto.reconnect import _summary as summary
+from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy, summary
 from acnet_proto.settings import WritePlan, dpm_write_batch, outcome_unknown
 from acnet_proto.types import Reading, WriteResult
 

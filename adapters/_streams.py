@@ -24,7 +24,7 @@ from acnet_proto.backend import (
     Subscription,
 )
 from acnet_proto.config import check_timeout
-from acnet_proto.reconnect import Gap, _summary
+from acnet_proto.reconnect import Gap, summary
 from acnet_proto.types import Reading
 
 __all__ = ["JOIN_PATIENCE", "StreamRegistry", "ThreadedSubscription"]
@@ -42,7 +42,7 @@ def warn_dropping(drfs: Sequence[str], queue: ReadingQueue) -> None:
     log.warning(
         "the stream of %s is dropping readings: its consumer is %d readings behind "
         "(see .dropped for how many)",
-        _summary(drfs),
+        summary(drfs),
         queue.limit,
     )
 
@@ -74,7 +74,7 @@ class ThreadedSubscription(QueuedSubscription):
             function(argument, self)
         except Exception:
             # a bug in a callback must not end the stream that calls it
-            log.exception("a callback of the stream of %s raised", _summary(self.drfs))
+            log.exception("a callback of the stream of %s raised", summary(self.drfs))
 
     def _report(self, error: Exception) -> None:
         """Tell ``on_error`` that the stream died; a callback stream with no one to tell logs it."""

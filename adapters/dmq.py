@@ -113,7 +113,7 @@ from acnet_proto.errors import (
     SettingOutcomeUnknown,
 )
 from acnet_proto.protocols import daqdata
-from acnet_proto.reconnect import Gap, Reconnect, Recovery, _summary, reconnect_policy
+from acnet_proto.reconnect import Gap, Reconnect, Recovery, reconnect_policy, summary
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, WriteResult
 
@@ -426,7 +426,7 @@ class _Broker:
                 subscription._broken(
                     ConnectionLost(
                         f"the DMQ server sent nothing for {backend.server_silence} s on the stream "
-                        f"of {_summary(subscription.drfs)}: its job is gone"
+                        f"of {summary(subscription.drfs)}: its job is gone"
                     )
                 )
         for init_drf, session in list(self.sessions.items()):
@@ -663,9 +663,9 @@ def _nothing() -> None:
 def _job_failure(failure: Status, drfs: Sequence[str]) -> Exception:
     if _refused(failure):
         return AuthenticationError(
-            f"the DMQ server refused the Kerberos credentials for {_summary(drfs)}: {failure}"
+            f"the DMQ server refused the Kerberos credentials for {summary(drfs)}: {failure}"
         )
-    return ConnectionLost(f"the DMQ server ended the job for {_summary(drfs)}: {failure}")
+    return ConnectionLost(f"the DMQ server ended the job for {summary(drfs)}: {failure}")
 
 
 # ---------------------------------------------------------------- subscriptions
@@ -708,7 +708,7 @@ class DMQSubscription(ThreadedSubscription):
         self._worker: threading.Thread | None = None
         # callbacks never run on the I/O thread: on_error too gets the worker
         if callback is not None or on_error is not None:
-            name = f"acnet-dmq-stream {_summary(self.drfs)}"
+            name = f"acnet-dmq-stream {summary(self.drfs)}"
             self._worker = threading.Thread(target=self._work, name=name, daemon=True)
 
     def stop(self) -> None:
@@ -748,7 +748,7 @@ class DMQSubscription(ThreadedSubscription):
             if delay is None:
                 thread = None
             else:
-                name = f"acnet-dmq-reconnect {_summary(self.drfs)}"
+                name = f"acnet-dmq-reconnect {summary(self.drfs)}"
                 thread = threading.Thread(
                     target=self._reconnect, args=(delay,), name=name, daemon=True
                 )
@@ -757,7 +757,7 @@ class DMQSubscription(ThreadedSubscription):
             self._give_up(error)
             return
         log.info(
-            "the stream of %s broke (%s); reconnecting in %.3f s", _summary(self.drfs), error, delay
+            "the stream of %s broke (%s); reconnecting in %.3f s", summary(self.drfs), error, delay
         )
         thread.start()
 
@@ -776,7 +776,7 @@ class DMQSubscription(ThreadedSubscription):
                 self._end(exc)
                 return
             except Exception as exc:  # the backend closed meanwhile (RuntimeError), or a bug
-                lost = ConnectionLost(f"the stream of {_summary(self.drfs)} ended: {exc}")
+                lost = ConnectionLost(f"the stream of {summary(self.drfs)} ended: {exc}")
                 lost.__cause__ = exc
                 self._end(lost)
                 return
@@ -791,7 +791,7 @@ class DMQSubscription(ThreadedSubscription):
                 return
             log.info(
                 "reconnecting the stream of %s failed (%s); again in %.3f s",
-                _summary(self.drfs),
+                summary(self.drfs),
                 failure,
                 next_delay,
             )
@@ -808,7 +808,7 @@ class DMQSubscription(ThreadedSubscription):
             if not self._recovery.down:
                 return  # the first start
             gap = self._recovery.resumed(datetime.now(UTC))
-        log.info("the stream of %s is back: %s", _summary(self.drfs), gap)
+        log.info("the stream of %s is back: %s", summary(self.drfs), gap)
         self._push([gap])
 
     # -- from the I/O thread -----------------------------------------------------------
@@ -1144,7 +1144,7 @@ class DMQBackend(StreamRegistry, Backend):
             subscription.stop()
             if isinstance(exc, _START_FAILURES):
                 raise ConnectionLost(
-                    f"cannot start the stream of {_summary(job.drfs)} on the DMQ broker "
+                    f"cannot start the stream of {summary(job.drfs)} on the DMQ broker "
                     f"{self.host}:{self.port}: {exc}"
                 ) from exc
             raise

@@ -92,7 +92,7 @@ from acnet_proto.errors import (
     SettingOutcomeUnknown,
 )
 from acnet_proto.grpc_values import GRPCReadBatch, GRPCStream, SettingBatch
-from acnet_proto.reconnect import Gap, Reconnect, _summary, reconnect_policy
+from acnet_proto.reconnect import Gap, Reconnect, reconnect_policy, summary
 from acnet_proto.types import Reading, WriteResult
 
 from ._streams import JOIN_PATIENCE, StreamRegistry, ThreadedSubscription, warn_dropping
@@ -346,7 +346,7 @@ class StreamThread:
         self._cancelled = threading.Event()
         self._call: Any = None
         self._thread = threading.Thread(
-            target=self._run, name=f"acnet-grpc-stream {_summary(stream.drfs)}", daemon=True
+            target=self._run, name=f"acnet-grpc-stream {summary(stream.drfs)}", daemon=True
         )
 
     def start(self) -> None:
@@ -405,7 +405,7 @@ class StreamThread:
                     raise stream.lost() from e
                 log.info(
                     "the stream of %s broke (%s); calling again in %.3f s",
-                    _summary(stream.drfs),
+                    summary(stream.drfs),
                     describe(e),
                     delay,
                 )

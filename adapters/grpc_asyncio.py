@@ -54,7 +54,7 @@ from acnet_proto.backend import (
 from acnet_proto.config import DEFAULT_TIMEOUT
 from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.grpc_values import GRPCReadBatch, GRPCStream, SettingBatch
-from acnet_proto.reconnect import Gap, _summary
+from acnet_proto.reconnect import Gap, summary
 from acnet_proto.types import Reading, WriteResult
 
 from ._streams import warn_dropping
@@ -168,7 +168,7 @@ class AsyncioGRPCSubscription(AsyncSubscription):
                 raise stream.lost() from failure
             log.info(
                 "the stream of %s broke (%s); calling again in %.3f s",
-                _summary(self.drfs),
+                summary(self.drfs),
                 cause,
                 delay,
             )

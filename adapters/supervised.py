@@ -71,6 +71,7 @@ from acnet_proto.errors import (
     SettingOutcomeUnknown,
 )
 from acnet_proto.grpc_values import reading_reply, status_message, value_from_proto
+from acnet_proto.reconnect import summary
 from acnet_proto.supervised import (
     Policy,
     PolicyDecision,
@@ -191,11 +192,6 @@ def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -
     raise AssertionError("grpc's abort() returned")  # it raises; this tells type checkers so
 
 
-def _summary(drfs: Sequence[str]) -> str:
-    shown = ", ".join(drfs[:3])
-    return shown + (f" and {len(drfs) - 3} more" if len(drfs) > 3 else "")
-
-
 class _Stream:
     """A backend subscription's readings, handed from its thread to the call's."""
 
@@ -216,7 +212,7 @@ class _Stream:
         except queue.Full:
             self.dropped += 1
             if self.dropped == 1:
-                log.warning("a client of %s is too slow: dropping readings", _summary(self.drfs))
+                log.warning("a client of %s is too slow: dropping readings", summary(self.drfs))
 
     def wake(self, *_: object) -> None:
         # a full queue wakes the call anyway, and it looks at the subscription every _POLL s
@@ -302,7 +298,7 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
         if not decision.allowed:
             self._refuse(ctx, context, grpc.StatusCode.PERMISSION_DENIED, decision.reason or "")
         seq = self._audit(ctx, decision, context)
-        log.info("allowed %s of %s from %s", ctx.rpc_method, _summary(ctx.drfs), ctx.peer)
+        log.info("allowed %s of %s from %s", ctx.rpc_method, summary(ctx.drfs), ctx.peer)
         return decision, seq
 
     def _seconds(self, context: grpc.ServicerContext) -> float | None:
@@ -433,7 +429,7 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
         elif isinstance(error, OSError):
             code, why = grpc.StatusCode.UNAVAILABLE, f"the proxy's backend is unreachable: {error}"
         else:
-            log.exception("the backend failed a %s of %s", method, _summary(drfs))
+            log.exception("the backend failed a %s of %s", method, summary(drfs))
             code, why = grpc.StatusCode.INTERNAL, f"backend error: {error}"
         _abort(context, code, why)
 

@@ -76,7 +76,7 @@ from acnet_proto.config import (
 )
 from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.lists import ListPlan, ReadBatch
-from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, _summary, reconnect_policy
+from acnet_proto.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy, summary
 from acnet_proto.settings import dpm_write_batch
 from acnet_proto.types import Reading, WriteResult
 
@@ -180,7 +180,7 @@ class DPMSubscription(ThreadedSubscription):
         # the reader alone touches the engine (and sends the StopList)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_lock = threading.Lock()
-        name = f"acnet-stream {_summary(self.drfs)}"
+        name = f"acnet-stream {summary(self.drfs)}"
         self._reader = threading.Thread(target=self._read, name=f"{name} reader", daemon=True)
         self._worker = None
         if callback is not None and not self._direct:
@@ -219,7 +219,7 @@ class DPMSubscription(ThreadedSubscription):
         except ConnectionLost as exc:
             error = exc
         except Exception as exc:  # OSError, ProtocolError, or a bug: the stream is dead either way
-            error = ConnectionLost(f"the stream of {_summary(self.drfs)} broke: {exc}")
+            error = ConnectionLost(f"the stream of {summary(self.drfs)} broke: {exc}")
             error.__cause__ = exc
         finally:
             # whatever happened, the link goes and every waiter hears the stream ended
@@ -251,7 +251,7 @@ class DPMSubscription(ThreadedSubscription):
                 raise recovery.lost() from failure
             log.info(
                 "the stream of %s broke (%s); reconnecting in %.3f s",
-                _summary(self.drfs),
+                summary(self.drfs),
                 failure,
                 delay,
             )
