@@ -116,8 +116,13 @@ class IOKit(Protocol):
         """The event loop's clock, in seconds."""
         ...
 
-    def fail_at(self, when: float | None) -> AbstractAsyncContextManager[None]:
-        """A scope that raises :class:`TimeoutError` at ``when`` (None: never)."""
+    def fail_at(self, when: float | None) -> AbstractAsyncContextManager[Any]:
+        """A scope that raises :class:`TimeoutError` at ``when`` (None: never); ``as`` gives
+        the handle :meth:`expire` takes."""
+        ...
+
+    def expire(self, scope: Any) -> None:
+        """Make a :meth:`fail_at` scope time out now (called from another task)."""
         ...
 
     def lock(self) -> AbstractAsyncContextManager[Any]:
@@ -509,6 +514,7 @@ class DPMSubscription(AsyncSubscription):
         self.drfs = list(recovery.drfs)
         self._buffer: deque[Reading | Gap] = deque()
         self._stopping = self._kit.event()  # set by stop(): it cuts a reconnection pause short
+        self._connecting: Any = None  # the deadline scope of a reconnection under way
         self.stopped = False
         self.exc: ConnectionLost | None = None
         self.dropped = 0  # nothing is turned away: readings wait in an unbounded buffer
@@ -629,11 +635,16 @@ class DPMSubscription(AsyncSubscription):
         if not attempt or self.stopped:
             return False
         try:
-            async with self._kit.fail_at(self._kit.now() + self._backend.timeout):
+            async with self._kit.fail_at(self._kit.now() + self._backend.timeout) as scope:
+                self._connecting = scope
                 link = await self._backend._open_stream(self.drfs)
         except self._backend._broken as exc:  # TimeoutError included: it is an OSError
+            if self.stopped:  # stop() cut the attempt short
+                return False
             await self._broke(str(exc) or "no DPM list within the timeout", exc)
             return True
+        finally:
+            self._connecting = None
         if self.stopped:  # stop() ran while this connected
             await link.abort()
             return False
@@ -647,6 +658,8 @@ class DPMSubscription(AsyncSubscription):
             return
         self.stopped = True
         self._stopping.set()
+        if self._connecting is not None:  # a server that never answers must not hold it up
+            self._kit.expire(self._connecting)
         self._backend._subscriptions.discard(self)
         link, self._link = self._link, None
         if link is None:

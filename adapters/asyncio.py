@@ -127,6 +127,10 @@ class _AsyncioKit:
     def fail_at(self, when: float | None) -> asyncio.Timeout:
         return asyncio.timeout_at(when)  # raises the builtin TimeoutError
 
+    def expire(self, scope: asyncio.Timeout) -> None:
+        with contextlib.suppress(RuntimeError):  # already expiring, or left
+            scope.reschedule(asyncio.get_running_loop().time())
+
     def lock(self) -> asyncio.Lock:
         return asyncio.Lock()
 

@@ -63,10 +63,10 @@ __all__ = ["TrioDPMBackend", "TrioSubscription"]
 
 
 @contextlib.asynccontextmanager
-async def _fail_at(when: float | None) -> AsyncIterator[None]:
+async def _fail_at(when: float | None) -> AsyncIterator[trio.CancelScope]:
     """A cancel scope that ends in the builtin TimeoutError, not trio.TooSlowError."""
     with trio.move_on_at(math.inf if when is None else when) as scope:
-        yield
+        yield scope
     if scope.cancelled_caught:
         raise TimeoutError  # callers say what timed out
 
@@ -83,8 +83,13 @@ class _TrioKit:
     def now(self) -> float:
         return trio.current_time()
 
-    def fail_at(self, when: float | None) -> contextlib.AbstractAsyncContextManager[None]:
+    def fail_at(
+        self, when: float | None
+    ) -> contextlib.AbstractAsyncContextManager[trio.CancelScope]:
         return _fail_at(when)
+
+    def expire(self, scope: trio.CancelScope) -> None:
+        scope.cancel()
 
     def lock(self) -> trio.Lock:
         return trio.Lock()

@@ -455,6 +455,34 @@ def test_stop_cuts_a_reconnection_pause_short(lib: Library, sim: SimServer) -> N
     assert len(proxy.connections) == 1
 
 
+def test_stop_cuts_a_reconnection_under_way_short(lib: Library, sim: SimServer) -> None:
+    def faults(number: int) -> list[Fault]:
+        if number == 0:  # the first connection breaks once the list has started
+            return [Fault("close", at=5)]
+        return [Fault("stall", at=0)]  # the next is accepted, then never answered
+
+    async def main() -> DPMSubscription:
+        # a connection attempt may take 60 s, far beyond LIMIT: only stop() ends it in time
+        async with lib.backend(proxy.host, proxy.port, timeout=60) as backend:
+            sub = await backend.subscribe(DRFS, reconnect=FAST)
+
+            async def consume() -> None:  # it reconnects, inside readings()
+                async for _ in sub.readings():
+                    pass
+
+            async with lib.group() as group:
+                group.start_soon(consume)
+                await settle(lib, lambda: len(proxy.connections) == 2)
+                await sub.stop()  # from another task than the one connecting
+            # the group waited for consume(): the connection attempt is over
+        return sub
+
+    with Proxy((sim.host, sim.port), faults) as proxy:
+        sub = lib.run(main)
+    assert sub.stopped and sub.exc is None
+    assert proxy.settle(), "the stalled connection was left open"
+
+
 # ------------------------------------------------------------------------ refused up front
 
 
