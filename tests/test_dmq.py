@@ -398,9 +398,14 @@ def test_no_kerberos_is_an_authentication_error(rabbitmq: RabbitMQ) -> None:
 def test_an_expired_ticket_is_refused_at_the_next_operation(
     kdc: KDC, sim: DMQSimServer, connect: Callable[..., DMQBackend]
 ) -> None:
-    ccache = kdc.kinit("operator", lifetime="1s")
+    # long enough to be still valid when KerberosAuth takes it on a loaded machine
+    ccache = kdc.kinit("operator", lifetime="4s")
     backend = connect(auth=KerberosAuth(ccache=ccache))  # valid now
-    wait_until(lambda: kdc.run("klist", "-s", "-c", f"FILE:{ccache}").returncode != 0, "expiry")
+
+    def expired() -> bool:
+        return kdc.run("klist", "-s", "-c", f"FILE:{ccache}").returncode != 0
+
+    wait_until(expired, "expiry", limit=T + 4)
     for operation in (
         lambda: backend.read("M:OUTTMP"),
         lambda: backend.write("Z:ACLTST", 1.0),
