@@ -59,24 +59,24 @@ _LAZY = {
         ],
         _DEFAULT,
     ),
-    **dict.fromkeys(["DPMBackend", "DPMHTTPBackend"], "acnet_proto.adapters.threaded"),
-    **dict.fromkeys(["Backend", "DispatchMode", "Subscription"], "acnet_proto.backend"),
+    **dict.fromkeys(["DPMBackend", "DPMHTTPBackend"], "acnet_proto.adapters.dpm.threaded"),
+    **dict.fromkeys(["Backend", "DispatchMode", "Subscription"], "acnet_proto.api.backend"),
     **dict.fromkeys(
-        ["Device", "ScalarDevice", "ArrayDevice", "TextDevice"], "acnet_proto.device"
+        ["Device", "ScalarDevice", "ArrayDevice", "TextDevice"], "acnet_proto.api.device"
     ),
     **dict.fromkeys(
         ["Reading", "WriteResult", "DeviceMeta", "ValueType", "BasicControl"], "acnet_proto.types"
     ),
     **dict.fromkeys(["DataRequest", "DRFError"], "acnet_proto.drf"),
-    **dict.fromkeys(["Auth", "JWTAuth"], "acnet_proto.auth"),
+    **dict.fromkeys(["Auth", "JWTAuth"], "acnet_proto.api.auth"),
     "KerberosAuth": "acnet_proto.adapters.kerberos",
     "acl": "acnet_proto.adapters.acl",
-    "grpc": "acnet_proto.adapters.grpc:grpc_backend",
-    "dmq": "acnet_proto.adapters.dmq",
-    "Verify": "acnet_proto.verify",
-    **dict.fromkeys(["AnalogAlarm", "DigitalAlarm"], "acnet_proto.alarms"),
-    "ConfigurationError": "acnet_proto.config",
-    **dict.fromkeys(["Gap", "Reconnect"], "acnet_proto.reconnect"),
+    "grpc": "acnet_proto.adapters.grpc.threaded:grpc_backend",
+    "dmq": "acnet_proto.adapters.dmq.backend",
+    "Verify": "acnet_proto.api.verify",
+    **dict.fromkeys(["AnalogAlarm", "DigitalAlarm"], "acnet_proto.api.alarms"),
+    "ConfigurationError": "acnet_proto.api.config",
+    **dict.fromkeys(["Gap", "Reconnect"], "acnet_proto.streams.reconnect"),
     "devdb": "acnet_proto.adapters.devdb",
 }
 

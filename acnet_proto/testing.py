@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from acnet_proto import drf as _drf
-from acnet_proto.backend import (
+from acnet_proto.api.backend import (
     DEFAULT_QUEUE_SIZE,
     Backend,
     ErrorCallback,
@@ -51,7 +51,7 @@ from acnet_proto.backend import (
     setting_pairs,
 )
 from acnet_proto.errors import ConnectionLost, ReadError
-from acnet_proto.lists import ListPlan, ReadBatch, error_reading
+from acnet_proto.plans.lists import ListPlan, ReadBatch, error_reading
 from acnet_proto.status import Status
 from acnet_proto.types import DeviceMeta, Reading, ValueType, WriteResult
 

@@ -1,7 +1,7 @@
 """What the thread-fed subscriptions and their backends share.
 
 A stream's thread (DPM's reader, gRPC's
-:class:`~acnet_proto.adapters.grpc.StreamThread`, DMQ's I/O thread) pushes
+:class:`~acnet_proto.adapters.grpc.threaded.StreamThread`, DMQ's I/O thread) pushes
 readings into the queue of a :class:`ThreadedSubscription` and notifies
 ``_cond``; the consumer's :meth:`ThreadedSubscription.readings` waits on it.
 The backend keeps its live streams in a :class:`StreamRegistry`, which stops
@@ -16,15 +16,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from acnet_proto.backend import (
+from acnet_proto.api.backend import (
     ErrorCallback,
     QueuedSubscription,
     ReadingCallback,
     ReadingQueue,
     Subscription,
 )
-from acnet_proto.config import check_timeout
-from acnet_proto.reconnect import Gap, summary
+from acnet_proto.api.config import check_timeout
+from acnet_proto.streams.reconnect import Gap, summary
 from acnet_proto.types import Reading
 
 __all__ = ["JOIN_PATIENCE", "StreamRegistry", "ThreadedSubscription"]

@@ -12,10 +12,10 @@ r"""ACL over HTTP (the ACL CGI), read-only, for blocking and threaded programs.
 The last-resort backend of the seeds' comparison table: reads only, no
 settings, no streaming, no authentication (``write``, ``write_many`` and
 ``subscribe`` raise ``NotImplementedError`` saying so, before any I/O). A read
-is one or more HTTP GETs planned by :class:`~acnet_proto.acl_cgi.ACLRead` (one
+is one or more HTTP GETs planned by :class:`~acnet_proto.services.acl.ACLRead` (one
 URL per batch of up to ~8 KB; when ACL stops a batch at a bad device, that
 device alone, then the rest as a new batch); the query text and the output
-format are in :mod:`acnet_proto.acl_cgi`. ``timeout`` is the deadline of the
+format are in :mod:`acnet_proto.services.acl`. ``timeout`` is the deadline of the
 whole call, fallback requests included; a server that trickles its answer byte
 by byte can stretch a single request past it (requests bounds each socket
 wait, not the request). When a request fails,
@@ -48,7 +48,10 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from acnet_proto import drf as _drf
-from acnet_proto.acl_cgi import (
+from acnet_proto.api.backend import Backend, ErrorCallback, ReadingCallback, Subscription
+from acnet_proto.api.config import DEFAULT_TIMEOUT, ConfigurationError, check_timeout
+from acnet_proto.errors import ACLError, RemoteProtocolError
+from acnet_proto.services.acl import (
     DEFAULT_BASE_URL,
     MAX_URL_LENGTH,
     ACLRead,
@@ -56,9 +59,6 @@ from acnet_proto.acl_cgi import (
     script_error,
     script_query,
 )
-from acnet_proto.backend import Backend, ErrorCallback, ReadingCallback, Subscription
-from acnet_proto.config import DEFAULT_TIMEOUT, ConfigurationError, check_timeout
-from acnet_proto.errors import ACLError, RemoteProtocolError
 from acnet_proto.types import Reading
 
 __all__ = ["ENVIRONMENT", "ACLBackend", "RawTargetAdapter", "acl"]
@@ -216,7 +216,7 @@ class ACLBackend(Backend):
 
         Script text is written as in ACL: ``"read M:OUTTMP; read G:AMANDA"``
         (or already in URL form, ``"read+M:OUTTMP\;read+G:AMANDA"``, as
-        pacsys takes it; see :func:`~acnet_proto.acl_cgi.encode_script`).
+        pacsys takes it; see :func:`~acnet_proto.services.acl.encode_script`).
         :class:`ACLError` if ACL reported an error (the script stopped
         there), the server answered with an HTTP error, or the request
         failed or timed out; ``ValueError`` before any I/O for text a URL
@@ -283,7 +283,7 @@ def acl(base_url: str | None = None, timeout: float | None = None) -> ACLBackend
     """An :class:`ACLBackend` (the seeds' ``pacsys.acl()``): read-only, no streaming, no auth.
 
     ``base_url`` defaults to ``$ACNET_ACL_URL``, else ``$PACSYS_ACL_URL``,
-    else :data:`~acnet_proto.acl_cgi.DEFAULT_BASE_URL`; ``timeout`` to 5 s.
+    else :data:`~acnet_proto.services.acl.DEFAULT_BASE_URL`; ``timeout`` to 5 s.
     """
     if base_url is None:
         found = (os.environ.get(name, "").strip() for name in ENVIRONMENT)

@@ -9,15 +9,15 @@
     acnet_proto.shutdown()                           # closes it; the next call makes another
 
 The first call that needs the backend resolves its settings with
-:func:`acnet_proto.config.resolve_dpm`: what :func:`configure` was given,
+:func:`acnet_proto.api.config.resolve_dpm`: what :func:`configure` was given,
 then ``ACNET_*`` variables, then ``PACSYS_*`` ones, then defaults (there is
 no default host: without one the call raises
-:class:`~acnet_proto.config.ConfigurationError` saying what to set). The
-backend is a :class:`~acnet_proto.adapters.threaded.DPMBackend`, shared by
+:class:`~acnet_proto.api.config.ConfigurationError` saying what to set). The
+backend is a :class:`~acnet_proto.adapters.dpm.threaded.DPMBackend`, shared by
 every thread; it is closed at interpreter exit.
 
 Each function takes DRF text, a :class:`~acnet_proto.drf.DataRequest` or a
-:class:`~acnet_proto.device.Device`; Devices bound to a backend
+:class:`~acnet_proto.api.device.Device`; Devices bound to a backend
 (``with_backend``) are read through that backend instead, and one call may
 not mix backends.
 """
@@ -29,13 +29,19 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from acnet_proto.auth import Auth
-from acnet_proto.backend import Backend, ErrorCallback, ReadingCallback, Subscription, pairs_of
-from acnet_proto.config import check_host, check_pool_size, check_port, check_timeout, resolve_dpm
-from acnet_proto.device import DeviceSpec, bound_backend, drf_of
-from acnet_proto.types import Reading, WriteResult
+from acnet_proto.adapters.dpm.threaded import DPMBackend
 
-from .threaded import DPMBackend
+from acnet_proto.api.auth import Auth
+from acnet_proto.api.backend import Backend, ErrorCallback, ReadingCallback, Subscription, pairs_of
+from acnet_proto.api.config import (
+    check_host,
+    check_pool_size,
+    check_port,
+    check_timeout,
+    resolve_dpm,
+)
+from acnet_proto.api.device import DeviceSpec, bound_backend, drf_of
+from acnet_proto.types import Reading, WriteResult
 
 __all__ = [
     "configure",

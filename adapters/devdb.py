@@ -22,9 +22,9 @@ call that fails (server unreachable, deadline passed, ...) raises
 :class:`~acnet_proto.errors.ConnectionLost`. Alarm information and texts
 are not cached.
 
-The records and the cache live in :mod:`acnet_proto.devdb_values`; the
+The records and the cache live in :mod:`acnet_proto.services.devdb`; the
 client is safe to share between threads. :func:`default_devdb` is the
-process-wide client that :meth:`Device.info() <acnet_proto.device.Device.info>`
+process-wide client that :meth:`Device.info() <acnet_proto.api.device.Device.info>`
 uses when given none.
 """
 
@@ -40,8 +40,9 @@ import grpc
 from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
 from acnet_proto.protos.controls.service.DevDB.v1.DevDB_pb2_grpc import DevDBStub
 
-from acnet_proto.config import check_host, check_port, check_timeout, host_port
-from acnet_proto.devdb_values import (
+from acnet_proto.api.config import check_host, check_port, check_timeout, host_port
+from acnet_proto.errors import ConnectionLost, RemoteProtocolError
+from acnet_proto.services.devdb import (
     DEFAULT_CACHE_TTL,
     AlarmInfo,
     AlarmText,
@@ -53,7 +54,6 @@ from acnet_proto.devdb_values import (
     device_infos,
     resolve_devdb,
 )
-from acnet_proto.errors import ConnectionLost, RemoteProtocolError
 
 __all__ = [
     "DevDBClient",
@@ -88,7 +88,7 @@ class DevDBClient:
 
     ``host``/``port``/``timeout`` left None come from ``ACNET_DEVDB_HOST``,
     ``ACNET_DEVDB_PORT`` (or ``PACSYS_DEVDB_*``), then the defaults (port
-    6802, 5 s; no default host: :class:`~acnet_proto.config.ConfigurationError`).
+    6802, 5 s; no default host: :class:`~acnet_proto.api.config.ConfigurationError`).
     ``cache_ttl`` is how long device records are kept, in seconds (0: not
     at all); ``clock`` tells the cache the time (monotonic seconds). The
     channel connects on the first call.
@@ -221,7 +221,7 @@ _default_settings: dict[str, Any] = {}
 
 def default_devdb() -> DevDBClient:
     """The process-wide client, made on first use from :func:`configure_default`'s settings,
-    then the environment (:class:`~acnet_proto.config.ConfigurationError` without a host)."""
+    then the environment (:class:`~acnet_proto.api.config.ConfigurationError` without a host)."""
     global _default
     with _default_lock:
         if _default is None:

@@ -1,6 +1,6 @@
 """Kerberos through gssapi: the client's :class:`KerberosAuth`, and the server's acceptor.
 
-These fill the core's :class:`~acnet_proto.settings.GSSContext` interface,
+These fill the core's :class:`~acnet_proto.plans.settings.GSSContext` interface,
 so the settings flow itself stays in the pure core.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import gssapi
 from gssapi.raw.misc import GSSError  # the base of every gssapi error, raw or high-level
 
-from acnet_proto.auth import Auth
+from acnet_proto.api.auth import Auth
 from acnet_proto.errors import AuthenticationError
 
 __all__ = ["KerberosAcceptor", "KerberosAuth", "KerberosContext"]
@@ -90,7 +90,7 @@ class KerberosAuth(Auth):
 
 
 class KerberosContext:
-    """An initiator context: the core's :class:`~acnet_proto.settings.GSSContext`."""
+    """An initiator context: the core's :class:`~acnet_proto.plans.settings.GSSContext`."""
 
     def __init__(self, inner: gssapi.SecurityContext, initiator: str) -> None:
         self._inner = inner

@@ -4,7 +4,7 @@ report's last lines.
 
 ``codec.py`` takes only the machine's description and :func:`write_json`.
 ``latency.py``, ``stream.py`` and ``soak.py`` measure clients against the
-simulated DPM. The simulator runs as ``python -m acnet_proto.cli sim --port 0``
+simulated DPM. The simulator runs as ``python -m acnet_proto.adapters.cli.main sim --port 0``
 in a separate process, so that its CPU work does not share the GIL (or the
 interpreter) with the client being measured; the scripts read its CPU time
 and memory from ``/proc``, like those of any other process. Linux only.
@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 import trio
-from acnet_proto.adapters.asyncio import AsyncioDPMBackend
-from acnet_proto.adapters.trio import TrioDPMBackend
+from acnet_proto.adapters.dpm.asyncio import AsyncioDPMBackend
+from acnet_proto.adapters.dpm.trio import TrioDPMBackend
 
 #: The clients the loopback benchmarks compare: acnet-proto's adapters (:data:`OURS`),
 #: pacsys, and ``floor``, a bare socket that is no client library at all.
@@ -50,7 +50,15 @@ class SimProcess:
     """
 
     def __init__(self, extra_args: Sequence[str] = ()) -> None:
-        self.args = [sys.executable, "-m", "acnet_proto.cli", "sim", "--port", "0", *extra_args]
+        self.args = [
+            sys.executable,
+            "-m",
+            "acnet_proto.adapters.cli.main",
+            "sim",
+            "--port",
+            "0",
+            *extra_args,
+        ]
         self.host = ""
         self.port = 0
         self._proc: subprocess.Popen[str] | None = None

@@ -36,7 +36,7 @@ import numpy as np
 from _harness import describe_machine, write_json
 from pacsys import dpm_protocol as pac
 
-from acnet_proto.protocols import dpm
+from acnet_proto.pc import dpm
 
 ARRAY_LENGTH = 1024
 

@@ -17,7 +17,7 @@ until the data reply is in, with no state machine and no ``Reading``. It is
 about the least any client could take against this simulator, so it shows
 how much of a read is the server's and the kernel's.
 
-The simulator is ``python -m acnet_proto.cli sim --port 0`` in a process of
+The simulator is ``python -m acnet_proto.adapters.cli.main sim --port 0`` in a process of
 its own (its banner gives the port), so that its work does not share the GIL
 with the client being timed. Its CPU time per read is read from ``/proc``
 and printed beside the client's own (``time.process_time``): on a loaded
@@ -55,13 +55,13 @@ from _harness import (
     run_async,
     write_json,
 )
-from acnet_proto.adapters._blocking import _Link
-from acnet_proto.adapters.sync import SyncClient
-from acnet_proto.adapters.threaded import DPMBackend
+from acnet_proto.adapters.dpm._blocking import _Link
+from acnet_proto.adapters.dpm.sync import SyncClient
+from acnet_proto.adapters.dpm.threaded import DPMBackend
 
-from acnet_proto.framing import FrameSplitter
-from acnet_proto.lists import ReadBatch
-from acnet_proto.protocols import dpm
+from acnet_proto.engine.framing import FrameSplitter
+from acnet_proto.pc import dpm
+from acnet_proto.plans.lists import ReadBatch
 
 # The target: our p50 at most this fraction of pacsys's.
 TARGET_P50_RATIO = 0.5

@@ -11,7 +11,7 @@ subscription, so its own connection) each subscribe to ``--entries``
 devices at ``@p,100`` (``--period-ms``): client ``i`` takes ``Z:SIM`` numbers
 ``i * entries`` onwards, so the default 100 x 100 covers ``Z:SIM0000`` ..
 ``Z:SIM9999`` once. The clients run in ``--processes`` worker processes
-(default 1) and the simulator (``python -m acnet_proto.cli sim --port 0``)
+(default 1) and the simulator (``python -m acnet_proto.adapters.cli.main sim --port 0``)
 in another. The threaded backend delivers to a callback (its default
 ``DispatchMode.WORKER``); the asyncio and trio ones run a task per client
 iterating ``readings()``.
@@ -51,9 +51,9 @@ from _harness import (
     rss_bytes,
     write_json,
 )
-from acnet_proto.adapters.asyncio import AsyncioDPMBackend
-from acnet_proto.adapters.threaded import DPMBackend
-from acnet_proto.adapters.trio import TrioDPMBackend
+from acnet_proto.adapters.dpm.asyncio import AsyncioDPMBackend
+from acnet_proto.adapters.dpm.threaded import DPMBackend
+from acnet_proto.adapters.dpm.trio import TrioDPMBackend
 
 ADAPTERS = ("threaded", "asyncio", "trio")
 _FAMILY = 10_000  # Z:SIM0000 .. Z:SIM9999

@@ -8,7 +8,7 @@ Run from the repository root::
 
 **Throughput.** Each contender subscribes to ``Z:SIM0000@p,10`` ...
 ``Z:SIM0999@p,10`` (``--entries``, ``--period-ms``) on one simulator process
-(``python -m acnet_proto.cli sim --port 0``, a process of its own so that
+(``python -m acnet_proto.adapters.cli.main sim --port 0``, a process of its own so that
 its work does not share the GIL with the client) and iterates the
 subscription's ``readings()``, as user code does; what that loop receives
 per second is the figure. Contenders: acnet-proto's ``SyncClient``,
@@ -61,11 +61,11 @@ from _harness import (
     run_async,
     write_json,
 )
-from acnet_proto.adapters._blocking import _Link
-from acnet_proto.adapters.sync import SyncClient
-from acnet_proto.adapters.threaded import DPMBackend
+from acnet_proto.adapters.dpm._blocking import _Link
+from acnet_proto.adapters.dpm.sync import SyncClient
+from acnet_proto.adapters.dpm.threaded import DPMBackend
 
-from acnet_proto.lists import ListPlan
+from acnet_proto.plans.lists import ListPlan
 
 MEMORY_CONTENDERS = ("threaded", "asyncio", "trio", "sync", "pacsys")
 # The target: readings/s at least this multiple of pacsys's.

@@ -16,8 +16,8 @@ import atheris
 
 with atheris.instrument_imports():
     from acnet_proto import ProtocolError
-    from acnet_proto.framing import FrameSplitter, HandshakeReader
-    from acnet_proto.protocols import daqdata, dpm
+    from acnet_proto.engine.framing import FrameSplitter, HandshakeReader
+    from acnet_proto.pc import daqdata, dpm
 
 DECODERS = (dpm.decode_request, dpm.decode_reply, daqdata.decode_request, daqdata.decode_reply)
 

@@ -23,13 +23,11 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from acnet_proto._state import ConnectionState, Role
-    from acnet_proto.connection import DPMConnection
+    from acnet_proto.engine._state import ConnectionState, Role
+    from acnet_proto.engine.connection import DPMConnection
+    from acnet_proto.engine.events import NEED_DATA, ConnectionClosed
     from acnet_proto.errors import LocalProtocolError, RemoteProtocolError
-    from acnet_proto.events import NEED_DATA, ConnectionClosed
-    from acnet_proto.protocols import dpm
-
-
+    from acnet_proto.pc import dpm
 def _request(kind: int, arg: int, list_id: int) -> object:
     commands = (
         lambda: dpm.AddToListRequest(list_id=list_id, ref_id=arg % 5, drf_request="M:OUTTMP@I"),

@@ -3,9 +3,9 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.servers import ServerUnavailable, skip_or_fail
-from tests.servers.kdc import KDC, start_kdc
-from tests.servers.rabbitmq import RabbitMQ, start_rabbitmq
+from tests.support.servers import ServerUnavailable, skip_or_fail
+from tests.support.servers.kdc import KDC, start_kdc
+from tests.support.servers.rabbitmq import RabbitMQ, start_rabbitmq
 
 # Speed is measured in benchmarks/, never in tests: no per-example deadline,
 # which on a loaded 2-core machine would fail correct code at random.

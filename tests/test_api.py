@@ -15,12 +15,12 @@ from collections.abc import Iterator
 
 import pytest
 from acnet_proto.adapters import default
-from acnet_proto.adapters.sim import SimServer
-from acnet_proto.adapters.threaded import DPMBackend
+from acnet_proto.adapters.dpm.threaded import DPMBackend
+from acnet_proto.adapters.sim.dpm import SimServer
 
 import acnet_proto
-from acnet_proto.config import ENVIRONMENT, ConfigurationError, DPMSettings, resolve_dpm
-from acnet_proto.device import Device
+from acnet_proto.api.config import ENVIRONMENT, ConfigurationError, DPMSettings, resolve_dpm
+from acnet_proto.api.device import Device
 from acnet_proto.testing import FakeBackend
 
 ALL_VARIABLES = [name for names in ENVIRONMENT.values() for name in names]
@@ -62,11 +62,12 @@ def test_names_are_bound_on_first_use_not_at_import() -> None:
         """
         import sys
         import acnet_proto
-        before = sorted(m for m in ("socket", "selectors", "threading",
-                        "acnet_proto.adapters.threaded", "acnet_proto.device") if m in sys.modules)
+        names = ("socket", "selectors", "threading",
+                 "acnet_proto.adapters.dpm.threaded", "acnet_proto.api.device")
+        before = sorted(m for m in names if m in sys.modules)
         read = acnet_proto.read
         from acnet_proto.adapters import default
-        print(before, read is default.read, "acnet_proto.adapters.threaded" in sys.modules,
+        print(before, read is default.read, "acnet_proto.adapters.dpm.threaded" in sys.modules,
               "read" in vars(acnet_proto))
         """
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import acnet_proto
-from acnet_proto.config import ConfigurationError, resolve_endpoint
+from acnet_proto.api.config import ConfigurationError, resolve_endpoint
 
 pytest.importorskip("grpc")
 
@@ -38,7 +38,7 @@ def test_endpoint_errors_name_the_variable(environ: dict[str, str], words: tuple
 
 
 def test_grpc_factory_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from acnet_proto.adapters.grpc_sim import DAQSimServer
+    from acnet_proto.adapters.sim.daq import DAQSimServer
 
     with DAQSimServer() as sim:
         monkeypatch.setenv("ACNET_GRPC_HOST", sim.host)

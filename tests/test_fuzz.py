@@ -22,9 +22,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.vectors import SHARED
+from tests.support import ROOT
+from tests.support.vectors import SHARED
 
-FUZZ_DIR = Path(__file__).resolve().parents[1] / "fuzz"
+FUZZ_DIR = ROOT / "fuzz"
 #: name -> seconds of libFuzzer in the bounded run
 FUZZ_SECONDS = {"codec": 30, "engine": 20}
 # Start-up (instrumenting the package, loading the corpus) comes on top of

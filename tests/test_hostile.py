@@ -12,20 +12,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-from acnet_proto.adapters.sim import SimServer
-from acnet_proto.adapters.threaded import DPMBackend
+from acnet_proto.adapters.dpm.threaded import DPMBackend
+from acnet_proto.adapters.sim.dpm import SimServer
 
 from acnet_proto import drf
-from acnet_proto._state import Role
-from acnet_proto.auth import JWTAuth
-from acnet_proto.connection import DPMConnection
-from acnet_proto.device import Device
+from acnet_proto.api.auth import JWTAuth
+from acnet_proto.api.device import Device
+from acnet_proto.engine._state import Role
+from acnet_proto.engine.connection import DPMConnection
+from acnet_proto.engine.framing import FrameSplitter
 from acnet_proto.errors import DecodeError, LocalProtocolError, ProtocolError
-from acnet_proto.framing import FrameSplitter
-from acnet_proto.lists import ReadBatch
-from acnet_proto.policy import Policy
-from acnet_proto.protocols import daqdata, dpm
-from acnet_proto.settings import WriteBatch, setting_for
+from acnet_proto.pc import daqdata, dpm
+from acnet_proto.plans.lists import ReadBatch
+from acnet_proto.plans.settings import WriteBatch, setting_for
+from acnet_proto.sim.policy import Policy
 from acnet_proto.status import Status, pack, unpack
 
 

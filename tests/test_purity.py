@@ -28,7 +28,7 @@ FORBIDDEN = (
     "ssl",
 )
 # Where the I/O lives, and the command-line entry point that drives it.
-NOT_CORE = ("acnet_proto.adapters", "acnet_proto.cli")
+NOT_CORE = ("acnet_proto.adapters", "acnet_proto.adapters.cli.main")
 
 PROBE = r"""
 import builtins, importlib, json, pkgutil, sys
@@ -133,12 +133,12 @@ def test_every_core_module_imports(probe: dict[str, Any]) -> None:
     # The walk found the engine itself, so the checks below are about something.
     assert {
         "acnet_proto",
-        "acnet_proto._state",
-        "acnet_proto.connection",
-        "acnet_proto.events",
-        "acnet_proto.framing",
-        "acnet_proto.protocols.dpm",
-        "acnet_proto.transcript",
+        "acnet_proto.engine._state",
+        "acnet_proto.engine.connection",
+        "acnet_proto.engine.events",
+        "acnet_proto.engine.framing",
+        "acnet_proto.pc.dpm",
+        "acnet_proto.engine.transcript",
     } <= set(probe["imported"])
 
 

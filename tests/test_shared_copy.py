@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import filecmp
-from pathlib import Path
 
 import pytest
 
-from tests.vectors import SHARED
+from tests.support import ROOT
+from tests.support.vectors import SHARED
 
-ORIGINAL = Path(__file__).resolve().parents[2] / "shared"
+ORIGINAL = ROOT.parent / "shared"
 
 
 @pytest.mark.parametrize("part", ["vectors", "transcripts", "spec"])

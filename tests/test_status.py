@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -13,9 +12,10 @@ from hypothesis import strategies as st
 
 from acnet_proto import status
 from acnet_proto.status import Status, UnknownStatusName, pack, unpack
+from tests.support import ROOT
 
 CODES = json.loads(
-    (Path(__file__).resolve().parent.parent / "protos" / "acnet-status-codes.json").read_text()
+    (ROOT / "protos" / "acnet-status-codes.json").read_text()
 )["codes"]
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from acnet_proto.backend import Backend
+from acnet_proto.api.backend import Backend
 from acnet_proto.drf import DRFError
 from acnet_proto.errors import ConnectionLost, DeviceError, ReadError
 from acnet_proto.testing import FakeBackend

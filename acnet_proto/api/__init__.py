@@ -1,0 +1,1 @@
+"""The user API every backend shares: the backend protocol, devices, auth, configuration."""

@@ -1,0 +1,144 @@
+"""The client side of one DPM connection: the engine plus the list running on it.
+
+Adapters own a socket (or a stream) and a :class:`ClientConnection`, and do
+nothing but move bytes between them::
+
+    client = ClientConnection()
+    sock.sendall(client.start())
+    while not client.ready:
+        client.receive(sock.recv(65536), now=time.monotonic())
+    batch = ReadBatch(["M:OUTTMP"])              # from acnet_proto.plans.lists
+    sock.sendall(client.begin(batch))
+    while not batch.done:
+        client.receive(sock.recv(65536), now=time.monotonic())
+    sock.sendall(client.end())
+
+No clocks are read here: ``now`` comes from the adapter, and
+:attr:`ClientConnection.overdue_at` says when silence means a dead server
+(:meth:`ClientConnection.stream_wait` turns that into how long to wait).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+from acnet_proto.engine._state import ConnectionState, ListState, Role, SettingsState
+from acnet_proto.engine.connection import DPMConnection
+from acnet_proto.errors import LocalProtocolError
+from acnet_proto.pc._message import Message
+from acnet_proto.plans.lists import events
+
+__all__ = ["ClientConnection", "Plan"]
+
+
+class Plan(Protocol):
+    """What runs on a connection: a read batch, a subscription, auth, or settings."""
+
+    def commands(self, list_id: int) -> list[Message]: ...
+
+    def feed(self, event: Any) -> list[Any]: ...
+
+    def take_commands(self) -> list[Message]: ...
+
+    def teardown(self, list_id: int) -> list[Message]: ...
+
+
+class ClientConnection:
+    """A DPM/TCP client connection, reusable for one list at a time."""
+
+    def __init__(self, max_frame_size: int | None = None) -> None:
+        kwargs = {} if max_frame_size is None else {"max_frame_size": max_frame_size}
+        self.conn = DPMConnection(Role.CLIENT, **kwargs)
+        self.plan: Plan | None = None
+        self._outgoing = bytearray()
+
+    @property
+    def ready(self) -> bool:
+        """True once the server has given the list id: a list may begin."""
+        return self.conn.list_id is not None
+
+    @property
+    def usable(self) -> bool:
+        """True when the connection is open with an empty, idle list (for pools).
+
+        A subscription ends with ``StopList`` alone, leaving its entries on
+        the list: such a connection is closed, not pooled.
+        """
+        return (
+            self.plan is None
+            and self.conn.state is ConnectionState.OPEN
+            and self.conn.list_state is ListState.IDLE
+        )
+
+    @property
+    def settings_enabled(self) -> bool:
+        """True once the server accepted ``EnableSettings`` on this connection."""
+        return self.conn.settings_state is SettingsState.ENABLED
+
+    @property
+    def overdue_at(self) -> float | None:
+        """The ``now`` after which the server has been silent too long."""
+        return self.conn.overdue_at()
+
+    def stream_wait(self, deadline: float | None) -> tuple[float, bool]:
+        """How long a stream may wait for bytes, and what running out of time means.
+
+        ``deadline`` is when the caller stops waiting for its next reading
+        (None: never), on the clock the adapter passes as ``now``. Returns
+        ``(until, dead)``: wait until ``until`` (``math.inf``: no limit); if
+        nothing has arrived by then, the server is dead (silent past
+        :attr:`overdue_at`) when ``dead`` is true, else the caller's wait is
+        simply over.
+        """
+        overdue = self.overdue_at
+        silent = math.inf if overdue is None else overdue
+        if deadline is None or silent <= deadline:
+            return silent, True
+        return deadline, False
+
+    def start(self) -> bytes:
+        """The handshake bytes: write them first."""
+        return self.conn.initiate()
+
+    def begin(self, plan: Plan, now: float | None = None) -> bytes:
+        """The bytes that add ``plan``'s entries and start the list."""
+        if not self.ready:
+            raise LocalProtocolError("the list id has not arrived yet; receive() until ready")
+        if self.plan is not None:
+            raise LocalProtocolError("a list is already running on this connection; end() it")
+        data = self.conn.send(*plan.commands(self.conn.list_id), now=now)
+        self.plan = plan
+        return data
+
+    def receive(self, data: bytes, now: float | None = None) -> list[Any]:
+        """Take bytes from the server; return what the running plan made of them.
+
+        For a :class:`ListPlan` that is ``(index, reading)`` pairs. Commands
+        the plan wants sent in answer wait in :meth:`data_to_send`. ``b""``
+        means the server closed: that raises
+        :class:`~acnet_proto.errors.RemoteProtocolError`, as does anything the
+        server may not send.
+        """
+        self.conn.receive_data(data, now=now)
+        made: list[Any] = []
+        for event in events(self.conn):
+            if self.plan is not None:
+                made += self.plan.feed(event)
+                if commands := self.plan.take_commands():
+                    self._outgoing += self.conn.send(*commands, now=now)
+        return made
+
+    def data_to_send(self) -> bytes:
+        """Bytes the running plan asked to send in answer to what arrived (often none)."""
+        out = bytes(self._outgoing)
+        self._outgoing.clear()
+        return out
+
+    def end(self, now: float | None = None) -> bytes:
+        """The bytes that end the running plan (its ``teardown``); the connection is free again."""
+        plan, self.plan = self.plan, None
+        if plan is None:
+            return b""
+        commands = plan.teardown(self.conn.list_id)
+        return self.conn.send(*commands, now=now) if commands else b""

@@ -1,0 +1,378 @@
+"""Planning DPM lists and folding their replies into :class:`Reading` objects.
+
+Every adapter reads the same way: parse the DRFs (bad text fails here, before
+any I/O), send ``AddToList`` per entry and ``StartList`` in one write, then
+feed each event from :meth:`DPMConnection.next_event` to the plan, which
+says which readings it completed. This module holds that logic once, with no
+I/O, so the sync, threaded, asyncio and trio adapters only move bytes::
+
+    batch = ReadBatch(["M:OUTTMP", "Z:ACLTS1[0:4]"])
+    sock.sendall(conn.send(*batch.commands(conn.list_id)))
+    while not batch.done:
+        conn.receive_data(sock.recv(65536))
+        for event in events(conn):
+            batch.feed(event)
+    sock.sendall(conn.send(*batch.teardown(conn.list_id)))
+    readings = batch.readings()
+
+Ref ids are the 1-based positions of the DRFs, so results come back in input
+order whatever order the server answers in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from acnet_proto import drf as _drf
+from acnet_proto.engine.connection import DPMConnection
+from acnet_proto.engine.events import NEED_DATA, ConnectionClosed, StaleReply
+from acnet_proto.errors import DeviceError, ReadError, RemoteProtocolError
+from acnet_proto.pc import dpm
+from acnet_proto.pc._message import Message
+from acnet_proto.status import Status
+from acnet_proto.types import DeviceMeta, Reading, ValueType
+
+__all__ = [
+    "FirstReadings",
+    "ListPlan",
+    "ReadBatch",
+    "error_reading",
+    "events",
+    "reading_from_reply",
+    "value_of",
+    "values_of",
+]
+
+_ALARM_FLAGS = (
+    "alarm_enable", "alarm_status", "abort", "abort_inhibit", "tries_needed", "tries_now"
+)
+_BASIC_STATUS = ("on", "ready", "remote", "positive", "ramp")
+_TIMED_OUT = Status.from_name("ACNET_REQTMO")
+_DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
+
+
+def timestamp(millis: int) -> datetime | None:
+    """Milliseconds since the Unix epoch as a UTC datetime; 0 means "not stamped"."""
+    if not millis:
+        return None
+    return datetime.fromtimestamp(millis / 1000, UTC)
+
+
+def error_reading(
+    drf: str,
+    status: int | Status,
+    meta: DeviceMeta | None = None,
+    *,
+    at: int = 0,
+    cycle: int | None = None,
+    note: str = "",
+) -> Reading:
+    """A reading that carries only an error ``status`` (packed int or :class:`Status`)."""
+    status = status if isinstance(status, Status) else Status.from_int(status)
+    message = f"{status}{': ' + note if note else ''}"
+    return Reading(
+        drf,
+        facility_code=status.facility,
+        error_code=status.error,
+        message=message,
+        timestamp=timestamp(at),
+        cycle=cycle,
+        meta=meta,
+    )
+
+
+def _value_of(reply: Message) -> tuple[Any, ValueType]:
+    kind = type(reply)
+    if kind is dpm.ScalarReply:
+        return reply.data, ValueType.SCALAR
+    if kind is dpm.ScalarArrayReply:
+        return np.asarray(reply.data, dtype=np.float64), ValueType.SCALAR_ARRAY
+    if kind is dpm.RawReply:
+        return bytes(reply.data), ValueType.RAW
+    if kind is dpm.TextReply:
+        return reply.data, ValueType.TEXT
+    if kind is dpm.TextArrayReply:
+        return tuple(reply.data), ValueType.TEXT_ARRAY
+    if kind is dpm.TimedScalarArrayReply:
+        data = np.asarray(reply.data, dtype=np.float64)
+        micros = np.asarray(reply.micros, dtype=np.int64)
+        if not micros.size:
+            # pacsys: without per-point times it is a plain array
+            return data, ValueType.SCALAR_ARRAY
+        return {"data": data, "micros": micros}, ValueType.TIMED_SCALAR_ARRAY
+    if kind is dpm.AnalogAlarmReply:
+        fields = ("minimum", "maximum", *_ALARM_FLAGS)
+        return {f: getattr(reply, f) for f in fields}, ValueType.ANALOG_ALARM
+    if kind is dpm.DigitalAlarmReply:
+        fields = ("nominal", "mask", *_ALARM_FLAGS)
+        return {f: getattr(reply, f) for f in fields}, ValueType.DIGITAL_ALARM
+    if kind is dpm.BasicStatusReply:
+        present = {f: getattr(reply, f) for f in _BASIC_STATUS}
+        return {f: v for f, v in present.items() if v is not None}, ValueType.BASIC_STATUS
+    raise TypeError(f"{kind.__name__} is not a data reply")
+
+
+def reading_from_reply(reply: Message, drf: str, meta: DeviceMeta | None = None) -> Reading:
+    """The :class:`Reading` a data reply (or a per-entry ``StatusReply``) stands for."""
+    if type(reply) is dpm.StatusReply:
+        return error_reading(drf, reply.status, meta, at=reply.timestamp, cycle=reply.cycle)
+    value, value_type = _value_of(reply)
+    # alarm and basic-status replies carry no status: receiving one is success
+    facility = error = 0
+    message = None
+    if status := getattr(reply, "status", 0):
+        parts = Status.from_int(status)
+        if parts.error < 0:
+            return error_reading(drf, parts, meta, at=reply.timestamp, cycle=reply.cycle)
+        facility, error = parts.facility, parts.error
+        message = str(parts) if error else None  # a warning says what it warns of
+    return Reading(
+        drf,
+        value_type=value_type,
+        facility_code=facility,
+        error_code=error,
+        value=value,
+        message=message,
+        timestamp=timestamp(reply.timestamp),
+        cycle=reply.cycle,
+        meta=meta,
+    )
+
+
+def events(conn: DPMConnection) -> Iterator[Any]:
+    """Every event ``conn`` can produce from the bytes it has, until ``NEED_DATA``.
+
+    A clean close by the peer raises :class:`RemoteProtocolError`: a client
+    in the middle of a list never expects one.
+    """
+    while True:
+        event = conn.next_event()
+        if event is NEED_DATA:
+            return
+        if isinstance(event, ConnectionClosed):
+            raise RemoteProtocolError("the server closed the connection")
+        yield event
+
+
+class ListPlan:
+    """The entries of one DPM list, and the readings their replies make.
+
+    ``drfs`` may be strings or :class:`~acnet_proto.drf.DataRequest` objects;
+    each is parsed now, so invalid text raises :class:`~acnet_proto.drf.DRFError`
+    (a ``ValueError``) before anything is sent. ``default_event`` is appended
+    to DRFs that name no event (``"I"`` for one-shot reads, None to leave
+    them to the server's default).
+    """
+
+    def __init__(self, drfs: Sequence[str | _drf.DataRequest], default_event: str | None) -> None:
+        if isinstance(drfs, (str, bytes)) or not isinstance(drfs, Sequence):
+            raise TypeError(f"drfs must be a list of DRF strings, not {type(drfs).__name__}")
+        if not drfs:
+            raise ValueError("drfs is empty: give at least one DRF")
+        for i, d in enumerate(drfs):
+            if not isinstance(d, (str, _drf.DataRequest)):
+                raise TypeError(
+                    f"drfs[{i}] must be a DRF string or DataRequest, not {type(d).__name__}: {d!r}"
+                )
+        self.drfs = [d.to_drf() if isinstance(d, _drf.DataRequest) else d for d in drfs]
+        self.wire = [
+            d if default_event is None else _drf.with_default_event(d, default_event)
+            for d in self.drfs
+        ]
+        if default_event is None:
+            for d in self.drfs:
+                _drf.parse(d)
+        self.meta: list[DeviceMeta | None] = [None] * len(drfs)
+        self.failed: list[bool] = [False] * len(drfs)
+
+    def __len__(self) -> int:
+        return len(self.drfs)
+
+    def commands(self, list_id: int) -> list[Message]:
+        """``AddToList`` per entry, then ``StartList``: one pipelined write."""
+        adds = [
+            dpm.AddToListRequest(list_id=list_id, ref_id=ref, drf_request=wire)
+            for ref, wire in enumerate(self.wire, 1)
+        ]
+        return [*adds, dpm.StartListRequest(list_id=list_id)]
+
+    def feed(self, event: Any) -> list[tuple[int, Reading]]:
+        """Fold one engine event in; return the ``(index, reading)`` pairs it made."""
+        kind = type(event)
+        if kind is dpm.DeviceInfoReply:
+            index = self._index(event.ref_id)
+            if index is not None:
+                self.meta[index] = DeviceMeta(
+                    event.di, event.name, event.description, event.units, event.format_hint
+                )
+            return []
+        if kind is dpm.AddToListReply:
+            index = self._index(event.ref_id)
+            if event.status == 0 or index is None or self.failed[index]:
+                return []
+            self.failed[index] = True
+            return [(index, error_reading(self.drfs[index], event.status))]
+        if kind is dpm.StatusReply and event.ref_id == 0:
+            return self._job_failed(event.status, event.timestamp)
+        if kind is dpm.StartListReply:
+            return self._job_failed(event.status, 0)
+        if kind is StaleReply or kind is dpm.ListStatusReply or not hasattr(event, "ref_id"):
+            return []
+        index = self._index(event.ref_id)
+        if index is None or self.failed[index]:
+            return []
+        return [(index, reading_from_reply(event, self.drfs[index], self.meta[index]))]
+
+    def take_commands(self) -> list[Message]:
+        """Nothing: a list of reads never answers the server."""
+        return []
+
+    def teardown(self, list_id: int) -> list[Message]:
+        """``StopList``: the server stops sending; the connection is then closed."""
+        return [dpm.StopListRequest(list_id=list_id)]
+
+    def _index(self, ref_id: int) -> int | None:
+        index = ref_id - 1
+        return index if 0 <= index < len(self.drfs) else None
+
+    def _job_failed(self, status: int, at: int) -> list[tuple[int, Reading]]:
+        # A non-zero status on ref 0 means the list as a whole could not run;
+        # every entry still waiting gets that status.
+        if status == 0:
+            return []
+        made = []
+        for index, failed in enumerate(self.failed):
+            if not failed:
+                self.failed[index] = True
+                made.append((index, error_reading(self.drfs[index], status, at=at)))
+        return made
+
+
+class FirstReadings:
+    """What every one-shot read keeps: the first reading of each entry, in input order.
+
+    Shared by :class:`ReadBatch` (DPM and gRPC), :class:`~acnet_proto.services.dmq.ReadJob`
+    (DMQ) and :class:`~acnet_proto.services.acl.ACLRead` (ACL). A subclass sets ``drfs``, calls
+    :meth:`_expect_readings`, hands what its replies make to :meth:`_keep`, and ends a read
+    cut short with :meth:`_ended`, whose message it words.
+    """
+
+    drfs: list[str]
+    results: list[Reading | None]
+    #: The end of the RuntimeError of :meth:`readings` before every entry has its reading.
+    _unfinished = "batch not done"
+
+    def _expect_readings(self) -> None:
+        self.results = [None] * len(self.drfs)
+        self._missing = len(self.drfs)
+
+    @property
+    def done(self) -> bool:
+        """True once every entry has its reading or its error."""
+        return self._missing == 0
+
+    @property
+    def arrived(self) -> int:
+        """How many entries have their reading or error; while 0, a failed read may be repeated."""
+        return len(self.drfs) - self._missing
+
+    def _keep(self, made: Iterable[tuple[int, Reading]]) -> list[tuple[int, Reading]]:
+        """The pairs of ``made`` that are their entry's first reading, now its result."""
+        first = []
+        for index, reading in made:
+            if self.results[index] is None:
+                self.results[index] = reading
+                first.append((index, reading))
+        self._missing -= len(first)
+        return first
+
+    def _meta(self, index: int) -> DeviceMeta | None:
+        """The metadata an error reading of entry ``index`` carries (none by default)."""
+        return None
+
+    def readings(self, missing: int | Status | None = None, note: str = "") -> list[Reading]:
+        """The readings in input order.
+
+        Entries still without a reading get an error reading with status
+        ``missing`` (e.g. ``ACNET_REQTMO`` after a deadline) and ``note``;
+        without ``missing`` that is a :class:`RuntimeError`, because the read
+        is not done.
+        """
+        out = []
+        for index, reading in enumerate(self.results):
+            if reading is None:
+                if missing is None:
+                    raise RuntimeError(
+                        f"no reading yet for {self.drfs[index]!r}; {self._unfinished}"
+                    )
+                reading = error_reading(self.drfs[index], missing, self._meta(index), note=note)
+            out.append(reading)
+        return out
+
+    def _ended(self, message: str, *, timed_out: bool, note: str = "") -> ReadError:
+        """The :class:`ReadError` of a read cut short: ``message`` and how many readings
+        arrived; entries still waiting get ``ACNET_REQTMO`` if it ``timed_out``,
+        ``ACNET_DISCONNECTED`` otherwise, with ``note``."""
+        status = _TIMED_OUT if timed_out else _DISCONNECTED
+        progress = f"{self.arrived} of {len(self.drfs)} readings arrived"
+        return ReadError(self.readings(status, note), f"{message}; {progress}")
+
+
+class ReadBatch(FirstReadings, ListPlan):
+    """A one-shot read of several DRFs: the first reading of each entry.
+
+    DRFs without an event are read with ``@I``; one with an explicit event
+    (``@p,1000``) is read once, at its first reading.
+    """
+
+    def __init__(self, drfs: Sequence[str | _drf.DataRequest]) -> None:
+        super().__init__(drfs, default_event="I")
+        self._expect_readings()
+
+    def feed(self, event: Any) -> list[tuple[int, Reading]]:
+        return self._keep(super().feed(event))
+
+    def teardown(self, list_id: int) -> list[Message]:
+        """``StopList`` and ``ClearList``: the connection goes back to the pool empty."""
+        return [dpm.StopListRequest(list_id=list_id), dpm.ClearListRequest(list_id=list_id)]
+
+    def _meta(self, index: int) -> DeviceMeta | None:
+        return self.meta[index]
+
+    def timed_out(self, cause: object = None) -> ReadError:
+        """The :class:`ReadError` for a deadline that passed: entries still waiting get
+        ``ACNET_REQTMO``. ``cause`` (e.g. what was being waited for) goes into the
+        message when it says something. Adapters raise it ``from`` the timeout."""
+        detail = f": {cause}" if cause is not None and str(cause) else ""
+        return self._ended(f"read timed out{detail}", timed_out=True)
+
+    def disconnected(self, cause: object) -> ReadError:
+        """The :class:`ReadError` for a connection that broke (``cause``): entries still
+        waiting get ``ACNET_DISCONNECTED``. Adapters raise it ``from`` the failure."""
+        return self._ended(f"connection failed: {cause}", timed_out=False)
+
+
+def value_of(reading: Reading) -> Any:
+    """``reading.value``, or :class:`DeviceError` if the reading is an error.
+
+    This is what ``read()`` returns: the value alone, for scripts that would
+    rather fail loudly than check a status.
+    """
+    if reading.is_error or reading.value is None:
+        raise DeviceError(reading.drf, reading.facility_code, reading.error_code, reading.message)
+    return reading.value
+
+
+def values_of(readings: Sequence[Reading]) -> list[Any]:
+    """Every reading's value, or :class:`ReadError` (carrying all of them) if any is not ok.
+
+    This is what ``read_many()`` returns.
+    """
+    failed = [reading.drf for reading in readings if not reading.ok]
+    if failed:
+        raise ReadError(readings, f"no value for {', '.join(failed)}")
+    return [reading.value for reading in readings]

@@ -1,0 +1,1 @@
+"""The supervised proxy's pure half: its policies and its audit records."""

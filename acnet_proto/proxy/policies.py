@@ -1,0 +1,652 @@
+"""Supervised mode, the pure half: which requests a proxy lets through, and what it records.
+
+The supervised server (:mod:`acnet_proto.adapters.proxy.supervised`) serves the
+DAQ gRPC service in front of any backend. Each call becomes a
+:class:`RequestContext` and goes through :func:`decide`:
+
+1. with any policy configured, a DRF that names its device by index
+   (``0:<di>``) is refused: policies match names, and an index could name
+   anything;
+2. the policies run in order (:func:`evaluate_policies`); the first denial
+   ends the chain, and each policy sees the context the one before it
+   returned (a policy may change values and approve slots, never the DRFs);
+3. every DRF (slot) must then be approved: a ``Read`` starts with all of
+   them approved (policies may only deny), a ``Set`` with none, so a write
+   needs a policy that approves it, such as
+   ``DeviceAccessPolicy(["Z:*"], mode="allow", action="set")``.
+
+The policies (the seeds' names and semantics):
+
+- :class:`ReadOnlyPolicy`: denies every ``Set``.
+- :class:`DeviceAccessPolicy`: device name patterns (glob, or full-match
+  regex; any case) that approve writes (``mode="allow"``) or deny
+  (``mode="deny"``), for ``action`` ``"read"``, ``"set"`` or ``"all"``.
+- :class:`RateLimitPolicy`: at most ``max_requests`` calls per peer address
+  (its port ignored, so reconnecting does not reset it) in any
+  ``window_seconds``.
+- :class:`ValueRangePolicy`: settings of matching devices must be numbers in
+  ``[min, max]`` (every matching range applies).
+- :class:`SlewRatePolicy`: settings of matching devices may change by at
+  most ``max_step`` per write and ``max_rate`` per second since the last
+  setting it allowed (the first is always allowed).
+
+Range and slew limits are in engineering units, so a setting they limit
+must be numbers: text, and raw bytes or RAW/PRIMARY fields, are denied
+unless the device is in ``allow_raw``; CONTROL commands are not values and
+pass (limit them with :class:`DeviceAccessPolicy`).
+
+Pure: time is the context's ``now`` (the server's monotonic clock), so
+policies never read a clock. Stateful policies (rate, slew) are not
+thread-safe: the server evaluates one request at a time.
+
+:func:`audit_entry` and :func:`reply_entry` are the audit log's JSON
+records; the bearer token is never in them (:meth:`RequestContext.of_call`
+drops the ``authorization`` metadata).
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import enum
+import fnmatch
+import math
+import re
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from acnet_proto import drf as _drf
+
+__all__ = [
+    "DeviceAccessPolicy",
+    "Policy",
+    "PolicyDecision",
+    "RateLimitPolicy",
+    "ReadOnlyPolicy",
+    "RequestContext",
+    "SlewLimit",
+    "SlewRatePolicy",
+    "ValueRangePolicy",
+    "audit_entry",
+    "decide",
+    "evaluate_policies",
+    "is_one_shot",
+    "json_value",
+    "malformed",
+    "proto_record",
+    "reply_entry",
+]
+
+_P, _F = _drf.Property, _drf.Field
+# payloads in these fields are device units, not the engineering units limits are in
+_UNSCALED_FIELDS = frozenset({_F.RAW, _F.PRIMARY})
+_METHODS = ("Read", "Set")
+_SECRET_METADATA = frozenset({"authorization"})
+_IDLE_PEERS = 100  # prune a rate limiter's idle peers beyond this many
+
+
+def _device(drf: str) -> str:
+    return _drf.parse(drf).device
+
+
+def _write_target(drf: str) -> _drf.DataRequest:
+    return _drf.parse(_drf.to_write_drf(drf))
+
+
+# --- the request and the verdict -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """One call, as policies see it.
+
+    ``drfs`` are the call's DRFs as sent (slots: policies never change or
+    reorder them); ``rpc_method`` is ``"Read"`` or ``"Set"``; ``peer`` is
+    grpc's name for the caller (``ipv4:127.0.0.1:53312``); ``metadata`` the
+    call's metadata without ``authorization``; ``values`` the settings,
+    ``(drf, value)`` aligned with ``drfs`` (empty for a ``Read``);
+    ``raw_request`` the protobuf message; ``allowed`` the approved slot
+    indices; ``now`` the server's monotonic clock, in seconds, when the call
+    arrived.
+    """
+
+    drfs: list[str]
+    rpc_method: str
+    peer: str
+    metadata: dict[str, str]
+    values: list[tuple[str, Any]]
+    raw_request: object = None
+    allowed: frozenset[int] = frozenset()
+    now: float = 0.0
+
+    @classmethod
+    def of_call(
+        cls,
+        rpc_method: str,
+        drfs: Sequence[str],
+        peer: str,
+        metadata: Sequence[tuple[str, Any]] = (),
+        values: Sequence[tuple[str, Any]] = (),
+        raw_request: object = None,
+        now: float = 0.0,
+    ) -> RequestContext:
+        """The context of a call as it arrives: reads all approved, settings none;
+        secrets (``authorization``) left out of ``metadata``."""
+        if rpc_method not in _METHODS:
+            raise ValueError(f"rpc_method must be one of {_METHODS}, got {rpc_method!r}")
+        kept = {
+            str(key): value if isinstance(value, str) else repr(value)
+            for key, value in metadata
+            if str(key).lower() not in _SECRET_METADATA
+        }
+        slots = frozenset(range(len(drfs))) if rpc_method == "Read" else frozenset()
+        return cls(list(drfs), rpc_method, peer, kept, list(values), raw_request, slots, now)
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """A policy's verdict.
+
+    Denied: ``reason`` says why (required). Allowed: ``ctx`` is None, or the
+    context the next policy should see (approved slots, changed values).
+    """
+
+    allowed: bool
+    reason: str | None = None
+    ctx: RequestContext | None = None
+
+    def __post_init__(self) -> None:
+        if not self.allowed and not self.reason:
+            raise ValueError("a PolicyDecision that denies must say why (reason=...)")
+
+
+_ALLOW = PolicyDecision(True)
+
+
+def _deny(reason: str) -> PolicyDecision:
+    return PolicyDecision(False, reason)
+
+
+class Policy(abc.ABC):
+    """A check every call goes through: implement :meth:`check`."""
+
+    @property
+    def allows_writes(self) -> bool:
+        """True if this policy can approve settings (it decides the wording of a denial)."""
+        return False
+
+    @abc.abstractmethod
+    def check(self, ctx: RequestContext) -> PolicyDecision:
+        """Allow (perhaps with a new context) or deny ``ctx``."""
+
+
+def malformed(drfs: Sequence[str], rpc_method: str) -> str | None:
+    """Why the call's DRFs cannot be checked (None if they can): the first that is empty,
+    padded, not printable ASCII, does not parse, or (for a ``Set``) cannot be written."""
+    for index, drf in enumerate(drfs):
+        if not drf or drf != drf.strip() or not (drf.isascii() and drf.isprintable()):
+            return f"DRF {index} ({drf!r}) is empty, padded or not printable ASCII"
+        try:
+            _drf.parse(drf)
+            if rpc_method == "Set":
+                _drf.to_write_drf(drf)
+        except _drf.DRFError as e:
+            return f"DRF {index} ({drf!r}) is not valid: {e.problem}"
+    return None
+
+
+def is_one_shot(drfs: Sequence[str]) -> bool:
+    """True if every DRF is read once (``@I``): the call is one batch read, not a stream."""
+    return all(isinstance(_drf.parse(d).event, _drf.ImmediateEvent) for d in drfs)
+
+
+def _check_context(policy: Policy, ctx: RequestContext, drfs: list[str], method: str) -> None:
+    name = type(policy).__name__
+    if ctx.drfs != drfs or ctx.rpc_method != method:
+        raise ValueError(f"{name} changed the request's DRFs or method; policies may not")
+    if not ctx.allowed <= frozenset(range(len(drfs))):
+        raise ValueError(f"{name} approved a slot the request does not have")
+    if [d for d, _ in ctx.values] != (drfs if method == "Set" else []):
+        raise ValueError(f"{name} changed which settings the request makes; policies may not")
+
+
+def evaluate_policies(policies: Sequence[Policy], ctx: RequestContext) -> PolicyDecision:
+    """Run ``policies`` in order; the first denial is the verdict (the rest do not run).
+
+    Each policy sees the context the previous one allowed with. An allowing
+    verdict carries the final context. A policy that changes the DRFs, the
+    method or which settings are made raises ValueError (a bug in it).
+    """
+    drfs, method = list(ctx.drfs), ctx.rpc_method
+    current = ctx
+    for policy in policies:
+        decision = policy.check(current)
+        if not decision.allowed:
+            return decision
+        if decision.ctx is not None:
+            _check_context(policy, decision.ctx, drfs, method)
+            current = decision.ctx
+    return PolicyDecision(True, ctx=current)
+
+
+def decide(policies: Sequence[Policy], ctx: RequestContext) -> PolicyDecision:
+    """The proxy's verdict on ``ctx`` (see the module docstring); give it DRFs that
+    :func:`malformed` accepts."""
+    if policies:
+        alias = next((d for d in ctx.drfs if _device(d).startswith("0:")), None)
+        if alias is not None:
+            return _deny(f"{alias!r} names its device by index; policies match device names")
+    decision = evaluate_policies(policies, ctx)
+    if not decision.allowed:
+        return decision
+    assert decision.ctx is not None
+    unapproved = [i for i in range(len(ctx.drfs)) if i not in decision.ctx.allowed]
+    if not unapproved:
+        return decision
+    names = ", ".join(dict.fromkeys(_device(ctx.drfs[i]) for i in unapproved))
+    if ctx.rpc_method == "Read":
+        return _deny(f"Read denied by policy: {names}")
+    if not any(p.allows_writes for p in policies):
+        return _deny("No policy explicitly allows write operations")
+    return _deny(f"No write policy approves: {names}")
+
+
+# --- the policies ----------------------------------------------------------------------------
+
+
+class ReadOnlyPolicy(Policy):
+    """Denies every ``Set``."""
+
+    def check(self, ctx: RequestContext) -> PolicyDecision:
+        if ctx.rpc_method == "Set":
+            return _deny("Write operations disabled")
+        return _ALLOW
+
+
+def _patterns(patterns: object, what: str) -> tuple[str, ...]:
+    if isinstance(patterns, str) or not isinstance(patterns, (list, tuple)):
+        raise TypeError(f"{what} must be a list of device name patterns, not {patterns!r}")
+    if not patterns:
+        raise ValueError(f"{what} must not be empty")
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern.strip():
+            raise ValueError(f"{what} must be non-empty strings, got {pattern!r}")
+    return tuple(patterns)
+
+
+def _glob(name: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(name.upper(), pattern.upper())
+
+
+def _choice(value: object, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return str(value)
+
+
+class DeviceAccessPolicy(Policy):
+    """Approve writes to, or deny, the devices whose names match ``patterns``.
+
+    ``mode="allow"`` approves matching slots (others are left for other
+    policies to approve, else denied); reads need no approval, so
+    ``mode="allow"`` with ``action="read"`` would do nothing and is a
+    ValueError. ``mode="deny"`` denies a call naming any matching device.
+    ``action``: ``"all"``, ``"read"`` or ``"set"``; ``syntax``: ``"glob"``
+    (fnmatch) or ``"regex"`` (full match); names match in any case.
+    """
+
+    def __init__(
+        self,
+        patterns: list[str],
+        mode: str = "allow",
+        action: str = "all",
+        syntax: str = "glob",
+    ) -> None:
+        self.patterns = _patterns(patterns, "patterns")
+        self.mode = _choice(mode, "mode", ("allow", "deny"))
+        self.action = _choice(action, "action", ("all", "read", "set"))
+        self.syntax = _choice(syntax, "syntax", ("glob", "regex"))
+        if mode == "allow" and action == "read":
+            raise ValueError(
+                "mode='allow' with action='read' has no effect: reads are allowed unless "
+                "denied; use mode='deny' (a regex such as r'(?!M:).*' denies all but M:)"
+            )
+        self._regexes: list[re.Pattern[str]] = []
+        if syntax == "regex":
+            for pattern in self.patterns:
+                try:
+                    self._regexes.append(re.compile(pattern, re.IGNORECASE))
+                except re.error as e:
+                    raise ValueError(
+                        f"pattern {pattern!r} is not a regular expression: {e}"
+                    ) from None
+
+    def __repr__(self) -> str:
+        return (
+            f"DeviceAccessPolicy({list(self.patterns)!r}, mode={self.mode!r}, "
+            f"action={self.action!r}, syntax={self.syntax!r})"
+        )
+
+    @property
+    def allows_writes(self) -> bool:
+        return self.mode == "allow"
+
+    def matches(self, name: str) -> bool:
+        """True if device ``name`` matches one of the patterns."""
+        if self._regexes:
+            return any(r.fullmatch(name) for r in self._regexes)
+        return any(_glob(name, p) for p in self.patterns)
+
+    def check(self, ctx: RequestContext) -> PolicyDecision:
+        if self.action not in ("all", ctx.rpc_method.lower()):
+            return _ALLOW
+        names = [_device(d) for d in ctx.drfs]
+        if self.mode == "deny":
+            denied = next((n for n in names if self.matches(n)), None)
+            return _ALLOW if denied is None else _deny(f"Device {denied} is denied")
+        approved = ctx.allowed | {i for i, n in enumerate(names) if self.matches(n)}
+        if approved == ctx.allowed:
+            return _ALLOW
+        return PolicyDecision(True, ctx=replace(ctx, allowed=frozenset(approved)))
+
+
+def _positive(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    return float(value)
+
+
+def _peer_address(peer: str) -> str:
+    """``peer`` without its port: ``ipv4:10.0.0.1:5555`` -> ``ipv4:10.0.0.1``."""
+    if peer.startswith(("ipv4:", "ipv6:")):
+        return peer.rsplit(":", 1)[0]
+    return peer
+
+
+class RateLimitPolicy(Policy):
+    """At most ``max_requests`` calls per peer address in any ``window_seconds`` (sliding)."""
+
+    def __init__(self, max_requests: int, window_seconds: float = 60.0) -> None:
+        if type(max_requests) is not int or max_requests < 1:
+            raise ValueError(f"max_requests must be a positive integer, got {max_requests!r}")
+        self.max_requests = max_requests
+        self.window_seconds = _positive(window_seconds, "window_seconds")
+        self._calls: dict[str, deque[float]] = {}
+
+    def __repr__(self) -> str:
+        return f"RateLimitPolicy({self.max_requests}, window_seconds={self.window_seconds})"
+
+    def check(self, ctx: RequestContext) -> PolicyDecision:
+        cutoff = ctx.now - self.window_seconds
+        if len(self._calls) > _IDLE_PEERS:
+            for peer in [p for p, times in self._calls.items() if not times or times[-1] <= cutoff]:
+                del self._calls[peer]
+        times = self._calls.setdefault(_peer_address(ctx.peer), deque())
+        while times and times[0] <= cutoff:
+            times.popleft()
+        if len(times) >= self.max_requests:
+            return _deny(f"Rate limit exceeded ({self.max_requests} per {self.window_seconds}s)")
+        times.append(ctx.now)
+        return _ALLOW
+
+
+def _numbers(value: object) -> list[float] | None:
+    """Every number in ``value`` (a number, or a list/array of them); None if any is not one.
+
+    Enums are commands, not setpoints: None.
+    """
+    if isinstance(value, enum.Enum):
+        return None
+    if isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
+        return [float(value)]
+    if isinstance(value, np.ndarray):
+        if value.dtype == bool or np.issubdtype(value.dtype, np.number):
+            return [float(x) for x in value.ravel()]
+        return None
+    if isinstance(value, (list, tuple)):
+        out: list[float] = []
+        for item in value:
+            inner = _numbers(item)
+            if inner is None:
+                return None
+            out += inner
+        return out
+    return None
+
+
+class _LimitedWrites(Policy):
+    """What range and slew limits share: which settings they limit, and which they cannot."""
+
+    def __init__(self, allow_raw: list[str] | None) -> None:
+        self.allow_raw = () if allow_raw is None else _patterns(allow_raw, "allow_raw")
+
+    def limited(
+        self, ctx: RequestContext, limit_of: Callable[[str], Any]
+    ) -> tuple[list[tuple[str, Any, Any, list[float]]], PolicyDecision | None]:
+        """The settings ``limit_of(device)`` limits, as ``(target, name, limit, numbers)``;
+        or a denial for one that cannot be compared with a limit."""
+        out = []
+        for drf, value in ctx.values:
+            target = _write_target(drf)
+            limit = limit_of(target.device)
+            if limit is None or target.property is _P.CONTROL:
+                continue  # CONTROL carries commands, not values
+            name = target.device
+            raw = isinstance(value, (bytes, bytearray)) or target.field in _UNSCALED_FIELDS
+            if raw:
+                if any(_glob(name, p) for p in self.allow_raw):
+                    continue  # an exempt structured write: nothing to compare
+                what = "Raw byte" if target.field is None else f"{target.field.name} field"
+                return [], _deny(
+                    f"{what} write to limited device {name} is not comparable to its "
+                    "engineering-unit limit (allow_raw exempts a device)"
+                )
+            numbers = _numbers(value)
+            if numbers is None:
+                return [], _deny(f"Non-numeric value {value!r} for limited device {name}")
+            out.append((target.to_drf(), name, limit, numbers))
+        return out, None
+
+
+class ValueRangePolicy(_LimitedWrites):
+    """Settings of devices matching a pattern must be within its ``(min, max)``.
+
+    ``limits``: glob pattern -> ``(min, max)``; every matching range applies.
+    NaN and infinities are outside every range. ``allow_raw``: patterns of
+    devices whose raw writes pass unchecked (see the module docstring).
+    """
+
+    def __init__(
+        self, limits: dict[str, tuple[float, float]], *, allow_raw: list[str] | None = None
+    ) -> None:
+        super().__init__(allow_raw)
+        if not isinstance(limits, Mapping) or not limits:
+            raise ValueError("limits must be a non-empty dict of pattern -> (min, max)")
+        self.limits: dict[str, tuple[float, float]] = {}
+        for pattern, bounds in limits.items():
+            _patterns([pattern], "limits' patterns")
+            numeric = isinstance(bounds, (tuple, list)) and all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds
+            )
+            if not numeric or len(bounds) != 2:
+                raise ValueError(f"limits[{pattern!r}] must be (min, max), got {bounds!r}")
+            low, high = bounds  # kept as given: denials quote them
+            if not low <= high:
+                raise ValueError(f"limits[{pattern!r}] has min > max (or NaN): {bounds!r}")
+            self.limits[pattern] = (low, high)
+
+    def _bounds(self, name: str) -> tuple[float, float] | None:
+        matching = [b for p, b in self.limits.items() if _glob(name, p)]
+        if not matching:
+            return None
+        return max(b[0] for b in matching), min(b[1] for b in matching)
+
+    def check(self, ctx: RequestContext) -> PolicyDecision:
+        if ctx.rpc_method != "Set":
+            return _ALLOW
+        settings, denial = self.limited(ctx, self._bounds)
+        if denial is not None:
+            return denial
+        for _, name, (low, high), numbers in settings:
+            if low > high:
+                return _deny(f"Contradictory value ranges for {name}: [{low}, {high}] is empty")
+            for number in numbers:
+                if not low <= number <= high:  # NaN fails too
+                    return _deny(f"Value {number} for {name} outside range [{low}, {high}]")
+        return _ALLOW
+
+
+@dataclass(frozen=True)
+class SlewLimit:
+    """How fast a device matching a :class:`SlewRatePolicy` pattern may be changed.
+
+    ``max_step``: the most one setting may change it (units); ``max_rate``:
+    the most per second since the last allowed setting (units/s). At least
+    one must be given; both must be positive and finite.
+    """
+
+    max_step: float | None = None
+    max_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_step is None and self.max_rate is None:
+            raise ValueError("SlewLimit needs max_step, max_rate or both")
+        for name in ("max_step", "max_rate"):
+            if getattr(self, name) is not None:
+                _positive(getattr(self, name), name)
+
+
+class SlewRatePolicy(_LimitedWrites):
+    """Deny settings that change a device too much at once, or too fast.
+
+    ``limits``: glob pattern -> :class:`SlewLimit` (the first matching
+    pattern applies). The first setting of a target (device, property,
+    field, range) is always allowed; each allowed one becomes the target's
+    history (even if the backend then fails it). A call that sets one
+    limited target twice is denied: both would be compared with the same
+    history. ``allow_raw`` as for :class:`ValueRangePolicy`.
+    """
+
+    def __init__(self, limits: dict[str, SlewLimit], *, allow_raw: list[str] | None = None) -> None:
+        super().__init__(allow_raw)
+        if not isinstance(limits, Mapping) or not limits:
+            raise ValueError("limits must be a non-empty dict of pattern -> SlewLimit")
+        for pattern, limit in limits.items():
+            _patterns([pattern], "limits' patterns")
+            if not isinstance(limit, SlewLimit):
+                raise TypeError(f"limits[{pattern!r}] must be a SlewLimit, got {limit!r}")
+        self.limits = dict(limits)
+        self._history: dict[str, tuple[list[float], float]] = {}  # target -> (numbers, when)
+
+    def _limit(self, name: str) -> SlewLimit | None:
+        return next((lim for p, lim in self.limits.items() if _glob(name, p)), None)
+
+    def check(self, ctx: RequestContext) -> PolicyDecision:
+        if ctx.rpc_method != "Set":
+            return _ALLOW
+        settings, denial = self.limited(ctx, self._limit)
+        if denial is not None:
+            return denial
+        targets = [target for target, *_ in settings]
+        twice = next((t for t in targets if targets.count(t) > 1), None)
+        if twice is not None:
+            return _deny(f"{twice} is set twice in one call; slew limits allow one setting each")
+        for target, name, limit, numbers in settings:
+            last = self._history.get(target)
+            if last is None or len(last[0]) != len(numbers):
+                continue
+            before, at = last
+            step = max(abs(n - o) for n, o in zip(numbers, before))
+            if not step <= (math.inf if limit.max_step is None else limit.max_step):
+                return _deny(f"Step {step} for {name} exceeds max_step {limit.max_step}")
+            if limit.max_rate is not None and step > 0:
+                elapsed = ctx.now - at
+                rate = step / elapsed if elapsed > 0 else math.inf
+                if not rate <= limit.max_rate:
+                    return _deny(
+                        f"Rate {rate:.6g}/s for {name} exceeds max_rate {limit.max_rate}/s"
+                    )
+        for target, _, _, numbers in settings:
+            self._history[target] = (numbers, ctx.now)
+        return _ALLOW
+
+
+# --- the audit log's records --------------------------------------------------------------------
+
+
+def json_value(value: Any) -> Any:
+    """``value`` as JSON can hold it: arrays as lists, bytes as hex, non-finite floats as text."""
+    if isinstance(value, np.ndarray):
+        return [json_value(v) for v in value.tolist()]
+    if isinstance(value, (np.generic,)):
+        return json_value(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, enum.Enum):
+        return value.name
+    return value
+
+
+def _raw(message: object) -> str | None:
+    serialize = getattr(message, "SerializeToString", None)
+    return None if serialize is None else base64.b64encode(serialize()).decode("ascii")
+
+
+def audit_entry(
+    seq: int, ts: str, ctx: RequestContext, decision: PolicyDecision, *, raw: bool = False
+) -> dict[str, Any]:
+    """The ``"in"`` record of a call: who, what, the verdict and why; with ``raw``, the
+    request's protobuf bytes (base64). Never the call's metadata."""
+    entry: dict[str, Any] = {
+        "ts": ts,
+        "seq": seq,
+        "dir": "in",
+        "peer": ctx.peer,
+        "method": ctx.rpc_method,
+        "drfs": list(ctx.drfs),
+        "allowed": decision.allowed,
+        "reason": decision.reason,
+    }
+    if ctx.values:
+        entry["values"] = [{"drf": d, "value": json_value(v)} for d, v in ctx.values]
+    if raw and (data := _raw(ctx.raw_request)) is not None:
+        entry["raw"] = data
+    return entry
+
+
+def reply_entry(
+    seq: int, ts: str, peer: str, method: str, reply: object, *, raw: bool = False
+) -> dict[str, Any]:
+    """The ``"out"`` record of one reply to call ``seq``; with ``raw``, its protobuf bytes."""
+    entry: dict[str, Any] = {"ts": ts, "seq": seq, "dir": "out", "peer": peer, "method": method}
+    if raw and (data := _raw(reply)) is not None:
+        entry["raw"] = data
+    return entry
+
+
+# the binary capture file: per message, a tag byte, its length (varint), its bytes
+_TAGS = {("Read", "in"): 0x00, ("Read", "out"): 0x01, ("Set", "in"): 0x02, ("Set", "out"): 0x03}
+
+
+def proto_record(method: str, direction: str, data: bytes) -> bytes:
+    """One message of the capture file: tag (Read request 0, reply 1; Set request 2,
+    reply 3), the length as a protobuf varint, then the serialized message."""
+    tag = _TAGS[(method, direction)]
+    length, varint = len(data), bytearray()
+    while length > 0x7F:
+        varint.append(0x80 | (length & 0x7F))
+        length >>= 7
+    varint.append(length)
+    return bytes((tag,)) + bytes(varint) + data

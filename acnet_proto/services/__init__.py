@@ -1,0 +1,1 @@
+"""The pure halves of the other central services: DAQ over gRPC, DevDB, DMQ and ACL."""

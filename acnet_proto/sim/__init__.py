@@ -1,0 +1,1 @@
+"""The simulator's pure model: devices, their replies, settings authorization, the DMQ service."""

@@ -1,0 +1,1 @@
+"""What every reconnecting subscription shares, with no I/O: the policy, the gap, the decisions."""

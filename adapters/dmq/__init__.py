@@ -1,0 +1,1 @@
+"""DMQ, ACNET over AMQP (RabbitMQ), for threaded programs."""

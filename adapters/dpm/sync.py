@@ -1,0 +1,264 @@
+"""A small blocking DPM/TCP client over one socket, for scripts.
+
+::
+
+    from acnet_proto.adapters.dpm.sync import SyncClient
+
+    with SyncClient("localhost", 6802) as client:
+        print(client.read("M:OUTTMP"))                  # 41.7
+        for reading in client.get_many(["M:OUTTMP", "Z:ACLTS1[0:4]"]):
+            print(reading.name, reading.value, reading.units)
+        with client.subscribe(["M:OUTTMP@p,1000"]) as sub:
+            for reading, handle in sub.readings(timeout=5):
+                print(reading.value)
+                break
+
+One connection carries the reads; each subscription opens its own, as DPM
+lists stream until stopped, and opens another (pausing as its
+:class:`~acnet_proto.streams.reconnect.Reconnect` policy says, inside
+``readings()``) if that one dies, yielding a
+:class:`~acnet_proto.streams.reconnect.Gap` where readings are missing. Nothing here
+is thread-safe: use the threaded adapter for that.
+
+Settings need ``auth=KerberosAuth()`` and ``role=``; without them the client
+is read-only, so a script that only looks needs no Kerberos and cannot set
+a device by accident. Settings go over a connection of their own,
+authenticated once and reused, exactly as in the threaded backend (the same
+code: :func:`acnet_proto.adapters.dpm._blocking.apply_settings`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from acnet_proto.adapters.dpm._blocking import _left, _Link, apply_settings, open_stream, run_plan
+
+from acnet_proto.api.auth import Auth
+from acnet_proto.api.backend import setting_pairs
+from acnet_proto.errors import ProtocolError
+from acnet_proto.plans.lists import ListPlan, ReadBatch, value_of
+from acnet_proto.plans.settings import WriteSequence, dpm_write_batch
+from acnet_proto.streams.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy
+from acnet_proto.types import Reading, WriteResult
+
+__all__ = ["SyncClient", "SyncSubscription"]
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class SyncClient:
+    """A blocking DPM client. Connects on first use; ``close()`` or ``with`` ends it."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 6802,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        auth: Auth | None = None,
+        role: str | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.auth = auth
+        self.role = role
+        self._link: _Link | None = None
+        self._writer: _Link | None = None
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections (a later call connects again)."""
+        for link in (self._link, self._writer):
+            if link is not None:
+                link.close()
+        self._link = self._writer = None
+
+    def connect(self, timeout: float | None = None) -> SyncClient:
+        """Connect now rather than at the first read; returns ``self``."""
+        if self._link is None:
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            self._link = _Link(self.host, self.port, deadline)
+        return self
+
+    def get_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Reading]:
+        """Read every DRF once; readings in input order, errors as error readings.
+
+        ``timeout`` bounds the whole batch. If it passes or the connection
+        breaks, :class:`ReadError` carries what arrived and error readings
+        (``ACNET_REQTMO`` / ``ACNET_DISCONNECTED``) for the rest. A read that
+        finds the kept connection closed by the server before any reply is
+        repeated once on a new one.
+        """
+        batch = ReadBatch(drfs)
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            reused = self._link is not None
+            try:
+                link = self.connect(_left(deadline))._link
+                assert link is not None
+                run_plan(link, batch, deadline)
+                return batch.readings()
+            except TimeoutError as exc:
+                self.close()
+                raise batch.timed_out(exc) from exc
+            except (OSError, ProtocolError) as exc:
+                self.close()
+                # the server may have closed the idle connection; if nothing
+                # came back yet, the read is safe to repeat on a new one
+                if not reused or batch.arrived:
+                    raise batch.disconnected(exc) from exc
+
+    def get(self, drf: str, timeout: float | None = None) -> Reading:
+        """Read one DRF; the :class:`Reading`, error or not."""
+        return self.get_many([drf], timeout)[0]
+
+    def read(self, drf: str, timeout: float | None = None) -> Any:
+        """Read one DRF's value; :class:`DeviceError` if the device answered an error."""
+        return value_of(self.get(drf, timeout))
+
+    def write_many(
+        self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
+    ) -> list[WriteResult]:
+        """Apply several settings in one ``ApplySettings``; results in input order.
+
+        Needs ``auth=KerberosAuth()`` and ``role=``. If the connection breaks
+        after the settings left, :class:`~acnet_proto.errors.SettingOutcomeUnknown`
+        is raised and nothing is sent again.
+        """
+        batch = dpm_write_batch(setting_pairs(settings), self.auth, self.role)
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        link, self._writer = self._writer, None
+        self._writer = apply_settings(link, batch, self.auth, self.host, self.port, deadline)
+        return batch.write_results()
+
+    def write(self, drf: str, value: Any, timeout: float | None = None) -> WriteResult:
+        """Apply one setting; a dict is an alarm write, its fields set one after another."""
+        sequence = WriteSequence(drf, value)
+        for step in sequence:
+            sequence.record(self.write_many([step], timeout)[0])
+        return sequence.result
+
+    def subscribe(
+        self,
+        drfs: Sequence[str],
+        timeout: float | None = None,
+        reconnect: bool | Reconnect = True,
+    ) -> SyncSubscription:
+        """Start streaming ``drfs`` on a connection of its own.
+
+        ``timeout`` bounds connecting (and each reconnection). ``reconnect``:
+        if the connection dies later, connect again with the default
+        :class:`Reconnect` policy (True), a policy of your own, or not at all
+        (False: ``readings()`` raises :class:`ConnectionLost`).
+        """
+        recovery = Recovery(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
+        return SyncSubscription(self, self._open_stream(recovery.drfs, timeout), recovery)
+
+    def _open_stream(self, drfs: Sequence[str], timeout: float | None = None) -> _Link:
+        """A new connection with a fresh list of ``drfs`` started on it."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        return open_stream(self.host, self.port, ListPlan(drfs, default_event=None), deadline)
+
+
+class SyncSubscription:
+    """A running stream; iterate :meth:`readings`, then :meth:`stop` (or use ``with``)."""
+
+    def __init__(self, client: SyncClient, link: _Link, recovery: Recovery) -> None:
+        self._client = client
+        self._link: _Link | None = link  # None between a broken connection and the next
+        self._recovery = recovery
+        self.drfs = list(recovery.drfs)
+        self._buffer: deque[Reading | Gap] = deque()
+        self.stopped = False
+
+    def __enter__(self) -> SyncSubscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def readings(
+        self, timeout: float | None = None
+    ) -> Iterator[tuple[Reading | Gap, SyncSubscription]]:
+        """Yield ``(reading, self)`` pairs until :meth:`stop` or ``timeout`` of quiet.
+
+        ``timeout`` is seconds to wait for each next reading (None waits
+        forever, 0 drains what already arrived). A dead or silent server is
+        replaced by a new connection and a :class:`Gap`; with reconnection off
+        or out of attempts, :class:`ConnectionLost` is raised.
+        """
+        while not self.stopped:
+            # the wait is for the next reading: bytes that make none do not restart it
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._buffer:
+                if self.stopped or not self._wait(deadline):
+                    return
+            yield self._buffer.popleft(), self
+
+    def _wait(self, deadline: float | None) -> bool:
+        """Buffer what comes by ``deadline``, reconnecting if need be; False when it passed."""
+        link = self._link
+        if link is None:
+            return self._reconnect(deadline)
+        now = time.monotonic()
+        until, dead = link.client.stream_wait(deadline)
+        try:
+            made = link.pump_for(max(0.0, min(until - now, 3600.0)))
+        except TimeoutError:
+            if not dead:
+                return False
+            self._broke(SILENT, None)
+            return True
+        except (OSError, ProtocolError) as exc:
+            self._broke(str(exc), exc)
+            return True
+        if made:
+            self._recovery.heard()
+        self._buffer.extend(reading for _, reading in made)
+        return True
+
+    def _broke(self, cause: str, exc: BaseException | None) -> None:
+        """Drop the dead connection and note when to try again; ConnectionLost if never."""
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
+        if self._recovery.broke(cause, datetime.now(UTC), time.monotonic()) is None:
+            self.stopped = True
+            raise self._recovery.lost() from exc
+
+    def _reconnect(self, deadline: float | None) -> bool:
+        """Wait for the next attempt and make it, unless ``deadline`` comes first."""
+        until, attempt = self._recovery.retry_wait(deadline)
+        time.sleep(max(0.0, until - time.monotonic()))
+        if not attempt:
+            return False
+        try:
+            self._link = self._client._open_stream(self.drfs)
+        except (OSError, ProtocolError) as exc:
+            self._broke(str(exc), exc)
+            return True
+        self._buffer.append(self._recovery.resumed(datetime.now(UTC)))
+        return True
+
+    def stop(self) -> None:
+        """Stop the stream and close its connection."""
+        if self.stopped:
+            return
+        self.stopped = True
+        link, self._link = self._link, None
+        if link is None:
+            return
+        with contextlib.suppress(OSError, ProtocolError):  # it is going away either way
+            link.send(link.client.end())
+        link.close()

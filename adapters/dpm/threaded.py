@@ -1,0 +1,513 @@
+"""DPM over TCP for threaded programs: pooled connections for reads, a thread per stream.
+
+::
+
+    from acnet_proto.adapters.dpm.threaded import DPMBackend
+
+    with DPMBackend("localhost", 6802) as backend:        # or acnet_proto.dpm(...)
+        backend.read("M:OUTTMP")                          # from any number of threads
+        backend.get_many(["M:OUTTMP", "Z:ACLTS1[0:4]"])
+        with backend.subscribe(["M:OUTTMP@p,1000"]) as stream:
+            for reading, handle in stream.readings(timeout=5):
+                print(reading.value)
+
+Reads borrow a ready connection from a pool of at most ``pool_size`` (made
+on demand, kept after use), send the whole list in one write, wait for every
+entry until the total deadline, then stop and clear the list and give the
+connection back. A connection that failed or was left mid-list is closed,
+never pooled; an idle one found closed by the server when borrowed is
+dropped, and a read that failed on it before any reply is retried once on
+another (reads are safe to repeat).
+
+Each :meth:`DPMBackend.subscribe` opens a connection of its own, read by a
+thread of its own. Readings go to a bounded queue (10,000 by default): the
+iterator takes them from there, or in ``DispatchMode.WORKER`` a worker
+thread of the subscription's own hands them to the callback, so a slow
+callback never stalls the socket. When the queue is full new readings are
+dropped and counted in :attr:`DPMSubscription.dropped` (a warning is logged
+at the first). In ``DispatchMode.DIRECT`` the reader thread calls the
+callback itself: nothing is queued or dropped, and a slow callback slows the
+stream. A stream whose connection dies (the server closed it, sent bytes
+that break the protocol, or missed several 2 s heartbeats) connects again,
+its reader thread pausing between attempts as
+:class:`~acnet_proto.streams.reconnect.Reconnect` says (exponential backoff with
+jitter; ``stop()`` cuts a pause short), sends its list again, and hands the
+consumer a :class:`~acnet_proto.streams.reconnect.Gap` where readings are missing.
+With ``reconnect=False``, or once the attempts run out, it ends with
+:class:`~acnet_proto.errors.ConnectionLost`, passed to ``on_error``, raised
+by ``readings()``, and logged if neither is there to see it.
+
+:meth:`DPMBackend.close` stops every stream and joins its threads, and
+closes the pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from acnet_proto.adapters._streams import (
+    JOIN_PATIENCE,
+    StreamRegistry,
+    ThreadedSubscription,
+    warn_dropping,
+)
+from acnet_proto.adapters.dpm._blocking import _left, _Link, apply_settings, open_stream, run_plan
+
+from acnet_proto import drf as _drf
+from acnet_proto.api.auth import Auth
+from acnet_proto.api.backend import (
+    DEFAULT_QUEUE_SIZE,
+    Backend,
+    DispatchMode,
+    ErrorCallback,
+    ReadingCallback,
+    ReadingQueue,
+    check_callbacks,
+    setting_pairs,
+)
+from acnet_proto.api.config import (
+    DEFAULT_POOL_SIZE,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT,
+    check_host,
+    check_pool_size,
+    check_port,
+    check_timeout,
+)
+from acnet_proto.errors import ConnectionLost, ProtocolError
+from acnet_proto.plans.lists import ListPlan, ReadBatch
+from acnet_proto.plans.settings import dpm_write_batch
+from acnet_proto.streams.reconnect import (
+    SILENT,
+    Gap,
+    Reconnect,
+    Recovery,
+    reconnect_policy,
+    summary,
+)
+from acnet_proto.types import Reading, WriteResult
+
+__all__ = ["DPMBackend", "DPMHTTPBackend", "DPMSubscription", "DispatchMode"]
+
+log = logging.getLogger(__name__)
+
+
+def _still_open(link: _Link) -> bool:
+    """Take whatever an idle link has waiting (heartbeats); False if the server closed it."""
+    try:
+        while True:
+            link.pump_for(0)
+    except TimeoutError:
+        return link.client.usable
+    except (OSError, ProtocolError):
+        return False
+
+
+class _Pool:
+    """At most ``size`` connections in use or idle; thread-safe."""
+
+    def __init__(self, host: str, port: int, size: int) -> None:
+        self.host = host
+        self.port = port
+        self.size = size
+        self._idle: list[_Link] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(size)
+        self._closed = False
+
+    @contextlib.contextmanager
+    def borrow(self, deadline: float) -> Iterator[tuple[_Link, bool]]:
+        """A ready link and whether it was used before; closed instead of kept if the body fails."""
+        if not self._slots.acquire(timeout=_left(deadline)):
+            raise TimeoutError(f"all {self.size} pooled connections stayed busy until the deadline")
+        try:
+            link = self._take_idle()
+            reused = link is not None
+            if link is None:
+                link = _Link(self.host, self.port, deadline)
+            try:
+                yield link, reused
+            except BaseException:
+                link.close()
+                raise
+            self._give_back(link)
+        finally:
+            self._slots.release()
+
+    def _take_idle(self) -> _Link | None:
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("the backend is closed")
+                if not self._idle:
+                    return None
+                link = self._idle.pop()  # the most recently used: the likeliest to be alive
+            if _still_open(link):
+                return link
+            link.close()
+
+    def _give_back(self, link: _Link) -> None:
+        if link.client.plan is None and link.client.usable:
+            with self._lock:
+                if not self._closed:
+                    self._idle.append(link)
+                    return
+        link.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for link in idle:
+            link.close()
+
+
+class DPMSubscription(ThreadedSubscription):
+    """One stream on a connection of its own; see the module docstring for its threads."""
+
+    def __init__(
+        self,
+        backend: DPMBackend,
+        link: _Link,
+        recovery: Recovery,
+        callback: ReadingCallback | None,
+        on_error: ErrorCallback | None,
+        mode: DispatchMode,
+        queue: ReadingQueue,
+    ) -> None:
+        super().__init__(list(recovery.drfs), callback, on_error, queue)
+        self._backend = backend
+        self._link = link
+        self._recovery = recovery
+        self._direct = callback is not None and mode is DispatchMode.DIRECT
+        # stop() wakes the reader out of select() through this pair, so that
+        # the reader alone touches the engine (and sends the StopList)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_lock = threading.Lock()
+        name = f"acnet-stream {summary(self.drfs)}"
+        self._reader = threading.Thread(target=self._read, name=f"{name} reader", daemon=True)
+        self._worker = None
+        if callback is not None and not self._direct:
+            self._worker = threading.Thread(target=self._work, name=f"{name} worker", daemon=True)
+
+    def _start(self) -> None:
+        self._reader.start()
+        if self._worker is not None:
+            self._worker.start()
+
+    def stop(self) -> None:
+        """Stop the stream (StopList, then close), and join its threads; idempotent."""
+        with self._cond:
+            first = not self._stop_requested
+            self._stop_requested = True
+            self._queue.clear()
+            self._cond.notify_all()
+        if first:
+            with self._wake_lock, contextlib.suppress(OSError):  # closed: the reader is gone
+                self._wake_w.send(b"\0")
+        current = threading.current_thread()
+        for thread in (self._reader, self._worker):
+            if thread is None or thread is current:
+                continue  # stop() from a callback: the thread ends when the callback returns
+            thread.join(JOIN_PATIENCE)
+            if thread.is_alive():
+                log.warning("%s still runs %s s after stop()", thread.name, JOIN_PATIENCE)
+        self._backend._forget(self)
+
+    # -- the reader thread -----------------------------------------------------------
+
+    def _read(self) -> None:
+        error: ConnectionLost | None = None
+        try:
+            self._stream()
+        except ConnectionLost as exc:
+            error = exc
+        except Exception as exc:  # OSError, ProtocolError, or a bug: the stream is dead either way
+            error = ConnectionLost(f"the stream of {summary(self.drfs)} broke: {exc}")
+            error.__cause__ = exc
+        finally:
+            # whatever happened, the link goes and every waiter hears the stream ended
+            with contextlib.suppress(OSError):
+                self._close_link(polite=error is None)
+            self._finish(error)
+
+    def _stream(self) -> None:
+        """Pump one connection after another until stopped, or until recovery gives up."""
+        while True:
+            try:
+                self._pump()
+                return  # stopped
+            except (OSError, ProtocolError) as exc:
+                failure: Exception = exc
+            self._link.close()
+            if not self._reconnect(failure):
+                return
+
+    def _reconnect(self, failure: Exception) -> bool:
+        """Connect again, pausing as the policy says; False if stopped meanwhile.
+
+        Raises :class:`ConnectionLost` when reconnection is off or out of attempts.
+        """
+        recovery = self._recovery
+        while True:
+            delay = recovery.broke(str(failure), datetime.now(UTC))
+            if delay is None:
+                raise recovery.lost() from failure
+            log.info(
+                "the stream of %s broke (%s); reconnecting in %.3f s",
+                summary(self.drfs),
+                failure,
+                delay,
+            )
+            with self._cond:
+                if self._cond.wait_for(lambda: self._stop_requested, delay):
+                    return False
+            try:
+                self._link = self._backend._open_stream(self.drfs)
+            except (OSError, ProtocolError) as exc:
+                failure = exc
+                continue
+            self._deliver(recovery.resumed(datetime.now(UTC)))
+            return True
+
+    def _pump(self) -> None:
+        link = self._link
+        with selectors.DefaultSelector() as selector:
+            selector.register(link.sock, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while True:
+                overdue = link.client.overdue_at
+                wait = None if overdue is None else max(0.0, overdue - time.monotonic())
+                ready = selector.select(wait)
+                if self._stop_requested:
+                    return
+                if not ready:
+                    raise TimeoutError(SILENT)
+                try:
+                    made = link.pump_for(0)
+                except TimeoutError:
+                    continue  # readable, yet nothing to read: a spurious wakeup
+                if made:
+                    self._recovery.heard()
+                for _, reading in made:
+                    self._deliver(reading)
+
+    def _deliver(self, reading: Reading | Gap) -> None:
+        if self._direct:
+            if not self._stop_requested:
+                self._call(self._callback, reading)
+            return
+        with self._cond:
+            if self._stop_requested:
+                return
+            queued = self._queue.push(reading)
+            first_drop = not queued and self._queue.dropped == 1
+            if queued:
+                self._cond.notify_all()
+        if first_drop:
+            warn_dropping(self.drfs, self._queue)
+
+    def _close_link(self, polite: bool) -> None:
+        if polite:
+            with contextlib.suppress(OSError, ProtocolError):  # it is closing either way
+                self._link.send(self._link.client.end(time.monotonic()))
+        self._link.close()
+        with self._wake_lock:
+            self._wake_w.close()
+        self._wake_r.close()
+
+    def _finish(self, error: ConnectionLost | None) -> None:
+        with self._cond:
+            self._ended = True
+            if error is not None and not self._stop_requested:
+                self._exc = error
+            self._cond.notify_all()
+        if self._exc is not None and self._worker is None:
+            self._report(self._exc)
+        # with a worker, the worker reports, after the readings that came first
+
+    # -- callbacks ---------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(self._ready)
+                if self._stop_requested:
+                    return
+                if not len(self._queue):
+                    break
+                reading = self._queue.pop()
+            self._call(self._callback, reading)
+        if self._exc is not None:
+            self._report(self._exc)
+
+
+
+class DPMBackend(StreamRegistry, Backend):
+    """DPM over TCP (the seeds' ``DPMHTTPBackend``), safe to share between threads.
+
+    ``host``/``port``: the DPM proxy; ``pool_size``: most connections for
+    reads at once (more concurrent reads wait, within their timeout);
+    ``timeout``: the default total timeout of an operation, in seconds. No
+    connection is made until the first operation.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = DEFAULT_PORT,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        auth: Auth | None = None,
+        role: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.auth = auth
+        self.role = role
+        self._writer: _Link | None = None
+        self._write_lock = threading.Lock()
+        self._host = check_host(host)
+        self._port = check_port(port)
+        self._pool = _Pool(self._host, self._port, check_pool_size(pool_size))
+        self.timeout = check_timeout(timeout)
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def pool_size(self) -> int:
+        return self._pool.size
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"DPMBackend({self._host!r}, {self._port}, pool_size={self.pool_size}, {state})"
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get_many(
+        self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
+    ) -> list[Reading]:
+        """Read every DRF once; see :meth:`Backend.get_many`. Thread-safe."""
+        batch = ReadBatch(drfs)
+        deadline = self._deadline(timeout)
+        self._check_open()
+        try:
+            self._run(batch, deadline)
+        except TimeoutError as exc:
+            raise batch.timed_out(exc) from exc
+        except (OSError, ProtocolError) as exc:
+            raise batch.disconnected(f"{self._host}:{self._port}: {exc}") from exc
+        return batch.readings()
+
+    def _run(self, batch: ReadBatch, deadline: float) -> None:
+        while True:
+            reused = False
+            try:
+                with self._pool.borrow(deadline) as (link, reused):
+                    run_plan(link, batch, deadline)
+                return
+            except TimeoutError:
+                raise
+            except (OSError, ProtocolError):
+                # the server may close an idle pooled connection just as it is
+                # borrowed; if nothing came back yet, the read is safe to repeat
+                if not reused or batch.arrived:
+                    raise
+                log.debug("a pooled connection to %s was closed; reading again", self._host)
+
+    # -- settings --------------------------------------------------------------------------
+
+    def write_many(
+        self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
+    ) -> list[WriteResult]:
+        """Apply several settings in one ``ApplySettings``; results in input order.
+
+        Needs ``auth=KerberosAuth()`` and ``role=``. Settings share one
+        connection, authenticated once and reused. If the connection breaks
+        after the settings left, :class:`SettingOutcomeUnknown` is raised and
+        nothing is sent again.
+        """
+        self._check_open()
+        batch = dpm_write_batch(setting_pairs(settings), self.auth, self.role)
+        deadline = self._deadline(timeout)
+        with self._write_lock:
+            link, self._writer = self._writer, None
+            self._writer = apply_settings(link, batch, self.auth, self._host, self._port, deadline)
+        return batch.write_results()
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        drfs: Sequence[str | _drf.DataRequest],
+        callback: ReadingCallback | None = None,
+        on_error: ErrorCallback | None = None,
+        dispatch_mode: DispatchMode = DispatchMode.WORKER,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        reconnect: bool | Reconnect = True,
+    ) -> DPMSubscription:
+        """Stream ``drfs`` on a new connection; see :meth:`Backend.subscribe`.
+
+        Connects (within the backend's timeout) and sends the list before
+        returning: a refused connection raises here (OSError, or
+        :class:`~acnet_proto.errors.ConnectionRefusedByProxy`).
+        ``dispatch_mode`` picks the thread that runs ``callback``;
+        ``queue_size`` bounds the readings held for a slow consumer.
+        ``reconnect``: if the connection dies later, connect again with the
+        default :class:`Reconnect` policy (True), a policy of your own, or
+        not at all (False: the stream ends with :class:`ConnectionLost`).
+        """
+        self._check_open()
+        check_callbacks(callback, on_error)
+        if not isinstance(dispatch_mode, DispatchMode):
+            raise TypeError(f"dispatch_mode must be a DispatchMode, not {dispatch_mode!r}")
+        queue = ReadingQueue(queue_size)
+        recovery = Recovery(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
+        link = self._open_stream(recovery.drfs)
+        try:
+            subscription = DPMSubscription(
+                self, link, recovery, callback, on_error, dispatch_mode, queue
+            )
+        except BaseException:
+            link.close()
+            raise
+        self._register(subscription, lambda: subscription._close_link(polite=False))
+        subscription._start()
+        return subscription
+
+    def _open_stream(self, drfs: Sequence[str]) -> _Link:
+        """A new connection with the list of ``drfs`` started on it, within the timeout.
+
+        Each connection gets a list plan of its own: what one learned (an
+        entry refused, the metadata) is learned afresh on the next.
+        """
+        plan = ListPlan(drfs, default_event=None)
+        return open_stream(self._host, self._port, plan, self._deadline(None))
+
+    def close(self) -> None:
+        """Stop every stream (joining its threads) and close every pooled connection."""
+        self._stop_streams()
+        self._pool.close()
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+
+#: pacsys's name for the same backend.
+DPMHTTPBackend = DPMBackend

@@ -1,0 +1,277 @@
+"""A simulated DAQ gRPC service (DPM over gRPC) answering from the shared device model.
+
+::
+
+    with DAQSimServer(jwt_key=KEY) as sim:       # or sim.start() ... sim.stop()
+        backend = GRPCBackend(sim.host, sim.port)
+        backend.read("M:OUTTMP")
+
+The values come from a :class:`~acnet_proto.sim.model.DeviceModel` (by
+default a fresh :meth:`~acnet_proto.sim.model.DeviceModel.default`; pass the
+DPM simulator's to share one machine between both services), turned into
+replies by :mod:`acnet_proto.services.daq`. The service runs on grpc's
+thread-pool server (each open stream holds one of ``max_streams`` threads;
+calls beyond that wait), with one lock around the model, so settings never
+race. It uses no event loop: grpc.aio binds every event loop of a process
+to one shared poller, and a server on a loop of its own would then field
+the events of the clients' loops (and their errors once those close).
+
+``Read`` answers each DRF at its position in the request (the reply's
+``index``), per its event (no event or ``@U``: the device's default):
+``@I`` once, at once; ``@p``/``@q`` every period, first one period after
+the call (``@q`` only when the value changed); ``@e`` when the simulated
+clock event fires (:class:`~acnet_proto.adapters.sim.dpm.ClockEvents`); ``@N``
+never. A DRF the model refuses gets a status reply with the model's status
+(e.g. ``DPM_NO_SUCH_DEVICE``). The stream ends once nothing is left to
+send, so a request of ``@I`` DRFs only is answered and completed.
+
+``Set`` needs ``authorization: Bearer <JWT>`` in the call metadata: an HS256
+token signed with ``jwt_key`` that has not expired, naming its principal in
+``sub``; anything else is refused with ``UNAUTHENTICATED`` (a server without
+a key refuses every setting so). The token's ``realm_access.roles`` (as
+Keycloak issues them) are roles of :class:`~acnet_proto.sim.policy.Policy`
+(default :meth:`~acnet_proto.sim.policy.Policy.default`): the roles it defines
+join the ones the policy gives the principal, and a setting is allowed when
+one of them allows the device, or else the principal's console class
+matches the device's protection mask. Each setting gets its own status in
+the reply: the model's for a device or property it refuses, ``DPM_PRIV``
+(or ``DPM_DBPRIV``) when not allowed, ``DIO_INVDATA`` for a value of the
+wrong type, 0 when applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import grpc
+import jwt
+from acnet_proto.adapters.grpc.server import GRPCServer, serve_until_cancelled
+from acnet_proto.adapters.sim.dpm import ClockEvents, _Group
+from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2, DAQ_pb2_grpc
+
+from acnet_proto import drf
+from acnet_proto.errors import RemoteProtocolError
+from acnet_proto.plans.lists import error_reading, reading_from_reply
+from acnet_proto.services.daq import reading_reply, setting_reply, value_from_proto
+from acnet_proto.sim.model import DeviceModel, RequestRejected
+from acnet_proto.sim.policy import Policy
+from acnet_proto.status import Status
+
+__all__ = ["DEFAULT_PORT", "DAQSimServer", "serve"]
+
+log = logging.getLogger(__name__)
+
+#: The DAQ service's usual port.
+DEFAULT_PORT = 50051
+DIO_INVDATA = Status.from_name("DIO_INVDATA")
+DEFAULT_MAX_STREAMS = 64
+
+
+def _same(message: Any) -> Any:
+    return message
+
+
+def _until(due: float) -> float:
+    return max(0.0, due - time.monotonic())
+
+
+def _authorize(
+    policy: Policy, principal: str, token_roles: Sequence[str], device: str, protection: int
+) -> Status | None:
+    """None if ``principal`` may set ``device`` with ``token_roles`` besides its policy roles."""
+    known = tuple(r for r in token_roles if r in policy.roles)
+    held = dict(policy.principals)
+    held[principal] = held.get(principal, ()) + known
+    effective = dataclasses.replace(policy, principals=held)
+    for role in effective.roles_of(principal):
+        if effective.authorize(principal, role, device, protection) is None:
+            return None
+    return effective.authorize(principal, None, device, protection)
+
+
+def _roles_of(claims: dict[str, Any]) -> tuple[str, ...]:
+    access = claims.get("realm_access")
+    roles = access.get("roles") if isinstance(access, dict) else None
+    if not isinstance(roles, list):
+        return ()
+    return tuple(r for r in roles if isinstance(r, str))
+
+
+class _Refused(Exception):
+    """A call refused for its credentials; the text says why (never the token)."""
+
+
+class _DAQService(DAQ_pb2_grpc.DAQServicer):
+    def __init__(self, server: DAQSimServer) -> None:
+        self.server = server
+
+    def Read(
+        self, request: DAQ_pb2.ReadingList, context: grpc.ServicerContext
+    ) -> Iterator[DAQ_pb2.ReadingReply]:
+        over = threading.Event()
+        context.add_callback(over.set)  # the client cancelled, or the server is stopping
+        drfs = list(request.drf)
+        server = self.server
+        groups: dict[tuple[Any, ...], _Group] = {}
+        with server.lock:
+            wall, now = time.time(), time.monotonic()
+            first = [self._first(index, text, wall, now, groups) for index, text in enumerate(drfs)]
+        yield from (reply for reply in first if reply is not None)
+        while groups and not over.wait(_until(min(g.due for g in groups.values()))):
+            with server.lock:
+                now, wall = time.monotonic(), time.time()
+                fired: list[Any] = []
+                for group in groups.values():
+                    if group.due <= now:
+                        group.fire(_same, wall, fired)  # the model's DPM replies, ref_id = index
+                        group.advance(now, server.clock)
+                replies = [
+                    reading_reply(r.ref_id, reading_from_reply(r, drfs[r.ref_id])) for r in fired
+                ]
+            yield from replies
+
+    def _first(
+        self, index: int, text: str, wall: float, now: float, groups: dict[Any, _Group]
+    ) -> DAQ_pb2.ReadingReply | None:
+        """The reply due at once for the ``index``-th DRF, if any; its group if it repeats."""
+        try:
+            entry = self.server.model.resolve(text)
+        except RequestRejected as e:
+            return reading_reply(index, error_reading(text, e.status))
+        event = entry.event
+        if isinstance(event, drf.ImmediateEvent):
+            return reading_reply(index, reading_from_reply(entry.reply(index, wall), text))
+        if isinstance(event, drf.PeriodicEvent):
+            key: tuple[Any, ...] = ("p", event.period_us, event.continuous)
+            if key not in groups:
+                period = event.period_us / 1e6
+                groups[key] = _Group(now + period, period, None, not event.continuous)
+        elif isinstance(event, drf.ClockEvent):
+            key = ("e", event)
+            if key not in groups:
+                groups[key] = _Group(self.server.clock.next_after(event, now), None, event, False)
+        else:
+            return None  # @N: never
+        groups[key].members.append((index, entry))
+        return None
+
+    def Set(
+        self, request: DAQ_pb2.SettingList, context: grpc.ServicerContext
+    ) -> DAQ_pb2.SettingReply:
+        try:
+            claims = self.server._verify(context.invocation_metadata() or ())
+        except _Refused as e:
+            log.info("refused a Set from %s: %s", context.peer(), e)
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+        principal, roles = claims["sub"], _roles_of(claims)
+        with self.server.lock:
+            statuses = [self._apply(principal, roles, s) for s in request.setting]
+        return setting_reply(statuses)
+
+    def _apply(self, principal: str, roles: Sequence[str], setting: DAQ_pb2.Setting) -> Any:
+        server = self.server
+        try:
+            entry = server.model.resolve(setting.device)
+        except RequestRejected as e:
+            return e.status
+        device = entry.device
+        refusal = _authorize(server.policy, principal, roles, device.name, device.protection)
+        if refusal is not None:
+            return refusal
+        try:
+            value, _ = value_from_proto(setting.value)
+        except RemoteProtocolError:  # no value at all
+            return DIO_INVDATA
+        return server.model.apply_setting(entry, value)
+
+
+class DAQSimServer(GRPCServer):
+    """A simulated DAQ gRPC service on ``host``:``port`` (0: a free port).
+
+    ``jwt_key`` is the HS256 key that signs valid tokens (None: no setting
+    is accepted); ``policy`` says who may set what; ``max_streams`` is how
+    many calls are served at once. :meth:`start` (or ``with``) starts it;
+    ``host`` and ``port`` are then where it listens.
+    """
+
+    _what = "the simulated DAQ"
+    _thread_prefix = "sim-daq"
+
+    def __init__(
+        self,
+        model: DeviceModel | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        jwt_key: str | bytes | None = None,
+        policy: Policy | None = None,
+        *,
+        max_streams: int = DEFAULT_MAX_STREAMS,
+    ) -> None:
+        super().__init__(host, port, max_streams)
+        self.model = model if model is not None else DeviceModel.default()
+        self.policy = policy if policy is not None else Policy.default()
+        #: Held while the model is read or changed (calls run in a thread pool).
+        self.lock = threading.Lock()
+        self.clock = ClockEvents(self.model, 0.0)
+        self._jwt_key = jwt_key
+
+    def _add_services(self, server: grpc.Server) -> None:
+        DAQ_pb2_grpc.add_DAQServicer_to_server(_DAQService(self), server)
+        self.clock.origin = time.monotonic()  # events count from when the service starts
+
+    def start(self) -> None:
+        """Start listening; returns once calls are accepted. OSError if the port is taken."""
+        super().start()
+        log.info("simulated DAQ gRPC service listening on %s:%d", self.host, self.port)
+
+    # -- credentials ----------------------------------------------------------------------
+
+    def _verify(self, metadata: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+        """The claims of the call's bearer token; :class:`_Refused` if there is no good one."""
+        if self._jwt_key is None:
+            raise _Refused("this server has no key to verify tokens: settings are disabled")
+        header = next((v for k, v in metadata if k.lower() == "authorization"), None)
+        if not header:
+            raise _Refused("no token: send the metadata 'authorization: Bearer <JWT>'")
+        scheme, _, token = str(header).strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _Refused("the authorization metadata is not 'Bearer <JWT>'")
+        try:
+            claims = jwt.decode(
+                token.strip(),
+                self._jwt_key,
+                algorithms=["HS256"],
+                options={"require": ["exp", "sub"], "verify_aud": False},
+            )
+        except jwt.ExpiredSignatureError:
+            raise _Refused("the token has expired") from None
+        except jwt.InvalidTokenError as e:
+            raise _Refused(f"the token is not valid: {e}") from None
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise _Refused("the token's 'sub' claim names no principal")
+        return claims
+
+
+async def serve(
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    model: DeviceModel | None = None,
+    *,
+    jwt_key: str | bytes | None = None,
+    policy: Policy | None = None,
+    ready: Callable[[DAQSimServer], None] | None = None,
+) -> None:
+    """Serve the simulated DAQ service until cancelled (``acnet-proto sim --grpc-port PORT``).
+
+    A coroutine, to run beside the DPM simulator's :func:`acnet_proto.adapters.sim.dpm.serve`
+    on one loop (the service itself runs in its own threads). ``ready`` is
+    called with the server once it listens (e.g. to print the port when
+    ``port=0``). Give the DPM simulator's ``model`` to serve one simulated
+    machine over both protocols: a setting through either is seen by both.
+    """
+    await serve_until_cancelled(DAQSimServer(model, host, port, jwt_key, policy), ready)

@@ -1,0 +1,1124 @@
+"""SSH to ACNET hosts: commands, port forwards, SFTP and ``acl``, through jump hosts.
+
+::
+
+    from acnet_proto.adapters.ssh.client import SSHClient, SSHHop
+
+    with SSHClient(["outland.fnal.gov", "clx01.fnal.gov"]) as ssh:  # Kerberos on both hops
+        print(ssh.exec("hostname").stdout)
+        print(ssh.acl("read M:OUTTMP"))                             # M:OUTTMP = 41.7 DegF
+        with ssh.acl_session() as acl:
+            print(acl.send("read M:OUTTMP"))
+
+A client is a chain of hops. The first is reached over TCP; each later one
+through a ``direct-tcpip`` channel of the hop before it, so jump hosts never
+see the inner sessions' plaintext. Each hop logs in on its own: GSSAPI
+(Kerberos, the default), a private key, or a password. The chain is built on
+first use and rebuilt by the next call after it breaks; :meth:`SSHClient.close`
+ends it and everything opened through it.
+
+Host keys are checked only if ``known_hosts`` is given (an OpenSSH
+known_hosts file); by default any host key is accepted, as pacsys does.
+
+Needs the ``ssh`` extra (paramiko); GSSAPI hops also need the ``krb`` extra
+(gssapi). An :class:`SSHClient` may be shared between threads (each call uses
+its own channel); a :class:`RemoteProcess` or :class:`ACLSession` may not.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import getpass
+import logging
+import os
+import select
+import shlex
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import paramiko
+from paramiko.ssh_gss import GSS_EXCEPTIONS
+
+from acnet_proto.errors import ACLError, AuthenticationError
+
+__all__ = [
+    "ACLSession",
+    "CommandResult",
+    "RemoteProcess",
+    "SFTPSession",
+    "SSHAuthenticationError",
+    "SSHClient",
+    "SSHCommandError",
+    "SSHConnectionError",
+    "SSHError",
+    "SSHHop",
+    "SSHTimeoutError",
+    "Tunnel",
+]
+
+log = logging.getLogger(__name__)
+
+AuthMethod = Literal["gssapi", "key", "password"]
+_AUTH_METHODS = ("gssapi", "key", "password")
+KEEPALIVE_INTERVAL = 30  # seconds; keeps idle sessions through stateful firewalls
+ACL_TIMEOUT = 30.0
+ACL_PROMPT = b"\nACL> "
+_CHUNK = 65536
+_MAX_BUFFER = 16 * 1024 * 1024  # what a RemoteProcess may hold while looking for a marker
+_STDERR_TAIL = 4096  # how much stderr an error message quotes
+_JOIN_TIMEOUT = 5.0
+# Written to a private temp file (mktemp: 0600, O_EXCL) rather than a guessable name, and
+# on one line with no newlines inside quotes, so a csh login shell can start it too.
+_ACL_RUNNER = "sh -c " + shlex.quote(
+    "f=$(mktemp --suffix=.acl /tmp/acnet_proto_acl_XXXXXXXX) || exit 125; "
+    'cat > "$f" && acl "$f"; status=$?; rm -f "$f"; exit $status'
+)
+
+SFTPSession = paramiko.SFTPClient
+"""What :meth:`SSHClient.sftp` returns: paramiko's client (``get``, ``put``,
+``open``, ``listdir``, ``stat``, ``remove``...; a context manager)."""
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class SSHError(Exception):
+    """Base of every SSH failure raised here."""
+
+
+class SSHConnectionError(SSHError):
+    """A hop could not be reached or logged in to, or the connection broke.
+
+    ``hop`` is the :class:`SSHHop` concerned, if the failure belongs to one.
+    """
+
+    def __init__(self, message: str, hop: SSHHop | None = None) -> None:
+        super().__init__(message)
+        self.hop = hop
+
+
+class SSHAuthenticationError(SSHConnectionError, AuthenticationError):
+    """A hop refused the credentials offered, or they could not be used."""
+
+
+class SSHCommandError(SSHError):
+    """A remote command exited with a non-zero status.
+
+    ``exit_code`` is -1 if the command ended without one (killed by a signal).
+    """
+
+    def __init__(self, command: str, exit_code: int, stderr: str, stdout: str = "") -> None:
+        self.command = command
+        self.exit_code = exit_code
+        self.stderr = stderr
+        self.stdout = stdout
+        detail = stderr.strip() or stdout.strip()
+        super().__init__(
+            f"remote command {command!r} exited with status {exit_code}"
+            + (f": {detail[-_STDERR_TAIL:]}" if detail else "")
+        )
+
+
+class SSHTimeoutError(SSHError):
+    """An operation did not finish within its timeout."""
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class SSHHop:
+    """One SSH server in the chain, and how to log in to it.
+
+    ``username`` defaults to the Kerberos principal's name for GSSAPI hops and
+    to the local user otherwise. ``key_filename`` (an unencrypted RSA, ECDSA or
+    Ed25519 private key) is required for ``auth_method="key"``, ``password``
+    for ``"password"``; the password never appears in a repr.
+    ``delegate_credentials`` forwards the Kerberos ticket to a GSSAPI hop, so
+    commands run there (``acl`` settings, say) can use it. GSSAPI asks for
+    the service ``host/<hostname>``, so name a GSSAPI hop as its Kerberos
+    principal does (a name, not an address).
+    """
+
+    hostname: str
+    port: int = 22
+    username: str | None = None
+    auth_method: AuthMethod = "gssapi"
+    key_filename: str | None = None
+    password: str | None = field(default=None, repr=False)
+    delegate_credentials: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hostname, str) or not self.hostname.strip():
+            raise ValueError(f"SSHHop hostname must be a non-empty str, got {self.hostname!r}")
+        if isinstance(self.port, bool) or not isinstance(self.port, int):
+            raise TypeError(f"SSHHop port must be an int, got {type(self.port).__name__}")
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"SSHHop port must be 1-65535, got {self.port}")
+        if self.username is not None and (not isinstance(self.username, str) or not self.username):
+            raise ValueError(
+                f"SSHHop username must be a non-empty str or None, got {self.username!r}"
+            )
+        if self.auth_method not in _AUTH_METHODS:
+            raise ValueError(
+                f"SSHHop auth_method must be one of {', '.join(_AUTH_METHODS)}, "
+                f"got {self.auth_method!r}"
+            )
+        if self.auth_method == "key" and not self.key_filename:
+            raise ValueError("SSHHop auth_method='key' needs key_filename")
+        if self.auth_method == "password" and not self.password:
+            raise ValueError("SSHHop auth_method='password' needs a password")
+
+    def __str__(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        return f"{user}{self.hostname}:{self.port}"
+
+
+HopSpec = str | SSHHop
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a remote command printed and how it exited (-1: killed by a signal)."""
+
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+# --------------------------------------------------------------------------- channel I/O
+
+
+def _deadline(timeout: float | None, name: str = "timeout") -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(f"{name} must be a positive number of seconds or None, got {timeout!r}")
+    return time.monotonic() + timeout
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _next_chunk(chan: paramiko.Channel, deadline: float | None) -> tuple[bool, bytes] | None:
+    """The next output as ``(from_stderr, data)``; ``(False, b"")`` once output has ended.
+
+    None if the deadline passes first. Waits in select() on the channel, whose
+    pipe paramiko sets on data, EOF and close alike.
+    """
+    while True:
+        if chan.recv_ready():
+            return False, chan.recv(_CHUNK)
+        if chan.recv_stderr_ready():
+            return True, chan.recv_stderr(_CHUNK)
+        if chan.eof_received or chan.closed:
+            return False, b""
+        ready, _, _ = select.select([chan], [], [], _left(deadline))
+        if not ready:
+            return None
+
+
+def _close_channel(chan: paramiko.Channel) -> None:
+    """Close ``chan`` without racing paramiko's transport thread.
+
+    ``Channel.close()`` closes the pipe that ``fileno()`` (hence select())
+    made, while the transport thread may be feeding data that writes to it;
+    that write then hits a closed, or reused, descriptor and kills the whole
+    connection. Swapping the buffers' event under their locks first means no
+    feed is writing to the pipe when it closes.
+    """
+    for buffer in (chan.in_buffer, chan.in_stderr_buffer):
+        buffer.set_event(threading.Event())
+    chan.close()
+
+
+class _Tail:
+    """The last few KiB of a stream, for error messages."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+
+    def add(self, data: bytes) -> None:
+        self._data += data
+        del self._data[:-_STDERR_TAIL]
+
+    def text(self) -> str:
+        return self._data.decode(errors="replace")
+
+
+def _request(
+    chan: paramiko.Channel, call: Callable[[], None], what: str, deadline: float | None
+) -> None:
+    """Make a channel request (exec, subsystem) bounded by the deadline.
+
+    paramiko waits for the server's answer to a channel request with no limit;
+    past the deadline a helper thread sets the channel's event, which ends that
+    wait with an SSHException.
+    """
+    if deadline is None:
+        call()
+        return
+    done = threading.Event()
+
+    def wake() -> None:
+        if done.wait(_left(deadline)):
+            return
+        # paramiko clears the event just before it sends, so set it until the call returns.
+        while True:
+            chan.event.set()
+            if done.wait(0.05):
+                return
+
+    watchdog = threading.Thread(target=wake, name="ssh-request-deadline", daemon=True)
+    watchdog.start()
+    try:
+        call()
+    except paramiko.SSHException as exc:
+        if time.monotonic() >= deadline:
+            raise SSHTimeoutError(f"the server did not start {what} in time") from exc
+        raise SSHError(f"the server refused to start {what}: {exc}") from exc
+    finally:
+        done.set()
+        watchdog.join()
+
+
+def _start_command(chan: paramiko.Channel, command: str, deadline: float | None) -> None:
+    _request(chan, lambda: chan.exec_command(command), repr(command), deadline)
+
+
+def _feed(chan: paramiko.Channel, data: bytes, deadline: float | None) -> None:
+    """Send ``data`` to the command's stdin; it may exit without reading it all."""
+    chan.settimeout(_left(deadline))
+    try:
+        chan.sendall(data)
+    except TimeoutError:
+        raise
+    except OSError:
+        # Like EPIPE to a local pipe: the command's exit status says whether that mattered.
+        # A broken connection also closes the channel, and _exit_status reports it.
+        if not chan.closed:
+            raise
+
+
+def _exit_status(chan: paramiko.Channel, deadline: float | None, command: str) -> int:
+    if not chan.status_event.wait(_left(deadline)):
+        raise SSHTimeoutError(f"{command!r} sent no exit status in time")
+    transport = chan.get_transport()
+    if chan.exit_status == -1 and (transport is None or not transport.is_active()):
+        raise SSHConnectionError(f"the connection broke while running {command!r}")
+    return int(chan.recv_exit_status())
+
+
+# --------------------------------------------------------------------------- client
+
+
+def _as_hops(hops: HopSpec | Sequence[HopSpec]) -> list[SSHHop]:
+    if isinstance(hops, str | SSHHop):
+        hops = [hops]
+    if not isinstance(hops, Sequence):
+        raise TypeError(f"hops must be a hostname, an SSHHop or a list of them, got {hops!r}")
+    result = []
+    for hop in hops:
+        if isinstance(hop, str):
+            result.append(SSHHop(hop))
+        elif isinstance(hop, SSHHop):
+            result.append(hop)
+        else:
+            raise TypeError(f"each hop must be a hostname or an SSHHop, got {hop!r}")
+    if not result:
+        raise ValueError("hops is empty: name at least one host")
+    return result
+
+
+def _check_command(command: object) -> None:
+    if not isinstance(command, str) or not command.strip():
+        raise ValueError(f"command must be a non-empty str, got {command!r}")
+
+
+def _load_key(hop: SSHHop) -> paramiko.PKey:
+    assert hop.key_filename is not None  # SSHHop checks it
+    path = Path(hop.key_filename).expanduser()
+    try:
+        return paramiko.PKey.from_path(path)
+    except OSError as exc:
+        raise SSHAuthenticationError(f"cannot read key file {path}: {exc}", hop) from exc
+    except (TypeError, ValueError, paramiko.SSHException, paramiko.UnknownKeyType) as exc:
+        # cryptography raises TypeError for an encrypted key given no passphrase.
+        raise SSHAuthenticationError(
+            f"{path} is not an unencrypted RSA, ECDSA or Ed25519 private key ({exc})", hop
+        ) from exc
+
+
+def _close_transport(transport: paramiko.Transport, sock: socket.socket | paramiko.Channel) -> None:
+    transport.close()
+    sock.close()  # Transport.close() skips this if the handshake never started
+    # Transport.close() does not wait for its thread, which notices within 0.1 s.
+    if transport.is_alive() and transport is not threading.current_thread():
+        transport.join(_JOIN_TIMEOUT)
+
+
+class SSHClient:
+    """SSH to a host through zero or more jump hosts.
+
+    ``hops`` is a hostname, an :class:`SSHHop`, or a list of them (the last is
+    the target). ``auth`` is an optional
+    :class:`~acnet_proto.adapters.kerberos.KerberosAuth` for GSSAPI hops;
+    paramiko can only use the default credential cache, so ``auth`` must be
+    for the principal in it. If any hop uses GSSAPI, a ticket is required
+    now (:class:`~acnet_proto.errors.AuthenticationError` otherwise).
+    ``connect_timeout`` bounds each step of reaching and logging in to each
+    hop. ``known_hosts``, an OpenSSH known_hosts file, makes every hop's host
+    key checked against it before any credential is sent.
+    """
+
+    def __init__(
+        self,
+        hops: HopSpec | Sequence[HopSpec],
+        auth: object | None = None,
+        connect_timeout: float = 10.0,
+        *,
+        known_hosts: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self._hops = _as_hops(hops)
+        _deadline(connect_timeout, "connect_timeout")
+        self._connect_timeout = float(connect_timeout)
+        self._known_hosts_path = None if known_hosts is None else Path(known_hosts)
+        self._known_hosts = (
+            None
+            if self._known_hosts_path is None
+            else paramiko.HostKeys(str(self._known_hosts_path))
+        )
+        self._principal = (
+            _kerberos_principal(auth)
+            if any(h.auth_method == "gssapi" for h in self._hops)
+            else None
+        )
+        self._lock = threading.Lock()
+        self._chain: list[tuple[paramiko.Transport, socket.socket | paramiko.Channel]] = []
+        self._tunnels: list[Tunnel] = []
+        self._channels: weakref.WeakSet[paramiko.Channel] = weakref.WeakSet()
+
+    @property
+    def hops(self) -> list[SSHHop]:
+        return list(self._hops)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._chain) and self._chain[-1][0].is_active()
+
+    def __enter__(self) -> SSHClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        route = " -> ".join(str(h) for h in self._hops)
+        return f"SSHClient({route}, {'connected' if self.connected else 'not connected'})"
+
+    def connect(self) -> SSHClient:
+        """Build the chain now rather than at first use; returns ``self``."""
+        self._transport()
+        return self
+
+    def close(self) -> None:
+        """Stop the tunnels, close channels opened here, and end every hop.
+
+        A later call connects again.
+        """
+        for tunnel in self._tunnels:
+            tunnel.stop()
+        self._tunnels.clear()
+        for chan in list(self._channels):
+            _close_channel(chan)
+        with self._lock:
+            self._disconnect()
+
+    # ----------------------------------------------------------------- connection
+
+    def _transport(self) -> paramiko.Transport:
+        """The target's transport, connecting (or reconnecting) first if needed."""
+        with self._lock:
+            if self.connected:
+                return self._chain[-1][0]
+            self._disconnect()
+            try:
+                for hop in self._hops:
+                    self._chain.append(self._open_hop(hop))
+            except BaseException:
+                self._disconnect()
+                raise
+            return self._chain[-1][0]
+
+    def _disconnect(self) -> None:
+        # Innermost first: each transport rides on a channel of the one before it.
+        while self._chain:
+            _close_transport(*self._chain.pop())
+
+    def _open_hop(self, hop: SSHHop) -> tuple[paramiko.Transport, socket.socket | paramiko.Channel]:
+        sock: socket.socket | paramiko.Channel
+        try:
+            if not self._chain:
+                sock = socket.create_connection((hop.hostname, hop.port), self._connect_timeout)
+                # ACL sessions are many small round trips; Nagle would delay each.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            else:
+                sock = self._chain[-1][0].open_channel(
+                    "direct-tcpip",
+                    (hop.hostname, hop.port),
+                    ("127.0.0.1", 0),
+                    timeout=self._connect_timeout,
+                )
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            via = f" through {self._hops[len(self._chain) - 1]}" if self._chain else ""
+            raise SSHConnectionError(f"cannot reach {hop}{via}: {exc}", hop) from exc
+
+        try:
+            transport = paramiko.Transport(sock)
+        except BaseException:
+            sock.close()
+            raise
+        transport.banner_timeout = self._connect_timeout
+        transport.auth_timeout = self._connect_timeout
+        try:
+            transport.start_client(timeout=self._connect_timeout)
+            self._check_host_key(transport, hop)
+            self._log_in(transport, hop)
+        except BaseException as exc:
+            _close_transport(transport, sock)
+            if isinstance(exc, (paramiko.SSHException, EOFError, OSError)):
+                raise SSHConnectionError(f"SSH handshake with {hop} failed: {exc}", hop) from exc
+            raise
+        transport.set_keepalive(KEEPALIVE_INTERVAL)
+        return transport, sock
+
+    def _check_host_key(self, transport: paramiko.Transport, hop: SSHHop) -> None:
+        if self._known_hosts is None:
+            return
+        key = transport.get_remote_server_key()
+        name = hop.hostname if hop.port == 22 else f"[{hop.hostname}]:{hop.port}"
+        known = self._known_hosts.lookup(name) or {}
+        if key.get_name() not in known:
+            raise SSHConnectionError(
+                f"{name} is not in {self._known_hosts_path} with a {key.get_name()} key "
+                f"(it offered {key.fingerprint}); add it there if you trust it",
+                hop,
+            )
+        if known[key.get_name()] != key:
+            raise SSHConnectionError(
+                f"HOST KEY MISMATCH for {name}: it offered {key.fingerprint}, "
+                f"{self._known_hosts_path} has {known[key.get_name()].fingerprint}",
+                hop,
+            )
+
+    def _log_in(self, transport: paramiko.Transport, hop: SSHHop) -> None:
+        if hop.auth_method == "gssapi":
+            assert self._principal is not None  # set in __init__ when any hop uses GSSAPI
+            user = hop.username or self._principal.split("@")[0].split("/")[0]
+        else:
+            user = hop.username or getpass.getuser()
+        try:
+            if hop.auth_method == "gssapi":
+                still_needed = transport.auth_gssapi_with_mic(
+                    user, hop.hostname, hop.delegate_credentials
+                )
+            elif hop.auth_method == "key":
+                still_needed = transport.auth_publickey(user, _load_key(hop))
+            else:
+                still_needed = transport.auth_password(user, hop.password)
+        except paramiko.BadAuthenticationType as exc:
+            raise SSHAuthenticationError(
+                f"{hop} does not take {hop.auth_method} logins "
+                f"(it offers: {', '.join(exc.allowed_types) or 'nothing'})",
+                hop,
+            ) from exc
+        except paramiko.AuthenticationException as exc:
+            raise SSHAuthenticationError(
+                f"{hop} refused the {hop.auth_method} login as {user!r}: {exc}", hop
+            ) from exc
+        except GSS_EXCEPTIONS as exc:
+            raise SSHAuthenticationError(
+                f"Kerberos login as {user!r} to {hop} failed: {exc}", hop
+            ) from exc
+        if still_needed or not transport.is_authenticated():
+            raise SSHAuthenticationError(
+                f"{hop} accepted the {hop.auth_method} login but also wants "
+                f"{', '.join(still_needed)}; multi-step logins are not supported",
+                hop,
+            )
+
+    def _open_channel(
+        self,
+        kind: str,
+        deadline: float | None,
+        dest: tuple[str, int] | None = None,
+        origin: tuple[str, int] | None = None,
+    ) -> paramiko.Channel:
+        transport = self._transport()
+        try:
+            return transport.open_channel(kind, dest, origin, timeout=_left(deadline))
+        except paramiko.ChannelException as exc:
+            raise SSHError(f"the server refused a {kind} channel: {exc}") from exc
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise SSHTimeoutError(f"the server did not open a {kind} channel in time") from exc
+            raise SSHConnectionError(
+                f"the connection broke opening a {kind} channel: {exc}"
+            ) from exc
+
+    @contextlib.contextmanager
+    def _running(self, command: str, deadline: float | None) -> Iterator[paramiko.Channel]:
+        """A channel running ``command``, closed on exit; paramiko errors become SSH errors."""
+        chan = self._open_channel("session", deadline)
+        try:
+            _start_command(chan, command, deadline)
+            yield chan
+        except TimeoutError as exc:  # a send outlasted the channel timeout
+            raise SSHTimeoutError(f"{command!r} did not finish in time") from exc
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise SSHConnectionError(
+                f"the connection broke while running {command!r}: {exc}"
+            ) from exc
+        finally:
+            _close_channel(chan)
+
+    # ----------------------------------------------------------------- commands
+
+    def exec(
+        self,
+        command: str,
+        timeout: float | None = None,
+        input: str | bytes | None = None,
+        *,
+        check: bool = False,
+    ) -> CommandResult:
+        """Run ``command`` through the login shell and wait for it.
+
+        ``input`` goes to its stdin, which is then closed (all of it is sent
+        before output is read; use :meth:`remote_process` for dialogues).
+        ``timeout`` bounds the command from opening its channel to its exit
+        (connecting first, if needed, is bounded by ``connect_timeout``).
+        Output is decoded as UTF-8.
+
+        Raises :class:`SSHTimeoutError` past the timeout, :class:`SSHCommandError`
+        for a non-zero exit if ``check``, :class:`SSHConnectionError` if a hop
+        cannot be reached or the connection breaks.
+        """
+        _check_command(command)
+        deadline = _deadline(timeout)
+        stdout, stderr = bytearray(), bytearray()
+        with self._running(command, deadline) as chan:
+            if input is not None:
+                _feed(chan, input.encode() if isinstance(input, str) else input, deadline)
+            chan.shutdown_write()
+            while (chunk := _next_chunk(chan, deadline)) != (False, b""):
+                if chunk is None:
+                    raise SSHTimeoutError(f"{command!r} did not finish within {timeout} s")
+                (stderr if chunk[0] else stdout).extend(chunk[1])
+            exit_code = _exit_status(chan, deadline, command)
+        result = CommandResult(
+            command, exit_code, stdout.decode(errors="replace"), stderr.decode(errors="replace")
+        )
+        if check and not result.ok:
+            raise SSHCommandError(command, exit_code, result.stderr, result.stdout)
+        return result
+
+    def exec_stream(self, command: str, timeout: float | None = None) -> Iterator[str]:
+        """Run ``command`` and yield its stdout lines (without newlines) as they arrive.
+
+        Nothing runs until the first ``next()``; ``timeout`` counts from there
+        and bounds the whole command. After the last line, a non-zero exit
+        raises :class:`SSHCommandError` carrying the end of stderr. Closing
+        the iterator early closes the channel.
+        """
+        _check_command(command)
+        deadline = _deadline(timeout)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stderr = _Tail()
+        pending = ""
+        with self._running(command, deadline) as chan:
+            chan.shutdown_write()
+            while (chunk := _next_chunk(chan, deadline)) != (False, b""):
+                if chunk is None:
+                    raise SSHTimeoutError(f"{command!r} did not finish within {timeout} s")
+                if chunk[0]:
+                    stderr.add(chunk[1])
+                    continue
+                *lines, pending = (pending + decoder.decode(chunk[1])).split("\n")
+                yield from lines
+            pending += decoder.decode(b"", final=True)
+            if pending:
+                yield pending
+            exit_code = _exit_status(chan, deadline, command)
+        if exit_code != 0:
+            raise SSHCommandError(command, exit_code, stderr.text())
+
+    def exec_many(
+        self, commands: Sequence[str], timeout: float | None = None, *, check: bool = False
+    ) -> list[CommandResult]:
+        """Run ``commands`` one after another; results in input order.
+
+        ``timeout`` applies to each. With ``check``, the first failure raises
+        :class:`SSHCommandError` and the rest do not run.
+        """
+        if isinstance(commands, str):
+            raise TypeError("exec_many takes a list of commands; use exec() for one")
+        for command in commands:
+            _check_command(command)
+        return [self.exec(command, timeout, check=check) for command in commands]
+
+    def open_channel(self, command: str, timeout: float | None = None) -> paramiko.Channel:
+        """A channel running ``command`` with stdin left open, for dialogues.
+
+        ``timeout`` bounds starting the command and then each read and write
+        on the channel. The caller closes the channel (:meth:`close` also
+        does).
+        """
+        _check_command(command)
+        deadline = _deadline(timeout)
+        chan = self._open_channel("session", deadline)
+        try:
+            _start_command(chan, command, deadline)
+        except BaseException:
+            _close_channel(chan)
+            raise
+        chan.settimeout(timeout)
+        self._channels.add(chan)
+        return chan
+
+    def remote_process(self, command: str, *, timeout: float = 30.0) -> RemoteProcess:
+        """Start ``command`` as a :class:`RemoteProcess` (``timeout``: default for reads)."""
+        return RemoteProcess(self, command, timeout=timeout)
+
+    # ----------------------------------------------------------------- ACL
+
+    def acl(self, command: str | Sequence[str], timeout: float | None = None) -> str:
+        """Run ACL command(s) as one script with the remote ``acl``; return its output.
+
+        A list gives one script line per item; ``;`` separates commands on a
+        line. The script goes to a private temporary file on the remote host,
+        removed afterwards. Prompt lines are dropped from the output.
+        ``timeout`` (default 30 s) bounds the whole run.
+
+        Raises :class:`~acnet_proto.errors.ACLError` if ``acl`` exits with a
+        non-zero status (as it does when a command fails; the message carries
+        its output), ``ValueError`` for no commands.
+        """
+        lines = [command] if isinstance(command, str) else list(command)
+        if not lines or not all(isinstance(line, str) and line.strip() for line in lines):
+            raise ValueError(f"acl needs one or more non-empty command strings, got {command!r}")
+        result = self.exec(
+            _ACL_RUNNER,
+            timeout=ACL_TIMEOUT if timeout is None else timeout,
+            input="\n".join(lines) + "\n",
+        )
+        output = _strip_prompts(result.stdout)
+        if not result.ok:
+            detail = "; ".join(p for p in (result.stderr.strip(), output) if p)
+            raise ACLError(
+                f"acl exited with status {result.exit_code} running {lines!r}"
+                + (f": {detail[-_STDERR_TAIL:]}" if detail else "")
+            )
+        return output
+
+    def acl_session(self, *, timeout: float = 30.0) -> ACLSession:
+        """Start a persistent :class:`ACLSession` (``timeout``: default per command)."""
+        return ACLSession(self, timeout=timeout)
+
+    # ----------------------------------------------------------------- tunnels, files
+
+    def forward(self, local_port: int, remote_host: str, remote_port: int) -> Tunnel:
+        """Listen on 127.0.0.1:``local_port`` (0: any free port) and carry each
+        connection to ``remote_host``:``remote_port`` as seen from the target.
+
+        Returns the running :class:`Tunnel`; :meth:`close` stops it too.
+        """
+        for name, port, low in (("local_port", local_port, 0), ("remote_port", remote_port, 1)):
+            if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= 65535:
+                raise ValueError(f"{name} must be an int in {low}-65535, got {port!r}")
+        if not isinstance(remote_host, str) or not remote_host:
+            raise ValueError(f"remote_host must be a non-empty str, got {remote_host!r}")
+        self._transport()  # fail now, not at the first connection, if the hops are unreachable
+
+        def open_channel(origin: tuple[str, int]) -> paramiko.Channel:
+            deadline = time.monotonic() + self._connect_timeout
+            return self._open_channel("direct-tcpip", deadline, (remote_host, remote_port), origin)
+
+        tunnel = Tunnel(local_port, remote_host, remote_port, open_channel)
+        self._tunnels.append(tunnel)
+        return tunnel
+
+    def sftp(self, timeout: float | None = None) -> SFTPSession:
+        """An SFTP session on the target (a context manager; or call ``close()``).
+
+        ``timeout`` bounds each SFTP request's wait for an answer.
+        """
+        deadline = _deadline(timeout)
+        chan = self._open_channel("session", deadline)
+        try:
+            _request(chan, lambda: chan.invoke_subsystem("sftp"), "SFTP", deadline)
+            chan.settimeout(timeout)
+            return paramiko.SFTPClient(chan)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            _close_channel(chan)
+            raise SSHError(f"could not start SFTP on {self._hops[-1]}: {exc}") from exc
+
+
+def _kerberos_principal(auth: object | None) -> str:
+    """The principal GSSAPI hops log in as: the default credential cache's."""
+    try:
+        from acnet_proto.adapters.kerberos import KerberosAuth
+    except ImportError as exc:
+        raise ImportError(
+            f"GSSAPI hops need the gssapi package: pip install 'acnet-proto[krb]' ({exc})"
+        ) from exc
+    if auth is not None and not isinstance(auth, KerberosAuth):
+        raise TypeError(f"auth for GSSAPI hops must be a KerberosAuth, got {type(auth).__name__}")
+    default = KerberosAuth().principal  # raises AuthenticationError with no valid ticket
+    if auth is not None and auth.principal != default:
+        raise AuthenticationError(
+            f"SSH GSSAPI logins use the default credential cache, which holds {default}, "
+            f"not {auth.principal}; kinit or kswitch to {auth.principal} first"
+        )
+    return default
+
+
+def _strip_prompts(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith("ACL>")).strip()
+
+
+# --------------------------------------------------------------------------- tunnel
+
+
+class Tunnel:
+    """A local port forward made by :meth:`SSHClient.forward`.
+
+    One thread accepts; one per connection copies bytes both ways, passing a
+    half-close (EOF one way) on rather than dropping the connection.
+    ``stop()`` (or leaving a ``with`` block) closes the port and every
+    connection through it.
+    """
+
+    def __init__(
+        self,
+        local_port: int,
+        remote_host: str,
+        remote_port: int,
+        open_channel: Callable[[tuple[str, int]], paramiko.Channel],
+    ) -> None:
+        self.remote_host = remote_host
+        self.remote_port = remote_port
+        self._open_channel = open_channel
+        try:
+            self._listener = socket.create_server(("127.0.0.1", local_port))
+        except OSError as exc:
+            problem = f"cannot listen on 127.0.0.1:{local_port}: {exc.strerror}"
+            raise OSError(exc.errno, problem) from None
+        self.local_port: int = self._listener.getsockname()[1]
+        # Readable once stop() starts: wakes every select() below.
+        self._stop_r, self._stop_w = socket.socketpair()
+        self._lock = threading.Lock()
+        self._links: dict[threading.Thread, tuple[socket.socket, paramiko.Channel | None]] = {}
+        self._stopped = False
+        self._acceptor = threading.Thread(
+            target=self._accept, name=f"ssh-forward-{self.local_port}", daemon=True
+        )
+        self._acceptor.start()
+
+    @property
+    def active(self) -> bool:
+        return not self._stopped
+
+    def __enter__(self) -> Tunnel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "stopped"
+        return (
+            f"Tunnel(127.0.0.1:{self.local_port} -> {self.remote_host}:{self.remote_port}, {state})"
+        )
+
+    def stop(self) -> None:
+        """Close the listening port and all connections; wait for the threads (idempotent)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            links = list(self._links.items())
+        self._stop_w.send(b"x")
+        for _, (sock, chan) in links:
+            # Unblocks a sendall() stuck on a peer that stopped reading.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            if chan is not None:
+                _close_channel(chan)
+        self._acceptor.join(_JOIN_TIMEOUT)
+        for thread, _ in links:
+            thread.join(_JOIN_TIMEOUT)
+        self._listener.close()
+        self._stop_r.close()
+        self._stop_w.close()
+
+    def _accept(self) -> None:
+        while True:
+            ready, _, _ = select.select([self._listener, self._stop_r], [], [])
+            if self._stop_r in ready:
+                return
+            try:
+                conn, peer = self._listener.accept()
+            except OSError:
+                continue  # the client gave up between select() and accept()
+            thread = threading.Thread(
+                target=self._carry, args=(conn, peer), name=f"ssh-forward-{peer[1]}", daemon=True
+            )
+            with self._lock:
+                if self._stopped:
+                    conn.close()
+                    return
+                self._links[thread] = (conn, None)
+            thread.start()
+
+    def _carry(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        me = threading.current_thread()
+        chan = None
+        try:
+            chan = self._open_channel(peer)
+            with self._lock:
+                if self._stopped:
+                    return
+                self._links[me] = (conn, chan)
+            self._splice(conn, chan)
+        except SSHError as exc:
+            log.warning(
+                "forward 127.0.0.1:%d -> %s:%d: no channel for %s: %s",
+                self.local_port,
+                self.remote_host,
+                self.remote_port,
+                peer,
+                exc,
+            )
+        except OSError as exc:  # a reset by either end just ends this connection
+            log.debug("forward connection from %s ended: %s", peer, exc)
+        finally:
+            if chan is not None:
+                _close_channel(chan)
+            conn.close()
+            with self._lock:
+                self._links.pop(me, None)
+
+    def _splice(self, conn: socket.socket, chan: paramiko.Channel) -> None:
+        # Each end maps to where its data goes; an end leaves the map at its EOF.
+        targets: dict[socket.socket | paramiko.Channel, socket.socket | paramiko.Channel] = {
+            conn: chan,
+            chan: conn,
+        }
+        while targets:
+            ready, _, _ = select.select([*targets, self._stop_r], [], [])
+            if self._stop_r in ready:
+                return
+            for source in ready:
+                target = targets[source]
+                data = source.recv(_CHUNK)
+                if data:
+                    target.sendall(data)
+                    continue
+                del targets[source]
+                if target is conn:
+                    conn.shutdown(socket.SHUT_WR)
+                else:
+                    chan.shutdown_write()
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class RemoteProcess:
+    """A remote command kept running, as a byte pipe: write lines, read to markers.
+
+    Does not own the :class:`SSHClient`. Not thread-safe. ``timeout`` is the
+    default for reads. The process's stderr is read and kept (its end
+    appears in error messages) so it can never block the process.
+    """
+
+    def __init__(self, ssh: SSHClient, command: str, *, timeout: float = 30.0) -> None:
+        _deadline(timeout)
+        self.command = command
+        self._timeout = timeout
+        self._chan = ssh.open_channel(command, timeout=timeout)
+        self._buffer = bytearray()
+        self._stderr = _Tail()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._closed
+
+    @property
+    def alive(self) -> bool:
+        """True until the process exits or the channel closes."""
+        return not (self._closed or self._chan.closed or self._chan.exit_status_ready())
+
+    @property
+    def stderr_tail(self) -> str:
+        """The last few KiB the process wrote to stderr."""
+        return self._stderr.text()
+
+    def __enter__(self) -> RemoteProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RemoteProcess({self.command!r}, {'alive' if self.alive else 'ended'})"
+
+    def send_line(self, line: str) -> None:
+        """Send ``line`` and a newline."""
+        self.send_bytes(f"{line}\n".encode())
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send raw bytes to the process's stdin."""
+        if self._closed:
+            raise SSHError(f"the remote process {self.command!r} is closed")
+        try:
+            self._chan.sendall(data)
+        except TimeoutError as exc:
+            raise SSHTimeoutError(f"{self.command!r} stopped reading its input") from exc
+        except OSError as exc:  # paramiko: "Socket is closed" once the channel has gone
+            raise SSHError(f"cannot write to {self.command!r}: it has ended ({exc})") from exc
+
+    def read_until(self, marker: bytes, timeout: float | None = None) -> bytes:
+        """Everything before the next ``marker`` in stdout; the marker is consumed.
+
+        Raises :class:`SSHTimeoutError` if it does not appear within
+        ``timeout`` (default: the process's), :class:`SSHError` if the process
+        ends first.
+        """
+        if not isinstance(marker, bytes) or not marker:
+            raise ValueError(f"marker must be non-empty bytes, got {marker!r}")
+        deadline = _deadline(self._timeout if timeout is None else timeout)
+        searched = 0
+        while (at := self._buffer.find(marker, searched)) < 0:
+            searched = max(0, len(self._buffer) - len(marker) + 1)
+            if len(self._buffer) > _MAX_BUFFER:
+                raise SSHError(f"{_MAX_BUFFER} bytes from {self.command!r} and no {marker!r}")
+            if not self._fill(deadline):
+                raise SSHError(
+                    f"{self.command!r} ended before printing {marker!r} "
+                    f"(output ends {bytes(self._buffer[-200:])!r}; stderr: {self.stderr_tail!r})"
+                )
+        output = bytes(self._buffer[:at])
+        del self._buffer[: at + len(marker)]
+        return output
+
+    def read_for(self, seconds: float) -> bytes:
+        """All stdout arriving within ``seconds`` (less if the process ends), plus any unread."""
+        deadline = _deadline(seconds, "seconds")
+        with contextlib.suppress(SSHTimeoutError):
+            while self._fill(deadline):
+                pass
+        output = bytes(self._buffer)
+        self._buffer.clear()
+        return output
+
+    def _fill(self, deadline: float | None) -> bool:
+        """Read one chunk into the buffer; False once the process's output has ended."""
+        if self._closed:
+            raise SSHError(f"the remote process {self.command!r} is closed")
+        while True:
+            chunk = _next_chunk(self._chan, deadline)
+            if chunk is None:
+                raise SSHTimeoutError(
+                    f"no expected output from {self.command!r} in time "
+                    f"(output ends {bytes(self._buffer[-200:])!r})"
+                )
+            from_stderr, data = chunk
+            if not from_stderr:
+                self._buffer += data
+                return bool(data)
+            self._stderr.add(data)
+
+    def close(self) -> None:
+        """Close the channel, which ends the process's input (idempotent)."""
+        self._closed = True
+        _close_channel(self._chan)
+
+
+class ACLSession:
+    """A remote ``acl`` interpreter kept running, so commands skip its start-up.
+
+    Each :meth:`send` is its own script: ACL state (variables, symbols) does
+    not carry over, so join dependent commands with ``;`` in one send.
+    Sessions on one :class:`SSHClient` share its connection; a session is
+    not thread-safe (open one per thread). ``timeout`` is the default wait
+    for ACL's prompt.
+    """
+
+    def __init__(self, ssh: SSHClient, *, timeout: float = 30.0) -> None:
+        self._proc = RemoteProcess(ssh, "acl", timeout=timeout)
+        try:
+            # The first prompt may open the output, so the leading newline is not required.
+            self._proc.read_until(ACL_PROMPT.lstrip())
+        except SSHError as exc:
+            self._proc.close()
+            raise ACLError(f"acl did not start on the remote host: {exc}") from exc
+
+    @property
+    def closed(self) -> bool:
+        return self._proc.closed
+
+    def __enter__(self) -> ACLSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ACLSession({'closed' if self.closed else 'open'})"
+
+    def send(self, command: str, timeout: float | None = None) -> str:
+        """Run one line of ACL; return its output without the echo and prompt.
+
+        Raises ``ValueError`` for a line break in ``command``, and
+        :class:`~acnet_proto.errors.ACLError` if the session is closed, acl
+        ends, or no prompt comes back within ``timeout`` (the session is then
+        closed, as later output could not be told apart from this command's).
+        """
+        if not isinstance(command, str) or not command.strip():
+            raise ValueError(f"command must be a non-empty str, got {command!r}")
+        if "\n" in command or "\r" in command:
+            raise ValueError("an ACL session command cannot contain a line break; use ';'")
+        if self.closed:
+            raise ACLError("the ACL session is closed")
+        try:
+            self._proc.send_line(command)
+            raw = self._proc.read_until(ACL_PROMPT, timeout)
+        except SSHError as exc:
+            self.close()
+            raise ACLError(f"ACL command {command!r} failed: {exc}") from exc
+        lines = raw.decode(errors="replace").strip().splitlines()
+        # acl echoes each line it reads.
+        if lines and lines[0].strip() == command.strip():
+            lines = lines[1:]
+        return "\n".join(lines).strip()
+
+    def close(self) -> None:
+        """End acl by closing its channel; the :class:`SSHClient` stays open (idempotent)."""
+        self._proc.close()

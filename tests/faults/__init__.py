@@ -1,5 +1,0 @@
-"""Fault injection for the client and server tests: a DPM-aware proxy on loopback."""
-
-from tests.faults.proxy import DIRECTIONS, KINDS, Action, Connection, Fault, Proxy
-
-__all__ = ["DIRECTIONS", "KINDS", "Action", "Connection", "Fault", "Proxy"]

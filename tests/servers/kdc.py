@@ -1,5 +1,0 @@
-"""The KDC the fixtures start lives in the package (the demo uses it too)."""
-
-from acnet_proto.adapters.kdc import KDC, REALM, SERVICES, USERS, start_kdc
-
-__all__ = ["KDC", "REALM", "SERVICES", "USERS", "start_kdc"]
