@@ -39,8 +39,9 @@ setup() {
 
 run_tests() {
     local ruff_rc=0 rc=0
-    say "ruff check ."
+    say "ruff check . && ruff format --check ."
     "$VENV/bin/ruff" check . || ruff_rc=$?
+    "$VENV/bin/ruff" format --check . || ruff_rc=$?
     say "pytest $*"
     "$VENV/bin/python" -m pytest "$@" || rc=$?
     if [[ $rc -eq 5 ]]; then

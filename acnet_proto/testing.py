@@ -147,9 +147,7 @@ class FakeSubscription(QueuedSubscription):
         super().__init__(drfs, callback, on_error, ReadingQueue(queue_size))
         self.canonical = {_drf.canonical(d) for d in drfs}
 
-    def readings(
-        self, timeout: float | None = None
-    ) -> Iterator[tuple[Reading, FakeSubscription]]:
+    def readings(self, timeout: float | None = None) -> Iterator[tuple[Reading, FakeSubscription]]:
         """Yield the emitted readings not yet taken, then raise the stream's error if it died.
 
         ``timeout`` is accepted for compatibility and has no effect (see the

@@ -47,8 +47,10 @@ class KerberosAuth(Auth):
 
     def _acquire(self) -> gssapi.Credentials:
         store = None if self.ccache is None else {"ccache": f"FILE:{self.ccache}"}
-        wanted = None if self.name is None else gssapi.Name(
-            self.name, gssapi.NameType.kerberos_principal
+        wanted = (
+            None
+            if self.name is None
+            else gssapi.Name(self.name, gssapi.NameType.kerberos_principal)
         )
         try:
             creds = gssapi.Credentials(name=wanted, usage="initiate", store=store)

@@ -28,6 +28,8 @@ with atheris.instrument_imports():
     from acnet_proto.engine.events import NEED_DATA, ConnectionClosed
     from acnet_proto.errors import LocalProtocolError, RemoteProtocolError
     from acnet_proto.pc import dpm
+
+
 def _request(kind: int, arg: int, list_id: int) -> object:
     commands = (
         lambda: dpm.AddToListRequest(list_id=list_id, ref_id=arg % 5, drf_request="M:OUTTMP@I"),

@@ -1,6 +1,6 @@
 """Seed fuzz/corpus/{codec,engine} from the shared golden vectors and transcripts.
 
-    python fuzz/make_corpus.py [SHARED_DIR]
+python fuzz/make_corpus.py [SHARED_DIR]
 """
 
 from __future__ import annotations

@@ -14,9 +14,7 @@ from acnet_proto import status
 from acnet_proto.status import Status, UnknownStatusName, pack, unpack
 from tests.support import ROOT
 
-CODES = json.loads(
-    (ROOT / "protos" / "acnet-status-codes.json").read_text()
-)["codes"]
+CODES = json.loads((ROOT / "protos" / "acnet-status-codes.json").read_text())["codes"]
 
 
 @given(st.integers(-0x8000, 0x7FFF))

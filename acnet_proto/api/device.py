@@ -80,8 +80,6 @@ _BOOL_STATUS_FIELDS = frozenset(
 )
 
 
-
-
 class Device:
     """One device request, validated at construction (:class:`~acnet_proto.drf.DRFError`).
 
@@ -509,9 +507,7 @@ class Device:
         request = _drf.DataRequest(self.name, prop, self._request.range, field, event)
         return request.to_drf()
 
-    def _stream_drf(
-        self, prop: str | None, field: str | None, event: str | None, what: str
-    ) -> str:
+    def _stream_drf(self, prop: str | None, field: str | None, event: str | None, what: str) -> str:
         if prop is None and field is not None:
             raise ValueError("field= needs prop= as well (which property is it a field of?)")
         which = _P.READING if prop is None else self._property(prop)

@@ -90,8 +90,7 @@ def _expected(what: str, b: bytes, p: int) -> _Bad:
 
 def _truncated(what: str, need_end: int, b: bytes, p: int) -> _Bad:
     return _Bad(
-        f"{what} at offset {p} needs the data to reach offset {need_end}, "
-        f"but it ends at {len(b)}",
+        f"{what} at offset {p} needs the data to reach offset {need_end}, but it ends at {len(b)}",
         p,
     )
 

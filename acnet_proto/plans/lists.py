@@ -48,7 +48,12 @@ __all__ = [
 ]
 
 _ALARM_FLAGS = (
-    "alarm_enable", "alarm_status", "abort", "abort_inhibit", "tries_needed", "tries_now"
+    "alarm_enable",
+    "alarm_status",
+    "abort",
+    "abort_inhibit",
+    "tries_needed",
+    "tries_now",
 )
 _BASIC_STATUS = ("on", "ready", "remote", "positive", "ramp")
 _TIMED_OUT = Status.from_name("ACNET_REQTMO")

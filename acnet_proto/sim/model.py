@@ -230,8 +230,7 @@ class BasicStatus:
     def texts(self) -> tuple[str, ...]:
         """Each bit's text now (``"On"``/``"Off"``, ...), in bit order."""
         return tuple(
-            bit.true_text if getattr(self, bit.attribute) else bit.false_text
-            for bit in STATUS_BITS
+            bit.true_text if getattr(self, bit.attribute) else bit.false_text for bit in STATUS_BITS
         )
 
     @property

@@ -279,20 +279,24 @@ def sim(args: argparse.Namespace) -> int:
         ]
         if args.grpc_port is not None:
             from acnet_proto.adapters.sim import daq as grpc_sim
+
             grpc = grpc_sim.serve(
                 args.host, args.grpc_port, model, jwt_key=jwt_key, policy=policy, ready=grpc_ready
             )
             services.append(grpc)
         if args.devdb_port is not None:
             from acnet_proto.adapters.sim import devdb as devdb_sim
+
             services.append(
                 devdb_sim.serve(args.host, args.devdb_port, model, ready=_announce("DevDB gRPC"))
             )
         if args.acl_port is not None:
             from acnet_proto.adapters.sim import acl as acl_sim
+
             services.append(acl_sim.serve(args.host, args.acl_port, model, ready=_announce("ACL")))
         if args.dmq_url is not None:
             from acnet_proto.adapters.sim import dmq as dmq_sim
+
             dmq = dmq_sim.serve(args.dmq_url, model, keytab=args.keytab, policy=policy)
             services.append(dmq)
         await asyncio.gather(*services)

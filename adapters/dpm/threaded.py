@@ -350,7 +350,6 @@ class DPMSubscription(ThreadedSubscription):
             self._report(self._exc)
 
 
-
 class DPMBackend(StreamRegistry, Backend):
     """DPM over TCP (the seeds' ``DPMHTTPBackend``), safe to share between threads.
 

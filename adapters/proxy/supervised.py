@@ -511,4 +511,3 @@ class SupervisedServer(GRPCServer):
         """Block until the server stops (or ``timeout`` seconds); True if it has stopped."""
         server = self._server
         return server is None or not server.wait_for_termination(timeout)  # True: timed out
-

@@ -32,7 +32,6 @@ def find_program(name: str) -> str:
     return found
 
 
-
 def free_port(udp_too: bool = False) -> int:
     """A loopback port free now (racy, but only against other local tests)."""
     for _ in range(50):

@@ -107,9 +107,7 @@ def test_immediate_and_default_events_are_plain_reads(event: str) -> None:
 def test_script_text_and_url_form_encode_alike() -> None:
     natural = encode_script("read M:OUTTMP; read G:AMANDA\nread\tZ:ACLTST/event='e,2'")
     url_form = encode_script(r"read+M:OUTTMP\;+read+G:AMANDA\;read+Z:ACLTST/event=%27e,2%27")
-    assert natural == url_form == (
-        r"read+M:OUTTMP\;+read+G:AMANDA\;read+Z:ACLTST/event=%27e,2%27"
-    )
+    assert natural == url_form == (r"read+M:OUTTMP\;+read+G:AMANDA\;read+Z:ACLTST/event=%27e,2%27")
     assert encode_script("read%20M:OUTTMP") == "read%20M:OUTTMP"  # decoded by the CGI already
     # nothing else is touched: the CGI would not decode it
     assert encode_script(r"x[1]{2}|^\%41~") == r"x[1]{2}|^\%41~"
@@ -267,7 +265,10 @@ def test_a_batch_is_one_url_and_its_lines_are_its_readings() -> None:
     assert plan.done and plan.next_url() is None and plan.urls_sent == 1
     outtmp, array, text = plan.readings()
     assert (outtmp.drf, outtmp.value, outtmp.value_type, outtmp.timestamp) == (
-        "M:OUTTMP", 41.7, ValueType.SCALAR, AT,
+        "M:OUTTMP",
+        41.7,
+        ValueType.SCALAR,
+        AT,
     )
     assert array.value.tolist() == [0.0, 1.5]
     assert (text.value, text.value_type) == ("fox", ValueType.TEXT)
@@ -287,7 +288,10 @@ def test_a_stopped_batch_reads_the_device_it_stopped_at_alone_then_the_rest() ->
     assert [r.ok for r in readings] == [True, False, True, True]
     bad = readings[1]
     assert (bad.drf, status_name(bad), bad.message, bad.timestamp) == (
-        "Z:NOTFND", "DIO_NO_SUCH", NOTFND, AT,
+        "Z:NOTFND",
+        "DIO_NO_SUCH",
+        NOTFND,
+        AT,
     )
 
 
@@ -570,8 +574,10 @@ def test_one_backend_serves_many_threads(backend: ACLBackend) -> None:
 
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(read, range(40)))
-    assert all(amanda == 1.0 and abs(sim_value - 0.001 * i) <= 1.0 + 1e-9
-               for i, (sim_value, amanda) in enumerate(results))
+    assert all(
+        amanda == 1.0 and abs(sim_value - 0.001 * i) <= 1.0 + 1e-9
+        for i, (sim_value, amanda) in enumerate(results)
+    )
 
 
 # ---------------------------------------------------------------- failures

@@ -154,8 +154,9 @@ def test_no_kerberos_secret_escapes(
         recording((sim.host, sim.port), tmp_path / "raw.jsonl", redact=False) as raw,
         recording((raw.host, raw.port), tmp_path / "clean.jsonl", redact=True) as clean,
         # the third settings are cut off once they left: SettingOutcomeUnknown
-        Proxy((clean.host, clean.port), [[Fault("close", at=2, match="ApplySettingsReply")]])
-        as proxy,
+        Proxy(
+            (clean.host, clean.port), [[Fault("close", at=2, match="ApplySettingsReply")]]
+        ) as proxy,
     ):
         auth = KerberosAuth()
         client: Client = ADAPTERS[adapter](proxy.host, proxy.port, auth=auth, role="testing")
@@ -177,8 +178,17 @@ def test_no_kerberos_secret_escapes(
             backend: Any = client.backend  # type: ignore[attr-defined]
             context = auth.context("daeset/bd@FNAL.GOV")
             first_token = context.step(None)
-            reprs = [repr(backend), str(backend), repr(auth), str(auth), repr(outsider),
-                     repr(context), repr(results), repr(refused), repr(vars(backend))]
+            reprs = [
+                repr(backend),
+                str(backend),
+                repr(auth),
+                str(auth),
+                repr(outsider),
+                repr(context),
+                repr(results),
+                repr(refused),
+                repr(vars(backend)),
+            ]
         finally:
             client.close()
         assert proxy.settle(5)

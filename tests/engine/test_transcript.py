@@ -249,9 +249,7 @@ def test_a_reply_naming_another_list(path: Path) -> None:
 @pytest.mark.parametrize("path", by_name([p for p in TRANSCRIPTS if has_data_reply(p)]))
 def test_data_for_a_ref_id_never_added(path: Path) -> None:
     lines = load(path)
-    i, j, reply = first(
-        lines, "s2c", lambda m: m.schema.wire_name in DATA_REPLIES and m.ref_id > 0
-    )
+    i, j, reply = first(lines, "s2c", lambda m: m.schema.wire_name in DATA_REPLIES and m.ref_id > 0)
     added = [
         item.ref_id
         for items in decoded(lines)

@@ -128,16 +128,22 @@ def test_pacsys_reads_through_our_server(pacsys_run: dict[str, Any]) -> None:
     assert (raw["type"], raw["value"]) == ("raw", model.device("Z:RAWTST").setting.hex())
     assert status["type"] == "basicStatus"
     assert status["value"] == {
-        "on": True, "ready": True, "remote": True, "positive": True, "ramp": False
+        "on": True,
+        "ready": True,
+        "remote": True,
+        "positive": True,
+        "ramp": False,
     }
     assert analog["type"] == "anaAlarm"
     assert (analog["value"]["minimum"], analog["value"]["maximum"]) == (
-        outtmp.analog.minimum, outtmp.analog.maximum
+        outtmp.analog.minimum,
+        outtmp.analog.maximum,
     )
     assert digital["type"] == "digAlarm"
     assert digital["value"]["mask"] == model.device("Z:ACLTST").digital.mask
-    assert all(r["timestamp"] and r["timestamp"].endswith("+00:00") for r in out["get_many"]
-               if r["ok"])
+    assert all(
+        r["timestamp"] and r["timestamp"].endswith("+00:00") for r in out["get_many"] if r["ok"]
+    )
 
 
 def test_pacsys_streams_from_our_server(pacsys_run: dict[str, Any]) -> None:
@@ -230,7 +236,8 @@ def test_our_client_through_pacsys_server() -> None:
     assert (texts.value_type, texts.value) == (ValueType.TEXT_ARRAY, ("on", "off"))
     assert (text.value_type, text.value) == (ValueType.TEXT, "hello")
     assert (status.value_type, status.value) == (
-        ValueType.BASIC_STATUS, {"on": True, "ready": False}
+        ValueType.BASIC_STATUS,
+        {"on": True, "ready": False},
     )
     assert missing.is_error and missing.error_code == -26 and missing.value is None
     assert result.ok, result

@@ -93,8 +93,15 @@ def test_spec_example_bytes():
 
 @pytest.mark.parametrize(
     ("value", "encoded"),
-    [(0, "1100"), (127, "117f"), (128, "120080"), (-1, "11ff"), (-129, "12ff7f"),
-     (2**63 - 1, "187fffffffffffffff"), (-(2**63), "188000000000000000")],
+    [
+        (0, "1100"),
+        (127, "117f"),
+        (128, "120080"),
+        (-1, "11ff"),
+        (-129, "12ff7f"),
+        (2**63 - 1, "187fffffffffffffff"),
+        (-(2**63), "188000000000000000"),
+    ],
 )
 def test_integers_use_the_fewest_bytes(value, encoded):
     assert encode_int(value).hex() == encoded
@@ -175,16 +182,25 @@ def test_latin1_strings_from_java_peers_are_accepted():
     ("message", "match"),
     [
         (dpm.AddToListReply(list_id=1, ref_id=1, status=40000), r"AddToList_reply\.status.*int16"),
-        (dpm.AddToListRequest(list_id=1, ref_id="x", drf_request="M:OUTTMP"),
-         r"AddToList_request\.ref_id.*int"),
+        (
+            dpm.AddToListRequest(list_id=1, ref_id="x", drf_request="M:OUTTMP"),
+            r"AddToList_request\.ref_id.*int",
+        ),
         (dpm.AddToListRequest(list_id=1, ref_id=1), r"AddToList_request\.drf_request.*missing"),
-        (dpm.ScalarReply(ref_id=1, timestamp=0, cycle=0, status=0, data="72"),
-         r"Scalar_reply\.data.*float"),
-        (dpm.ApplySettingsRequest(user_name="u", list_id=1,
-                                  scaled_array=[dpm.ScaledSetting(ref_id=1, data=["a"])]),
-         r"ApplySettings_request\.scaled_array\[0\]\.data.*numbers"),
-        (dpm.ApplySettingsRequest(user_name="u", list_id=1, raw_array=[{"ref_id": 1}]),
-         r"ApplySettings_request\.raw_array\[0\].*RawSetting"),
+        (
+            dpm.ScalarReply(ref_id=1, timestamp=0, cycle=0, status=0, data="72"),
+            r"Scalar_reply\.data.*float",
+        ),
+        (
+            dpm.ApplySettingsRequest(
+                user_name="u", list_id=1, scaled_array=[dpm.ScaledSetting(ref_id=1, data=["a"])]
+            ),
+            r"ApplySettings_request\.scaled_array\[0\]\.data.*numbers",
+        ),
+        (
+            dpm.ApplySettingsRequest(user_name="u", list_id=1, raw_array=[{"ref_id": 1}]),
+            r"ApplySettings_request\.raw_array\[0\].*RawSetting",
+        ),
         (daqdata.BasicControlSampleReply(value=3, time=0), r"BasicControlSample_reply\.value"),
         (dpm.TextReply(ref_id=1, timestamp=0, cycle=0, status=0, data="\ud800"), "UTF-8"),
     ],
@@ -226,5 +242,11 @@ def test_wire_names_map_to_snake_case_attributes():
     assert daqdata.ReadingRequestRequest(data_request=["M:OUTTMP"]).data_request == ("M:OUTTMP",)
     assert daqdata.ErrorSampleReply(facility_code=1, error_number=2, time=0).error_number == 2
     assert list(daqdata.BasicControl.__members__) == [
-        "RESET", "ON", "OFF", "POSITIVE", "NEGATIVE", "RAMP", "DC"
+        "RESET",
+        "ON",
+        "OFF",
+        "POSITIVE",
+        "NEGATIVE",
+        "RAMP",
+        "DC",
     ]

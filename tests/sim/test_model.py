@@ -494,9 +494,12 @@ def test_outtmp_wanders_slowly_within_its_amplitude(model: DeviceModel) -> None:
 
 
 def test_a_walk_is_the_same_for_every_model_and_its_own_for_each_device() -> None:
-    text = BASE + 'amplitude = 1.0\nmotion = "walk"\n' + BASE.replace("Z:A", "Z:B").replace(
-        "di = 1", "di = 2"
-    ) + 'amplitude = 1.0\nmotion = "walk"\n'
+    text = (
+        BASE
+        + 'amplitude = 1.0\nmotion = "walk"\n'
+        + BASE.replace("Z:A", "Z:B").replace("di = 1", "di = 2")
+        + 'amplitude = 1.0\nmotion = "walk"\n'
+    )
     first, second = DeviceModel.from_toml(text), DeviceModel.from_toml(text)
     a, b = first.device("Z:A"), first.device("Z:B")
     times = [1.7 * k for k in range(200)]

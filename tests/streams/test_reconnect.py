@@ -105,8 +105,11 @@ def test_an_outage_ends_in_a_gap_that_spans_it() -> None:
     assert recovery.down
     gap = recovery.resumed(T0 + timedelta(seconds=2))
     assert gap == Gap(
-        ("M:OUTTMP@p,1000", "Z:ACLTST@p,1000"), T0, T0 + timedelta(seconds=2),
-        "connection refused", 2,
+        ("M:OUTTMP@p,1000", "Z:ACLTST@p,1000"),
+        T0,
+        T0 + timedelta(seconds=2),
+        "connection refused",
+        2,
     )
     assert not gap.ok and gap.value is None and gap.duration == timedelta(seconds=2)
     assert str(gap) == (

@@ -46,7 +46,8 @@ def message_strategy(codec: Codec, cls: type[Message]) -> st.SearchStrategy[Mess
 
 def any_message(codec: Codec, kind: str | None = None) -> st.SearchStrategy[Message]:
     classes = [
-        c for c in codec.classes.values()
+        c
+        for c in codec.classes.values()
         if c.schema.message_id is not None and (kind is None or c.schema.kind == kind)
     ]
     return st.sampled_from(classes).flatmap(lambda c: message_strategy(codec, c))

@@ -213,6 +213,7 @@ def test_read_many_raises_with_every_reading(adapter: str) -> None:
 
 # ---------------------------------------------------------- failures
 
+
 @pytest.mark.parametrize("call", ["read", "get", "get_many", "subscribe"])
 def test_bad_drf_raises_before_connecting(reader: str, call: str) -> None:
     if reader == "acl" and call == "subscribe":
@@ -288,6 +289,7 @@ def test_silent_server_ends_a_subscription(
 
 
 # ---------------------------------------------------------- the simulated DPM
+
 
 def test_sim_get_many_of_several_devices(adapter: str, sim: SimServer) -> None:
     drfs = ["M:OUTTMP", "Z:ACLTS1", "Z:STRTST", "Z:RAWTST", "Z:NOTFND"]

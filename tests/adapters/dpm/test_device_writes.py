@@ -148,8 +148,9 @@ def test_write_checks_its_arguments_before_sending(backend: Recording) -> None:
 
 
 def test_writes_need_credentials(sim: SimServer) -> None:
-    with DPMBackend(sim.host, sim.port) as anonymous, pytest.raises(
-        AuthenticationError, match="not configured for authenticated"
+    with (
+        DPMBackend(sim.host, sim.port) as anonymous,
+        pytest.raises(AuthenticationError, match="not configured for authenticated"),
     ):
         Device("Z:ACLTST", anonymous).on()
 
@@ -172,9 +173,7 @@ def test_on_off_reset_with_status_readback(backend: Recording) -> None:
     assert backend.sent == [["Z:ACLTST.CONTROL"]] * 4
 
 
-def test_control_that_does_not_take_is_not_verified(
-    backend: Recording, other: DPMBackend
-) -> None:
+def test_control_that_does_not_take_is_not_verified(backend: Recording, other: DPMBackend) -> None:
     naps = Naps(lambda: other.write("Z|ACLTST", BasicControl.ON))
     result = Device("Z:ACLTST", backend).off(verify=Verify(attempts=1, delay=0), sleep=naps)
     assert (result.verified, result.readback) == (False, True)

@@ -373,8 +373,19 @@ def open_fds() -> int:
 def random_fault(rng: random.Random) -> Fault:
     """A fault that costs little: most break at once; the slow kinds are rare and short."""
     kind = rng.choices(
-        ["close", "close-mid", "flip", "unknown", "lie", "garbage", "duplicate", "drip", "drop",
-         "stall", "delay"],
+        [
+            "close",
+            "close-mid",
+            "flip",
+            "unknown",
+            "lie",
+            "garbage",
+            "duplicate",
+            "drip",
+            "drop",
+            "stall",
+            "delay",
+        ],
         weights=[8, 5, 5, 4, 4, 4, 4, 2, 1, 1, 1],
     )[0]
     direction = rng.choice(["s2c", "s2c", "c2s"])
@@ -496,8 +507,19 @@ def test_the_sim_survives_a_misbehaving_client(
 
 SETTINGS_FAULTS = [
     Fault(kind, match="ApplySettingsReply", seconds=0.05 if kind == "delay" else 0.0)
-    for kind in ("close", "close-mid", "flip", "unknown", "lie", "garbage", "duplicate", "drop",
-                 "stall", "delay", "drip")
+    for kind in (
+        "close",
+        "close-mid",
+        "flip",
+        "unknown",
+        "lie",
+        "garbage",
+        "duplicate",
+        "drop",
+        "stall",
+        "delay",
+        "drip",
+    )
 ] + [
     Fault("duplicate", times=None),  # every frame the server sends, twice
     Fault("close", match="ApplySettingsRequest", direction="c2s"),  # withheld: never applied

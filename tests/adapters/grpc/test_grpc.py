@@ -175,8 +175,10 @@ def test_committed_modules_are_what_regen_protos_makes(tmp_path: Path) -> None:
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("grpcio-tools is not installed")
     if installed != controls.GRPCIO_TOOLS_VERSION:
-        pytest.skip(f"grpcio-tools {installed} is not {controls.GRPCIO_TOOLS_VERSION}, "
-                    "which made the committed modules")
+        pytest.skip(
+            f"grpcio-tools {installed} is not {controls.GRPCIO_TOOLS_VERSION}, "
+            "which made the committed modules"
+        )
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "regen-protos"), "--out", str(tmp_path)],
         check=True,
@@ -216,15 +218,27 @@ KINDS = [
     (
         ValueType.ANALOG_ALARM,
         {
-            "minimum": -20.0, "maximum": 110.0, "alarm_enable": True, "alarm_status": False,
-            "abort": False, "abort_inhibit": True, "tries_needed": 2, "tries_now": 1,
+            "minimum": -20.0,
+            "maximum": 110.0,
+            "alarm_enable": True,
+            "alarm_status": False,
+            "abort": False,
+            "abort_inhibit": True,
+            "tries_needed": 2,
+            "tries_now": 1,
         },
     ),
     (
         ValueType.DIGITAL_ALARM,
         {
-            "nominal": -3, "mask": 0xFFFF, "alarm_enable": False, "alarm_status": True,
-            "abort": True, "abort_inhibit": False, "tries_needed": 1, "tries_now": 0,
+            "nominal": -3,
+            "mask": 0xFFFF,
+            "alarm_enable": False,
+            "alarm_status": True,
+            "abort": True,
+            "abort_inhibit": False,
+            "tries_needed": 1,
+            "tries_now": 0,
         },
     ),
     (ValueType.BASIC_STATUS, {"on": True, "ready": False, "remote": True, "positive": False}),
@@ -330,8 +344,14 @@ def test_setting_values(value: Any, kind: str, wire: Any) -> None:
 
 @pytest.mark.parametrize(
     ("value", "error"),
-    [(object(), TypeError), ({"minimum": 1.0}, TypeError), ([], ValueError),
-     (float("nan"), ValueError), (np.zeros((2, 2)), TypeError), ([1.0, "x"], TypeError)],
+    [
+        (object(), TypeError),
+        ({"minimum": 1.0}, TypeError),
+        ([], ValueError),
+        (float("nan"), ValueError),
+        (np.zeros((2, 2)), TypeError),
+        ([1.0, "x"], TypeError),
+    ],
 )
 def test_bad_setting_values_are_refused_naming_the_drf(value: Any, error: type) -> None:
     with pytest.raises(error, match="Z:ACLTST"):
@@ -341,7 +361,9 @@ def test_bad_setting_values_are_refused_naming_the_drf(value: Any, error: type) 
 def test_setting_batch_sends_write_drfs_and_fills_unanswered_settings() -> None:
     batch = gv.SettingBatch({"Z:ACLTST": 1.0, "Z|ACLTST": 1, "Z:ACLTS1[2]": 3.0})
     assert [s.device for s in batch.request().setting] == [
-        "Z:ACLTST.SETTING@N", "Z:ACLTST.CONTROL@N", "Z:ACLTS1.SETTING[2]@N"
+        "Z:ACLTST.SETTING@N",
+        "Z:ACLTST.CONTROL@N",
+        "Z:ACLTS1.SETTING[2]@N",
     ]
     results = batch.results(gv.setting_reply([0, Status.from_name("DPM_PRIV")]))
     assert [r.drf for r in results] == ["Z:ACLTST", "Z|ACLTST", "Z:ACLTS1[2]"]
@@ -388,8 +410,15 @@ def test_the_mapping_does_no_io() -> None:
 def test_reads_of_every_kind_the_model_makes(flavour: str, sim: DAQSimServer) -> None:
     model = DeviceModel.default()  # the sim's model as it started; these tests write nothing
     drfs = [
-        "M:OUTTMP", "Z:ACLTS1", "Z:STRTST", "Z:RAWTST", "M:OUTTMP.ANALOG",
-        "Z:ACLTST.DIGITAL", "Z:ACLTST.STATUS", "Z:NOTFND", "Z:ACLTST.SETTING",
+        "M:OUTTMP",
+        "Z:ACLTS1",
+        "Z:STRTST",
+        "Z:RAWTST",
+        "M:OUTTMP.ANALOG",
+        "Z:ACLTST.DIGITAL",
+        "Z:ACLTST.STATUS",
+        "Z:NOTFND",
+        "Z:ACLTST.SETTING",
     ]
     before = datetime.now(UTC)
     with client_of(flavour, sim.port) as client:
@@ -612,9 +641,10 @@ def test_a_zero_timeout_drains_what_arrived(flavour: str, sim: DAQSimServer) -> 
             return [r async for r, _ in sub.readings(timeout=0)]
 
     if flavour == "grpc":
-        with GRPCBackend(sim.host, sim.port) as backend, backend.subscribe(
-            ["M:OUTTMP@p,100"]
-        ) as sub:
+        with (
+            GRPCBackend(sim.host, sim.port) as backend,
+            backend.subscribe(["M:OUTTMP@p,100"]) as sub,
+        ):
             time.sleep(0.45)
             got = [r for r, _ in sub.readings(timeout=0)]
     elif flavour == "grpc-asyncio":
@@ -680,8 +710,13 @@ def test_trio_cancellation_ends_the_call_at_once(sim: DAQSimServer) -> None:
 def test_writes_with_a_good_token(flavour: str, fresh_sim: DAQSimServer) -> None:
     with client_of(flavour, fresh_sim.port, token()) as client:
         results = client.write_many(
-            [("Z:ACLTST", 12.5), ("Z:ACLTS1[0:1]", [7.0, 8.0]), ("Z:STRTST", "hello"),
-             ("Z:RAWTST[0:1]", b"\xab\xcd"), ("Z|ACLTST", 2)],  # CONTROL 2: OFF
+            [
+                ("Z:ACLTST", 12.5),
+                ("Z:ACLTS1[0:1]", [7.0, 8.0]),
+                ("Z:STRTST", "hello"),
+                ("Z:RAWTST[0:1]", b"\xab\xcd"),
+                ("Z|ACLTST", 2),
+            ],  # CONTROL 2: OFF
             timeout=3,
         )
         assert [r.ok for r in results] == [True] * 5, results
@@ -772,7 +807,10 @@ def test_policy_denial_unknown_device_and_wrong_types(
             timeout=3,
         )
         assert [status_name(r) for r in results] == [
-            None, "DPM_PRIV", "DPM_NO_SUCH_DEVICE", "DBM_NOPROP"
+            None,
+            "DPM_PRIV",
+            "DPM_NO_SUCH_DEVICE",
+            "DBM_NOPROP",
         ]
         assert results[0].ok and results[1].facility_code == 17
         fresh_sim.policy = Policy.default()
