@@ -25,7 +25,9 @@ from typing import Any
 
 from acnet_proto.errors import (
     ACLError,
+    AcnetProtoError,
     AuthenticationError,
+    ConfigurationError,
     ConnectionLost,
     ConnectionRefusedByProxy,
     DecodeError,
@@ -75,14 +77,15 @@ _LAZY = {
     "dmq": "acnet_proto.adapters.dmq.backend",
     "Verify": "acnet_proto.api.verify",
     **dict.fromkeys(["AnalogAlarm", "DigitalAlarm"], "acnet_proto.api.alarms"),
-    "ConfigurationError": "acnet_proto.api.config",
     **dict.fromkeys(["Gap", "Reconnect"], "acnet_proto.streams.reconnect"),
     "devdb": "acnet_proto.adapters.devdb",
 }
 
 __all__ = [
     "ACLError",
+    "AcnetProtoError",
     "AuthenticationError",
+    "ConfigurationError",
     "ConnectionLost",
     "ConnectionRefusedByProxy",
     "DecodeError",

@@ -1,4 +1,9 @@
-"""Every exception acnet-proto raises on purpose.
+"""Every exception acnet-proto raises on purpose derives from :class:`AcnetProtoError`.
+
+``except AcnetProtoError`` catches every one of them, and nothing else. Many
+also derive from the builtin a caller would expect (a bad DRF or setting is a
+:class:`ValueError` too, an unknown status name a :class:`KeyError`), so code
+written against pacsys's ``ValueError`` keeps working.
 
 Two families live here:
 
@@ -19,7 +24,9 @@ from typing import Any
 
 __all__ = [
     "ACLError",
+    "AcnetProtoError",
     "AuthenticationError",
+    "ConfigurationError",
     "ConnectionLost",
     "ConnectionRefusedByProxy",
     "DecodeError",
@@ -32,7 +39,15 @@ __all__ = [
 ]
 
 
-class ProtocolError(Exception):
+class AcnetProtoError(Exception):
+    """The base of every error acnet-proto raises on purpose.
+
+    Catch it to handle any of them; the subclasses say what went wrong and
+    what to do next (``docs/errors.md`` has the whole tree).
+    """
+
+
+class ProtocolError(AcnetProtoError):
     """Bytes or commands that break the wire contract.
 
     Never raised bare: catch it to handle both :class:`LocalProtocolError` and
@@ -85,7 +100,7 @@ class ConnectionRefusedByProxy(RemoteProtocolError):
         self.status_code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
 
 
-class DeviceError(Exception):
+class DeviceError(AcnetProtoError):
     """A device read failed with an ACNET error status."""
 
     def __init__(
@@ -104,7 +119,7 @@ class DeviceError(Exception):
         super().__init__(f"{drf}: {self.message}" + ("" if code in self.message else f" {code}"))
 
 
-class ReadError(Exception):
+class ReadError(AcnetProtoError):
     """A batch read could not complete.
 
     ``readings`` has one entry per requested device, in input order: the ones
@@ -118,11 +133,11 @@ class ReadError(Exception):
         self.message = message
 
 
-class AuthenticationError(Exception):
+class AuthenticationError(AcnetProtoError):
     """Authentication is missing, was refused, or its credentials expired."""
 
 
-class SettingOutcomeUnknown(Exception):
+class SettingOutcomeUnknown(AcnetProtoError):
     """The connection broke after a setting left this process.
 
     The device may or may not have changed. The setting is never replayed
@@ -138,13 +153,17 @@ class SettingOutcomeUnknown(Exception):
         )
 
 
-class ACLError(Exception):
+class ACLError(AcnetProtoError):
     """An ACL command failed."""
 
 
-class ConnectionLost(Exception):
+class ConnectionLost(AcnetProtoError):
     """The connection to the server broke, or the server fell silent.
 
     Silence counts as a break after several missed heartbeats (the server
     sends one about every 2 s). The cause, if any, is chained.
     """
+
+
+class ConfigurationError(AcnetProtoError, ValueError):
+    """A setting is missing, or a value given for it (argument or variable) is invalid."""

@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from acnet_proto.errors import AcnetProtoError
+
 __all__ = [
     "Status",
     "UnknownStatusName",
@@ -53,7 +55,7 @@ def unpack(status: int) -> tuple[int, int]:
     return status & 0xFF, error - 0x100 if error & 0x80 else error
 
 
-class UnknownStatusName(KeyError):
+class UnknownStatusName(AcnetProtoError, KeyError):
     """No status has the name that was asked for (a :class:`LookupError`)."""
 
     def __str__(self) -> str:

@@ -49,8 +49,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from acnet_proto import drf as _drf
 from acnet_proto.api.backend import Backend, ErrorCallback, ReadingCallback, Subscription
-from acnet_proto.api.config import DEFAULT_TIMEOUT, ConfigurationError, check_timeout
-from acnet_proto.errors import ACLError, RemoteProtocolError
+from acnet_proto.api.config import DEFAULT_TIMEOUT, check_timeout
+from acnet_proto.errors import ACLError, ConfigurationError, RemoteProtocolError
 from acnet_proto.services.acl import (
     DEFAULT_BASE_URL,
     MAX_URL_LENGTH,

@@ -19,8 +19,9 @@ from acnet_proto.adapters.dpm.threaded import DPMBackend
 from acnet_proto.adapters.sim.dpm import SimServer
 
 import acnet_proto
-from acnet_proto.api.config import ENVIRONMENT, ConfigurationError, DPMSettings, resolve_dpm
+from acnet_proto.api.config import ENVIRONMENT, DPMSettings, resolve_dpm
 from acnet_proto.api.device import Device
+from acnet_proto.errors import ConfigurationError
 from acnet_proto.testing import FakeBackend
 
 ALL_VARIABLES = [name for names in ENVIRONMENT.values() for name in names]

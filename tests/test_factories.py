@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import acnet_proto
-from acnet_proto.api.config import ConfigurationError, resolve_endpoint
+from acnet_proto.api.config import resolve_endpoint
+from acnet_proto.errors import ConfigurationError
 
 pytest.importorskip("grpc")
 

@@ -25,12 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from acnet_proto.errors import ConfigurationError
+
 __all__ = [
     "DEFAULT_POOL_SIZE",
     "DEFAULT_PORT",
     "DEFAULT_TIMEOUT",
     "ENVIRONMENT",
-    "ConfigurationError",
     "DPMSettings",
     "check_host",
     "check_pool_size",
@@ -60,10 +61,6 @@ _NO_HOST = (
     "ACNET_DPM_PORT=6802 after starting a simulated DPM with `acnet-proto sim`), "
     "or pass host= to acnet_proto.dpm() / dpm_host= to acnet_proto.configure()"
 )
-
-
-class ConfigurationError(ValueError):
-    """A setting is missing, or a value given for it (argument or variable) is invalid."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -414,9 +414,8 @@ class Device:
         batch. :class:`~acnet_proto.errors.DeviceError` if a read fails;
         ``timeout`` bounds the DevDB query and the read separately.
         """
-        from acnet_proto.api.config import ConfigurationError
         from acnet_proto.api.digital_status import DigitalStatus
-        from acnet_proto.errors import ConnectionLost, DeviceError
+        from acnet_proto.errors import ConfigurationError, ConnectionLost, DeviceError
 
         backend = self._backend_or_global()
         try:

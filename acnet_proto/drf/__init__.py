@@ -53,6 +53,7 @@ from acnet_proto.drf.events import (
     StateEvent,
     StateOp,
 )
+from acnet_proto.errors import AcnetProtoError
 
 __all__ = [
     "MAX_DRF_LENGTH",
@@ -87,7 +88,7 @@ MAX_DRF_LENGTH = 1024
 MAX_INDEX = 2**31 - 1
 
 
-class DRFError(ValueError):
+class DRFError(AcnetProtoError, ValueError):
     """Text that is not a valid DRF, or a request that cannot be used as asked.
 
     ``text`` is the text that was examined and ``position`` the index of the

@@ -28,7 +28,12 @@ from acnet_proto.engine._state import Role
 from acnet_proto.engine.connection import DPMConnection
 from acnet_proto.engine.events import NEED_DATA, ConnectionClosed
 from acnet_proto.engine.framing import HANDSHAKE, FrameSplitter
-from acnet_proto.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from acnet_proto.errors import (
+    AcnetProtoError,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+)
 from acnet_proto.pc import dpm
 
 __all__ = ["Line", "ReplayError", "Step", "dump", "load", "messages_of", "replay"]
@@ -62,7 +67,7 @@ class Step:
     events: tuple[Any, ...] = field(default=())
 
 
-class ReplayError(Exception):
+class ReplayError(AcnetProtoError):
     """A transcript line broke the protocol (``.cause``), or did not re-encode identically."""
 
     def __init__(self, number: int, line: Line, culprit: Role, cause: Exception) -> None:

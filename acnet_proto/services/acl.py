@@ -71,8 +71,13 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from acnet_proto import drf as _drf
-from acnet_proto.api.config import ConfigurationError
-from acnet_proto.errors import LocalProtocolError, ReadError, RemoteProtocolError
+from acnet_proto.errors import (
+    AcnetProtoError,
+    ConfigurationError,
+    LocalProtocolError,
+    ReadError,
+    RemoteProtocolError,
+)
 from acnet_proto.plans.lists import FirstReadings, ListPlan, error_reading
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, ValueType
@@ -186,7 +191,7 @@ def check_base_url(url: object) -> str:
     return url
 
 
-class UnsupportedRead(ValueError):
+class UnsupportedRead(AcnetProtoError, ValueError):
     """A valid DRF that ACL cannot read (its event asks for a stream or for nothing)."""
 
     def __init__(self, drf: str, reason: str) -> None:

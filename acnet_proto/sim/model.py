@@ -100,6 +100,7 @@ from typing import Any
 from acnet_proto import drf
 from acnet_proto.api.verify import CONTROL_READBACK
 from acnet_proto.drf.events import CANONICAL_DEVICE
+from acnet_proto.errors import AcnetProtoError
 from acnet_proto.pc import daqdata, dpm
 from acnet_proto.pc._message import Message
 from acnet_proto.status import Status
@@ -154,11 +155,11 @@ _ATOM = 4  # bytes per element in raw data of numeric devices (float32)
 _MAX_DI = 2**31 - 1  # DeviceInfo_reply carries the di as an int32
 
 
-class DeviceModelError(ValueError):
+class DeviceModelError(AcnetProtoError, ValueError):
     """A model file that cannot be used; the message names the file, entry and key."""
 
 
-class RequestRejected(ValueError):
+class RequestRejected(AcnetProtoError, ValueError):
     """A DRF the model cannot serve; ``status`` is the ACNET status to answer with."""
 
     def __init__(self, drf_text: str, status: int, reason: str) -> None:

@@ -218,8 +218,12 @@ def _tool(function: Any) -> Any:
     """Wrap a command so expected failures print one line, not a traceback."""
 
     def run(argv: Sequence[str] | None = None) -> int:
-        from acnet_proto.api.config import ConfigurationError
-        from acnet_proto.errors import AuthenticationError, DeviceError, ReadError
+        from acnet_proto.errors import (
+            AuthenticationError,
+            ConfigurationError,
+            DeviceError,
+            ReadError,
+        )
 
         try:
             return function(argv)

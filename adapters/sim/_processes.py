@@ -14,11 +14,13 @@ import socket
 import subprocess
 from pathlib import Path
 
+from acnet_proto.errors import AcnetProtoError
+
 # Debian puts daemons in /usr/sbin, which is not on a normal user's PATH.
 _EXTRA_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 
 
-class ServerUnavailable(Exception):
+class ServerUnavailable(AcnetProtoError):
     """A program a helper server needs is not installed."""
 
 

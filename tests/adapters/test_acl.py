@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 
 import acnet_proto
 from acnet_proto import drf
-from acnet_proto.api.config import ConfigurationError
 from acnet_proto.errors import (
     ACLError,
+    ConfigurationError,
     DeviceError,
     LocalProtocolError,
     ReadError,

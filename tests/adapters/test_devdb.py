@@ -25,10 +25,9 @@ from acnet_proto.adapters.sim.dpm import SimServer
 from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2, DevDB_pb2_grpc
 
 import acnet_proto
-from acnet_proto.api.config import ConfigurationError
 from acnet_proto.api.device import Device
 from acnet_proto.api.digital_status import DigitalStatus
-from acnet_proto.errors import ConnectionLost, DeviceError
+from acnet_proto.errors import ConfigurationError, ConnectionLost, DeviceError
 from acnet_proto.services.devdb import (
     DevDBSettings,
     ExtStatusBitDef,
