@@ -21,15 +21,31 @@ No clocks are read here: ``now`` comes from the adapter, and
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from acnet_proto.engine._state import ConnectionState, ListState, Role, SettingsState
 from acnet_proto.engine.connection import DPMConnection
-from acnet_proto.errors import LocalProtocolError
+from acnet_proto.engine.events import NEED_DATA, ConnectionClosed
+from acnet_proto.errors import LocalProtocolError, RemoteProtocolError
 from acnet_proto.pc._message import Message
-from acnet_proto.plans.lists import events
 
-__all__ = ["ClientConnection", "Plan"]
+__all__ = ["ClientConnection", "Plan", "events"]
+
+
+def events(conn: DPMConnection) -> Iterator[Any]:
+    """Every event ``conn`` can produce from the bytes it has, until ``NEED_DATA``.
+
+    A clean close by the peer raises :class:`RemoteProtocolError`: a client
+    in the middle of a list never expects one.
+    """
+    while True:
+        event = conn.next_event()
+        if event is NEED_DATA:
+            return
+        if isinstance(event, ConnectionClosed):
+            raise RemoteProtocolError("the server closed the connection")
+        yield event
 
 
 class Plan(Protocol):

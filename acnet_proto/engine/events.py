@@ -7,14 +7,24 @@ say something no single message says.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from acnet_proto.pc._message import Message
 
-__all__ = ["NEED_DATA", "ConnectionClosed", "Handshake", "SettingsNotEnabled", "StaleReply"]
+__all__ = [
+    "NEED_DATA",
+    "ConnectionClosed",
+    "Event",
+    "Handshake",
+    "NeedData",
+    "SettingsNotEnabled",
+    "StaleReply",
+]
 
 
-class _NeedData:
-    """Sentinel: no complete event yet; call ``receive_data`` with more bytes."""
+class NeedData:
+    """The type of :data:`NEED_DATA`, its one instance: no complete event yet; call
+    ``receive_data`` with more bytes."""
 
     __slots__ = ()
 
@@ -22,7 +32,7 @@ class _NeedData:
         return "NEED_DATA"
 
 
-NEED_DATA = _NeedData()
+NEED_DATA = NeedData()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +67,8 @@ class SettingsNotEnabled:
     """
 
     request: Message
+
+
+#: What :meth:`~acnet_proto.engine.connection.DPMConnection.next_event` returns, besides
+#: :data:`NEED_DATA`: a DPM message (a :class:`~acnet_proto.pc.Message`) or one of the above.
+Event: TypeAlias = Message | Handshake | ConnectionClosed | StaleReply | SettingsNotEnabled

@@ -2,7 +2,7 @@
 
 Every adapter reads the same way: parse the DRFs (bad text fails here, before
 any I/O), send ``AddToList`` per entry and ``StartList`` in one write, then
-feed each event from :meth:`DPMConnection.next_event` to the plan, which
+feed each event (:func:`acnet_proto.engine.client.events`) to the plan, which
 says which readings it completed. This module holds that logic once, with no
 I/O, so the sync, threaded, asyncio and trio adapters only move bytes::
 
@@ -21,16 +21,15 @@ order whatever order the server answers in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from acnet_proto import drf as _drf
-from acnet_proto.engine.connection import DPMConnection
-from acnet_proto.engine.events import NEED_DATA, ConnectionClosed, StaleReply
-from acnet_proto.errors import DeviceError, ReadError, RemoteProtocolError
+from acnet_proto.engine.events import StaleReply
+from acnet_proto.errors import DeviceError, ReadError
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
 from acnet_proto.status import Status
@@ -41,7 +40,6 @@ __all__ = [
     "ListPlan",
     "ReadBatch",
     "error_reading",
-    "events",
     "reading_from_reply",
     "value_of",
     "values_of",
@@ -146,21 +144,6 @@ def reading_from_reply(reply: Message, drf: str, meta: DeviceMeta | None = None)
         cycle=reply.cycle,
         meta=meta,
     )
-
-
-def events(conn: DPMConnection) -> Iterator[Any]:
-    """Every event ``conn`` can produce from the bytes it has, until ``NEED_DATA``.
-
-    A clean close by the peer raises :class:`RemoteProtocolError`: a client
-    in the middle of a list never expects one.
-    """
-    while True:
-        event = conn.next_event()
-        if event is NEED_DATA:
-            return
-        if isinstance(event, ConnectionClosed):
-            raise RemoteProtocolError("the server closed the connection")
-        yield event
 
 
 class ListPlan:

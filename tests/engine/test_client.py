@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from acnet_proto.engine._state import ListState, Role
-from acnet_proto.engine.client import ClientConnection
+from acnet_proto.engine.client import ClientConnection, events
 from acnet_proto.engine.connection import DPMConnection
 from acnet_proto.engine.events import NEED_DATA, Handshake
 from acnet_proto.errors import LocalProtocolError, RemoteProtocolError
@@ -325,3 +325,29 @@ def test_any_reply_order_gives_the_same_readings_in_input_order(
         else:
             assert reading.value is None
             assert reading.error_code == NO_SUCH_DEVICE.error
+
+
+# ------------------------------------------------------------ events(conn)
+
+
+def connected_pair() -> tuple[DPMConnection, DPMConnection]:
+    client, server = DPMConnection(Role.CLIENT), DPMConnection(Role.SERVER)
+    server.receive_data(client.initiate())
+    list(events(server))
+    client.receive_data(server.send(dpm.OpenListReply(list_id=LIST_ID)))
+    list(events(client))
+    return client, server
+
+
+def test_events_yields_what_has_arrived_then_stops() -> None:
+    client, server = connected_pair()
+    client.receive_data(server.send(dpm.ListStatusReply(list_id=LIST_ID, status=0)))
+    assert list(events(client)) == [dpm.ListStatusReply(list_id=LIST_ID, status=0)]
+    assert list(events(client)) == []
+
+
+def test_events_raises_when_the_server_closes() -> None:
+    client, _ = connected_pair()
+    client.receive_data(b"")
+    with pytest.raises(RemoteProtocolError, match="closed"):
+        list(events(client))

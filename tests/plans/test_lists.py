@@ -19,17 +19,14 @@ from pacsys import dpm_protocol as pacsys_dpm
 from pacsys.backends.dpm_http import _reply_to_reading as pacsys_reading
 
 from acnet_proto.drf import DRFError, parse
-from acnet_proto.engine._state import Role
-from acnet_proto.engine.connection import DPMConnection
 from acnet_proto.engine.events import StaleReply
-from acnet_proto.errors import DeviceError, RemoteProtocolError
+from acnet_proto.errors import DeviceError
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
 from acnet_proto.plans.lists import (
     ListPlan,
     ReadBatch,
     error_reading,
-    events,
     reading_from_reply,
     timestamp,
     value_of,
@@ -634,29 +631,3 @@ def test_readings_backfill_missing_entries_with_the_given_status(missing: Any) -
         assert reading.value is None
     assert readings[2].meta is not None and readings[2].name == "Z:ACLTST"
     assert not batch.done  # backfilling is a view, not a reply
-
-
-# ------------------------------------------------------------ events(conn)
-
-
-def connected_pair() -> tuple[DPMConnection, DPMConnection]:
-    client, server = DPMConnection(Role.CLIENT), DPMConnection(Role.SERVER)
-    server.receive_data(client.initiate())
-    list(events(server))
-    client.receive_data(server.send(dpm.OpenListReply(list_id=LIST_ID)))
-    list(events(client))
-    return client, server
-
-
-def test_events_yields_what_has_arrived_then_stops() -> None:
-    client, server = connected_pair()
-    client.receive_data(server.send(dpm.ListStatusReply(list_id=LIST_ID, status=0)))
-    assert list(events(client)) == [dpm.ListStatusReply(list_id=LIST_ID, status=0)]
-    assert list(events(client)) == []
-
-
-def test_events_raises_when_the_server_closes() -> None:
-    client, _ = connected_pair()
-    client.receive_data(b"")
-    with pytest.raises(RemoteProtocolError, match="closed"):
-        list(events(client))
