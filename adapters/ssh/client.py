@@ -1,14 +1,4 @@
-"""SSH to ACNET hosts: commands, port forwards, SFTP and ``acl``, through jump hosts.
-
-::
-
-    from acnet_proto.adapters.ssh.client import SSHClient, SSHHop
-
-    with SSHClient(["outland.fnal.gov", "clx01.fnal.gov"]) as ssh:  # Kerberos on both hops
-        print(ssh.exec("hostname").stdout)
-        print(ssh.acl("read M:OUTTMP"))                             # M:OUTTMP = 41.7 DegF
-        with ssh.acl_session() as acl:
-            print(acl.send("read M:OUTTMP"))
+"""The SSH client: :class:`SSHHop`, :class:`SSHClient` and what it returns.
 
 A client is a chain of hops. The first is reached over TCP; each later one
 through a ``direct-tcpip`` channel of the hop before it, so jump hosts never
@@ -23,6 +13,8 @@ known_hosts file); by default any host key is accepted, as pacsys does.
 Needs the ``ssh`` extra (paramiko); GSSAPI hops also need the ``krb`` extra
 (gssapi). An :class:`SSHClient` may be shared between threads (each call uses
 its own channel); a :class:`RemoteProcess` or :class:`ACLSession` may not.
+The client creates tunnels and processes, so it imports their modules;
+they do not import it.
 """
 
 from __future__ import annotations
@@ -30,50 +22,50 @@ from __future__ import annotations
 import codecs
 import contextlib
 import getpass
-import logging
 import os
-import select
 import shlex
 import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import paramiko
+from acnet_proto.adapters.ssh.channel import (
+    JOIN_TIMEOUT,
+    Tail,
+    close_channel,
+    deadline_after,
+    exit_status,
+    feed,
+    next_chunk,
+    request,
+    start_command,
+    time_left,
+)
+from acnet_proto.adapters.ssh.errors import (
+    STDERR_TAIL,
+    SSHAuthenticationError,
+    SSHCommandError,
+    SSHConnectionError,
+    SSHError,
+    SSHTimeoutError,
+)
+from acnet_proto.adapters.ssh.process import ACLSession, RemoteProcess
+from acnet_proto.adapters.ssh.tunnel import Tunnel
 from paramiko.ssh_gss import GSS_EXCEPTIONS
 
 from acnet_proto.errors import ACLError, AuthenticationError
 
-__all__ = [
-    "ACLSession",
-    "CommandResult",
-    "RemoteProcess",
-    "SFTPSession",
-    "SSHAuthenticationError",
-    "SSHClient",
-    "SSHCommandError",
-    "SSHConnectionError",
-    "SSHError",
-    "SSHHop",
-    "SSHTimeoutError",
-    "Tunnel",
-]
-
-log = logging.getLogger(__name__)
+__all__ = ["CommandResult", "SFTPSession", "SSHClient", "SSHHop"]
 
 AuthMethod = Literal["gssapi", "key", "password"]
 _AUTH_METHODS = ("gssapi", "key", "password")
 KEEPALIVE_INTERVAL = 30  # seconds; keeps idle sessions through stateful firewalls
 ACL_TIMEOUT = 30.0
-ACL_PROMPT = b"\nACL> "
-_CHUNK = 65536
-_MAX_BUFFER = 16 * 1024 * 1024  # what a RemoteProcess may hold while looking for a marker
-_STDERR_TAIL = 4096  # how much stderr an error message quotes
-_JOIN_TIMEOUT = 5.0
 # Written to a private temp file (mktemp: 0600, O_EXCL) rather than a guessable name, and
 # on one line with no newlines inside quotes, so a csh login shell can start it too.
 _ACL_RUNNER = "sh -c " + shlex.quote(
@@ -84,50 +76,6 @@ _ACL_RUNNER = "sh -c " + shlex.quote(
 SFTPSession = paramiko.SFTPClient
 """What :meth:`SSHClient.sftp` returns: paramiko's client (``get``, ``put``,
 ``open``, ``listdir``, ``stat``, ``remove``...; a context manager)."""
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class SSHError(Exception):
-    """Base of every SSH failure raised here."""
-
-
-class SSHConnectionError(SSHError):
-    """A hop could not be reached or logged in to, or the connection broke.
-
-    ``hop`` is the :class:`SSHHop` concerned, if the failure belongs to one.
-    """
-
-    def __init__(self, message: str, hop: SSHHop | None = None) -> None:
-        super().__init__(message)
-        self.hop = hop
-
-
-class SSHAuthenticationError(SSHConnectionError, AuthenticationError):
-    """A hop refused the credentials offered, or they could not be used."""
-
-
-class SSHCommandError(SSHError):
-    """A remote command exited with a non-zero status.
-
-    ``exit_code`` is -1 if the command ended without one (killed by a signal).
-    """
-
-    def __init__(self, command: str, exit_code: int, stderr: str, stdout: str = "") -> None:
-        self.command = command
-        self.exit_code = exit_code
-        self.stderr = stderr
-        self.stdout = stdout
-        detail = stderr.strip() or stdout.strip()
-        super().__init__(
-            f"remote command {command!r} exited with status {exit_code}"
-            + (f": {detail[-_STDERR_TAIL:]}" if detail else "")
-        )
-
-
-class SSHTimeoutError(SSHError):
-    """An operation did not finish within its timeout."""
 
 
 # --------------------------------------------------------------------------- values
@@ -198,130 +146,6 @@ class CommandResult:
         return self.exit_code == 0
 
 
-# --------------------------------------------------------------------------- channel I/O
-
-
-def _deadline(timeout: float | None, name: str = "timeout") -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ValueError(f"{name} must be a positive number of seconds or None, got {timeout!r}")
-    return time.monotonic() + timeout
-
-
-def _left(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-
-def _next_chunk(chan: paramiko.Channel, deadline: float | None) -> tuple[bool, bytes] | None:
-    """The next output as ``(from_stderr, data)``; ``(False, b"")`` once output has ended.
-
-    None if the deadline passes first. Waits in select() on the channel, whose
-    pipe paramiko sets on data, EOF and close alike.
-    """
-    while True:
-        if chan.recv_ready():
-            return False, chan.recv(_CHUNK)
-        if chan.recv_stderr_ready():
-            return True, chan.recv_stderr(_CHUNK)
-        if chan.eof_received or chan.closed:
-            return False, b""
-        ready, _, _ = select.select([chan], [], [], _left(deadline))
-        if not ready:
-            return None
-
-
-def _close_channel(chan: paramiko.Channel) -> None:
-    """Close ``chan`` without racing paramiko's transport thread.
-
-    ``Channel.close()`` closes the pipe that ``fileno()`` (hence select())
-    made, while the transport thread may be feeding data that writes to it;
-    that write then hits a closed, or reused, descriptor and kills the whole
-    connection. Swapping the buffers' event under their locks first means no
-    feed is writing to the pipe when it closes.
-    """
-    for buffer in (chan.in_buffer, chan.in_stderr_buffer):
-        buffer.set_event(threading.Event())
-    chan.close()
-
-
-class _Tail:
-    """The last few KiB of a stream, for error messages."""
-
-    def __init__(self) -> None:
-        self._data = bytearray()
-
-    def add(self, data: bytes) -> None:
-        self._data += data
-        del self._data[:-_STDERR_TAIL]
-
-    def text(self) -> str:
-        return self._data.decode(errors="replace")
-
-
-def _request(
-    chan: paramiko.Channel, call: Callable[[], None], what: str, deadline: float | None
-) -> None:
-    """Make a channel request (exec, subsystem) bounded by the deadline.
-
-    paramiko waits for the server's answer to a channel request with no limit;
-    past the deadline a helper thread sets the channel's event, which ends that
-    wait with an SSHException.
-    """
-    if deadline is None:
-        call()
-        return
-    done = threading.Event()
-
-    def wake() -> None:
-        if done.wait(_left(deadline)):
-            return
-        # paramiko clears the event just before it sends, so set it until the call returns.
-        while True:
-            chan.event.set()
-            if done.wait(0.05):
-                return
-
-    watchdog = threading.Thread(target=wake, name="ssh-request-deadline", daemon=True)
-    watchdog.start()
-    try:
-        call()
-    except paramiko.SSHException as exc:
-        if time.monotonic() >= deadline:
-            raise SSHTimeoutError(f"the server did not start {what} in time") from exc
-        raise SSHError(f"the server refused to start {what}: {exc}") from exc
-    finally:
-        done.set()
-        watchdog.join()
-
-
-def _start_command(chan: paramiko.Channel, command: str, deadline: float | None) -> None:
-    _request(chan, lambda: chan.exec_command(command), repr(command), deadline)
-
-
-def _feed(chan: paramiko.Channel, data: bytes, deadline: float | None) -> None:
-    """Send ``data`` to the command's stdin; it may exit without reading it all."""
-    chan.settimeout(_left(deadline))
-    try:
-        chan.sendall(data)
-    except TimeoutError:
-        raise
-    except OSError:
-        # Like EPIPE to a local pipe: the command's exit status says whether that mattered.
-        # A broken connection also closes the channel, and _exit_status reports it.
-        if not chan.closed:
-            raise
-
-
-def _exit_status(chan: paramiko.Channel, deadline: float | None, command: str) -> int:
-    if not chan.status_event.wait(_left(deadline)):
-        raise SSHTimeoutError(f"{command!r} sent no exit status in time")
-    transport = chan.get_transport()
-    if chan.exit_status == -1 and (transport is None or not transport.is_active()):
-        raise SSHConnectionError(f"the connection broke while running {command!r}")
-    return int(chan.recv_exit_status())
-
-
 # --------------------------------------------------------------------------- client
 
 
@@ -367,7 +191,7 @@ def _close_transport(transport: paramiko.Transport, sock: socket.socket | parami
     sock.close()  # Transport.close() skips this if the handshake never started
     # Transport.close() does not wait for its thread, which notices within 0.1 s.
     if transport.is_alive() and transport is not threading.current_thread():
-        transport.join(_JOIN_TIMEOUT)
+        transport.join(JOIN_TIMEOUT)
 
 
 class SSHClient:
@@ -393,7 +217,7 @@ class SSHClient:
         known_hosts: str | os.PathLike[str] | None = None,
     ) -> None:
         self._hops = _as_hops(hops)
-        _deadline(connect_timeout, "connect_timeout")
+        deadline_after(connect_timeout, "connect_timeout")
         self._connect_timeout = float(connect_timeout)
         self._known_hosts_path = None if known_hosts is None else Path(known_hosts)
         self._known_hosts = (
@@ -443,7 +267,7 @@ class SSHClient:
             tunnel.stop()
         self._tunnels.clear()
         for chan in list(self._channels):
-            _close_channel(chan)
+            close_channel(chan)
         with self._lock:
             self._disconnect()
 
@@ -569,7 +393,7 @@ class SSHClient:
     ) -> paramiko.Channel:
         transport = self._transport()
         try:
-            return transport.open_channel(kind, dest, origin, timeout=_left(deadline))
+            return transport.open_channel(kind, dest, origin, timeout=time_left(deadline))
         except paramiko.ChannelException as exc:
             raise SSHError(f"the server refused a {kind} channel: {exc}") from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
@@ -584,7 +408,7 @@ class SSHClient:
         """A channel running ``command``, closed on exit; paramiko errors become SSH errors."""
         chan = self._open_channel("session", deadline)
         try:
-            _start_command(chan, command, deadline)
+            start_command(chan, command, deadline)
             yield chan
         except TimeoutError as exc:  # a send outlasted the channel timeout
             raise SSHTimeoutError(f"{command!r} did not finish in time") from exc
@@ -593,7 +417,7 @@ class SSHClient:
                 f"the connection broke while running {command!r}: {exc}"
             ) from exc
         finally:
-            _close_channel(chan)
+            close_channel(chan)
 
     # ----------------------------------------------------------------- commands
 
@@ -618,17 +442,17 @@ class SSHClient:
         cannot be reached or the connection breaks.
         """
         _check_command(command)
-        deadline = _deadline(timeout)
+        deadline = deadline_after(timeout)
         stdout, stderr = bytearray(), bytearray()
         with self._running(command, deadline) as chan:
             if input is not None:
-                _feed(chan, input.encode() if isinstance(input, str) else input, deadline)
+                feed(chan, input.encode() if isinstance(input, str) else input, deadline)
             chan.shutdown_write()
-            while (chunk := _next_chunk(chan, deadline)) != (False, b""):
+            while (chunk := next_chunk(chan, deadline)) != (False, b""):
                 if chunk is None:
                     raise SSHTimeoutError(f"{command!r} did not finish within {timeout} s")
                 (stderr if chunk[0] else stdout).extend(chunk[1])
-            exit_code = _exit_status(chan, deadline, command)
+            exit_code = exit_status(chan, deadline, command)
         result = CommandResult(
             command, exit_code, stdout.decode(errors="replace"), stderr.decode(errors="replace")
         )
@@ -645,13 +469,13 @@ class SSHClient:
         the iterator early closes the channel.
         """
         _check_command(command)
-        deadline = _deadline(timeout)
+        deadline = deadline_after(timeout)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stderr = _Tail()
+        stderr = Tail()
         pending = ""
         with self._running(command, deadline) as chan:
             chan.shutdown_write()
-            while (chunk := _next_chunk(chan, deadline)) != (False, b""):
+            while (chunk := next_chunk(chan, deadline)) != (False, b""):
                 if chunk is None:
                     raise SSHTimeoutError(f"{command!r} did not finish within {timeout} s")
                 if chunk[0]:
@@ -662,7 +486,7 @@ class SSHClient:
             pending += decoder.decode(b"", final=True)
             if pending:
                 yield pending
-            exit_code = _exit_status(chan, deadline, command)
+            exit_code = exit_status(chan, deadline, command)
         if exit_code != 0:
             raise SSHCommandError(command, exit_code, stderr.text())
 
@@ -688,12 +512,12 @@ class SSHClient:
         does).
         """
         _check_command(command)
-        deadline = _deadline(timeout)
+        deadline = deadline_after(timeout)
         chan = self._open_channel("session", deadline)
         try:
-            _start_command(chan, command, deadline)
+            start_command(chan, command, deadline)
         except BaseException:
-            _close_channel(chan)
+            close_channel(chan)
             raise
         chan.settimeout(timeout)
         self._channels.add(chan)
@@ -730,7 +554,7 @@ class SSHClient:
             detail = "; ".join(p for p in (result.stderr.strip(), output) if p)
             raise ACLError(
                 f"acl exited with status {result.exit_code} running {lines!r}"
-                + (f": {detail[-_STDERR_TAIL:]}" if detail else "")
+                + (f": {detail[-STDERR_TAIL:]}" if detail else "")
             )
         return output
 
@@ -766,14 +590,14 @@ class SSHClient:
 
         ``timeout`` bounds each SFTP request's wait for an answer.
         """
-        deadline = _deadline(timeout)
+        deadline = deadline_after(timeout)
         chan = self._open_channel("session", deadline)
         try:
-            _request(chan, lambda: chan.invoke_subsystem("sftp"), "SFTP", deadline)
+            request(chan, lambda: chan.invoke_subsystem("sftp"), "SFTP", deadline)
             chan.settimeout(timeout)
             return paramiko.SFTPClient(chan)
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            _close_channel(chan)
+            close_channel(chan)
             raise SSHError(f"could not start SFTP on {self._hops[-1]}: {exc}") from exc
 
 
@@ -798,327 +622,3 @@ def _kerberos_principal(auth: object | None) -> str:
 
 def _strip_prompts(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("ACL>")).strip()
-
-
-# --------------------------------------------------------------------------- tunnel
-
-
-class Tunnel:
-    """A local port forward made by :meth:`SSHClient.forward`.
-
-    One thread accepts; one per connection copies bytes both ways, passing a
-    half-close (EOF one way) on rather than dropping the connection.
-    ``stop()`` (or leaving a ``with`` block) closes the port and every
-    connection through it.
-    """
-
-    def __init__(
-        self,
-        local_port: int,
-        remote_host: str,
-        remote_port: int,
-        open_channel: Callable[[tuple[str, int]], paramiko.Channel],
-    ) -> None:
-        self.remote_host = remote_host
-        self.remote_port = remote_port
-        self._open_channel = open_channel
-        try:
-            self._listener = socket.create_server(("127.0.0.1", local_port))
-        except OSError as exc:
-            problem = f"cannot listen on 127.0.0.1:{local_port}: {exc.strerror}"
-            raise OSError(exc.errno, problem) from None
-        self.local_port: int = self._listener.getsockname()[1]
-        # Readable once stop() starts: wakes every select() below.
-        self._stop_r, self._stop_w = socket.socketpair()
-        self._lock = threading.Lock()
-        self._links: dict[threading.Thread, tuple[socket.socket, paramiko.Channel | None]] = {}
-        self._stopped = False
-        self._acceptor = threading.Thread(
-            target=self._accept, name=f"ssh-forward-{self.local_port}", daemon=True
-        )
-        self._acceptor.start()
-
-    @property
-    def active(self) -> bool:
-        return not self._stopped
-
-    def __enter__(self) -> Tunnel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "active" if self.active else "stopped"
-        return (
-            f"Tunnel(127.0.0.1:{self.local_port} -> {self.remote_host}:{self.remote_port}, {state})"
-        )
-
-    def stop(self) -> None:
-        """Close the listening port and all connections; wait for the threads (idempotent)."""
-        with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-            links = list(self._links.items())
-        self._stop_w.send(b"x")
-        for _, (sock, chan) in links:
-            # Unblocks a sendall() stuck on a peer that stopped reading.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            if chan is not None:
-                _close_channel(chan)
-        self._acceptor.join(_JOIN_TIMEOUT)
-        for thread, _ in links:
-            thread.join(_JOIN_TIMEOUT)
-        self._listener.close()
-        self._stop_r.close()
-        self._stop_w.close()
-
-    def _accept(self) -> None:
-        while True:
-            ready, _, _ = select.select([self._listener, self._stop_r], [], [])
-            if self._stop_r in ready:
-                return
-            try:
-                conn, peer = self._listener.accept()
-            except OSError:
-                continue  # the client gave up between select() and accept()
-            thread = threading.Thread(
-                target=self._carry, args=(conn, peer), name=f"ssh-forward-{peer[1]}", daemon=True
-            )
-            with self._lock:
-                if self._stopped:
-                    conn.close()
-                    return
-                self._links[thread] = (conn, None)
-            thread.start()
-
-    def _carry(self, conn: socket.socket, peer: tuple[str, int]) -> None:
-        me = threading.current_thread()
-        chan = None
-        try:
-            chan = self._open_channel(peer)
-            with self._lock:
-                if self._stopped:
-                    return
-                self._links[me] = (conn, chan)
-            self._splice(conn, chan)
-        except SSHError as exc:
-            log.warning(
-                "forward 127.0.0.1:%d -> %s:%d: no channel for %s: %s",
-                self.local_port,
-                self.remote_host,
-                self.remote_port,
-                peer,
-                exc,
-            )
-        except OSError as exc:  # a reset by either end just ends this connection
-            log.debug("forward connection from %s ended: %s", peer, exc)
-        finally:
-            if chan is not None:
-                _close_channel(chan)
-            conn.close()
-            with self._lock:
-                self._links.pop(me, None)
-
-    def _splice(self, conn: socket.socket, chan: paramiko.Channel) -> None:
-        # Each end maps to where its data goes; an end leaves the map at its EOF.
-        targets: dict[socket.socket | paramiko.Channel, socket.socket | paramiko.Channel] = {
-            conn: chan,
-            chan: conn,
-        }
-        while targets:
-            ready, _, _ = select.select([*targets, self._stop_r], [], [])
-            if self._stop_r in ready:
-                return
-            for source in ready:
-                target = targets[source]
-                data = source.recv(_CHUNK)
-                if data:
-                    target.sendall(data)
-                    continue
-                del targets[source]
-                if target is conn:
-                    conn.shutdown(socket.SHUT_WR)
-                else:
-                    chan.shutdown_write()
-
-
-# --------------------------------------------------------------------------- processes
-
-
-class RemoteProcess:
-    """A remote command kept running, as a byte pipe: write lines, read to markers.
-
-    Does not own the :class:`SSHClient`. Not thread-safe. ``timeout`` is the
-    default for reads. The process's stderr is read and kept (its end
-    appears in error messages) so it can never block the process.
-    """
-
-    def __init__(self, ssh: SSHClient, command: str, *, timeout: float = 30.0) -> None:
-        _deadline(timeout)
-        self.command = command
-        self._timeout = timeout
-        self._chan = ssh.open_channel(command, timeout=timeout)
-        self._buffer = bytearray()
-        self._stderr = _Tail()
-        self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` has been called."""
-        return self._closed
-
-    @property
-    def alive(self) -> bool:
-        """True until the process exits or the channel closes."""
-        return not (self._closed or self._chan.closed or self._chan.exit_status_ready())
-
-    @property
-    def stderr_tail(self) -> str:
-        """The last few KiB the process wrote to stderr."""
-        return self._stderr.text()
-
-    def __enter__(self) -> RemoteProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"RemoteProcess({self.command!r}, {'alive' if self.alive else 'ended'})"
-
-    def send_line(self, line: str) -> None:
-        """Send ``line`` and a newline."""
-        self.send_bytes(f"{line}\n".encode())
-
-    def send_bytes(self, data: bytes) -> None:
-        """Send raw bytes to the process's stdin."""
-        if self._closed:
-            raise SSHError(f"the remote process {self.command!r} is closed")
-        try:
-            self._chan.sendall(data)
-        except TimeoutError as exc:
-            raise SSHTimeoutError(f"{self.command!r} stopped reading its input") from exc
-        except OSError as exc:  # paramiko: "Socket is closed" once the channel has gone
-            raise SSHError(f"cannot write to {self.command!r}: it has ended ({exc})") from exc
-
-    def read_until(self, marker: bytes, timeout: float | None = None) -> bytes:
-        """Everything before the next ``marker`` in stdout; the marker is consumed.
-
-        Raises :class:`SSHTimeoutError` if it does not appear within
-        ``timeout`` (default: the process's), :class:`SSHError` if the process
-        ends first.
-        """
-        if not isinstance(marker, bytes) or not marker:
-            raise ValueError(f"marker must be non-empty bytes, got {marker!r}")
-        deadline = _deadline(self._timeout if timeout is None else timeout)
-        searched = 0
-        while (at := self._buffer.find(marker, searched)) < 0:
-            searched = max(0, len(self._buffer) - len(marker) + 1)
-            if len(self._buffer) > _MAX_BUFFER:
-                raise SSHError(f"{_MAX_BUFFER} bytes from {self.command!r} and no {marker!r}")
-            if not self._fill(deadline):
-                raise SSHError(
-                    f"{self.command!r} ended before printing {marker!r} "
-                    f"(output ends {bytes(self._buffer[-200:])!r}; stderr: {self.stderr_tail!r})"
-                )
-        output = bytes(self._buffer[:at])
-        del self._buffer[: at + len(marker)]
-        return output
-
-    def read_for(self, seconds: float) -> bytes:
-        """All stdout arriving within ``seconds`` (less if the process ends), plus any unread."""
-        deadline = _deadline(seconds, "seconds")
-        with contextlib.suppress(SSHTimeoutError):
-            while self._fill(deadline):
-                pass
-        output = bytes(self._buffer)
-        self._buffer.clear()
-        return output
-
-    def _fill(self, deadline: float | None) -> bool:
-        """Read one chunk into the buffer; False once the process's output has ended."""
-        if self._closed:
-            raise SSHError(f"the remote process {self.command!r} is closed")
-        while True:
-            chunk = _next_chunk(self._chan, deadline)
-            if chunk is None:
-                raise SSHTimeoutError(
-                    f"no expected output from {self.command!r} in time "
-                    f"(output ends {bytes(self._buffer[-200:])!r})"
-                )
-            from_stderr, data = chunk
-            if not from_stderr:
-                self._buffer += data
-                return bool(data)
-            self._stderr.add(data)
-
-    def close(self) -> None:
-        """Close the channel, which ends the process's input (idempotent)."""
-        self._closed = True
-        _close_channel(self._chan)
-
-
-class ACLSession:
-    """A remote ``acl`` interpreter kept running, so commands skip its start-up.
-
-    Each :meth:`send` is its own script: ACL state (variables, symbols) does
-    not carry over, so join dependent commands with ``;`` in one send.
-    Sessions on one :class:`SSHClient` share its connection; a session is
-    not thread-safe (open one per thread). ``timeout`` is the default wait
-    for ACL's prompt.
-    """
-
-    def __init__(self, ssh: SSHClient, *, timeout: float = 30.0) -> None:
-        self._proc = RemoteProcess(ssh, "acl", timeout=timeout)
-        try:
-            # The first prompt may open the output, so the leading newline is not required.
-            self._proc.read_until(ACL_PROMPT.lstrip())
-        except SSHError as exc:
-            self._proc.close()
-            raise ACLError(f"acl did not start on the remote host: {exc}") from exc
-
-    @property
-    def closed(self) -> bool:
-        return self._proc.closed
-
-    def __enter__(self) -> ACLSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"ACLSession({'closed' if self.closed else 'open'})"
-
-    def send(self, command: str, timeout: float | None = None) -> str:
-        """Run one line of ACL; return its output without the echo and prompt.
-
-        Raises ``ValueError`` for a line break in ``command``, and
-        :class:`~acnet_proto.errors.ACLError` if the session is closed, acl
-        ends, or no prompt comes back within ``timeout`` (the session is then
-        closed, as later output could not be told apart from this command's).
-        """
-        if not isinstance(command, str) or not command.strip():
-            raise ValueError(f"command must be a non-empty str, got {command!r}")
-        if "\n" in command or "\r" in command:
-            raise ValueError("an ACL session command cannot contain a line break; use ';'")
-        if self.closed:
-            raise ACLError("the ACL session is closed")
-        try:
-            self._proc.send_line(command)
-            raw = self._proc.read_until(ACL_PROMPT, timeout)
-        except SSHError as exc:
-            self.close()
-            raise ACLError(f"ACL command {command!r} failed: {exc}") from exc
-        lines = raw.decode(errors="replace").strip().splitlines()
-        # acl echoes each line it reads.
-        if lines and lines[0].strip() == command.strip():
-            lines = lines[1:]
-        return "\n".join(lines).strip()
-
-    def close(self) -> None:
-        """End acl by closing its channel; the :class:`SSHClient` stays open (idempotent)."""
-        self._proc.close()

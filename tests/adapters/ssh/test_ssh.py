@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from acnet_proto.adapters.ssh.client import (
+from acnet_proto.adapters.ssh import (
     ACLSession,
     CommandResult,
     SSHAuthenticationError,
