@@ -25,7 +25,7 @@ from acnet_proto.errors import DecodeError, LocalProtocolError, ProtocolError
 from acnet_proto.pc import daqdata, dpm
 from acnet_proto.plans.lists import ReadBatch
 from acnet_proto.plans.settings import WriteBatch, setting_for
-from acnet_proto.sim.policy import Policy
+from acnet_proto.sim import SettingsPolicy
 from acnet_proto.status import Status, pack, unpack
 
 
@@ -159,7 +159,7 @@ CASES: list[tuple[str, Callable[[DPMBackend], Any], type[Exception], tuple[str, 
     ("JWT garbage", lambda b: JWTAuth("not-a-jwt"), ValueError, ("3",)),
     (
         "policy roles",
-        lambda b: Policy.from_toml("default_roles = 3"),
+        lambda b: SettingsPolicy.from_toml("default_roles = 3"),
         ValueError,
         ("default_roles",),
     ),

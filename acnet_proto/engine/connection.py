@@ -39,7 +39,7 @@ from acnet_proto.engine._state import (
 from acnet_proto.engine.events import (
     NEED_DATA,
     ConnectionClosed,
-    Event,
+    ConnectionEvent,
     Handshake,
     NeedData,
     SettingsNotEnabled,
@@ -251,7 +251,7 @@ class DPMConnection:
             return
         self._raw.append(bytes(data))
 
-    def next_event(self) -> Event | NeedData:
+    def next_event(self) -> ConnectionEvent | NeedData:
         """The next event: a DPM message, an :mod:`~acnet_proto.engine.events` event, or
         ``NEED_DATA``.
 

@@ -14,7 +14,7 @@ from acnet_proto.pc._message import Message
 __all__ = [
     "NEED_DATA",
     "ConnectionClosed",
-    "Event",
+    "ConnectionEvent",
     "Handshake",
     "NeedData",
     "SettingsNotEnabled",
@@ -71,4 +71,6 @@ class SettingsNotEnabled:
 
 #: What :meth:`~acnet_proto.engine.connection.DPMConnection.next_event` returns, besides
 #: :data:`NEED_DATA`: a DPM message (a :class:`~acnet_proto.pc.Message`) or one of the above.
-Event: TypeAlias = Message | Handshake | ConnectionClosed | StaleReply | SettingsNotEnabled
+ConnectionEvent: TypeAlias = (
+    Message | Handshake | ConnectionClosed | StaleReply | SettingsNotEnabled
+)

@@ -21,8 +21,8 @@ What the simulated database says about a model device: its ``di`` and
 scaling with the device's units as primary and common units, primary
 transform 16 (the raw data is IEEE float32) and common transform 0
 (identity); devices with a ``status`` table have the CONTROL commands of
-:data:`~acnet_proto.sim.model.CONTROL_COMMANDS` (value = ordinal) and the
-five bits of :data:`~acnet_proto.sim.model.STATUS_BITS`; each alarm table is
+:data:`~acnet_proto.sim.writes.CONTROL_COMMANDS` (value = ordinal) and the
+five bits of :data:`~acnet_proto.sim.devices.STATUS_BITS`; each alarm table is
 an alarm block whose text id is ``2*di`` (analog) or ``2*di + 1``
 (digital). An unknown device gets an all-zero ``DeviceInfo``, as the real
 service sends; a name that is not a device name gets an ``errMsg``.
@@ -43,13 +43,13 @@ from acnet_proto.api.config import check_timeout, resolve_endpoint
 from acnet_proto.drf.events import CANONICAL_DEVICE
 from acnet_proto.errors import DeviceError
 from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
-from acnet_proto.sim.model import (
+from acnet_proto.sim import (
     CONTROL_COMMANDS,
     STATUS_BITS,
-    AnalogAlarm,
-    Device,
+    AnalogAlarmBlock,
     DeviceModel,
-    DigitalAlarm,
+    DigitalAlarmBlock,
+    SimDevice,
 )
 from acnet_proto.status import Status
 
@@ -475,7 +475,7 @@ class TTLCache(Generic[_V]):
 # --- model -> replies (the simulated service) --------------------------------------------------
 
 
-def _scaling(device: Device, setting: bool) -> DevDB_pb2.Property:
+def _scaling(device: SimDevice, setting: bool) -> DevDB_pb2.Property:
     return DevDB_pb2.Property(
         primary_units=device.units,
         common_units=device.units,
@@ -485,7 +485,7 @@ def _scaling(device: Device, setting: bool) -> DevDB_pb2.Property:
     )
 
 
-def _definitions(device: Device) -> dict[str, object]:
+def _definitions(device: SimDevice) -> dict[str, object]:
     if device.status is None:
         return {}
     commands = [
@@ -544,9 +544,9 @@ def _float_bits(value: float) -> int:
     return struct.unpack("<i", packed)[0]
 
 
-def _alarm_block(di: int, alarm: AnalogAlarm | DigitalAlarm) -> DevDB_pb2.AlarmBlock:
+def _alarm_block(di: int, alarm: AnalogAlarmBlock | DigitalAlarmBlock) -> DevDB_pb2.AlarmBlock:
     """``alarm`` as DevDB stores it: limits raw, flags packed as ACNET packs them."""
-    if isinstance(alarm, AnalogAlarm):
+    if isinstance(alarm, AnalogAlarmBlock):
         pi, kind = _PI_ANALOG, _MIN_MAX
         limits = _float_bits(alarm.minimum), _float_bits(alarm.maximum)
     else:
@@ -569,7 +569,7 @@ def _alarm_block(di: int, alarm: AnalogAlarm | DigitalAlarm) -> DevDB_pb2.AlarmB
     )
 
 
-def _alarm_infos(device: Device) -> list[DevDB_pb2.AlarmInfo]:
+def _alarm_infos(device: SimDevice) -> list[DevDB_pb2.AlarmInfo]:
     out = []
     analog, digital = device.analog, device.digital
     if analog is not None:

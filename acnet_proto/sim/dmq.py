@@ -65,8 +65,9 @@ from acnet_proto.services.dmq import (
     reading_key,
     setting_key,
 )
-from acnet_proto.sim.model import DeviceModel, Entry, RequestRejected
-from acnet_proto.sim.policy import Policy
+from acnet_proto.sim.binding import Entry, RequestRejected
+from acnet_proto.sim.model import DeviceModel
+from acnet_proto.sim.policy import SettingsPolicy
 from acnet_proto.sim.settings import Acceptor
 from acnet_proto.status import Status
 
@@ -267,7 +268,7 @@ class DMQService:
 
     ``make_acceptor()`` returns a fresh GSS acceptor (None: no keytab, every
     INIT is refused with -99). ``policy`` defaults to
-    :meth:`Policy.default` (role ``testing`` may set ``Z:*``). ``clock``
+    :meth:`SettingsPolicy.default` (role ``testing`` may set ``Z:*``). ``clock``
     schedules ``@e`` events. :attr:`refusals` keeps the reasons of the last
     refusals (for logs and tests); :attr:`disposed` counts ended jobs.
     """
@@ -277,7 +278,7 @@ class DMQService:
         model: DeviceModel,
         clock: Clock,
         make_acceptor: Callable[[], Acceptor] | None,
-        policy: Policy | None = None,
+        policy: SettingsPolicy | None = None,
         *,
         idle_timeout: float = 30.0,
         heartbeat_period: float = 5.0,
@@ -291,7 +292,7 @@ class DMQService:
         self.model = model
         self.clock = clock
         self.make_acceptor = make_acceptor
-        self.policy = policy if policy is not None else Policy.default()
+        self.policy = policy if policy is not None else SettingsPolicy.default()
         self.idle_timeout = idle_timeout
         self.heartbeat_period = heartbeat_period
         self.init_delay = init_delay

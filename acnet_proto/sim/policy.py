@@ -37,7 +37,7 @@ from typing import Any
 
 from acnet_proto.status import Status
 
-__all__ = ["DPM_DBPRIV", "DPM_PRIV", "Policy", "Role"]
+__all__ = ["DPM_DBPRIV", "DPM_PRIV", "SettingsPolicy", "SettingsRole"]
 
 DPM_PRIV = Status.from_name("DPM_PRIV")
 DPM_DBPRIV = Status.from_name("DPM_DBPRIV")
@@ -51,7 +51,7 @@ allow = ["Z:*"]
 
 
 @dataclass(frozen=True, slots=True)
-class Role:
+class SettingsRole:
     """A named set of device patterns a principal may set."""
 
     name: str
@@ -66,21 +66,21 @@ class Role:
 
 
 @dataclass(frozen=True, slots=True)
-class Policy:
+class SettingsPolicy:
     """Roles, the principals that hold them, and console classes."""
 
-    roles: dict[str, Role] = field(default_factory=dict)
+    roles: dict[str, SettingsRole] = field(default_factory=dict)
     principals: dict[str, tuple[str, ...]] = field(default_factory=dict)
     console_classes: dict[str, int] = field(default_factory=dict)
     default_roles: tuple[str, ...] = ()
 
     @classmethod
-    def default(cls) -> Policy:
+    def default(cls) -> SettingsPolicy:
         """Every authenticated principal holds ``testing``, which may set ``Z:*`` only."""
         return cls.from_toml(DEFAULT_POLICY)
 
     @classmethod
-    def load(cls, path: str | Path) -> Policy:
+    def load(cls, path: str | Path) -> SettingsPolicy:
         with open(path, "rb") as f:
             try:
                 return cls.from_dict(tomllib.load(f), str(path))
@@ -88,16 +88,18 @@ class Policy:
                 raise ValueError(f"policy file {path} is not valid TOML: {exc}") from None
 
     @classmethod
-    def from_toml(cls, text: str) -> Policy:
+    def from_toml(cls, text: str) -> SettingsPolicy:
         try:
             return cls.from_dict(tomllib.loads(text), "policy")
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"policy text is not valid TOML: {exc}") from None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "policy") -> Policy:
+    def from_dict(cls, data: dict[str, Any], source: str = "policy") -> SettingsPolicy:
         roles = {
-            name: Role(name, _strings(spec, "allow", source), _strings(spec, "deny", source))
+            name: SettingsRole(
+                name, _strings(spec, "allow", source), _strings(spec, "deny", source)
+            )
             for name, spec in _table(data, "roles", source).items()
         }
         principals: dict[str, tuple[str, ...]] = {}

@@ -16,7 +16,7 @@ from acnet_proto import drf as _drf
 from acnet_proto.errors import AuthenticationError
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
-from acnet_proto.sim.policy import DPM_PRIV, Policy
+from acnet_proto.sim.policy import DPM_PRIV, SettingsPolicy
 from acnet_proto.status import Status
 
 __all__ = ["Acceptor", "ServerSettings"]
@@ -50,7 +50,7 @@ class ServerSettings:
         self,
         service_name: str,
         make_acceptor: Callable[[], Acceptor] | None,
-        policy: Policy,
+        policy: SettingsPolicy,
     ) -> None:
         self.service_name = service_name
         self.make_acceptor = make_acceptor

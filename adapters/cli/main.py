@@ -254,11 +254,10 @@ def sim(args: argparse.Namespace) -> int:
 
     from acnet_proto.adapters.sim.dpm import serve
 
-    from acnet_proto.sim.model import DeviceModel
-    from acnet_proto.sim.policy import Policy
+    from acnet_proto.sim import DeviceModel, SettingsPolicy
 
     model = DeviceModel.load(args.devices) if args.devices else DeviceModel.default()
-    policy = Policy.load(args.policy) if args.policy else Policy.default()
+    policy = SettingsPolicy.load(args.policy) if args.policy else SettingsPolicy.default()
     jwt_key = args.jwt_key or os.environ.get("ACNET_JWT_KEY")
 
     def ready(server: Any) -> None:

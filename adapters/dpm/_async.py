@@ -4,7 +4,7 @@ Pooled reads, the settings connection, subscriptions and their reconnection
 are the same under asyncio and trio; only the I/O differs. Each adapter
 (:mod:`acnet_proto.adapters.dpm.asyncio`, :mod:`acnet_proto.adapters.dpm.trio`)
 supplies a kit of its library's own primitives and subclasses
-:class:`DPMBackend` and :class:`DPMSubscription` under its public names, so
+:class:`AsyncDPMBackend` and :class:`AsyncDPMSubscription` under its public names, so
 neither library is ever imported by the other's adapter.
 
 The kit's contract: a deadline scope raises the builtin :class:`TimeoutError`
@@ -58,10 +58,10 @@ from acnet_proto.streams.reconnect import (
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = [
-    "DPMBackend",
-    "DPMSubscription",
+    "AsyncDPMBackend",
+    "AsyncDPMSubscription",
     "ErrorCallback",
-    "Event",
+    "Flag",
     "IOKit",
     "ReadingCallback",
     "Stream",
@@ -74,9 +74,9 @@ _READ_SIZE = 262144
 
 #: ``callback(reading, handle)``, a plain function or an ``async def`` one (then awaited);
 #: after a reconnection it gets a :class:`Gap` in a reading's place.
-ReadingCallback = Callable[[Reading | Gap, "DPMSubscription"], object]
+ReadingCallback = Callable[[Reading | Gap, "AsyncDPMSubscription"], object]
 #: ``on_error(exc, handle)``, plain or ``async def``, once the stream died.
-ErrorCallback = Callable[[Exception, "DPMSubscription"], object]
+ErrorCallback = Callable[[Exception, "AsyncDPMSubscription"], object]
 
 
 class Stream(Protocol):
@@ -91,8 +91,8 @@ class Stream(Protocol):
         ...
 
 
-class Event(Protocol):
-    """A one-way flag tasks can wait for."""
+class Flag(Protocol):
+    """A one-way flag tasks can wait for (an ``asyncio.Event`` or a ``trio.Event``)."""
 
     def set(self) -> None: ...
 
@@ -140,8 +140,8 @@ class IOKit(Protocol):
         """A new semaphore of ``size`` slots."""
         ...
 
-    def event(self) -> Event:
-        """A new event, not set."""
+    def event(self) -> Flag:
+        """A new flag, not set."""
         ...
 
     def task_group(self) -> AbstractAsyncContextManager[TaskGroup]:
@@ -259,7 +259,7 @@ async def _each(steps: Sequence[Callable[[], Awaitable[object]]]) -> None:
         raise failure
 
 
-class DPMBackend(AsyncBackend):
+class AsyncDPMBackend(AsyncBackend):
     """A DPM/TCP client on the event loop of ``_kit``. ``aclose()`` or ``async with`` ends it.
 
     ``timeout`` is the default total deadline of each call, in seconds;
@@ -270,7 +270,7 @@ class DPMBackend(AsyncBackend):
     """
 
     _kit: ClassVar[IOKit]
-    _subscription_type: ClassVar[type[DPMSubscription]]
+    _subscription_type: ClassVar[type[AsyncDPMSubscription]]
 
     def __init__(
         self,
@@ -288,7 +288,7 @@ class DPMBackend(AsyncBackend):
         self.auth = auth
         self.role = role
         self._pool = _Pool(self._kit, self.host, self.port, check_pool_size(pool_size))
-        self._subscriptions: set[DPMSubscription] = set()
+        self._subscriptions: set[AsyncDPMSubscription] = set()
         self._write_link: _Link | None = None
         self._write_lock = self._kit.lock()
         self.closed = False
@@ -434,14 +434,14 @@ class DPMBackend(AsyncBackend):
         *,
         timeout: float | None = None,
         reconnect: bool | Reconnect = True,
-    ) -> DPMSubscription:
+    ) -> AsyncDPMSubscription:
         """Start streaming ``drfs`` on a connection of its own.
 
         Without ``callback``, iterate the handle's ``readings()``. With one, a
         task in the backend's task group calls ``callback(reading, handle)``
         for each reading (a :class:`Gap` after a reconnection), awaiting it if
         it is an ``async def``, until the subscription stops: by
-        :meth:`DPMSubscription.stop`, by :meth:`aclose` or leaving ``async
+        :meth:`AsyncDPMSubscription.stop`, by :meth:`aclose` or leaving ``async
         with``, or because the stream died. That task group exists only while
         the backend is entered with ``async with``; a callback subscription on
         a backend that is not raises :class:`RuntimeError`. An exception from
@@ -497,7 +497,7 @@ class DPMBackend(AsyncBackend):
         return self._kit.now() + seconds
 
 
-class DPMSubscription(AsyncSubscription):
+class AsyncDPMSubscription(AsyncSubscription):
     """A running stream: iterate :meth:`readings`, then :meth:`stop` (or use ``async with``);
     or, made with a callback, a stream delivered to it until :meth:`stop`.
 
@@ -506,7 +506,7 @@ class DPMSubscription(AsyncSubscription):
 
     def __init__(
         self,
-        backend: DPMBackend,
+        backend: AsyncDPMBackend,
         link: _Link,
         recovery: Recovery,
         callback: ReadingCallback | None = None,
@@ -567,7 +567,7 @@ class DPMSubscription(AsyncSubscription):
             log.error("%s (no on_error callback was given)", error)
 
     async def _call(
-        self, function: Callable[[Any, DPMSubscription], object], argument: object
+        self, function: Callable[[Any, AsyncDPMSubscription], object], argument: object
     ) -> None:
         try:
             result = function(argument, self)
@@ -684,13 +684,13 @@ class DPMSubscription(AsyncSubscription):
 
 
 class _Readings:
-    """What :meth:`DPMSubscription.readings` returns.
+    """What :meth:`AsyncDPMSubscription.readings` returns.
 
     A class rather than an async generator, so that breaking out of an
     ``async for`` leaves nothing to finalize (no ``aclosing`` needed).
     """
 
-    def __init__(self, subscription: DPMSubscription, timeout: float | None) -> None:
+    def __init__(self, subscription: AsyncDPMSubscription, timeout: float | None) -> None:
         self._subscription = subscription
         self._timeout = timeout
         self._over = False
@@ -698,7 +698,7 @@ class _Readings:
     def __aiter__(self) -> _Readings:
         return self
 
-    async def __anext__(self) -> tuple[Reading | Gap, DPMSubscription]:
+    async def __anext__(self) -> tuple[Reading | Gap, AsyncDPMSubscription]:
         if not self._over:
             try:
                 reading = await self._subscription._next_reading(self._timeout)

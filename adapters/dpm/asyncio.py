@@ -69,7 +69,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from acnet_proto.adapters.dpm._async import DPMBackend, DPMSubscription
+from acnet_proto.adapters.dpm._async import AsyncDPMBackend, AsyncDPMSubscription
 
 __all__ = ["AsyncioDPMBackend", "AsyncioSubscription"]
 
@@ -155,13 +155,13 @@ class _AsyncioKit:
             await stream.writer.wait_closed()
 
 
-class AsyncioSubscription(DPMSubscription):
-    """A running stream on its own asyncio connection (see :class:`DPMSubscription`)."""
+class AsyncioSubscription(AsyncDPMSubscription):
+    """A running stream on its own asyncio connection (see :class:`AsyncDPMSubscription`)."""
 
 
-class AsyncioDPMBackend(DPMBackend):
+class AsyncioDPMBackend(AsyncDPMBackend):
     """A DPM/TCP client for asyncio, to use from one event loop; the parameters and methods
-    are :class:`DPMBackend`'s, deadlines are ``asyncio.timeout_at``."""
+    are :class:`AsyncDPMBackend`'s, deadlines are ``asyncio.timeout_at``."""
 
     _kit = _AsyncioKit()
     _subscription_type = AsyncioSubscription

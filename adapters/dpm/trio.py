@@ -56,7 +56,7 @@ from collections.abc import AsyncIterator
 
 # Absolute imports make this the trio package, not this module.
 import trio
-from acnet_proto.adapters.dpm._async import DPMBackend, DPMSubscription
+from acnet_proto.adapters.dpm._async import AsyncDPMBackend, AsyncDPMSubscription
 
 __all__ = ["TrioDPMBackend", "TrioSubscription"]
 
@@ -112,13 +112,13 @@ class _TrioKit:
         await trio.aclose_forcefully(stream)  # nothing is left unsent: send_all returned
 
 
-class TrioSubscription(DPMSubscription):
-    """A running stream on its own trio connection (see :class:`DPMSubscription`)."""
+class TrioSubscription(AsyncDPMSubscription):
+    """A running stream on its own trio connection (see :class:`AsyncDPMSubscription`)."""
 
 
-class TrioDPMBackend(DPMBackend):
+class TrioDPMBackend(AsyncDPMBackend):
     """A DPM/TCP client for trio, to use from one ``trio.run``; the parameters and methods
-    are :class:`DPMBackend`'s, and every deadline is a cancel scope."""
+    are :class:`AsyncDPMBackend`'s, and every deadline is a cancel scope."""
 
     _kit = _TrioKit()
     _subscription_type = TrioSubscription

@@ -64,7 +64,7 @@ from acnet_proto import drf
 from acnet_proto.api.config import host_port
 from acnet_proto.pc import dpm
 from acnet_proto.services.acl import decode_query, format_error, format_raw, format_value
-from acnet_proto.sim.model import DeviceModel, RequestRejected
+from acnet_proto.sim import DeviceModel, RequestRejected
 from acnet_proto.status import Status
 
 __all__ = ["CGI_PATH", "ACLSimServer", "serve"]

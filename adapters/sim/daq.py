@@ -58,8 +58,7 @@ from acnet_proto import drf
 from acnet_proto.errors import RemoteProtocolError
 from acnet_proto.plans.lists import error_reading, reading_from_reply
 from acnet_proto.services.daq import reading_reply, setting_reply, value_from_proto
-from acnet_proto.sim.model import DeviceModel, RequestRejected
-from acnet_proto.sim.policy import Policy
+from acnet_proto.sim import DeviceModel, RequestRejected, SettingsPolicy
 from acnet_proto.status import Status
 
 __all__ = ["DEFAULT_PORT", "DAQSimServer", "serve"]
@@ -81,7 +80,7 @@ def _until(due: float) -> float:
 
 
 def _authorize(
-    policy: Policy, principal: str, token_roles: Sequence[str], device: str, protection: int
+    policy: SettingsPolicy, principal: str, token_roles: Sequence[str], device: str, protection: int
 ) -> Status | None:
     """None if ``principal`` may set ``device`` with ``token_roles`` besides its policy roles."""
     known = tuple(r for r in token_roles if r in policy.roles)
@@ -208,13 +207,13 @@ class DAQSimServer(GRPCServer):
         host: str = "127.0.0.1",
         port: int = 0,
         jwt_key: str | bytes | None = None,
-        policy: Policy | None = None,
+        policy: SettingsPolicy | None = None,
         *,
         max_streams: int = DEFAULT_MAX_STREAMS,
     ) -> None:
         super().__init__(host, port, max_streams)
         self.model = model if model is not None else DeviceModel.default()
-        self.policy = policy if policy is not None else Policy.default()
+        self.policy = policy if policy is not None else SettingsPolicy.default()
         #: Held while the model is read or changed (calls run in a thread pool).
         self.lock = threading.Lock()
         self.clock = ClockEvents(self.model, 0.0)
@@ -263,7 +262,7 @@ async def serve(
     model: DeviceModel | None = None,
     *,
     jwt_key: str | bytes | None = None,
-    policy: Policy | None = None,
+    policy: SettingsPolicy | None = None,
     ready: Callable[[DAQSimServer], None] | None = None,
 ) -> None:
     """Serve the simulated DAQ service until cancelled (``acnet-proto sim --grpc-port PORT``).

@@ -37,7 +37,7 @@ from acnet_proto.services.devdb import (
     alarm_text_reply,
     info_entry,
 )
-from acnet_proto.sim.model import DeviceModel
+from acnet_proto.sim import DeviceModel
 
 __all__ = ["DEFAULT_PORT", "DevDBSimServer", "serve"]
 

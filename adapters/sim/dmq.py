@@ -40,9 +40,8 @@ from acnet_proto.adapters.sim.dpm import ClockEvents
 from pika.adapters.blocking_connection import BlockingChannel
 
 from acnet_proto.services.dmq import INIT_EXCHANGE, INIT_KEY, Publish, service_principal
+from acnet_proto.sim import DeviceModel, SettingsPolicy
 from acnet_proto.sim.dmq import Action, Bind, Delivery, DMQService, Unbind
-from acnet_proto.sim.model import DeviceModel
-from acnet_proto.sim.policy import Policy
 
 __all__ = ["DMQSimServer", "serve"]
 
@@ -59,7 +58,7 @@ class DMQSimServer:
     """A simulated DMQ on a broker: ``amqp_url``, or ``host``/``port`` with guest credentials.
 
     ``model`` defaults to a fresh :meth:`DeviceModel.default`; ``policy`` to
-    :meth:`Policy.default` (role ``testing`` may set ``Z:*``).
+    :meth:`SettingsPolicy.default` (role ``testing`` may set ``Z:*``).
     ``idle_timeout``, ``heartbeat_period`` (the ``Q`` period) and
     ``init_delay`` (time between a job's PENDING and its first data) are in
     seconds. Use as a context manager, or :meth:`start` / :meth:`stop`.
@@ -76,7 +75,7 @@ class DMQSimServer:
         model: DeviceModel | None = None,
         keytab: str | Path | None = None,
         service: str = DEFAULT_SERVICE,
-        policy: Policy | None = None,
+        policy: SettingsPolicy | None = None,
         idle_timeout: float = 30.0,
         heartbeat_period: float = 5.0,
         init_delay: float = 0.0,
@@ -286,7 +285,7 @@ async def serve(
     *,
     keytab: str | Path | None = None,
     service: str = DEFAULT_SERVICE,
-    policy: Policy | None = None,
+    policy: SettingsPolicy | None = None,
     ready: Callable[[DMQSimServer], None] | None = None,
 ) -> None:
     """Serve a simulated DMQ on the broker at ``amqp_url`` until cancelled

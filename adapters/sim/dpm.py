@@ -65,8 +65,7 @@ from acnet_proto.engine.events import NEED_DATA, ConnectionClosed, Handshake, Se
 from acnet_proto.errors import RemoteProtocolError
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
-from acnet_proto.sim.model import DeviceModel, Entry, status_reply
-from acnet_proto.sim.policy import Policy
+from acnet_proto.sim import DeviceModel, Entry, SettingsPolicy, status_reply
 from acnet_proto.sim.settings import ServerSettings
 from acnet_proto.status import Status
 
@@ -422,7 +421,7 @@ class SimServer:
         keytab: str | Path | None = None,
         service: str = DEFAULT_SERVICE,
         realm: str = "FNAL.GOV",
-        policy: Policy | None = None,
+        policy: SettingsPolicy | None = None,
         insecure_settings: bool = False,
     ) -> None:
         self.model = model if model is not None else DeviceModel.default()
@@ -432,7 +431,7 @@ class SimServer:
         self.keytab = keytab
         self.service = service
         self.realm = realm
-        self.policy = policy if policy is not None else Policy.default()
+        self.policy = policy if policy is not None else SettingsPolicy.default()
         self._host = host
         self._port = port
         self._server: asyncio.Server | None = None

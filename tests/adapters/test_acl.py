@@ -59,7 +59,7 @@ from acnet_proto.services.acl import (
     status_of,
     value_of_line,
 )
-from acnet_proto.sim.model import DeviceModel
+from acnet_proto.sim import DeviceModel
 from acnet_proto.types import ValueType
 
 NOTFND = "Invalid device name (Z:NOTFND) in read command - DIO_NO_SUCH"

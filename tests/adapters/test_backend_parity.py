@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from acnet_proto.errors import ReadError
-from acnet_proto.sim.policy import Policy
+from acnet_proto.sim import SettingsPolicy
 from acnet_proto.types import ValueType
 from tests.support.clients import ADAPTERS, GRPC_ADAPTERS, BlockingClient, Client
 
-POLICY = Policy.from_toml('default_roles = ["testing"]\n[roles.testing]\nallow = ["Z:*"]\n')
+POLICY = SettingsPolicy.from_toml('default_roles = ["testing"]\n[roles.testing]\nallow = ["Z:*"]\n')
 JWT_KEY = "parity-suite-signing-key-of-32-bytes-or-more"
 
 BACKENDS = ["dpm-threaded", "dpm-asyncio", "dpm-trio", "grpc", "grpc-asyncio", "grpc-trio",
@@ -72,7 +72,7 @@ def _grpc(kind: str, request: pytest.FixtureRequest) -> Iterator[Client]:
 def _dmq(request: pytest.FixtureRequest) -> Iterator[Client]:
     pytest.importorskip("pika")
     pytest.importorskip("gssapi")
-    from acnet_proto.adapters.dmq.backend import DMQBackend
+    from acnet_proto.adapters.dmq import DMQBackend
     from acnet_proto.adapters.kerberos import KerberosAuth
     from acnet_proto.adapters.sim.dmq import DMQSimServer
 

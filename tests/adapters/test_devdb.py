@@ -35,7 +35,7 @@ from acnet_proto.services.devdb import (
     TTLCache,
     resolve_devdb,
 )
-from acnet_proto.sim.model import DeviceModel
+from acnet_proto.sim import DeviceModel
 from acnet_proto.status import Status
 from acnet_proto.testing import FakeBackend
 

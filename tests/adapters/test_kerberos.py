@@ -18,7 +18,8 @@ from acnet_proto.engine.framing import frame
 from acnet_proto.errors import AuthenticationError
 from acnet_proto.pc import dpm
 from acnet_proto.plans.settings import AuthFlow
-from acnet_proto.sim.policy import DPM_DBPRIV, DPM_PRIV, Policy
+from acnet_proto.sim import SettingsPolicy
+from acnet_proto.sim.policy import DPM_DBPRIV, DPM_PRIV
 from acnet_proto.sim.settings import ServerSettings
 from tests.support.servers.kdc import KDC
 
@@ -33,12 +34,12 @@ SERVICE = "daeset/bd"
 class Server:
     """A server engine answering settings requests through ServerSettings."""
 
-    def __init__(self, kdc: KDC, policy: Policy | None = None) -> None:
+    def __init__(self, kdc: KDC, policy: SettingsPolicy | None = None) -> None:
         self.conn = DPMConnection(Role.SERVER)
         self.settings = ServerSettings(
             SERVICE,
             lambda: KerberosAcceptor(f"{SERVICE}@FNAL.GOV", kdc.keytab),
-            policy or Policy.default(),
+            policy or SettingsPolicy.default(),
         )
         self.seen: list[object] = []
 
@@ -162,7 +163,7 @@ console_class = 0x10
 def test_policy_decisions(
     principal: str, role: str | None, device: str, mask: int, verdict: object
 ) -> None:
-    assert Policy.from_toml(POLICY).authorize(principal, role, device, mask) == verdict
+    assert SettingsPolicy.from_toml(POLICY).authorize(principal, role, device, mask) == verdict
 
 
 def test_authorize_refuses_refs_not_on_the_list_and_unauthenticated(kdc: KDC) -> None:
@@ -186,4 +187,4 @@ def test_authorize_refuses_refs_not_on_the_list_and_unauthenticated(kdc: KDC) ->
 )
 def test_bad_policy_files_name_the_problem(text: str, words: str) -> None:
     with pytest.raises(ValueError, match=words):
-        Policy.from_toml(text)
+        SettingsPolicy.from_toml(text)

@@ -33,7 +33,7 @@ from acnet_proto.adapters.sim.dpm import SimServer
 
 from acnet_proto.errors import SettingOutcomeUnknown
 from acnet_proto.pc import dpm
-from acnet_proto.sim.policy import Policy
+from acnet_proto.sim import SettingsPolicy
 from tests.support.clients import ADAPTERS, Client
 from tests.support.faults import Fault, Proxy
 from tests.support.servers.kdc import KDC
@@ -43,7 +43,7 @@ from acnet_proto.adapters.kerberos import KerberosAuth
 
 pytestmark = pytest.mark.integration
 
-POLICY = Policy.from_toml(
+POLICY = SettingsPolicy.from_toml(
     """
 [roles.testing]
 allow = ["Z:*"]

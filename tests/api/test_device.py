@@ -27,7 +27,7 @@ from acnet_proto.api.device import (
 )
 from acnet_proto.drf import DRFError, parse
 from acnet_proto.errors import DeviceError
-from acnet_proto.sim.model import DeviceModel
+from acnet_proto.sim import DeviceModel
 from acnet_proto.testing import FakeBackend
 from acnet_proto.types import Reading, ValueType
 

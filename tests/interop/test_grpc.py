@@ -27,7 +27,7 @@ from acnet_proto.adapters.sim.daq import DAQSimServer
 
 from acnet_proto.api.auth import JWTAuth
 from acnet_proto.errors import AuthenticationError
-from acnet_proto.sim.model import DeviceModel
+from acnet_proto.sim import DeviceModel
 from acnet_proto.status import Status
 from acnet_proto.types import ValueType
 

@@ -40,9 +40,8 @@ from acnet_proto.services.dmq import (
     setting_message,
     setting_sample,
 )
+from acnet_proto.sim import DeviceModel, SettingsPolicy
 from acnet_proto.sim.dmq import Bind, Delivery, DMQService, Unbind, setting_value
-from acnet_proto.sim.model import DeviceModel
-from acnet_proto.sim.policy import Policy
 from acnet_proto.status import Status
 from acnet_proto.types import ValueType
 
@@ -633,7 +632,7 @@ def test_server_setting_checks_signature_then_key_then_applies() -> None:
 
 
 def test_server_authorizes_with_any_role_the_principal_holds() -> None:
-    policy = Policy.from_toml(
+    policy = SettingsPolicy.from_toml(
         'default_roles = ["a"]\n[roles.a]\nallow = ["Z:ACLTS1"]\n'
         '[roles.b]\nallow = ["Z:ACLTST"]\n[principals."operator@FNAL.GOV"]\nroles = ["b"]\n'
     )

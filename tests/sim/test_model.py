@@ -14,7 +14,7 @@ import pytest
 from acnet_proto import drf
 from acnet_proto.engine import transcript
 from acnet_proto.pc import daqdata, dpm
-from acnet_proto.sim.model import (
+from acnet_proto.sim import (
     MIN_PERIOD_US,
     DeviceModel,
     DeviceModelError,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest
-from acnet_proto.adapters.dpm._async import DPMBackend, DPMSubscription
+from acnet_proto.adapters.dpm._async import AsyncDPMBackend, AsyncDPMSubscription
 from acnet_proto.adapters.dpm.asyncio import AsyncioDPMBackend
 from acnet_proto.adapters.sim.dpm import SimServer
 
@@ -45,7 +45,7 @@ LOGGER = "acnet_proto.adapters.dpm._async"
 class Library:
     """What a test needs of one event-loop library, beside the backend under test."""
 
-    backend: type[DPMBackend]
+    backend: type[AsyncDPMBackend]
     run: Callable[[Callable[[], Awaitable[Any]]], Any]
     event: Callable[[], Any]
     sleep: Callable[[float], Awaitable[None]]
@@ -174,12 +174,12 @@ KINDS = ["def", "async def"]
 def test_readings_reach_the_callback_with_the_handle(
     lib: Library, sim: SimServer, kind: str
 ) -> None:
-    got: list[tuple[Reading | Gap, DPMSubscription]] = []
+    got: list[tuple[Reading | Gap, AsyncDPMSubscription]] = []
 
-    async def main() -> DPMSubscription:
+    async def main() -> AsyncDPMSubscription:
         enough = lib.event()
 
-        def note(reading: Reading | Gap, handle: DPMSubscription) -> None:
+        def note(reading: Reading | Gap, handle: AsyncDPMSubscription) -> None:
             got.append((reading, handle))
             if len(got) == 3:
                 enough.set()
@@ -204,8 +204,8 @@ def test_readings_reach_the_callback_with_the_handle(
 def test_an_async_callback_can_stop_its_own_subscription(lib: Library, sim: SimServer) -> None:
     got: list[Reading | Gap] = []
 
-    async def main() -> tuple[DPMSubscription, int, int]:
-        async def note(reading: Reading | Gap, handle: DPMSubscription) -> None:
+    async def main() -> tuple[AsyncDPMSubscription, int, int]:
+        async def note(reading: Reading | Gap, handle: AsyncDPMSubscription) -> None:
             got.append(reading)
             if len(got) == 3:
                 await handle.stop()
@@ -226,7 +226,7 @@ def test_an_async_callback_can_stop_its_own_subscription(lib: Library, sim: SimS
 def test_stop_ends_delivery(lib: Library, sim: SimServer) -> None:
     got: list[Reading | Gap] = []
 
-    async def main() -> tuple[DPMSubscription, int, float]:
+    async def main() -> tuple[AsyncDPMSubscription, int, float]:
         async with lib.backend(sim.host, sim.port) as backend:
             before = lib.tasks()
             sub = await backend.subscribe(DRFS, lambda reading, _: got.append(reading))
@@ -248,8 +248,8 @@ def test_stop_ends_delivery(lib: Library, sim: SimServer) -> None:
 def test_closing_the_backend_ends_delivery(lib: Library, sim: SimServer, how: str) -> None:
     got: dict[str, list[Reading | Gap]] = {"M:OUTTMP@p,20": [], "Z:ACLTS1@p,20": []}
 
-    async def main() -> tuple[list[DPMSubscription], int, int]:
-        def note(reading: Reading | Gap, _: DPMSubscription) -> None:
+    async def main() -> tuple[list[AsyncDPMSubscription], int, int]:
+        def note(reading: Reading | Gap, _: AsyncDPMSubscription) -> None:
             got[reading.drf].append(reading)
 
         before = lib.tasks()
@@ -270,8 +270,8 @@ def test_a_cancelled_body_cancels_a_callback_under_way(lib: Library, sim: SimSer
     started: list[Reading | Gap] = []
     finished: list[Reading | Gap] = []
 
-    async def main() -> DPMSubscription:
-        async def slow(reading: Reading | Gap, _: DPMSubscription) -> None:
+    async def main() -> AsyncDPMSubscription:
+        async def slow(reading: Reading | Gap, _: AsyncDPMSubscription) -> None:
             started.append(reading)
             await lib.sleep(60)  # beyond LIMIT: only a cancellation ends it in time
             finished.append(reading)
@@ -291,8 +291,8 @@ def test_leaving_async_with_cancels_a_callback_under_way(lib: Library, sim: SimS
     started: list[Reading | Gap] = []
     finished: list[Reading | Gap] = []
 
-    async def main() -> DPMSubscription:
-        async def stuck(reading: Reading | Gap, _: DPMSubscription) -> None:
+    async def main() -> AsyncDPMSubscription:
+        async def stuck(reading: Reading | Gap, _: AsyncDPMSubscription) -> None:
             started.append(reading)
             await lib.event().wait()  # never set: as a queue the body stopped draining
             finished.append(reading)
@@ -328,7 +328,7 @@ def test_a_cancelled_exit_still_closes_every_connection(lib: Library, sim: SimSe
 
 
 def test_the_body_s_own_exception_leaves_async_with_unwrapped(lib: Library, sim: SimServer) -> None:
-    async def main() -> DPMSubscription:
+    async def main() -> AsyncDPMSubscription:
         with pytest.raises(LookupError) as raised:  # not an ExceptionGroup holding it
             async with lib.backend(sim.host, sim.port) as backend:
                 sub = await backend.subscribe(DRFS, lambda *_: None)
@@ -349,11 +349,11 @@ def test_a_raising_callback_is_logged_and_delivery_goes_on(
     calls: list[Reading | Gap] = []
     errors: list[Exception] = []
 
-    def fail(reading: Reading | Gap, _: DPMSubscription) -> None:
+    def fail(reading: Reading | Gap, _: AsyncDPMSubscription) -> None:
         calls.append(reading)
         raise ValueError(f"a bug in the callback, call {len(calls)}")
 
-    async def main() -> tuple[DPMSubscription, float, bool]:
+    async def main() -> tuple[AsyncDPMSubscription, float, bool]:
         async with lib.backend(sim.host, sim.port) as backend:
             sub = await backend.subscribe(
                 DRFS, one_of(lib, kind, fail), lambda exc, _: errors.append(exc)
@@ -380,10 +380,10 @@ def test_a_lost_stream_goes_to_on_error(
     lib: Library, on_error: str | None, caplog: pytest.LogCaptureFixture
 ) -> None:
     got: list[Reading | Gap] = []
-    errors: list[tuple[Exception, DPMSubscription]] = []
+    errors: list[tuple[Exception, AsyncDPMSubscription]] = []
 
-    async def main() -> DPMSubscription:
-        def note(exc: Exception, handle: DPMSubscription) -> None:
+    async def main() -> AsyncDPMSubscription:
+        def note(exc: Exception, handle: AsyncDPMSubscription) -> None:
             errors.append((exc, handle))
 
         with contextlib.ExitStack() as server:
@@ -438,7 +438,7 @@ def test_a_gap_reaches_the_callback_in_its_place(lib: Library, sim: SimServer) -
 def test_stop_cuts_a_reconnection_pause_short(lib: Library, sim: SimServer) -> None:
     patient = Reconnect(initial_backoff=30.0, max_backoff=30.0, jitter=0.0)  # beyond LIMIT
 
-    async def main() -> tuple[DPMSubscription, bool]:
+    async def main() -> tuple[AsyncDPMSubscription, bool]:
         async with lib.backend(proxy.host, proxy.port, timeout=1) as backend:
             before = lib.tasks()
             sub = await backend.subscribe(DRFS, lambda *_: None, reconnect=patient)
@@ -461,7 +461,7 @@ def test_stop_cuts_a_reconnection_under_way_short(lib: Library, sim: SimServer) 
             return [Fault("close", at=5)]
         return [Fault("stall", at=0)]  # the next is accepted, then never answered
 
-    async def main() -> DPMSubscription:
+    async def main() -> AsyncDPMSubscription:
         # a connection attempt may take 60 s, far beyond LIMIT: only stop() ends it in time
         async with lib.backend(proxy.host, proxy.port, timeout=60) as backend:
             sub = await backend.subscribe(DRFS, reconnect=FAST)

@@ -40,7 +40,7 @@ from acnet_proto.adapters.sim.dpm import SimServer
 import acnet_proto.engine.client
 from acnet_proto.engine.connection import DPMConnection
 from acnet_proto.errors import ConnectionLost, ProtocolError, ReadError, SettingOutcomeUnknown
-from acnet_proto.sim.policy import Policy
+from acnet_proto.sim import SettingsPolicy
 from acnet_proto.streams.reconnect import SILENT, Gap, Reconnect
 from acnet_proto.types import Reading
 from tests.support.clients import ADAPTERS, WRITERS, Client
@@ -529,7 +529,7 @@ SETTINGS_FAULTS = [
 @pytest.fixture(scope="module")
 def kerberos_sim(kdc: KDC) -> Iterator[SimServer]:
     """The sim taking settings: ``operator`` (the KDC's default ticket) may set ``Z:*``."""
-    policy = Policy.from_toml(
+    policy = SettingsPolicy.from_toml(
         """
 [roles.testing]
 allow = ["Z:*"]

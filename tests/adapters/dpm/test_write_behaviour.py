@@ -28,7 +28,7 @@ from acnet_proto.errors import (
     SettingOutcomeUnknown,
 )
 from acnet_proto.pc import dpm
-from acnet_proto.sim.policy import Policy
+from acnet_proto.sim import SettingsPolicy
 from acnet_proto.status import Status
 from acnet_proto.types import BasicControl
 from tests.support.clients import ADAPTERS, WRITERS, Client
@@ -40,7 +40,7 @@ from acnet_proto.adapters.sim.dpm import SimServer
 
 pytestmark = pytest.mark.integration
 
-POLICY = Policy.from_toml(
+POLICY = SettingsPolicy.from_toml(
     """
 [roles.testing]
 allow = ["Z:*"]

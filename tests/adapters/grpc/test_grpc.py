@@ -48,8 +48,7 @@ from acnet_proto.errors import (
     SettingOutcomeUnknown,
 )
 from acnet_proto.services import daq as gv
-from acnet_proto.sim.model import DeviceModel
-from acnet_proto.sim.policy import Policy
+from acnet_proto.sim import DeviceModel, SettingsPolicy
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, ValueType
 from tests.support import ROOT
@@ -797,7 +796,7 @@ def test_a_server_without_a_key_refuses_every_setting() -> None:
 def test_policy_denial_unknown_device_and_wrong_types(
     flavour: str, fresh_sim: DAQSimServer
 ) -> None:
-    fresh_sim.policy = Policy.from_toml(
+    fresh_sim.policy = SettingsPolicy.from_toml(
         'default_roles = ["testing"]\n[roles.testing]\nallow = ["Z:SIM*"]\n'
     )
     before = fresh_sim.model.device("Z:ACLTST").setting[0]
@@ -813,7 +812,7 @@ def test_policy_denial_unknown_device_and_wrong_types(
             "DBM_NOPROP",
         ]
         assert results[0].ok and results[1].facility_code == 17
-        fresh_sim.policy = Policy.default()
+        fresh_sim.policy = SettingsPolicy.default()
         results = client.write_many(
             [("Z:ACLTST", "text"), ("Z:ACLTST", [1.0, 2.0]), ("Z:STRTST", 3.0)], timeout=3
         )
@@ -823,7 +822,7 @@ def test_policy_denial_unknown_device_and_wrong_types(
 
 
 def test_token_roles_map_through_the_policy(fresh_sim: DAQSimServer) -> None:
-    fresh_sim.policy = Policy.from_toml(
+    fresh_sim.policy = SettingsPolicy.from_toml(
         '[roles.testing]\nallow = ["Z:SIM*"]\n[roles.operators]\nallow = ["Z:*"]\n'
         '[principals."tester@FNAL.GOV"]\nroles = ["testing"]\n'
     )

@@ -242,7 +242,7 @@ def test_refused_entries(client: Client) -> None:
 
 
 def client_model() -> Any:
-    from acnet_proto.sim.model import DeviceModel
+    from acnet_proto.sim import DeviceModel
 
     return DeviceModel.default()
 
