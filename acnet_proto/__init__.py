@@ -74,7 +74,7 @@ _LAZY = {
     "KerberosAuth": "acnet_proto.adapters.kerberos",
     "acl": "acnet_proto.adapters.acl",
     "grpc": "acnet_proto.adapters.grpc.threaded:grpc_backend",
-    "dmq": "acnet_proto.adapters.dmq.backend",
+    "dmq": "acnet_proto.adapters.dmq",
     "Verify": "acnet_proto.api.verify",
     **dict.fromkeys(["AnalogAlarm", "DigitalAlarm"], "acnet_proto.api.alarms"),
     **dict.fromkeys(["Gap", "Reconnect"], "acnet_proto.streams.reconnect"),

@@ -8,7 +8,7 @@ samples, routed ``R.<drf>`` by the DRF exactly as sent. The client keeps the
 job alive with an empty ``H`` every 5 s and ends it with ``D``.
 
 Everything here is the logic of that conversation with no I/O: an adapter
-(``acnet_proto.adapters.dmq.backend``) moves the :class:`Publish` records this
+(``acnet_proto.adapters.dmq``) moves the :class:`Publish` records this
 module builds and hands every delivery to a job::
 
     job = ReadJob(["M:OUTTMP", "Z:ACLTS1[0:4]"])      # DRFError here for bad text

@@ -33,7 +33,7 @@ from acnet_proto.services.dmq import (
     setting_message,
     setting_sample,
 )
-from acnet_proto.sim.policy import Policy
+from acnet_proto.sim import SettingsPolicy
 from acnet_proto.status import Status
 from acnet_proto.streams.reconnect import Gap, Reconnect
 from acnet_proto.types import Reading, ValueType
@@ -43,7 +43,7 @@ from tests.support.servers.rabbitmq import RabbitMQ
 
 pika = pytest.importorskip("pika")
 pytest.importorskip("gssapi")
-from acnet_proto.adapters.dmq.backend import DMQBackend  # noqa: E402
+from acnet_proto.adapters.dmq import DMQBackend  # noqa: E402
 from acnet_proto.adapters.kerberos import KerberosAuth  # noqa: E402
 from acnet_proto.adapters.sim.dmq import DMQSimServer, serve  # noqa: E402
 
@@ -364,7 +364,9 @@ def test_bad_settings_are_refused_before_sending(backend: DMQBackend, sim: DMQSi
 def test_policy_refuses_devices_no_role_allows(
     start_sim: Callable[..., DMQSimServer], connect: Callable[..., DMQBackend]
 ) -> None:
-    only_array = Policy.from_toml('default_roles = ["t"]\n[roles.t]\nallow = ["Z:ACLTS1"]\n')
+    only_array = SettingsPolicy.from_toml(
+        'default_roles = ["t"]\n[roles.t]\nallow = ["Z:ACLTS1"]\n'
+    )
     sim = start_sim(policy=only_array)
     backend = connect()
     assert backend.write("Z:ACLTST", 99.0).status.name == "DPM_PRIV"

@@ -24,7 +24,7 @@ from tests.support.servers.rabbitmq import RabbitMQ
 
 pytest.importorskip("pika")
 pytest.importorskip("gssapi")
-from acnet_proto.adapters.dmq.backend import DMQBackend
+from acnet_proto.adapters.dmq import DMQBackend
 from acnet_proto.adapters.kerberos import KerberosAuth
 from acnet_proto.adapters.sim.dmq import DMQSimServer
 
