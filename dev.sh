@@ -29,10 +29,10 @@ setup() {
     if [[ -f $STAMP && $(<"$STAMP") == "$want" ]]; then
         say "dependencies up to date"
     else
-        say "installing acnet-proto[all,test] into $VENV (first run takes a few minutes)"
+        say "installing acnet-proto[all,qt,test] into $VENV (first run takes a few minutes)"
         rm -f "$STAMP"
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[all,test]"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[all,qt,test]"
         echo "$want" >"$STAMP"
     fi
 }

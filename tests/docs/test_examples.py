@@ -18,6 +18,8 @@ examples need with an HTML comment the reader never sees:
     <!-- docs-test: devdb -->                      the simulated DevDB: ACNET_DEVDB_HOST/_PORT
     <!-- docs-test: dmq -->                        the session RabbitMQ and KDC, and the
                                                    simulated DMQ: ACNET_DMQ_HOST/_PORT
+    <!-- docs-test: qt -->                         PySide6 (the qt extra), with no display:
+                                                   QT_QPA_PLATFORM=offscreen (combine: sim qt)
 
 The server's address reaches the examples as ACNET_DPM_HOST / ACNET_DPM_PORT,
 the same variables users set. Examples run in a fresh temporary directory.
@@ -71,9 +73,12 @@ def _server_for(
     text: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[object]:
     options = _directives(text)
-    known = {"transcript", "transcript-file", "sim", "sim-kdc", "grpc", "acl", "devdb", "dmq"}
+    known = {"transcript", "transcript-file", "sim", "sim-kdc", "grpc", "acl", "devdb", "dmq", "qt"}
     unknown = set(options) - known
     assert not unknown, f"unknown docs-test directive(s) {sorted(unknown)}"
+    if "qt" in options:
+        pytest.importorskip("PySide6")
+        monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     if "transcript-file" in options:
         source = SHARED / "transcripts" / f"{options['transcript-file']}.jsonl"
         shutil.copy(source, Path.cwd() / "session.jsonl")
