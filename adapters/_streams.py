@@ -5,7 +5,10 @@ A stream's thread (DPM's reader, gRPC's
 readings into the queue of a :class:`ThreadedSubscription` and notifies
 ``_cond``; the consumer's :meth:`ThreadedSubscription.readings` waits on it.
 The backend keeps its live streams in a :class:`StreamRegistry`, which stops
-them all when the backend closes.
+them all when the backend closes. When a stream's connection dies, its
+thread carries out the :class:`~acnet_proto.streams.driver.StreamDriver`'s
+decisions with :func:`resume`: the one reconnection loop of every blocking
+stream.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from acnet_proto.api.backend import (
@@ -24,10 +28,11 @@ from acnet_proto.api.backend import (
     Subscription,
 )
 from acnet_proto.api.config import check_timeout
+from acnet_proto.streams.driver import GiveUp, StreamDriver, Wait
 from acnet_proto.streams.reconnect import Gap, summary
 from acnet_proto.types import Reading
 
-__all__ = ["JOIN_PATIENCE", "StreamRegistry", "ThreadedSubscription"]
+__all__ = ["JOIN_PATIENCE", "StreamRegistry", "ThreadedSubscription", "resume", "warn_dropping"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,44 @@ def warn_dropping(drfs: Sequence[str], queue: ReadingQueue) -> None:
         summary(drfs),
         queue.limit,
     )
+
+
+def resume(
+    driver: StreamDriver,
+    step: Wait | GiveUp,
+    connect: Callable[[], object],
+    stopped_after: Callable[[float], bool],
+    broken: tuple[type[Exception], ...],
+    failure: BaseException | None = None,
+    cause_of: Callable[[Exception], tuple[str, bool]] | None = None,
+) -> list[Gap] | None:
+    """Carry out ``step``, the driver's answer to a dead connection, and the steps after it,
+    on this thread, until a new connection runs the stream.
+
+    ``stopped_after(seconds)`` pauses, True if the stream was stopped
+    meanwhile; ``connect()`` makes an attempt, which fails with one of
+    ``broken``; ``cause_of(exc)`` says what such a failure is called and
+    whether another attempt could mend it (by default: its text, and yes).
+    Returns the gaps to deliver before any new reading, or None if stopped;
+    raises the driver's :class:`ConnectionLost` (from the last failure) when
+    it gives up.
+    """
+    while True:
+        if isinstance(step, GiveUp):
+            raise step.error from failure
+        pause = max(0.0, step.until - time.monotonic())
+        cause = driver.recovery.cause
+        log.info("the stream of %s broke (%s); again in %.3f s", summary(driver.drfs), cause, pause)
+        if stopped_after(pause):
+            return None
+        try:
+            connect()
+        except broken as exc:
+            failure = exc
+            text, retry = cause_of(exc) if cause_of is not None else (str(exc) or repr(exc), True)
+            step = driver.broke(text, datetime.now(UTC), time.monotonic(), retry=retry)
+            continue
+        return driver.connected(datetime.now(UTC))
 
 
 class ThreadedSubscription(QueuedSubscription):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -71,6 +72,11 @@ _lock = threading.Lock()
 _configured: dict[str, Any] = {}
 _credentials: dict[str, Any] = {}
 _backend: DPMBackend | None = None
+
+
+def pause(seconds: float) -> None:
+    """How the blocking API waits (between verified readbacks, by default): ``time.sleep``."""
+    time.sleep(seconds)
 
 
 def configure(

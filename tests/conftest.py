@@ -1,6 +1,9 @@
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from acnet_proto.adapters.sim.dpm import SimServer
 from hypothesis import HealthCheck, settings
 
 from tests.support.servers import ServerUnavailable, skip_or_fail
@@ -41,3 +44,22 @@ def rabbitmq() -> Iterator[RabbitMQ]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def start_sim() -> Iterator[Callable[..., SimServer]]:
+    """Starts simulated DPMs (``SimServer.in_thread``'s arguments: a model, ``keytab=``,
+    ``policy=``, ``heartbeat_period=``...) that run until the test module is done."""
+    with contextlib.ExitStack() as running:
+
+        def start(*args: Any, **options: Any) -> SimServer:
+            return running.enter_context(SimServer.in_thread(*args, **options))
+
+        yield start
+
+
+@pytest.fixture(scope="module")
+def sim(start_sim: Callable[..., SimServer]) -> SimServer:
+    """The simulated DPM with the packaged device model, one per test module (a module that
+    needs another kind defines its own ``sim`` from :func:`start_sim`)."""
+    return start_sim()

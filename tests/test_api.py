@@ -27,12 +27,6 @@ from acnet_proto.testing import FakeBackend
 ALL_VARIABLES = [name for names in ENVIRONMENT.values() for name in names]
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer.in_thread() as server:
-        yield server
-
-
 @pytest.fixture(autouse=True)
 def clean_globals(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No variable from the developer's shell, no backend or configure() left by a test."""

@@ -35,7 +35,6 @@ matches; see :mod:`acnet_proto.api.verify`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Self
@@ -70,7 +69,8 @@ __all__ = [
     "drf_of",
 ]
 
-#: What waits between readbacks: ``time.sleep`` unless a test passes its own.
+#: What waits between readbacks. None (the default): the blocking adapters' pause
+#: (``time.sleep``); the core itself never sleeps.
 Sleep = Callable[[float], object]
 
 _P = _drf.Property
@@ -240,13 +240,14 @@ class Device:
         field: str | None = None,
         verify: Verify | bool | None = None,
         timeout: float | None = None,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep | None = None,
     ) -> WriteResult:
         """Set the SETTING property (this device's range; its field, or ``field``).
 
         ``verify`` (a :class:`Verify`, or True for the defaults) reads the
         SETTING back after a successful setting until it matches ``value``,
-        calling ``sleep`` before each readback. A :class:`BasicControl` is a
+        calling ``sleep`` before each readback (by default the blocking
+        adapters' pause). A :class:`BasicControl` is a
         TypeError here: use :meth:`control`.
         """
         if isinstance(value, BasicControl):
@@ -262,7 +263,7 @@ class Device:
         if check is None:
             return result
         readback = self._drf_for(_P.SETTING, target)
-        return confirm(result, lambda: backend.read(readback, timeout), value, check, sleep)
+        return confirm(result, lambda: backend.read(readback, timeout), value, check, _pause(sleep))
 
     def control(
         self,
@@ -270,7 +271,7 @@ class Device:
         *,
         verify: Verify | bool | None = None,
         timeout: float | None = None,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep | None = None,
     ) -> WriteResult:
         """Send ``command`` to the CONTROL property.
 
@@ -286,7 +287,7 @@ class Device:
             return result
         bit, expected = CONTROL_READBACK[command]
         return confirm(
-            result, lambda: self.status(field=bit, timeout=timeout), expected, check, sleep
+            result, lambda: self.status(field=bit, timeout=timeout), expected, check, _pause(sleep)
         )
 
     def on(
@@ -294,7 +295,7 @@ class Device:
         *,
         verify: Verify | bool | None = None,
         timeout: float | None = None,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep | None = None,
     ) -> WriteResult:
         """Turn the device on (``BasicControl.ON``)."""
         return self.control(BasicControl.ON, verify=verify, timeout=timeout, sleep=sleep)
@@ -304,7 +305,7 @@ class Device:
         *,
         verify: Verify | bool | None = None,
         timeout: float | None = None,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep | None = None,
     ) -> WriteResult:
         """Turn the device off (``BasicControl.OFF``)."""
         return self.control(BasicControl.OFF, verify=verify, timeout=timeout, sleep=sleep)
@@ -314,7 +315,7 @@ class Device:
         *,
         verify: Verify | bool | None = None,
         timeout: float | None = None,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep | None = None,
     ) -> WriteResult:
         """Reset the device (``BasicControl.RESET``; verified by STATUS.READY)."""
         return self.control(BasicControl.RESET, verify=verify, timeout=timeout, sleep=sleep)
@@ -578,6 +579,15 @@ def drf_of(spec: DeviceSpec) -> str:
     if isinstance(spec, str):
         return spec
     raise TypeError(f"expected DRF text, a DataRequest or a Device, not {type(spec).__name__}")
+
+
+def _pause(sleep: Sleep | None) -> Sleep:
+    """``sleep``, or the blocking adapters' pause: the core owns no clock and never waits."""
+    if sleep is not None:
+        return sleep
+    from acnet_proto.adapters.default import pause
+
+    return pause
 
 
 def bound_backend(specs: Sequence[object]) -> Backend | None:

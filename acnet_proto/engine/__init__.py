@@ -33,7 +33,12 @@ from acnet_proto.engine._state import (
     SettingsState,
 )
 from acnet_proto.engine.client import ClientConnection, Plan
-from acnet_proto.engine.connection import DATA_REPLIES, DPMConnection
+from acnet_proto.engine.connection import (
+    DATA_REPLIES,
+    HEARTBEAT_PERIOD,
+    MISSED_HEARTBEATS,
+    DPMConnection,
+)
 from acnet_proto.engine.events import (
     NEED_DATA,
     ConnectionClosed,
@@ -56,7 +61,9 @@ __all__ = [
     "DATA_REPLIES",
     "DEFAULT_MAX_FRAME_SIZE",
     "HANDSHAKE",
+    "HEARTBEAT_PERIOD",
     "LIST_TRANSITIONS",
+    "MISSED_HEARTBEATS",
     "NEED_DATA",
     "SETTINGS_TRANSITIONS",
     "ClientConnection",

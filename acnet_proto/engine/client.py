@@ -25,8 +25,9 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from acnet_proto.engine._state import ConnectionState, ListState, Role, SettingsState
-from acnet_proto.engine.connection import DPMConnection
+from acnet_proto.engine.connection import HEARTBEAT_PERIOD, DPMConnection
 from acnet_proto.engine.events import NEED_DATA, ConnectionClosed
+from acnet_proto.engine.framing import DEFAULT_MAX_FRAME_SIZE
 from acnet_proto.errors import LocalProtocolError, RemoteProtocolError
 from acnet_proto.pc._message import Message
 
@@ -63,9 +64,14 @@ class Plan(Protocol):
 class ClientConnection:
     """A DPM/TCP client connection, reusable for one list at a time."""
 
-    def __init__(self, max_frame_size: int | None = None) -> None:
-        kwargs = {} if max_frame_size is None else {"max_frame_size": max_frame_size}
-        self.conn = DPMConnection(Role.CLIENT, **kwargs)
+    def __init__(
+        self,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        heartbeat_period: float = HEARTBEAT_PERIOD,
+    ) -> None:
+        self.conn = DPMConnection(
+            Role.CLIENT, max_frame_size=max_frame_size, heartbeat_period=heartbeat_period
+        )
         self.plan: Plan | None = None
         self._outgoing = bytearray()
 

@@ -56,9 +56,11 @@ from acnet_proto.errors import LocalProtocolError, ProtocolError, RemoteProtocol
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
 
-__all__ = ["DATA_REPLIES", "DPMConnection"]
+__all__ = ["DATA_REPLIES", "HEARTBEAT_PERIOD", "MISSED_HEARTBEATS", "DPMConnection"]
 
+#: Seconds between the ``ListStatus_reply`` heartbeats of an open list (the lab's DPM: 2).
 HEARTBEAT_PERIOD = 2.0
+#: Heartbeats missed in a row after which a silent peer counts as gone.
 MISSED_HEARTBEATS = 3
 
 DATA_REPLIES = frozenset(

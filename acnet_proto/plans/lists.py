@@ -265,8 +265,18 @@ class FirstReadings:
 
     @property
     def arrived(self) -> int:
-        """How many entries have their reading or error; while 0, a failed read may be repeated."""
+        """How many entries have their reading or error."""
         return len(self.drfs) - self._missing
+
+    def may_repeat(self, reused: bool) -> bool:
+        """Whether a read whose connection failed may be made again on a new one.
+
+        Only when the connection had been ``reused`` (it sat idle in a pool,
+        where the server may have closed it) and nothing came back yet: then
+        no reading can arrive twice, and the failure says nothing of the
+        server. A new connection that fails is a real failure.
+        """
+        return reused and self.arrived == 0
 
     def _keep(self, made: Iterable[tuple[int, Reading]]) -> list[tuple[int, Reading]]:
         """The pairs of ``made`` that are their entry's first reading, now its result."""

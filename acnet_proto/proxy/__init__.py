@@ -1,1 +1,61 @@
-"""The supervised proxy's pure half: its policies and its audit records."""
+"""The supervised proxy's pure half: which requests it lets through, and what it records.
+
+The supervised server (:mod:`acnet_proto.adapters.proxy.supervised`) serves the
+DAQ gRPC service in front of any backend. Each call becomes a
+:class:`RequestContext` and goes through :func:`decide`:
+
+1. with any policy configured, a DRF that names its device by index
+   (``0:<di>``) is refused: policies match names, and an index could name
+   anything;
+2. the policies run in order (:func:`evaluate_policies`); the first denial
+   ends the chain, and each policy sees the context the one before it
+   returned (a policy may change values and approve slots, never the DRFs);
+3. every DRF (slot) must then be approved: a ``Read`` starts with all of
+   them approved (policies may only deny), a ``Set`` with none, so a write
+   needs a policy that approves it, such as
+   ``DeviceAccessPolicy(["Z:*"], mode="allow", action="set")``.
+
+The modules: :mod:`~acnet_proto.proxy.decision` (the context, the verdict,
+:func:`decide`), :mod:`~acnet_proto.proxy.policies` (the policies, with the
+seeds' names and semantics) and :mod:`~acnet_proto.proxy.audit` (the audit
+log's records).
+"""
+
+from acnet_proto.proxy.audit import audit_entry, json_value, proto_record, reply_entry
+from acnet_proto.proxy.decision import (
+    Policy,
+    PolicyDecision,
+    RequestContext,
+    decide,
+    evaluate_policies,
+    is_one_shot,
+    malformed,
+)
+from acnet_proto.proxy.policies import (
+    DeviceAccessPolicy,
+    RateLimitPolicy,
+    ReadOnlyPolicy,
+    SlewLimit,
+    SlewRatePolicy,
+    ValueRangePolicy,
+)
+
+__all__ = [
+    "DeviceAccessPolicy",
+    "Policy",
+    "PolicyDecision",
+    "RateLimitPolicy",
+    "ReadOnlyPolicy",
+    "RequestContext",
+    "SlewLimit",
+    "SlewRatePolicy",
+    "ValueRangePolicy",
+    "audit_entry",
+    "decide",
+    "evaluate_policies",
+    "is_one_shot",
+    "json_value",
+    "malformed",
+    "proto_record",
+    "reply_entry",
+]

@@ -1,19 +1,7 @@
-"""Supervised mode, the pure half: which requests a proxy lets through, and what it records.
+"""The policies a supervised proxy applies: read-only, device access, rate, value range, slew.
 
-The supervised server (:mod:`acnet_proto.adapters.proxy.supervised`) serves the
-DAQ gRPC service in front of any backend. Each call becomes a
-:class:`RequestContext` and goes through :func:`decide`:
-
-1. with any policy configured, a DRF that names its device by index
-   (``0:<di>``) is refused: policies match names, and an index could name
-   anything;
-2. the policies run in order (:func:`evaluate_policies`); the first denial
-   ends the chain, and each policy sees the context the one before it
-   returned (a policy may change values and approve slots, never the DRFs);
-3. every DRF (slot) must then be approved: a ``Read`` starts with all of
-   them approved (policies may only deny), a ``Set`` with none, so a write
-   needs a policy that approves it, such as
-   ``DeviceAccessPolicy(["Z:*"], mode="allow", action="set")``.
+Each is a :class:`~acnet_proto.proxy.decision.Policy`; how their verdicts
+combine is :func:`~acnet_proto.proxy.decision.decide`'s.
 
 The policies (the seeds' names and semantics):
 
@@ -38,221 +26,48 @@ pass (limit them with :class:`DeviceAccessPolicy`).
 Pure: time is the context's ``now`` (the server's monotonic clock), so
 policies never read a clock. Stateful policies (rate, slew) are not
 thread-safe: the server evaluates one request at a time.
-
-:func:`audit_entry` and :func:`reply_entry` are the audit log's JSON
-records; the bearer token is never in them (:meth:`RequestContext.of_call`
-drops the ``authorization`` metadata).
 """
 
 from __future__ import annotations
 
-import abc
-import base64
 import enum
 import fnmatch
 import math
 import re
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from acnet_proto import drf as _drf
+from acnet_proto.proxy.decision import (
+    ALLOW,
+    Policy,
+    PolicyDecision,
+    RequestContext,
+    deny,
+    device_of,
+)
 
 __all__ = [
     "DeviceAccessPolicy",
-    "Policy",
-    "PolicyDecision",
     "RateLimitPolicy",
     "ReadOnlyPolicy",
-    "RequestContext",
     "SlewLimit",
     "SlewRatePolicy",
     "ValueRangePolicy",
-    "audit_entry",
-    "decide",
-    "evaluate_policies",
-    "is_one_shot",
-    "json_value",
-    "malformed",
-    "proto_record",
-    "reply_entry",
 ]
 
 _P, _F = _drf.Property, _drf.Field
 # payloads in these fields are device units, not the engineering units limits are in
 _UNSCALED_FIELDS = frozenset({_F.RAW, _F.PRIMARY})
-_METHODS = ("Read", "Set")
-_SECRET_METADATA = frozenset({"authorization"})
 _IDLE_PEERS = 100  # prune a rate limiter's idle peers beyond this many
-
-
-def _device(drf: str) -> str:
-    return _drf.parse(drf).device
 
 
 def _write_target(drf: str) -> _drf.DataRequest:
     return _drf.parse(_drf.to_write_drf(drf))
-
-
-# --- the request and the verdict -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    """One call, as policies see it.
-
-    ``drfs`` are the call's DRFs as sent (slots: policies never change or
-    reorder them); ``rpc_method`` is ``"Read"`` or ``"Set"``; ``peer`` is
-    grpc's name for the caller (``ipv4:127.0.0.1:53312``); ``metadata`` the
-    call's metadata without ``authorization``; ``values`` the settings,
-    ``(drf, value)`` aligned with ``drfs`` (empty for a ``Read``);
-    ``raw_request`` the protobuf message; ``allowed`` the approved slot
-    indices; ``now`` the server's monotonic clock, in seconds, when the call
-    arrived.
-    """
-
-    drfs: list[str]
-    rpc_method: str
-    peer: str
-    metadata: dict[str, str]
-    values: list[tuple[str, Any]]
-    raw_request: object = None
-    allowed: frozenset[int] = frozenset()
-    now: float = 0.0
-
-    @classmethod
-    def of_call(
-        cls,
-        rpc_method: str,
-        drfs: Sequence[str],
-        peer: str,
-        metadata: Sequence[tuple[str, Any]] = (),
-        values: Sequence[tuple[str, Any]] = (),
-        raw_request: object = None,
-        now: float = 0.0,
-    ) -> RequestContext:
-        """The context of a call as it arrives: reads all approved, settings none;
-        secrets (``authorization``) left out of ``metadata``."""
-        if rpc_method not in _METHODS:
-            raise ValueError(f"rpc_method must be one of {_METHODS}, got {rpc_method!r}")
-        kept = {
-            str(key): value if isinstance(value, str) else repr(value)
-            for key, value in metadata
-            if str(key).lower() not in _SECRET_METADATA
-        }
-        slots = frozenset(range(len(drfs))) if rpc_method == "Read" else frozenset()
-        return cls(list(drfs), rpc_method, peer, kept, list(values), raw_request, slots, now)
-
-
-@dataclass(frozen=True)
-class PolicyDecision:
-    """A policy's verdict.
-
-    Denied: ``reason`` says why (required). Allowed: ``ctx`` is None, or the
-    context the next policy should see (approved slots, changed values).
-    """
-
-    allowed: bool
-    reason: str | None = None
-    ctx: RequestContext | None = None
-
-    def __post_init__(self) -> None:
-        if not self.allowed and not self.reason:
-            raise ValueError("a PolicyDecision that denies must say why (reason=...)")
-
-
-_ALLOW = PolicyDecision(True)
-
-
-def _deny(reason: str) -> PolicyDecision:
-    return PolicyDecision(False, reason)
-
-
-class Policy(abc.ABC):
-    """A check every call goes through: implement :meth:`check`."""
-
-    @property
-    def allows_writes(self) -> bool:
-        """True if this policy can approve settings (it decides the wording of a denial)."""
-        return False
-
-    @abc.abstractmethod
-    def check(self, ctx: RequestContext) -> PolicyDecision:
-        """Allow (perhaps with a new context) or deny ``ctx``."""
-
-
-def malformed(drfs: Sequence[str], rpc_method: str) -> str | None:
-    """Why the call's DRFs cannot be checked (None if they can): the first that is empty,
-    padded, not printable ASCII, does not parse, or (for a ``Set``) cannot be written."""
-    for index, drf in enumerate(drfs):
-        if not drf or drf != drf.strip() or not (drf.isascii() and drf.isprintable()):
-            return f"DRF {index} ({drf!r}) is empty, padded or not printable ASCII"
-        try:
-            _drf.parse(drf)
-            if rpc_method == "Set":
-                _drf.to_write_drf(drf)
-        except _drf.DRFError as e:
-            return f"DRF {index} ({drf!r}) is not valid: {e.problem}"
-    return None
-
-
-def is_one_shot(drfs: Sequence[str]) -> bool:
-    """True if every DRF is read once (``@I``): the call is one batch read, not a stream."""
-    return all(isinstance(_drf.parse(d).event, _drf.ImmediateEvent) for d in drfs)
-
-
-def _check_context(policy: Policy, ctx: RequestContext, drfs: list[str], method: str) -> None:
-    name = type(policy).__name__
-    if ctx.drfs != drfs or ctx.rpc_method != method:
-        raise ValueError(f"{name} changed the request's DRFs or method; policies may not")
-    if not ctx.allowed <= frozenset(range(len(drfs))):
-        raise ValueError(f"{name} approved a slot the request does not have")
-    if [d for d, _ in ctx.values] != (drfs if method == "Set" else []):
-        raise ValueError(f"{name} changed which settings the request makes; policies may not")
-
-
-def evaluate_policies(policies: Sequence[Policy], ctx: RequestContext) -> PolicyDecision:
-    """Run ``policies`` in order; the first denial is the verdict (the rest do not run).
-
-    Each policy sees the context the previous one allowed with. An allowing
-    verdict carries the final context. A policy that changes the DRFs, the
-    method or which settings are made raises ValueError (a bug in it).
-    """
-    drfs, method = list(ctx.drfs), ctx.rpc_method
-    current = ctx
-    for policy in policies:
-        decision = policy.check(current)
-        if not decision.allowed:
-            return decision
-        if decision.ctx is not None:
-            _check_context(policy, decision.ctx, drfs, method)
-            current = decision.ctx
-    return PolicyDecision(True, ctx=current)
-
-
-def decide(policies: Sequence[Policy], ctx: RequestContext) -> PolicyDecision:
-    """The proxy's verdict on ``ctx`` (see the module docstring); give it DRFs that
-    :func:`malformed` accepts."""
-    if policies:
-        alias = next((d for d in ctx.drfs if _device(d).startswith("0:")), None)
-        if alias is not None:
-            return _deny(f"{alias!r} names its device by index; policies match device names")
-    decision = evaluate_policies(policies, ctx)
-    if not decision.allowed:
-        return decision
-    assert decision.ctx is not None
-    unapproved = [i for i in range(len(ctx.drfs)) if i not in decision.ctx.allowed]
-    if not unapproved:
-        return decision
-    names = ", ".join(dict.fromkeys(_device(ctx.drfs[i]) for i in unapproved))
-    if ctx.rpc_method == "Read":
-        return _deny(f"Read denied by policy: {names}")
-    if not any(p.allows_writes for p in policies):
-        return _deny("No policy explicitly allows write operations")
-    return _deny(f"No write policy approves: {names}")
 
 
 # --- the policies ----------------------------------------------------------------------------
@@ -263,8 +78,8 @@ class ReadOnlyPolicy(Policy):
 
     def check(self, ctx: RequestContext) -> PolicyDecision:
         if ctx.rpc_method == "Set":
-            return _deny("Write operations disabled")
-        return _ALLOW
+            return deny("Write operations disabled")
+        return ALLOW
 
 
 def _patterns(patterns: object, what: str) -> tuple[str, ...]:
@@ -343,14 +158,14 @@ class DeviceAccessPolicy(Policy):
 
     def check(self, ctx: RequestContext) -> PolicyDecision:
         if self.action not in ("all", ctx.rpc_method.lower()):
-            return _ALLOW
-        names = [_device(d) for d in ctx.drfs]
+            return ALLOW
+        names = [device_of(d) for d in ctx.drfs]
         if self.mode == "deny":
             denied = next((n for n in names if self.matches(n)), None)
-            return _ALLOW if denied is None else _deny(f"Device {denied} is denied")
+            return ALLOW if denied is None else deny(f"Device {denied} is denied")
         approved = ctx.allowed | {i for i, n in enumerate(names) if self.matches(n)}
         if approved == ctx.allowed:
-            return _ALLOW
+            return ALLOW
         return PolicyDecision(True, ctx=replace(ctx, allowed=frozenset(approved)))
 
 
@@ -391,9 +206,9 @@ class RateLimitPolicy(Policy):
         while times and times[0] <= cutoff:
             times.popleft()
         if len(times) >= self.max_requests:
-            return _deny(f"Rate limit exceeded ({self.max_requests} per {self.window_seconds}s)")
+            return deny(f"Rate limit exceeded ({self.max_requests} per {self.window_seconds}s)")
         times.append(ctx.now)
-        return _ALLOW
+        return ALLOW
 
 
 def _numbers(value: object) -> list[float] | None:
@@ -443,13 +258,13 @@ class _LimitedWrites(Policy):
                 if any(_glob(name, p) for p in self.allow_raw):
                     continue  # an exempt structured write: nothing to compare
                 what = "Raw byte" if target.field is None else f"{target.field.name} field"
-                return [], _deny(
+                return [], deny(
                     f"{what} write to limited device {name} is not comparable to its "
                     "engineering-unit limit (allow_raw exempts a device)"
                 )
             numbers = _numbers(value)
             if numbers is None:
-                return [], _deny(f"Non-numeric value {value!r} for limited device {name}")
+                return [], deny(f"Non-numeric value {value!r} for limited device {name}")
             out.append((target.to_drf(), name, limit, numbers))
         return out, None
 
@@ -489,17 +304,17 @@ class ValueRangePolicy(_LimitedWrites):
 
     def check(self, ctx: RequestContext) -> PolicyDecision:
         if ctx.rpc_method != "Set":
-            return _ALLOW
+            return ALLOW
         settings, denial = self.limited(ctx, self._bounds)
         if denial is not None:
             return denial
         for _, name, (low, high), numbers in settings:
             if low > high:
-                return _deny(f"Contradictory value ranges for {name}: [{low}, {high}] is empty")
+                return deny(f"Contradictory value ranges for {name}: [{low}, {high}] is empty")
             for number in numbers:
                 if not low <= number <= high:  # NaN fails too
-                    return _deny(f"Value {number} for {name} outside range [{low}, {high}]")
-        return _ALLOW
+                    return deny(f"Value {number} for {name} outside range [{low}, {high}]")
+        return ALLOW
 
 
 @dataclass(frozen=True)
@@ -549,14 +364,14 @@ class SlewRatePolicy(_LimitedWrites):
 
     def check(self, ctx: RequestContext) -> PolicyDecision:
         if ctx.rpc_method != "Set":
-            return _ALLOW
+            return ALLOW
         settings, denial = self.limited(ctx, self._limit)
         if denial is not None:
             return denial
         targets = [target for target, *_ in settings]
         twice = next((t for t in targets if targets.count(t) > 1), None)
         if twice is not None:
-            return _deny(f"{twice} is set twice in one call; slew limits allow one setting each")
+            return deny(f"{twice} is set twice in one call; slew limits allow one setting each")
         for target, name, limit, numbers in settings:
             last = self._history.get(target)
             if last is None or len(last[0]) != len(numbers):
@@ -564,89 +379,12 @@ class SlewRatePolicy(_LimitedWrites):
             before, at = last
             step = max(abs(n - o) for n, o in zip(numbers, before))
             if not step <= (math.inf if limit.max_step is None else limit.max_step):
-                return _deny(f"Step {step} for {name} exceeds max_step {limit.max_step}")
+                return deny(f"Step {step} for {name} exceeds max_step {limit.max_step}")
             if limit.max_rate is not None and step > 0:
                 elapsed = ctx.now - at
                 rate = step / elapsed if elapsed > 0 else math.inf
                 if not rate <= limit.max_rate:
-                    return _deny(
-                        f"Rate {rate:.6g}/s for {name} exceeds max_rate {limit.max_rate}/s"
-                    )
+                    return deny(f"Rate {rate:.6g}/s for {name} exceeds max_rate {limit.max_rate}/s")
         for target, _, _, numbers in settings:
             self._history[target] = (numbers, ctx.now)
-        return _ALLOW
-
-
-# --- the audit log's records --------------------------------------------------------------------
-
-
-def json_value(value: Any) -> Any:
-    """``value`` as JSON can hold it: arrays as lists, bytes as hex, non-finite floats as text."""
-    if isinstance(value, np.ndarray):
-        return [json_value(v) for v in value.tolist()]
-    if isinstance(value, (np.generic,)):
-        return json_value(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).hex()
-    if isinstance(value, (list, tuple)):
-        return [json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): json_value(v) for k, v in value.items()}
-    if isinstance(value, enum.Enum):
-        return value.name
-    return value
-
-
-def _raw(message: object) -> str | None:
-    serialize = getattr(message, "SerializeToString", None)
-    return None if serialize is None else base64.b64encode(serialize()).decode("ascii")
-
-
-def audit_entry(
-    seq: int, ts: str, ctx: RequestContext, decision: PolicyDecision, *, raw: bool = False
-) -> dict[str, Any]:
-    """The ``"in"`` record of a call: who, what, the verdict and why; with ``raw``, the
-    request's protobuf bytes (base64). Never the call's metadata."""
-    entry: dict[str, Any] = {
-        "ts": ts,
-        "seq": seq,
-        "dir": "in",
-        "peer": ctx.peer,
-        "method": ctx.rpc_method,
-        "drfs": list(ctx.drfs),
-        "allowed": decision.allowed,
-        "reason": decision.reason,
-    }
-    if ctx.values:
-        entry["values"] = [{"drf": d, "value": json_value(v)} for d, v in ctx.values]
-    if raw and (data := _raw(ctx.raw_request)) is not None:
-        entry["raw"] = data
-    return entry
-
-
-def reply_entry(
-    seq: int, ts: str, peer: str, method: str, reply: object, *, raw: bool = False
-) -> dict[str, Any]:
-    """The ``"out"`` record of one reply to call ``seq``; with ``raw``, its protobuf bytes."""
-    entry: dict[str, Any] = {"ts": ts, "seq": seq, "dir": "out", "peer": peer, "method": method}
-    if raw and (data := _raw(reply)) is not None:
-        entry["raw"] = data
-    return entry
-
-
-# the binary capture file: per message, a tag byte, its length (varint), its bytes
-_TAGS = {("Read", "in"): 0x00, ("Read", "out"): 0x01, ("Set", "in"): 0x02, ("Set", "out"): 0x03}
-
-
-def proto_record(method: str, direction: str, data: bytes) -> bytes:
-    """One message of the capture file: tag (Read request 0, reply 1; Set request 2,
-    reply 3), the length as a protobuf varint, then the serialized message."""
-    tag = _TAGS[(method, direction)]
-    length, varint = len(data), bytearray()
-    while length > 0x7F:
-        varint.append(0x80 | (length & 0x7F))
-        length >>= 7
-    varint.append(length)
-    return bytes((tag,)) + bytes(varint) + data
+        return ALLOW

@@ -56,7 +56,8 @@ from acnet_proto.plans.settings import setting_for
 from acnet_proto.protos.controls.common.v1 import device_pb2, status_pb2
 from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 from acnet_proto.status import Status
-from acnet_proto.streams.reconnect import Gap, Reconnect, Recovery, summary
+from acnet_proto.streams.driver import GiveUp, StreamDriver, Wait
+from acnet_proto.streams.reconnect import Gap, Reconnect
 from acnet_proto.types import Reading, ValueType, WriteResult
 
 __all__ = [
@@ -340,9 +341,10 @@ class GRPCStream:
     """A subscription over gRPC: one ``Read`` call after another, with the same request.
 
     An adapter makes a call with :meth:`request` and passes each reply to
-    :meth:`feed`. When the call fails it asks :meth:`broke` how long to wait
-    before calling again; None means the stream is over, with :meth:`lost`
-    as its error::
+    :meth:`feed`. When the call fails it asks :meth:`broke` what to do: a
+    :class:`~acnet_proto.streams.driver.Wait` before calling again, or
+    :class:`~acnet_proto.streams.driver.GiveUp` with the error that ends the
+    stream::
 
         stream = GRPCStream(drfs, reconnect_policy(reconnect))
         while not stopped:
@@ -352,23 +354,24 @@ class GRPCStream:
                         deliver(item)
                 break                                   # the server ended it: all sent
             except grpc.RpcError as e:
-                delay = stream.broke(e.code().name, str(e), datetime.now(UTC))
-                if delay is None:
-                    raise stream.lost() from e
-            sleep(delay)                                # cut short by stop()
+                step = stream.broke(e.code().name, str(e), datetime.now(UTC), monotonic())
+                if isinstance(step, GiveUp):
+                    raise step.error from e
+            sleep(step.until - monotonic())             # cut short by stop()
 
     Only a failure whose code is in :data:`TRANSIENT_CODES` is retried (as
     ``reconnect`` says); any other (``code`` None: not a gRPC status, e.g. a
     reply that breaks the protocol) ends the stream at once. A stream the
     server ends with ``OK`` is over too: the server had nothing more to send
-    (one-shot and refused entries only), and would say so again.
+    (one-shot and refused entries only), and would say so again. A call only
+    shows it works with its first reading, so the :class:`Gap` of an outage
+    comes with that reading.
     """
 
     def __init__(self, drfs: Sequence[str | _drf.DataRequest], reconnect: Reconnect | None) -> None:
         self.plan = GRPCListPlan(drfs)
         self.drfs = self.plan.drfs
-        self.recovery = Recovery(self.drfs, reconnect)
-        self._fatal: ConnectionLost | None = None
+        self.driver = StreamDriver(self.drfs, reconnect, gap_on_connect=False)
 
     def request(self) -> DAQ_pb2.ReadingList:
         """The request of every call. The plan keeps no state between replies (each
@@ -376,34 +379,19 @@ class GRPCStream:
         return self.plan.request()
 
     def feed(self, reply: DAQ_pb2.ReadingReply, at: datetime) -> list[Reading | Gap]:
-        """What one reply (arriving at ``at``, UTC) gives the user, in order.
+        """What one reply (arriving at ``at``, UTC) gives the user, in order: its readings,
+        after the :class:`Gap` (whose ``until`` is ``at``) if an outage ends with them."""
+        return self.driver.received([reading for _, reading in self.plan.feed(reply)], at)
 
-        The first readings after a reconnection come after the :class:`Gap`
-        (whose ``until`` is ``at``): only a reading shows a call works.
-        """
-        items: list[Reading | Gap] = [reading for _, reading in self.plan.feed(reply)]
-        if items:
-            recovery = self.recovery
-            if recovery.down:
-                items.insert(0, recovery.resumed(at))
-            recovery.heard()
-        return items
-
-    def broke(self, code: str | None, cause: str, at: datetime) -> float | None:
-        """The call failed at ``at`` with gRPC status ``code`` (its name; None for a failure
-        that is not a gRPC status), because of ``cause``.
-
-        Returns the seconds to wait before calling again, or None when the
-        stream is over: raise :meth:`lost` then.
-        """
-        if code not in TRANSIENT_CODES:
-            self._fatal = ConnectionLost(f"the stream of {summary(self.drfs)} broke: {cause}")
-            return None
-        return self.recovery.broke(cause, at)
+    def broke(self, code: str | None, cause: str, at: datetime, now: float = 0.0) -> Wait | GiveUp:
+        """The call failed at ``at`` (``now`` on the adapter's clock) with gRPC status
+        ``code`` (its name; None for a failure that is not a gRPC status), because of
+        ``cause``: wait before calling again, or give up."""
+        return self.driver.broke(cause, at, now, retry=code in TRANSIENT_CODES)
 
     def lost(self) -> ConnectionLost:
-        """The error that ends the stream, once :meth:`broke` gave None."""
-        return self._fatal if self._fatal is not None else self.recovery.lost()
+        """The error that ends the stream, once :meth:`broke` gave up."""
+        return self.driver.lost()
 
 
 class GRPCReadBatch(ReadBatch):

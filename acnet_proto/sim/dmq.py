@@ -44,7 +44,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from acnet_proto import drf as _drf
 from acnet_proto.errors import AuthenticationError, DecodeError
@@ -68,12 +68,12 @@ from acnet_proto.services.dmq import (
 from acnet_proto.sim.binding import Entry, RequestRejected
 from acnet_proto.sim.model import DeviceModel
 from acnet_proto.sim.policy import SettingsPolicy
+from acnet_proto.sim.schedule import ClockEvents, next_on_phase
 from acnet_proto.sim.settings import Acceptor
 from acnet_proto.status import Status
 
 __all__ = [
     "Bind",
-    "Clock",
     "DMQService",
     "Delivery",
     "ServerJob",
@@ -146,12 +146,6 @@ class Delivery:
             self.app_id,
             self.header("host-address"),
         )
-
-
-class Clock(Protocol):
-    """The machine's clock events (``acnet_proto.adapters.sim.dpm.ClockEvents``)."""
-
-    def next_after(self, event: _drf.ClockEvent, t: float) -> float: ...
 
 
 def _ms(wall: float) -> int:
@@ -276,7 +270,7 @@ class DMQService:
     def __init__(
         self,
         model: DeviceModel,
-        clock: Clock,
+        clock: ClockEvents,
         make_acceptor: Callable[[], Acceptor] | None,
         policy: SettingsPolicy | None = None,
         *,
@@ -467,7 +461,7 @@ class DMQService:
                 continue
             if now >= job.next_heartbeat:
                 out.append(Publish(job.exchange, SERVER_HEARTBEAT_KEY))
-                job.next_heartbeat = _after(job.next_heartbeat, self.heartbeat_period, now)
+                job.next_heartbeat = next_on_phase(job.next_heartbeat, self.heartbeat_period, now)
             out += self._fire(job, now, wall)
         return out
 
@@ -494,17 +488,12 @@ class DMQService:
             else:
                 out.append(Publish(job.exchange, feed.key, body))
             if feed.period is not None:
-                feed.due = _after(feed.due, feed.period, now)
+                feed.due = next_on_phase(feed.due, feed.period, now)
             elif feed.clock_event is not None:
                 feed.due = self.clock.next_after(feed.clock_event, now)
             else:
                 feed.due = None
         return out
-
-
-def _after(due: float, period: float, now: float) -> float:
-    """The next due time after ``now`` on ``due``'s phase (missed ones are skipped)."""
-    return due + period * (math.floor((now - due) / period) + 1)
 
 
 def _sampler(entry: Entry) -> Callable[[float], Message]:

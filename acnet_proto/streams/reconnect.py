@@ -10,18 +10,10 @@ the tries run out, the stream ends with
 
 Nothing here reads a clock or sleeps. :func:`backoff` is a pure function of
 the attempt number and the policy (its jitter from the policy's ``random``,
-which tests replace), and :class:`Recovery` only counts; adapters sleep and
-connect::
-
-    recovery = Recovery(plan.drfs, Reconnect())
-    ...                                         # the connection died with exc
-    delay = recovery.broke(str(exc), at=datetime.now(UTC), now=time.monotonic())
-    if delay is None:
-        raise recovery.lost() from exc          # off, or out of tries
-    sleep(delay)                                # then connect and send the list again
-    deliver(recovery.resumed(at=datetime.now(UTC)))   # the Gap, before any new reading
-    ...
-    recovery.heard()                            # a reading came: the next outage starts afresh
+which tests replace), and :class:`Recovery` only counts: the attempts of an
+outage, since when, and why. Adapters do not use it directly: the
+:class:`~acnet_proto.streams.driver.StreamDriver` built on it turns each
+event of a stream into the next step to take.
 """
 
 from __future__ import annotations

@@ -77,7 +77,8 @@ from acnet_proto.services.dmq import (
     setting_sample,
 )
 from acnet_proto.status import Status
-from acnet_proto.streams.reconnect import Reconnect, Recovery, reconnect_policy, summary
+from acnet_proto.streams.driver import StreamDriver
+from acnet_proto.streams.reconnect import Reconnect, reconnect_policy, summary
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = ["DMQBackend", "dmq"]
@@ -379,7 +380,7 @@ class DMQBackend(StreamRegistry, Backend):
         self._check_open()
         size = self.queue_size if queue_size is None else queue_size
         subscription = DMQSubscription(
-            self, job, Recovery(job.drfs, policy), callback, on_error, size
+            self, job, StreamDriver(job.drfs, policy), callback, on_error, size
         )
         try:
             self._start_stream(subscription)

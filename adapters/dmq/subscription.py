@@ -28,13 +28,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from acnet_proto.adapters._streams import JOIN_PATIENCE, ThreadedSubscription, warn_dropping
+from acnet_proto.adapters._streams import (
+    JOIN_PATIENCE,
+    ThreadedSubscription,
+    resume,
+    warn_dropping,
+)
 from acnet_proto.adapters.dmq._broker import BROKER_REFUSALS, GRACE, START_FAILURES
 
 from acnet_proto.api.backend import ErrorCallback, ReadingCallback, ReadingQueue
 from acnet_proto.errors import AuthenticationError, ConnectionLost
 from acnet_proto.services.dmq import StreamJob
-from acnet_proto.streams.reconnect import Gap, Recovery, summary
+from acnet_proto.streams.driver import GiveUp, StreamDriver, Wait
+from acnet_proto.streams.reconnect import Gap, summary
 from acnet_proto.types import Reading
 
 if TYPE_CHECKING:  # for annotations only: the backend imports this module at run time
@@ -46,6 +52,12 @@ __all__ = ["DMQSubscription"]
 log = logging.getLogger(__name__)
 
 
+def _cause_of(failure: Exception) -> tuple[str, bool]:
+    """A failed restart: what to call it, and whether another attempt could mend it (not when
+    the broker refused our credentials)."""
+    return f"reconnecting failed: {failure}", not isinstance(failure, BROKER_REFUSALS)
+
+
 class DMQSubscription(ThreadedSubscription):
     """One stream: a DMQ job of its own on the backend's connection.
 
@@ -53,7 +65,7 @@ class DMQSubscription(ThreadedSubscription):
     counted in :attr:`dropped` when the consumer is that far behind). With a
     callback, a worker thread of the subscription calls it; without one,
     iterate :meth:`readings`. If the broker connection breaks, a thread of
-    the subscription's own waits as its :class:`Recovery` says (``stop()``
+    the subscription's own waits as its :class:`StreamDriver` says (``stop()``
     cuts the pause short), connects again, starts the job again with a fresh
     signed INIT, and delivers a :class:`Gap` before the next reading; a job
     the server fell silent on (``server_silence``) is started again the same
@@ -67,7 +79,7 @@ class DMQSubscription(ThreadedSubscription):
         self,
         backend: DMQBackend,
         job: StreamJob,
-        recovery: Recovery,
+        driver: StreamDriver,
         callback: ReadingCallback | None,
         on_error: ErrorCallback | None,
         queue_size: int,
@@ -75,7 +87,7 @@ class DMQSubscription(ThreadedSubscription):
         super().__init__(job.drfs, callback, on_error, ReadingQueue(queue_size))
         self._job = job
         self._backend = backend
-        self._recovery = recovery
+        self._driver = driver
         # the broker and exchange of the job now running; _cond guards them (stop() vs reconnect)
         self._broker: Broker | None = None
         self._exchange = ""
@@ -119,72 +131,55 @@ class DMQSubscription(ThreadedSubscription):
         with self._cond:
             if self._ended or self._stop_requested:
                 return
-            delay = self._recovery.broke(str(error), datetime.now(UTC), time.monotonic())
-            if delay is None:
+            step = self._driver.broke(str(error), datetime.now(UTC), time.monotonic())
+            if isinstance(step, GiveUp):
+                step.error.__cause__ = error
                 thread = None
             else:
                 name = f"acnet-dmq-reconnect {summary(self.drfs)}"
                 thread = threading.Thread(
-                    target=self._reconnect, args=(delay,), name=name, daemon=True
+                    target=self._reconnect, args=(step, error), name=name, daemon=True
                 )
                 self._reconnector = thread
         if thread is None:
-            self._give_up(error)
-            return
-        log.info(
-            "the stream of %s broke (%s); reconnecting in %.3f s", summary(self.drfs), error, delay
-        )
-        thread.start()
+            self._end(step.error)
+        else:
+            thread.start()
 
-    def _reconnect(self, delay: float) -> None:
-        """Pause, then start the job on a (new) connection; again, until it runs or gives up."""
-        while True:
-            with self._cond:
-                if self._cond.wait_for(lambda: self._stop_requested, delay):
-                    return
-            try:
-                self._backend._start_stream(self)
-                return
-            except START_FAILURES as exc:
-                failure: Exception = exc
-            except AuthenticationError as exc:  # Kerberos refused: trying again cannot help
-                self._end(exc)
-                return
-            except Exception as exc:  # the backend closed meanwhile (RuntimeError), or a bug
-                lost = ConnectionLost(f"the stream of {summary(self.drfs)} ended: {exc}")
-                lost.__cause__ = exc
-                self._end(lost)
-                return
-            with self._cond:
-                if self._stop_requested:
-                    return
-                next_delay = self._recovery.broke(
-                    f"reconnecting failed: {failure}", datetime.now(UTC), time.monotonic()
-                )
-            if next_delay is None or isinstance(failure, BROKER_REFUSALS):
-                self._give_up(failure)
-                return
-            log.info(
-                "reconnecting the stream of %s failed (%s); again in %.3f s",
-                summary(self.drfs),
+    def _reconnect(self, step: Wait, failure: ConnectionLost) -> None:
+        """Pause, then start the job on a (new) connection; again, until it runs or the
+        driver gives up. The gap is queued on the I/O thread as the job starts
+        (:meth:`_resumed`), before any of its readings."""
+        try:
+            resume(
+                self._driver,
+                step,
+                lambda: self._backend._start_stream(self),
+                self._stopped_after,
+                START_FAILURES,
                 failure,
-                next_delay,
+                _cause_of,
             )
-            delay = next_delay
+        except ConnectionLost as lost:  # the driver gave up
+            self._end(lost)
+        except AuthenticationError as exc:  # Kerberos refused: trying again cannot help
+            self._end(exc)
+        except Exception as exc:  # the backend closed meanwhile (RuntimeError), or a bug
+            lost = ConnectionLost(f"the stream of {summary(self.drfs)} ended: {exc}")
+            lost.__cause__ = exc
+            self._end(lost)
 
-    def _give_up(self, cause: Exception) -> None:
-        lost = self._recovery.lost()
-        lost.__cause__ = cause
-        self._end(lost)
+    def _stopped_after(self, seconds: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._stop_requested, seconds)
 
     def _resumed(self) -> None:
         """On the I/O thread, the job just started: after an outage, queue its :class:`Gap`."""
         with self._cond:
-            if not self._recovery.down:
-                return  # the first start
-            gap = self._recovery.resumed(datetime.now(UTC))
-        log.info("the stream of %s is back: %s", summary(self.drfs), gap)
-        self._push([gap])
+            gaps = self._driver.connected(datetime.now(UTC))
+        for gap in gaps:
+            log.info("the stream of %s is back: %s", summary(self.drfs), gap)
+        self._push(gaps)
 
     # -- from the I/O thread -----------------------------------------------------------
 
@@ -192,8 +187,8 @@ class DMQSubscription(ThreadedSubscription):
         if not readings:
             return
         with self._cond:
-            self._recovery.heard()
-        self._push(readings)
+            items = self._driver.received(readings, datetime.now(UTC))
+        self._push(items)
 
     def _push(self, readings: Sequence[Reading | Gap]) -> None:
         with self._cond:

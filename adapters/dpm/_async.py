@@ -43,18 +43,13 @@ from acnet_proto.api.config import (
     check_port,
     check_timeout,
 )
+from acnet_proto.engine import HEARTBEAT_PERIOD
 from acnet_proto.engine.client import ClientConnection
 from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.plans.lists import ListPlan, ReadBatch
 from acnet_proto.plans.settings import WritePlan, dpm_write_batch, outcome_unknown
-from acnet_proto.streams.reconnect import (
-    SILENT,
-    Gap,
-    Reconnect,
-    Recovery,
-    reconnect_policy,
-    summary,
-)
+from acnet_proto.streams.driver import GiveUp, StreamDriver, Wait
+from acnet_proto.streams.reconnect import SILENT, Gap, Reconnect, reconnect_policy, summary
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = [
@@ -164,15 +159,19 @@ class IOKit(Protocol):
 class _Link:
     """One TCP stream and the client engine on it."""
 
-    def __init__(self, kit: IOKit, stream: Stream) -> None:
-        self.client = ClientConnection()
+    def __init__(
+        self, kit: IOKit, stream: Stream, heartbeat_period: float = HEARTBEAT_PERIOD
+    ) -> None:
+        self.client = ClientConnection(heartbeat_period=heartbeat_period)
         self._kit = kit
         self._stream = stream
 
     @classmethod
-    async def open(cls, kit: IOKit, host: str, port: int) -> _Link:
+    async def open(
+        cls, kit: IOKit, host: str, port: int, heartbeat_period: float = HEARTBEAT_PERIOD
+    ) -> _Link:
         """Connect and wait for the list id; the caller bounds the wait."""
-        link = cls(kit, await kit.connect(host, port))
+        link = cls(kit, await kit.connect(host, port), heartbeat_period)
         try:
             await link.send(link.client.start())
             while not link.client.ready:
@@ -264,7 +263,8 @@ class AsyncDPMBackend(AsyncBackend):
 
     ``timeout`` is the default total deadline of each call, in seconds;
     ``pool_size`` the most connections reads use at once; ``auth`` and
-    ``role`` are what settings need (``KerberosAuth()``, e.g. ``"testing"``).
+    ``role`` are what settings need (``KerberosAuth()``, e.g. ``"testing"``);
+    ``heartbeat_period`` as :class:`~acnet_proto.adapters.dpm.sync.SyncClient`'s.
     Callback subscriptions need the backend entered with ``async with``: their
     delivery tasks run in the task group it opens (see :meth:`subscribe`).
     """
@@ -281,10 +281,12 @@ class AsyncDPMBackend(AsyncBackend):
         *,
         auth: Auth | None = None,
         role: str | None = None,
+        heartbeat_period: float = HEARTBEAT_PERIOD,
     ) -> None:
         self.host = check_host(host)
         self.port = check_port(port)
         self.timeout = check_timeout(timeout)
+        self.heartbeat_period = check_timeout(heartbeat_period, "heartbeat_period")
         self.auth = auth
         self.role = role
         self._pool = _Pool(self._kit, self.host, self.port, check_pool_size(pool_size))
@@ -382,9 +384,7 @@ class AsyncDPMBackend(AsyncBackend):
                     await link.run(batch)
                 return
             except self._broken:
-                # the server may have closed an idle pooled connection; if
-                # nothing came back yet, the read is safe to repeat
-                if not reused or batch.arrived:
+                if not batch.may_repeat(reused):
                     raise
 
     async def write_many(
@@ -457,7 +457,7 @@ class AsyncDPMBackend(AsyncBackend):
         (True), a policy of your own, or not at all (False).
         """
         check_callbacks(callback, on_error)
-        recovery = Recovery(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
+        driver = StreamDriver(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
         deadline = self._deadline(timeout)
         if callback is not None and self._tasks is None:
             raise RuntimeError(
@@ -466,14 +466,14 @@ class AsyncDPMBackend(AsyncBackend):
             )
         try:
             async with self._kit.fail_at(deadline):
-                link = await self._open_stream(recovery.drfs)
+                link = await self._open_stream(driver.drfs)
         except TimeoutError as exc:
-            raise TimeoutError(f"no DPM list for {list(recovery.drfs)} within the timeout") from exc
+            raise TimeoutError(f"no DPM list for {list(driver.drfs)} within the timeout") from exc
         tasks = self._tasks
         if self.closed or (callback is not None and tasks is None):
             await link.abort()  # nothing would ever stop it, nor end its delivery task
             raise RuntimeError(f"this {type(self).__name__} was closed while subscribing")
-        subscription = self._subscription_type(self, link, recovery, callback, on_error)
+        subscription = self._subscription_type(self, link, driver, callback, on_error)
         self._subscriptions.add(subscription)
         if tasks is not None and callback is not None:
             tasks.start_soon(subscription._deliver, callback)
@@ -481,7 +481,7 @@ class AsyncDPMBackend(AsyncBackend):
 
     async def _open_stream(self, drfs: Sequence[str]) -> _Link:
         """A new connection with a fresh list of ``drfs`` started on it; the caller bounds it."""
-        link = await _Link.open(self._kit, self.host, self.port)
+        link = await _Link.open(self._kit, self.host, self.port, self.heartbeat_period)
         try:
             plan = ListPlan(drfs, default_event=None)
             await link.send(link.client.begin(plan, now=self._kit.now()))
@@ -508,17 +508,17 @@ class AsyncDPMSubscription(AsyncSubscription):
         self,
         backend: AsyncDPMBackend,
         link: _Link,
-        recovery: Recovery,
+        driver: StreamDriver,
         callback: ReadingCallback | None = None,
         on_error: ErrorCallback | None = None,
     ) -> None:
         self._backend = backend
         self._kit = backend._kit
         self._link: _Link | None = link  # None between a broken connection and the next
-        self._recovery = recovery
+        self._driver = driver
         self._callback = callback
         self._on_error = on_error
-        self.drfs = list(recovery.drfs)
+        self.drfs = list(driver.drfs)
         self._buffer: deque[Reading | Gap] = deque()
         self._stopping = self._kit.event()  # set by stop(): it cuts a reconnection pause short
         self._connecting: Any = None  # the deadline scope of a reconnection under way
@@ -609,9 +609,7 @@ class AsyncDPMSubscription(AsyncSubscription):
                 return False
             await self._broke(str(exc), exc)
             return True
-        if made:
-            self._recovery.heard()
-        self._buffer.extend(reading for _, reading in made)
+        self._buffer.extend(self._driver.received([r for _, r in made], datetime.now(UTC)))
         return not self.stopped
 
     async def _broke(self, cause: str, exc: BaseException) -> None:
@@ -619,9 +617,10 @@ class AsyncDPMSubscription(AsyncSubscription):
         link, self._link = self._link, None
         if link is not None:
             await link.abort()
-        if self._recovery.broke(cause, datetime.now(UTC), self._kit.now()) is None:
+        step = self._driver.broke(cause, datetime.now(UTC), self._kit.now())
+        if isinstance(step, GiveUp):
             await self._halt()
-            self.exc = self._recovery.lost()
+            self.exc = step.error
             raise self.exc from exc
 
     async def _halt(self) -> None:
@@ -635,11 +634,14 @@ class AsyncDPMSubscription(AsyncSubscription):
 
     async def _reconnect(self, deadline: float | None) -> bool:
         """Wait for the next attempt and make it, unless ``deadline`` comes first."""
-        until, attempt = self._recovery.retry_wait(deadline)
-        with contextlib.suppress(TimeoutError):  # the pause is over
-            async with self._kit.fail_at(until):
-                await self._stopping.wait()
-        if not attempt or self.stopped:
+        step = self._driver.next_step(self._kit.now(), deadline)
+        if isinstance(step, Wait):
+            with contextlib.suppress(TimeoutError):  # the pause is over
+                async with self._kit.fail_at(step.until):
+                    await self._stopping.wait()
+            if not step.then_connect:
+                return False
+        if self.stopped:
             return False
         try:
             async with self._kit.fail_at(self._kit.now() + self._backend.timeout) as scope:
@@ -656,7 +658,7 @@ class AsyncDPMSubscription(AsyncSubscription):
             await link.abort()
             return False
         self._link = link
-        self._buffer.append(self._recovery.resumed(datetime.now(UTC)))
+        self._buffer.extend(self._driver.connected(datetime.now(UTC)))
         return True
 
     async def stop(self) -> None:

@@ -11,6 +11,7 @@ import socket
 import time
 from typing import Any
 
+from acnet_proto.engine import HEARTBEAT_PERIOD
 from acnet_proto.engine.client import ClientConnection, Plan
 from acnet_proto.plans.settings import WriteBatch, WritePlan, outcome_unknown
 from acnet_proto.types import Reading
@@ -21,8 +22,10 @@ __all__ = ["_Link", "_left", "apply_settings", "open_stream", "run_plan"]
 class _Link:
     """One socket and the client engine on it."""
 
-    def __init__(self, host: str, port: int, deadline: float) -> None:
-        self.client = ClientConnection()
+    def __init__(
+        self, host: str, port: int, deadline: float, heartbeat_period: float = HEARTBEAT_PERIOD
+    ) -> None:
+        self.client = ClientConnection(heartbeat_period=heartbeat_period)
         self.sock = socket.create_connection((host, port), timeout=_left(deadline))
         try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -60,13 +63,15 @@ def _left(deadline: float) -> float:
     return left
 
 
-def open_stream(host: str, port: int, plan: Plan, deadline: float) -> _Link:
+def open_stream(
+    host: str, port: int, plan: Plan, deadline: float, heartbeat_period: float = HEARTBEAT_PERIOD
+) -> _Link:
     """A new link with ``plan`` (a subscription's list) sent and started on it.
 
     Raises what connecting raises (OSError, TimeoutError at ``deadline``,
     ProtocolError); nothing is left open then.
     """
-    link = _Link(host, port, deadline)
+    link = _Link(host, port, deadline, heartbeat_period)
     try:
         link.send(link.client.begin(plan, time.monotonic()))
     except BaseException:

@@ -40,10 +40,13 @@ from acnet_proto.adapters.dpm._blocking import _left, _Link, apply_settings, ope
 
 from acnet_proto.api.auth import Auth
 from acnet_proto.api.backend import setting_pairs
+from acnet_proto.api.config import check_timeout
+from acnet_proto.engine import HEARTBEAT_PERIOD
 from acnet_proto.errors import ProtocolError
 from acnet_proto.plans.lists import ListPlan, ReadBatch, value_of
 from acnet_proto.plans.settings import WriteSequence, dpm_write_batch
-from acnet_proto.streams.reconnect import SILENT, Gap, Reconnect, Recovery, reconnect_policy
+from acnet_proto.streams.driver import GiveUp, StreamDriver, Wait
+from acnet_proto.streams.reconnect import SILENT, Gap, Reconnect, reconnect_policy
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = ["SyncClient", "SyncSubscription"]
@@ -52,7 +55,13 @@ DEFAULT_TIMEOUT = 5.0
 
 
 class SyncClient:
-    """A blocking DPM client. Connects on first use; ``close()`` or ``with`` ends it."""
+    """A blocking DPM client. Connects on first use; ``close()`` or ``with`` ends it.
+
+    ``heartbeat_period``: how often the server sends a heartbeat on an open
+    list (the lab's DPM: every 2 s); a stream that hears nothing for three of
+    them counts its connection as dead. Change it only for a server that
+    keeps another rate (``SimServer(heartbeat_period=...)``).
+    """
 
     def __init__(
         self,
@@ -62,12 +71,14 @@ class SyncClient:
         *,
         auth: Auth | None = None,
         role: str | None = None,
+        heartbeat_period: float = HEARTBEAT_PERIOD,
     ) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
         self.auth = auth
         self.role = role
+        self.heartbeat_period = check_timeout(heartbeat_period, "heartbeat_period")
         self._link: _Link | None = None
         self._writer: _Link | None = None
 
@@ -88,7 +99,7 @@ class SyncClient:
         """Connect now rather than at the first read; returns ``self``."""
         if self._link is None:
             deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-            self._link = _Link(self.host, self.port, deadline)
+            self._link = _Link(self.host, self.port, deadline, self.heartbeat_period)
         return self
 
     def get_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Reading]:
@@ -114,9 +125,7 @@ class SyncClient:
                 raise batch.timed_out(exc) from exc
             except (OSError, ProtocolError) as exc:
                 self.close()
-                # the server may have closed the idle connection; if nothing
-                # came back yet, the read is safe to repeat on a new one
-                if not reused or batch.arrived:
+                if not batch.may_repeat(reused):  # else: the server closed the idle connection
                     raise batch.disconnected(exc) from exc
 
     def get(self, drf: str, timeout: float | None = None) -> Reading:
@@ -162,23 +171,24 @@ class SyncClient:
         :class:`Reconnect` policy (True), a policy of your own, or not at all
         (False: ``readings()`` raises :class:`ConnectionLost`).
         """
-        recovery = Recovery(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
-        return SyncSubscription(self, self._open_stream(recovery.drfs, timeout), recovery)
+        driver = StreamDriver(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
+        return SyncSubscription(self, self._open_stream(driver.drfs, timeout), driver)
 
     def _open_stream(self, drfs: Sequence[str], timeout: float | None = None) -> _Link:
         """A new connection with a fresh list of ``drfs`` started on it."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        return open_stream(self.host, self.port, ListPlan(drfs, default_event=None), deadline)
+        plan = ListPlan(drfs, default_event=None)
+        return open_stream(self.host, self.port, plan, deadline, self.heartbeat_period)
 
 
 class SyncSubscription:
     """A running stream; iterate :meth:`readings`, then :meth:`stop` (or use ``with``)."""
 
-    def __init__(self, client: SyncClient, link: _Link, recovery: Recovery) -> None:
+    def __init__(self, client: SyncClient, link: _Link, driver: StreamDriver) -> None:
         self._client = client
         self._link: _Link | None = link  # None between a broken connection and the next
-        self._recovery = recovery
-        self.drfs = list(recovery.drfs)
+        self._driver = driver
+        self.drfs = list(driver.drfs)
         self._buffer: deque[Reading | Gap] = deque()
         self.stopped = False
 
@@ -223,32 +233,32 @@ class SyncSubscription:
         except (OSError, ProtocolError) as exc:
             self._broke(str(exc), exc)
             return True
-        if made:
-            self._recovery.heard()
-        self._buffer.extend(reading for _, reading in made)
+        self._buffer.extend(self._driver.received([r for _, r in made], datetime.now(UTC)))
         return True
 
     def _broke(self, cause: str, exc: BaseException | None) -> None:
-        """Drop the dead connection and note when to try again; ConnectionLost if never."""
+        """Drop the dead connection; ConnectionLost if the driver gives up."""
         link, self._link = self._link, None
         if link is not None:
             link.close()
-        if self._recovery.broke(cause, datetime.now(UTC), time.monotonic()) is None:
+        step = self._driver.broke(cause, datetime.now(UTC), time.monotonic())
+        if isinstance(step, GiveUp):
             self.stopped = True
-            raise self._recovery.lost() from exc
+            raise step.error from exc
 
     def _reconnect(self, deadline: float | None) -> bool:
         """Wait for the next attempt and make it, unless ``deadline`` comes first."""
-        until, attempt = self._recovery.retry_wait(deadline)
-        time.sleep(max(0.0, until - time.monotonic()))
-        if not attempt:
-            return False
+        step = self._driver.next_step(time.monotonic(), deadline)
+        if isinstance(step, Wait):
+            time.sleep(max(0.0, step.until - time.monotonic()))
+            if not step.then_connect:
+                return False
         try:
             self._link = self._client._open_stream(self.drfs)
         except (OSError, ProtocolError) as exc:
             self._broke(str(exc), exc)
             return True
-        self._buffer.append(self._recovery.resumed(datetime.now(UTC)))
+        self._buffer.extend(self._driver.connected(datetime.now(UTC)))
         return True
 
     def stop(self) -> None:

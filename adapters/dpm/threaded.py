@@ -57,6 +57,7 @@ from acnet_proto.adapters._streams import (
     JOIN_PATIENCE,
     StreamRegistry,
     ThreadedSubscription,
+    resume,
     warn_dropping,
 )
 from acnet_proto.adapters.dpm._blocking import _left, _Link, apply_settings, open_stream, run_plan
@@ -82,22 +83,19 @@ from acnet_proto.api.config import (
     check_port,
     check_timeout,
 )
+from acnet_proto.engine import HEARTBEAT_PERIOD
 from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.plans.lists import ListPlan, ReadBatch
 from acnet_proto.plans.settings import dpm_write_batch
-from acnet_proto.streams.reconnect import (
-    SILENT,
-    Gap,
-    Reconnect,
-    Recovery,
-    reconnect_policy,
-    summary,
-)
+from acnet_proto.streams.driver import StreamDriver
+from acnet_proto.streams.reconnect import SILENT, Gap, Reconnect, reconnect_policy, summary
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = ["DPMBackend", "DPMHTTPBackend", "DPMSubscription", "DispatchMode"]
 
 log = logging.getLogger(__name__)
+# what a stream's connection dies of (a silent server: TimeoutError, an OSError)
+_BROKEN = (OSError, ProtocolError)
 
 
 def _still_open(link: _Link) -> bool:
@@ -177,16 +175,16 @@ class DPMSubscription(ThreadedSubscription):
         self,
         backend: DPMBackend,
         link: _Link,
-        recovery: Recovery,
+        driver: StreamDriver,
         callback: ReadingCallback | None,
         on_error: ErrorCallback | None,
         mode: DispatchMode,
         queue: ReadingQueue,
     ) -> None:
-        super().__init__(list(recovery.drfs), callback, on_error, queue)
+        super().__init__(list(driver.drfs), callback, on_error, queue)
         self._backend = backend
         self._link = link
-        self._recovery = recovery
+        self._driver = driver
         self._direct = callback is not None and mode is DispatchMode.DIRECT
         # stop() wakes the reader out of select() through this pair, so that
         # the reader alone touches the engine (and sends the StopList)
@@ -240,7 +238,8 @@ class DPMSubscription(ThreadedSubscription):
             self._finish(error)
 
     def _stream(self) -> None:
-        """Pump one connection after another until stopped, or until recovery gives up."""
+        """Pump one connection after another until stopped, or until the driver gives up."""
+        driver = self._driver
         while True:
             try:
                 self._pump()
@@ -248,35 +247,19 @@ class DPMSubscription(ThreadedSubscription):
             except (OSError, ProtocolError) as exc:
                 failure: Exception = exc
             self._link.close()
-            if not self._reconnect(failure):
+            step = driver.broke(str(failure), datetime.now(UTC), time.monotonic())
+            gaps = resume(driver, step, self._connect, self._stopped_after, _BROKEN, failure)
+            if gaps is None:
                 return
+            for gap in gaps:
+                self._deliver(gap)
 
-    def _reconnect(self, failure: Exception) -> bool:
-        """Connect again, pausing as the policy says; False if stopped meanwhile.
+    def _connect(self) -> None:
+        self._link = self._backend._open_stream(self.drfs)
 
-        Raises :class:`ConnectionLost` when reconnection is off or out of attempts.
-        """
-        recovery = self._recovery
-        while True:
-            delay = recovery.broke(str(failure), datetime.now(UTC))
-            if delay is None:
-                raise recovery.lost() from failure
-            log.info(
-                "the stream of %s broke (%s); reconnecting in %.3f s",
-                summary(self.drfs),
-                failure,
-                delay,
-            )
-            with self._cond:
-                if self._cond.wait_for(lambda: self._stop_requested, delay):
-                    return False
-            try:
-                self._link = self._backend._open_stream(self.drfs)
-            except (OSError, ProtocolError) as exc:
-                failure = exc
-                continue
-            self._deliver(recovery.resumed(datetime.now(UTC)))
-            return True
+    def _stopped_after(self, seconds: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._stop_requested, seconds)
 
     def _pump(self) -> None:
         link = self._link
@@ -296,9 +279,8 @@ class DPMSubscription(ThreadedSubscription):
                 except TimeoutError:
                     continue  # readable, yet nothing to read: a spurious wakeup
                 if made:
-                    self._recovery.heard()
-                for _, reading in made:
-                    self._deliver(reading)
+                    for item in self._driver.received([r for _, r in made], datetime.now(UTC)):
+                        self._deliver(item)
 
     def _deliver(self, reading: Reading | Gap) -> None:
         if self._direct:
@@ -355,8 +337,9 @@ class DPMBackend(StreamRegistry, Backend):
 
     ``host``/``port``: the DPM proxy; ``pool_size``: most connections for
     reads at once (more concurrent reads wait, within their timeout);
-    ``timeout``: the default total timeout of an operation, in seconds. No
-    connection is made until the first operation.
+    ``timeout``: the default total timeout of an operation, in seconds;
+    ``heartbeat_period``: as :class:`~acnet_proto.adapters.dpm.sync.SyncClient`'s.
+    No connection is made until the first operation.
     """
 
     def __init__(
@@ -368,10 +351,12 @@ class DPMBackend(StreamRegistry, Backend):
         *,
         auth: Auth | None = None,
         role: str | None = None,
+        heartbeat_period: float = HEARTBEAT_PERIOD,
     ) -> None:
         super().__init__()
         self.auth = auth
         self.role = role
+        self.heartbeat_period = check_timeout(heartbeat_period, "heartbeat_period")
         self._writer: _Link | None = None
         self._write_lock = threading.Lock()
         self._host = check_host(host)
@@ -422,9 +407,7 @@ class DPMBackend(StreamRegistry, Backend):
             except TimeoutError:
                 raise
             except (OSError, ProtocolError):
-                # the server may close an idle pooled connection just as it is
-                # borrowed; if nothing came back yet, the read is safe to repeat
-                if not reused or batch.arrived:
+                if not batch.may_repeat(reused):
                     raise
                 log.debug("a pooled connection to %s was closed; reading again", self._host)
 
@@ -476,11 +459,11 @@ class DPMBackend(StreamRegistry, Backend):
         if not isinstance(dispatch_mode, DispatchMode):
             raise TypeError(f"dispatch_mode must be a DispatchMode, not {dispatch_mode!r}")
         queue = ReadingQueue(queue_size)
-        recovery = Recovery(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
-        link = self._open_stream(recovery.drfs)
+        driver = StreamDriver(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
+        link = self._open_stream(driver.drfs)
         try:
             subscription = DPMSubscription(
-                self, link, recovery, callback, on_error, dispatch_mode, queue
+                self, link, driver, callback, on_error, dispatch_mode, queue
             )
         except BaseException:
             link.close()
@@ -496,7 +479,8 @@ class DPMBackend(StreamRegistry, Backend):
         entry refused, the metadata) is learned afresh on the next.
         """
         plan = ListPlan(drfs, default_event=None)
-        return open_stream(self._host, self._port, plan, self._deadline(None))
+        deadline = self._deadline(None)
+        return open_stream(self._host, self._port, plan, deadline, self.heartbeat_period)
 
     def close(self) -> None:
         """Stop every stream (joining its threads) and close every pooled connection."""

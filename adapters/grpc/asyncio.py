@@ -42,6 +42,7 @@ from typing import Any
 
 import grpc
 from acnet_proto.adapters._streams import warn_dropping
+from acnet_proto.adapters.grpc.stubs.DAQ_pb2_grpc import DAQStub
 from acnet_proto.adapters.grpc.threaded import (
     CHANNEL_OPTIONS,
     DEFAULT_PORT,
@@ -53,7 +54,6 @@ from acnet_proto.adapters.grpc.threaded import (
     stream_failure,
     write_failed,
 )
-from acnet_proto.protos.controls.service.DAQ.v1.DAQ_pb2_grpc import DAQStub
 from grpc import aio
 
 from acnet_proto import drf as _drf
@@ -66,6 +66,7 @@ from acnet_proto.api.backend import (
 from acnet_proto.api.config import DEFAULT_TIMEOUT
 from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.services.daq import GRPCReadBatch, GRPCStream, SettingBatch
+from acnet_proto.streams.driver import GiveUp
 from acnet_proto.streams.reconnect import Gap, summary
 from acnet_proto.types import Reading, WriteResult
 
@@ -162,16 +163,15 @@ class AsyncioGRPCSubscription(AsyncSubscription):
                 failure, code, cause = e, code_name(e), describe(e)
             finally:
                 call.cancel()
-            delay = stream.broke(code, cause, datetime.now(UTC))
-            if delay is None:
-                raise stream.lost() from failure
+            loop = asyncio.get_running_loop()
+            step = stream.broke(code, cause, datetime.now(UTC), loop.time())
+            if isinstance(step, GiveUp):
+                raise step.error from failure
+            pause = max(0.0, step.until - loop.time())
             log.info(
-                "the stream of %s broke (%s); calling again in %.3f s",
-                summary(self.drfs),
-                cause,
-                delay,
+                "the stream of %s broke (%s); again in %.3f s", summary(self.drfs), cause, pause
             )
-            await asyncio.sleep(delay)
+            await asyncio.sleep(pause)  # stop() cancels it
 
     def _push(self, items: list[Reading | Gap]) -> None:
         for item in items:

@@ -57,6 +57,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -66,9 +67,10 @@ from acnet_proto.adapters._streams import (
     JOIN_PATIENCE,
     StreamRegistry,
     ThreadedSubscription,
+    resume,
     warn_dropping,
 )
-from acnet_proto.protos.controls.service.DAQ.v1.DAQ_pb2_grpc import DAQStub
+from acnet_proto.adapters.grpc.stubs.DAQ_pb2_grpc import DAQStub
 
 from acnet_proto import drf as _drf
 from acnet_proto.api.auth import JWTAuth
@@ -98,6 +100,7 @@ from acnet_proto.errors import (
     SettingOutcomeUnknown,
 )
 from acnet_proto.services.daq import GRPCReadBatch, GRPCStream, SettingBatch
+from acnet_proto.streams.driver import GiveUp
 from acnet_proto.streams.reconnect import Gap, Reconnect, reconnect_policy, summary
 from acnet_proto.types import Reading, WriteResult
 
@@ -123,6 +126,10 @@ _REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSIO
 ENDED_EARLY = "the server ended the stream before answering every DRF"
 
 
+def _nothing() -> None:
+    """A gRPC stream's "connect": the channel connects by itself, with the next call."""
+
+
 def _code(error: BaseException) -> grpc.StatusCode | None:
     # a failed call is an RpcError with a code(); grpc's other errors have none
     return error.code() if isinstance(error, grpc.RpcError) and hasattr(error, "code") else None
@@ -145,10 +152,10 @@ def describe(error: BaseException) -> str:
 def stream_failure(stream: GRPCStream, error: Exception) -> ConnectionLost:
     """The end of ``stream`` for a failure outside a call's replies: a call that could not
     start (a closed channel), or a bug. Never retried."""
-    stream.broke(None, describe(error), datetime.now(UTC))
-    lost = stream.lost()
-    lost.__cause__ = error
-    return lost
+    step = stream.broke(None, describe(error), datetime.now(UTC), time.monotonic())
+    assert isinstance(step, GiveUp)  # a failure with no gRPC code is never retried
+    step.error.__cause__ = error
+    return step.error
 
 
 def read_failed(batch: GRPCReadBatch, error: BaseException) -> ReadError:
@@ -404,17 +411,10 @@ class StreamThread:
                 call.cancel()
                 if self._cancelled.is_set():
                     return
-                delay = stream.broke(code_name(e), describe(e), datetime.now(UTC))
-                if delay is None:
-                    raise stream.lost() from e
-                log.info(
-                    "the stream of %s broke (%s); calling again in %.3f s",
-                    summary(stream.drfs),
-                    describe(e),
-                    delay,
-                )
-            if self._cancelled.wait(delay):
-                return
+                step = stream.broke(code_name(e), describe(e), datetime.now(UTC), time.monotonic())
+                # the next call is the next attempt: there is nothing to connect first
+                if resume(stream.driver, step, _nothing, self._cancelled.wait, (), e) is None:
+                    return
 
 
 class GRPCSubscription(ThreadedSubscription):

@@ -45,6 +45,7 @@ import grpc
 
 # Absolute imports make this the trio package, not a module of ours.
 import trio
+from acnet_proto.adapters.grpc.stubs.DAQ_pb2_grpc import DAQStub
 from acnet_proto.adapters.grpc.threaded import (
     CHANNEL_OPTIONS,
     DEFAULT_PORT,
@@ -53,7 +54,6 @@ from acnet_proto.adapters.grpc.threaded import (
     read_blocking,
     write_blocking,
 )
-from acnet_proto.protos.controls.service.DAQ.v1.DAQ_pb2_grpc import DAQStub
 
 from acnet_proto import drf as _drf
 from acnet_proto.api.auth import JWTAuth

@@ -3,7 +3,7 @@
 ::
 
     from acnet_proto.adapters.proxy.supervised import AuditLog, SupervisedServer
-    from acnet_proto.proxy.policies import DeviceAccessPolicy, ValueRangePolicy
+    from acnet_proto.proxy import DeviceAccessPolicy, ValueRangePolicy
 
     policies = [
         DeviceAccessPolicy(["Z:*"], mode="allow", action="set"),
@@ -61,7 +61,8 @@ from typing import IO, Any, NoReturn
 
 import grpc
 from acnet_proto.adapters.grpc.server import GRPCServer
-from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2, DAQ_pb2_grpc
+from acnet_proto.adapters.grpc.stubs import DAQ_pb2_grpc
+from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 
 from acnet_proto import drf as _drf
 from acnet_proto.api.backend import DEFAULT_QUEUE_SIZE, Backend, Subscription
@@ -71,7 +72,7 @@ from acnet_proto.errors import (
     RemoteProtocolError,
     SettingOutcomeUnknown,
 )
-from acnet_proto.proxy.policies import (
+from acnet_proto.proxy import (
     Policy,
     PolicyDecision,
     RequestContext,

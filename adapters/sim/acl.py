@@ -30,7 +30,7 @@ give the DPM simulator's to serve one machine over both). It prints:
   element of a numeric READING or SETTING, else one per byte; a raw
   device without ``/raw``: ``DIO_NOSCALE``;
 - with ``/pendwait`` and ``/event='e,NN'``: waits for the next firing of
-  clock event NN on the model's clock (:class:`~acnet_proto.adapters.sim.dpm.ClockEvents`)
+  clock event NN on the model's clock (:class:`~acnet_proto.sim.schedule.ClockEvents`)
   first; ``/event`` alone reads at once, as the real ACL gives the last value;
 - an unknown device: ``Invalid device name (NAME) in read command -
   DIO_NO_SUCH``; anything else the model refuses: ``Error reading NAME -
@@ -58,13 +58,12 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from acnet_proto.adapters.sim.dpm import ClockEvents
-
 from acnet_proto import drf
 from acnet_proto.api.config import host_port
 from acnet_proto.pc import dpm
 from acnet_proto.services.acl import decode_query, format_error, format_raw, format_value
 from acnet_proto.sim import DeviceModel, RequestRejected
+from acnet_proto.sim.schedule import ClockEvents
 from acnet_proto.status import Status
 
 __all__ = ["CGI_PATH", "ACLSimServer", "serve"]

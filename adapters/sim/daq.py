@@ -20,7 +20,7 @@ the events of the clients' loops (and their errors once those close).
 ``index``), per its event (no event or ``@U``: the device's default):
 ``@I`` once, at once; ``@p``/``@q`` every period, first one period after
 the call (``@q`` only when the value changed); ``@e`` when the simulated
-clock event fires (:class:`~acnet_proto.adapters.sim.dpm.ClockEvents`); ``@N``
+clock event fires (:class:`~acnet_proto.sim.schedule.ClockEvents`); ``@N``
 never. A DRF the model refuses gets a status reply with the model's status
 (e.g. ``DPM_NO_SUCH_DEVICE``). The stream ends once nothing is left to
 send, so a request of ``@I`` DRFs only is answered and completed.
@@ -51,14 +51,14 @@ from typing import Any
 import grpc
 import jwt
 from acnet_proto.adapters.grpc.server import GRPCServer, serve_until_cancelled
-from acnet_proto.adapters.sim.dpm import ClockEvents, _Group
-from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2, DAQ_pb2_grpc
+from acnet_proto.adapters.grpc.stubs import DAQ_pb2_grpc
+from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 
-from acnet_proto import drf
 from acnet_proto.errors import RemoteProtocolError
 from acnet_proto.plans.lists import error_reading, reading_from_reply
 from acnet_proto.services.daq import reading_reply, setting_reply, value_from_proto
-from acnet_proto.sim import DeviceModel, RequestRejected, SettingsPolicy
+from acnet_proto.sim import DeviceModel, Entry, RequestRejected, SettingsPolicy
+from acnet_proto.sim.schedule import ClockEvents, Group, fire_due, next_due, schedule
 from acnet_proto.status import Status
 
 __all__ = ["DEFAULT_PORT", "DAQSimServer", "serve"]
@@ -69,14 +69,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 50051
 DIO_INVDATA = Status.from_name("DIO_INVDATA")
 DEFAULT_MAX_STREAMS = 64
-
-
-def _same(message: Any) -> Any:
-    return message
-
-
-def _until(due: float) -> float:
-    return max(0.0, due - time.monotonic())
 
 
 def _authorize(
@@ -116,48 +108,37 @@ class _DAQService(DAQ_pb2_grpc.DAQServicer):
         context.add_callback(over.set)  # the client cancelled, or the server is stopping
         drfs = list(request.drf)
         server = self.server
-        groups: dict[tuple[Any, ...], _Group] = {}
         with server.lock:
             wall, now = time.time(), time.monotonic()
-            first = [self._first(index, text, wall, now, groups) for index, text in enumerate(drfs)]
-        yield from (reply for reply in first if reply is not None)
-        while groups and not over.wait(_until(min(g.due for g in groups.values()))):
+            first, groups = self._start(drfs, now, wall)
+        yield from first
+        while groups and not over.wait(max(0.0, (next_due(groups) or 0.0) - time.monotonic())):
             with server.lock:
                 now, wall = time.monotonic(), time.time()
-                fired: list[Any] = []
-                for group in groups.values():
-                    if group.due <= now:
-                        group.fire(_same, wall, fired)  # the model's DPM replies, ref_id = index
-                        group.advance(now, server.clock)
+                # the model's DPM replies, whose ref_id is the DRF's index
+                fired = fire_due(groups, now, wall, server.clock)
                 replies = [
                     reading_reply(r.ref_id, reading_from_reply(r, drfs[r.ref_id])) for r in fired
                 ]
             yield from replies
 
-    def _first(
-        self, index: int, text: str, wall: float, now: float, groups: dict[Any, _Group]
-    ) -> DAQ_pb2.ReadingReply | None:
-        """The reply due at once for the ``index``-th DRF, if any; its group if it repeats."""
-        try:
-            entry = self.server.model.resolve(text)
-        except RequestRejected as e:
-            return reading_reply(index, error_reading(text, e.status))
-        event = entry.event
-        if isinstance(event, drf.ImmediateEvent):
-            return reading_reply(index, reading_from_reply(entry.reply(index, wall), text))
-        if isinstance(event, drf.PeriodicEvent):
-            key: tuple[Any, ...] = ("p", event.period_us, event.continuous)
-            if key not in groups:
-                period = event.period_us / 1e6
-                groups[key] = _Group(now + period, period, None, not event.continuous)
-        elif isinstance(event, drf.ClockEvent):
-            key = ("e", event)
-            if key not in groups:
-                groups[key] = _Group(self.server.clock.next_after(event, now), None, event, False)
-        else:
-            return None  # @N: never
-        groups[key].members.append((index, entry))
-        return None
+    def _start(
+        self, drfs: list[str], now: float, wall: float
+    ) -> tuple[list[DAQ_pb2.ReadingReply], list[Group]]:
+        """The replies due at once (refusals and ``@I`` readings, in DRF order), and the
+        groups that repeat."""
+        first: dict[int, DAQ_pb2.ReadingReply] = {}
+        accepted: list[tuple[int, Entry]] = []
+        for index, text in enumerate(drfs):
+            try:
+                accepted.append((index, self.server.model.resolve(text)))
+            except RequestRejected as e:
+                first[index] = reading_reply(index, error_reading(text, e.status))
+        immediate, groups = schedule(accepted, now, self.server.clock)
+        for index, entry in immediate:
+            reading = reading_from_reply(entry.reply(index, wall), drfs[index])
+            first[index] = reading_reply(index, reading)
+        return [first[index] for index in sorted(first)], groups
 
     def Set(
         self, request: DAQ_pb2.SettingList, context: grpc.ServicerContext

@@ -6,7 +6,7 @@
         with DevDBClient(sim.host, sim.port) as db:
             db.get_device_info(["M:OUTTMP"])
 
-What it says about each device is described in :mod:`acnet_proto.services.devdb`
+What it says about each device is described in :mod:`acnet_proto.sim.devdb`
 (descriptions, units and scaling, CONTROL commands, STATUS bit definitions,
 alarm blocks and texts, all from a :class:`~acnet_proto.sim.model.DeviceModel`).
 ``getDeviceInfo``, ``getAllAlarmInfo`` and ``getAlarmText`` are served; the
@@ -29,15 +29,12 @@ from typing import Any
 
 import grpc
 from acnet_proto.adapters.grpc.server import GRPCServer, serve_until_cancelled
-from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2, DevDB_pb2_grpc
+from acnet_proto.adapters.grpc.stubs import DevDB_pb2_grpc
+from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
 
-from acnet_proto.services.devdb import (
-    DEFAULT_PORT,
-    alarm_info_reply,
-    alarm_text_reply,
-    info_entry,
-)
+from acnet_proto.services.devdb import DEFAULT_PORT
 from acnet_proto.sim import DeviceModel
+from acnet_proto.sim.devdb import alarm_info_reply, alarm_text_reply, info_entry
 
 __all__ = ["DEFAULT_PORT", "DevDBSimServer", "serve"]
 

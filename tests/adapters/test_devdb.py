@@ -20,9 +20,10 @@ import pytest
 from acnet_proto.adapters import devdb as devdb_adapter
 from acnet_proto.adapters.devdb import DevDBClient, DevDBRpcError
 from acnet_proto.adapters.dpm.threaded import DPMBackend
+from acnet_proto.adapters.grpc.stubs import DevDB_pb2_grpc
 from acnet_proto.adapters.sim.devdb import DevDBSimServer, serve
 from acnet_proto.adapters.sim.dpm import SimServer
-from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2, DevDB_pb2_grpc
+from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
 
 import acnet_proto
 from acnet_proto.api.device import Device

@@ -8,7 +8,7 @@ model defined here.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -63,9 +63,8 @@ value = "hello, device"
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer.in_thread(DeviceModel.from_toml(MODEL)) as server:
-        yield server
+def sim(start_sim: Callable[..., SimServer]) -> SimServer:
+    return start_sim(DeviceModel.from_toml(MODEL))
 
 
 @pytest.fixture

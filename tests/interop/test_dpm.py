@@ -16,12 +16,6 @@ DEADLINE = 10.0
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer.in_thread() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def backend(sim: SimServer) -> Iterator[object]:
     with pacsys.dpm(host=sim.host, port=sim.port, timeout=DEADLINE) as b:
         yield b

@@ -8,7 +8,7 @@ policy: ``operator`` holds ``testing`` (``Z:*``); ``outsider`` holds nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -27,9 +27,8 @@ DPM_PRIV = Status.from_name("DPM_PRIV")
 
 
 @pytest.fixture
-def sim(kdc: KDC) -> Iterator[SimServer]:
-    with SimServer.in_thread(keytab=kdc.keytab, policy=POLICY) as server:
-        yield server
+def sim(start_sim: Callable[..., SimServer], kdc: KDC) -> SimServer:
+    return start_sim(keytab=kdc.keytab, policy=POLICY)
 
 
 def setting_of(sim: SimServer, name: str) -> object:

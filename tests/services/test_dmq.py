@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from acnet_proto.adapters.sim.dpm import ClockEvents
 
 from acnet_proto.api.device import BasicControl
 from acnet_proto.drf import DRFError
@@ -42,6 +41,7 @@ from acnet_proto.services.dmq import (
 )
 from acnet_proto.sim import DeviceModel, SettingsPolicy
 from acnet_proto.sim.dmq import Bind, Delivery, DMQService, Unbind, setting_value
+from acnet_proto.sim.schedule import ClockEvents
 from acnet_proto.status import Status
 from acnet_proto.types import ValueType
 

@@ -229,41 +229,67 @@ class AsyncClient:
             self._portal.close()
 
 
-def _timeout(timeout: float | None) -> dict[str, float]:
-    return {} if timeout is None else {"timeout": timeout}
+def _given(**options: Any) -> dict[str, Any]:
+    """The options that were given (not None): the backend's defaults stand for the rest."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _sync(
-    host: str, port: int, auth: Any = None, role: str | None = None, timeout: float | None = None
+    host: str,
+    port: int,
+    auth: Any = None,
+    role: str | None = None,
+    timeout: float | None = None,
+    heartbeat_period: float | None = None,
 ) -> Client:
-    return BlockingClient(SyncClient(host, port, **_timeout(timeout), auth=auth, role=role))
+    options = _given(timeout=timeout, heartbeat_period=heartbeat_period)
+    return BlockingClient(SyncClient(host, port, auth=auth, role=role, **options))
 
 
 def _threaded(
-    host: str, port: int, auth: Any = None, role: str | None = None, timeout: float | None = None
+    host: str,
+    port: int,
+    auth: Any = None,
+    role: str | None = None,
+    timeout: float | None = None,
+    heartbeat_period: float | None = None,
 ) -> Client:
-    return BlockingClient(DPMBackend(host, port, auth=auth, role=role, **_timeout(timeout)))
+    options = _given(timeout=timeout, heartbeat_period=heartbeat_period)
+    return BlockingClient(DPMBackend(host, port, auth=auth, role=role, **options))
 
 
 def _asyncio(
-    host: str, port: int, auth: Any = None, role: str | None = None, timeout: float | None = None
+    host: str,
+    port: int,
+    auth: Any = None,
+    role: str | None = None,
+    timeout: float | None = None,
+    heartbeat_period: float | None = None,
 ) -> Client:
-    backend = AsyncioDPMBackend(host, port, auth=auth, role=role, **_timeout(timeout))
+    options = _given(timeout=timeout, heartbeat_period=heartbeat_period)
+    backend = AsyncioDPMBackend(host, port, auth=auth, role=role, **options)
     return AsyncClient(backend, AsyncioPortal())
 
 
 def _trio(
-    host: str, port: int, auth: Any = None, role: str | None = None, timeout: float | None = None
+    host: str,
+    port: int,
+    auth: Any = None,
+    role: str | None = None,
+    timeout: float | None = None,
+    heartbeat_period: float | None = None,
 ) -> Client:
     if trio is None:
         pytest.skip("trio is not installed (the [trio] extra)")
     from acnet_proto.adapters.dpm.trio import TrioDPMBackend
 
-    backend = TrioDPMBackend(host, port, auth=auth, role=role, **_timeout(timeout))
+    options = _given(timeout=timeout, heartbeat_period=heartbeat_period)
+    backend = TrioDPMBackend(host, port, auth=auth, role=role, **options)
     return AsyncClient(backend, TrioPortal())
 
 
-#: name -> ``open(host, port, auth=None, role=None, timeout=None)``, for DPM/TCP servers.
+#: name -> ``open(host, port, auth=None, role=None, timeout=None, heartbeat_period=None)``,
+#: for DPM/TCP servers.
 ADAPTERS: dict[str, Callable[..., Client]] = {
     "sync": _sync,
     "threaded": _threaded,

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,6 @@ from acnet_proto.engine.transcript import load, replay
 from tests.support.vectors import SHARED
 
 TRANSCRIPTS = SHARED / "transcripts"
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer.in_thread() as server:
-        yield server
 
 
 def where(sim: SimServer) -> list[str]:

@@ -117,12 +117,6 @@ def lib(request: pytest.FixtureRequest) -> Library:
     return _asyncio() if request.param == "asyncio" else _trio()
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer.in_thread() as server:
-        yield server
-
-
 @contextlib.contextmanager
 def listener() -> Iterator[socket.socket]:
     """A port that takes connections (the kernel's backlog) and never answers."""

@@ -8,7 +8,6 @@ listener that accepts and never answers, and the simulated DPM.
 from __future__ import annotations
 
 import contextlib
-import functools
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,8 +17,6 @@ import numpy as np
 import pytest
 from acnet_proto.adapters.sim.dpm import SimServer
 
-import acnet_proto.engine.client
-from acnet_proto.engine.connection import DPMConnection
 from acnet_proto.engine.transcript import load
 from acnet_proto.errors import ConnectionLost, DeviceError, ReadError
 from acnet_proto.types import Reading, ValueType
@@ -47,21 +44,16 @@ def reader(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer.in_thread() as server:
-        yield server
-
-
 class Listening(Protocol):
     host: str
     port: int
 
 
 @contextlib.contextmanager
-def connected(adapter: str, server: Listening) -> Iterator[Client]:
-    """A client of ``server``, closed before the server stops (it waits for its clients)."""
-    client = READ_ADAPTERS[adapter](server.host, server.port)
+def connected(adapter: str, server: Listening, **options: float) -> Iterator[Client]:
+    """A client of ``server`` (with ``options``), closed before the server stops (it waits
+    for its clients)."""
+    client = READ_ADAPTERS[adapter](server.host, server.port, **options)
     try:
         yield client
     finally:
@@ -272,16 +264,12 @@ def test_server_closing_mid_read_gives_disconnected_readings(adapter: str) -> No
 
 
 @pytest.mark.parametrize("timeout", [None, 5.0])
-def test_silent_server_ends_a_subscription(
-    adapter: str, timeout: float | None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # heartbeats every 0.1 s instead of 2 s, so silence is spotted in 0.3 s
-    fast = functools.partial(DPMConnection, heartbeat_period=0.1)
-    monkeypatch.setattr(acnet_proto.engine.client, "DPMConnection", fast)
+def test_silent_server_ends_a_subscription(adapter: str, timeout: float | None) -> None:
     list_opened = STREAM[:3]  # list id given, entries taken, then nothing
     with (
         ScriptedServer(list_opened) as server,
-        connected(adapter, server) as client,
+        # heartbeats due every 0.1 s instead of 2 s, so silence is spotted in 0.3 s
+        connected(adapter, server, heartbeat_period=0.1) as client,
         pytest.raises(ConnectionLost, match="heartbeats"),
     ):
         client.stream(STREAM_DRFS, count=1, timeout=timeout, reconnect=False)

@@ -45,9 +45,8 @@ class Recording(DPMBackend):
 
 
 @pytest.fixture
-def sim(kdc: KDC) -> Iterator[SimServer]:
-    with SimServer.in_thread(keytab=kdc.keytab) as server:
-        yield server
+def sim(start_sim: Callable[..., SimServer], kdc: KDC) -> SimServer:
+    return start_sim(keytab=kdc.keytab)
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ facade (tests/support/clients.py):
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import random
@@ -34,11 +33,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 from acnet_proto.adapters.dpm.threaded import DispatchMode, DPMBackend
-from acnet_proto.adapters.sim import dpm as sim_module
 from acnet_proto.adapters.sim.dpm import SimServer
 
-import acnet_proto.engine.client
-from acnet_proto.engine.connection import DPMConnection
 from acnet_proto.errors import ConnectionLost, ProtocolError, ReadError, SettingOutcomeUnknown
 from acnet_proto.sim import SettingsPolicy
 from acnet_proto.streams.reconnect import SILENT, Gap, Reconnect
@@ -70,22 +66,20 @@ def adapter(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer.in_thread() as server:
-        yield server
-
-
 @contextlib.contextmanager
 def through(
     sim: SimServer,
     adapter: str,
     faults: Sequence[Sequence[Fault]] | Callable[[int], Sequence[Fault]],
     timeout: float = 1.0,
+    heartbeat_period: float | None = None,
 ) -> Iterator[tuple[Proxy, Client]]:
     """A proxy with ``faults`` in front of ``sim``, and a client of ``adapter`` behind it."""
     with Proxy((sim.host, sim.port), faults) as proxy:
-        client = ADAPTERS[adapter](proxy.host, proxy.port, timeout=timeout)
+        open_client = ADAPTERS[adapter]
+        client = open_client(
+            proxy.host, proxy.port, timeout=timeout, heartbeat_period=heartbeat_period
+        )
         try:
             yield proxy, client
         finally:
@@ -265,30 +259,29 @@ def test_a_broken_stream_reconnects_and_marks_the_gap(
     assert old.ended.is_set()
 
 
-@pytest.fixture
-def fast_heartbeats(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Heartbeats every HEARTBEAT s on both sides, so silence is spotted in 3 of them."""
-    for module in (acnet_proto.engine.client, sim_module):
-        fast = functools.partial(DPMConnection, heartbeat_period=HEARTBEAT)
-        monkeypatch.setattr(module, "DPMConnection", fast)
+@pytest.fixture(scope="module")
+def fast_sim(start_sim: Callable[..., SimServer]) -> SimServer:
+    """A simulator sending heartbeats every HEARTBEAT s: silence is spotted in 3 of them."""
+    return start_sim(heartbeat_period=HEARTBEAT)
 
 
-@pytest.mark.usefixtures("fast_heartbeats")
-def test_stalled_heartbeats_are_a_dead_connection(adapter: str, sim: SimServer) -> None:
+def test_stalled_heartbeats_are_a_dead_connection(adapter: str, fast_sim: SimServer) -> None:
     # a list with nothing to send for a minute: only heartbeats say the server lives
     quiet = Fault("drop", match="ListStatusReply", times=None)
-    with through(sim, adapter, only_first(quiet)) as (proxy, client):
+    with through(fast_sim, adapter, only_first(quiet), heartbeat_period=HEARTBEAT) as (
+        proxy,
+        client,
+    ):
         [gap] = client.stream(["M:OUTTMP@p,60000"], count=1, timeout=5, reconnect=FAST)
     assert isinstance(gap, Gap) and gap.cause == SILENT
     assert proxy.actions and all(a.name == "ListStatusReply" for a in proxy.actions)
     assert len(proxy.connections) == 2
 
 
-@pytest.mark.usefixtures("fast_heartbeats")
-def test_a_stalled_server_is_a_dead_connection(adapter: str, sim: SimServer) -> None:
+def test_a_stalled_server_is_a_dead_connection(adapter: str, fast_sim: SimServer) -> None:
     # after two readings nothing more comes, heartbeats included, nor a close
     stall = Fault("stall", at=2, match="ScalarReply")
-    with through(sim, adapter, only_first(stall)) as (_, client):
+    with through(fast_sim, adapter, only_first(stall), heartbeat_period=HEARTBEAT) as (_, client):
         items = client.stream(["M:OUTTMP@p,40"], count=5, timeout=5, reconnect=FAST)
     gaps, readings = gaps_and_readings(items)
     assert [g.cause for g in gaps] == [SILENT] and len(readings) == 4
@@ -527,7 +520,7 @@ SETTINGS_FAULTS = [
 
 
 @pytest.fixture(scope="module")
-def kerberos_sim(kdc: KDC) -> Iterator[SimServer]:
+def kerberos_sim(start_sim: Callable[..., SimServer], kdc: KDC) -> SimServer:
     """The sim taking settings: ``operator`` (the KDC's default ticket) may set ``Z:*``."""
     policy = SettingsPolicy.from_toml(
         """
@@ -538,8 +531,7 @@ allow = ["Z:*"]
 roles = ["testing"]
 """
     )
-    with SimServer.in_thread(keytab=kdc.keytab, policy=policy) as server:
-        yield server
+    return start_sim(keytab=kdc.keytab, policy=policy)
 
 
 @pytest.mark.parametrize("writer", WRITERS)

@@ -37,12 +37,6 @@ assert STREAM[-1].note == "stop"
 STREAMED = 5
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer.in_thread() as server:
-        yield server
-
-
 @pytest.fixture
 def backend(sim: SimServer) -> Iterator[DPMBackend]:
     with DPMBackend(sim.host, sim.port, timeout=5.0) as b:

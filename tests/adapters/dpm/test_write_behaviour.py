@@ -169,9 +169,8 @@ def adapter(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def sim(kdc: KDC) -> Iterator[SimServer]:
-    with SimServer.in_thread(keytab=kdc.keytab, policy=POLICY) as server:
-        yield server
+def sim(start_sim: Callable[..., SimServer], kdc: KDC) -> SimServer:
+    return start_sim(keytab=kdc.keytab, policy=POLICY)
 
 
 @pytest.fixture

@@ -31,11 +31,12 @@ import jwt
 import numpy as np
 import pytest
 from acnet_proto.adapters.grpc.asyncio import AsyncioGRPCBackend
+from acnet_proto.adapters.grpc.stubs import DAQ_pb2_grpc
 from acnet_proto.adapters.grpc.threaded import GRPCBackend
 from acnet_proto.adapters.sim.daq import DAQSimServer
 from acnet_proto.protos import controls
 from acnet_proto.protos.controls.common.v1 import device_pb2, status_pb2
-from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2, DAQ_pb2_grpc
+from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 
 from acnet_proto.api.auth import JWTAuth
 from acnet_proto.drf import DRFError
@@ -168,6 +169,21 @@ def test_proto_sources_are_the_specs() -> None:
         assert (ours / name).read_bytes() == (spec / name).read_bytes(), name
 
 
+#: what scripts/regen-protos --grpc writes, relative to the checkout: the messages (protobuf
+#: only, imported by the core) and the service stubs (they import grpc, so they are adapters)
+GENERATED_TREES = (Path("protos", "controls"), Path("adapters", "grpc", "stubs"))
+
+
+def _generated_files(root: Path) -> list[Path]:
+    return sorted(
+        path.relative_to(root)
+        for tree in GENERATED_TREES
+        if (root / tree).is_dir()
+        for path in (root / tree).rglob("*")
+        if path.is_file() and path.suffix in (".py", ".pyi") and "__pycache__" not in path.parts
+    )
+
+
 def test_committed_modules_are_what_regen_protos_makes(tmp_path: Path) -> None:
     try:
         installed = importlib.metadata.version("grpcio-tools")
@@ -179,20 +195,24 @@ def test_committed_modules_are_what_regen_protos_makes(tmp_path: Path) -> None:
             "which made the committed modules"
         )
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "regen-protos"), "--out", str(tmp_path)],
+        [sys.executable, str(ROOT / "scripts" / "regen-protos"), "--grpc", "--out", str(tmp_path)],
         check=True,
         capture_output=True,
     )
-    committed = ROOT / "protos"
-    made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
-    kept = sorted(
-        p.relative_to(committed)
-        for p in (committed / "controls").rglob("*")
-        if p.is_file() and p.suffix in (".py", ".pyi") and "__pycache__" not in p.parts
+    made, kept = _generated_files(tmp_path), _generated_files(ROOT)
+    assert {tree for tree in GENERATED_TREES if (tmp_path / tree).is_dir()} == set(GENERATED_TREES)
+    missing = sorted(map(str, set(made) - set(kept)))
+    extra = sorted(map(str, set(kept) - set(made)))
+    assert made == kept, (
+        f"regen-protos makes these but the checkout lacks them: {missing}; "
+        f"the checkout has these but regen-protos no longer makes them: {extra}"
     )
-    assert made == kept
-    for path in made:
-        assert (tmp_path / path).read_text() == (committed / path).read_text(), path
+    stale = [
+        str(path) for path in made if (tmp_path / path).read_text() != (ROOT / path).read_text()
+    ]
+    assert not stale, f"committed files that differ from what regen-protos makes: {stale}"
+    # nothing generated is left in the old place, where the core's package would ship it
+    assert not list((ROOT / "protos").rglob("*_pb2_grpc.py"))
 
 
 def test_generated_messages_keep_the_specs_wire_names_and_numbers() -> None:

@@ -21,12 +21,14 @@ from typing import Any
 import grpc
 import pytest
 from acnet_proto.adapters.grpc.asyncio import AsyncioGRPCBackend
+from acnet_proto.adapters.grpc.stubs import DAQ_pb2_grpc
 from acnet_proto.adapters.grpc.threaded import GRPCBackend
 from acnet_proto.adapters.sim.daq import DAQSimServer
-from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2, DAQ_pb2_grpc
+from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 
 from acnet_proto.errors import ConnectionLost
 from acnet_proto.services.daq import TRANSIENT_CODES, GRPCStream, reading_reply
+from acnet_proto.streams.driver import GiveUp, Wait
 from acnet_proto.streams.reconnect import Gap, Reconnect
 from acnet_proto.types import Reading, ValueType
 from tests.support.clients import GRPC_ADAPTERS
@@ -121,15 +123,15 @@ def test_a_gap_comes_before_the_first_reading_after_an_outage() -> None:
     stream = GRPCStream([DRF], Reconnect(initial_backoff=0.5, jitter=0.0))
     broke_at = datetime(2026, 1, 1, tzinfo=UTC)
     assert [r.value for r in stream.feed(reply(), broke_at)] == [41.5]
-    assert stream.broke("UNAVAILABLE", "UNAVAILABLE: gone", broke_at) == 0.5
-    assert stream.broke("UNAVAILABLE", "UNAVAILABLE: refused", broke_at) == 1.0  # backing off
+    assert stream.broke("UNAVAILABLE", "UNAVAILABLE: gone", broke_at) == Wait(0.5)
+    assert stream.broke("UNAVAILABLE", "UNAVAILABLE: refused", broke_at) == Wait(1.0)  # backing off
     back = broke_at + timedelta(seconds=2)
     gap, reading = stream.feed(reply(), back)
     assert isinstance(gap, Gap) and isinstance(reading, Reading)
     assert (gap.since, gap.until, gap.attempts) == (broke_at, back, 2)
     assert gap.cause == "UNAVAILABLE: refused"
     assert [type(r) for r in stream.feed(reply(), back)] == [Reading]  # one gap per outage
-    assert stream.broke("UNAVAILABLE", "again", back) == 0.5  # a reading came: count afresh
+    assert stream.broke("UNAVAILABLE", "again", back) == Wait(0.5)  # a reading came: count afresh
 
 
 def test_an_empty_reply_is_no_sign_of_life() -> None:
@@ -146,23 +148,25 @@ def test_an_empty_reply_is_no_sign_of_life() -> None:
 def test_answers_from_the_server_are_not_retried(code: str | None) -> None:
     stream = GRPCStream([DRF, "Z:ACLTST@p,1000"], Reconnect())
     assert code not in TRANSIENT_CODES
-    assert stream.broke(code, f"{code}: no", datetime.now(UTC)) is None
+    step = stream.broke(code, f"{code}: no", datetime.now(UTC))
+    assert isinstance(step, GiveUp)
     lost = stream.lost()
+    assert step.error is lost
     assert isinstance(lost, ConnectionLost)
     assert str(lost) == f"the stream of {DRF} and 1 more broke: {code}: no"
 
 
 def test_without_a_policy_the_first_outage_is_the_end() -> None:
     stream = GRPCStream([DRF], None)
-    assert stream.broke("UNAVAILABLE", "UNAVAILABLE: gone", datetime.now(UTC)) is None
+    assert isinstance(stream.broke("UNAVAILABLE", "UNAVAILABLE: gone", datetime.now(UTC)), GiveUp)
     assert str(stream.lost()) == f"the stream of {DRF} is lost: UNAVAILABLE: gone"
 
 
 def test_out_of_tries_names_the_count() -> None:
     stream = GRPCStream([DRF], Reconnect(max_retries=1, initial_backoff=0.1))
     now = datetime.now(UTC)
-    assert stream.broke("UNAVAILABLE", "gone", now) is not None
-    assert stream.broke("CANCELLED", "gone", now) is None
+    assert isinstance(stream.broke("UNAVAILABLE", "gone", now), Wait)
+    assert isinstance(stream.broke("CANCELLED", "gone", now), GiveUp)
     assert "gave up after 1 reconnection attempt(s)" in str(stream.lost())
 
 

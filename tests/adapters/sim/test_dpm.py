@@ -29,12 +29,6 @@ DPM_NO_SUCH_DEVICE = Status.from_name("DPM_NO_SUCH_DEVICE").status
 DATA = (dpm.ScalarReply, dpm.ScalarArrayReply, dpm.StatusReply)
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer.in_thread() as server:
-        yield server
-
-
 class Client:
     """A blocking socket whose every byte goes through a client-role DPMConnection."""
 

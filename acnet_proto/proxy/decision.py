@@ -1,0 +1,190 @@
+"""A supervised call as the policies see it, their verdict, and how the verdicts combine.
+
+Each call becomes a :class:`RequestContext` and goes through :func:`decide`
+(the rules are in :mod:`acnet_proto.proxy`). Pure: time is the context's
+``now`` (the server's monotonic clock).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from acnet_proto import drf as _drf
+
+__all__ = [
+    "Policy",
+    "PolicyDecision",
+    "RequestContext",
+    "decide",
+    "evaluate_policies",
+    "is_one_shot",
+    "malformed",
+]
+
+_METHODS = ("Read", "Set")
+_SECRET_METADATA = frozenset({"authorization"})
+
+
+def device_of(drf: str) -> str:
+    """The canonical device a DRF names."""
+    return _drf.parse(drf).device
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """One call, as policies see it.
+
+    ``drfs`` are the call's DRFs as sent (slots: policies never change or
+    reorder them); ``rpc_method`` is ``"Read"`` or ``"Set"``; ``peer`` is
+    grpc's name for the caller (``ipv4:127.0.0.1:53312``); ``metadata`` the
+    call's metadata without ``authorization``; ``values`` the settings,
+    ``(drf, value)`` aligned with ``drfs`` (empty for a ``Read``);
+    ``raw_request`` the protobuf message; ``allowed`` the approved slot
+    indices; ``now`` the server's monotonic clock, in seconds, when the call
+    arrived.
+    """
+
+    drfs: list[str]
+    rpc_method: str
+    peer: str
+    metadata: dict[str, str]
+    values: list[tuple[str, Any]]
+    raw_request: object = None
+    allowed: frozenset[int] = frozenset()
+    now: float = 0.0
+
+    @classmethod
+    def of_call(
+        cls,
+        rpc_method: str,
+        drfs: Sequence[str],
+        peer: str,
+        metadata: Sequence[tuple[str, Any]] = (),
+        values: Sequence[tuple[str, Any]] = (),
+        raw_request: object = None,
+        now: float = 0.0,
+    ) -> RequestContext:
+        """The context of a call as it arrives: reads all approved, settings none;
+        secrets (``authorization``) left out of ``metadata``."""
+        if rpc_method not in _METHODS:
+            raise ValueError(f"rpc_method must be one of {_METHODS}, got {rpc_method!r}")
+        kept = {
+            str(key): value if isinstance(value, str) else repr(value)
+            for key, value in metadata
+            if str(key).lower() not in _SECRET_METADATA
+        }
+        slots = frozenset(range(len(drfs))) if rpc_method == "Read" else frozenset()
+        return cls(list(drfs), rpc_method, peer, kept, list(values), raw_request, slots, now)
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """A policy's verdict.
+
+    Denied: ``reason`` says why (required). Allowed: ``ctx`` is None, or the
+    context the next policy should see (approved slots, changed values).
+    """
+
+    allowed: bool
+    reason: str | None = None
+    ctx: RequestContext | None = None
+
+    def __post_init__(self) -> None:
+        if not self.allowed and not self.reason:
+            raise ValueError("a PolicyDecision that denies must say why (reason=...)")
+
+
+#: The verdict that lets a call through.
+ALLOW = PolicyDecision(True)
+
+
+def deny(reason: str) -> PolicyDecision:
+    """A denial, saying why."""
+    return PolicyDecision(False, reason)
+
+
+class Policy(abc.ABC):
+    """A check every call goes through: implement :meth:`check`."""
+
+    @property
+    def allows_writes(self) -> bool:
+        """True if this policy can approve settings (it decides the wording of a denial)."""
+        return False
+
+    @abc.abstractmethod
+    def check(self, ctx: RequestContext) -> PolicyDecision:
+        """Allow (perhaps with a new context) or deny ``ctx``."""
+
+
+def malformed(drfs: Sequence[str], rpc_method: str) -> str | None:
+    """Why the call's DRFs cannot be checked (None if they can): the first that is empty,
+    padded, not printable ASCII, does not parse, or (for a ``Set``) cannot be written."""
+    for index, drf in enumerate(drfs):
+        if not drf or drf != drf.strip() or not (drf.isascii() and drf.isprintable()):
+            return f"DRF {index} ({drf!r}) is empty, padded or not printable ASCII"
+        try:
+            _drf.parse(drf)
+            if rpc_method == "Set":
+                _drf.to_write_drf(drf)
+        except _drf.DRFError as e:
+            return f"DRF {index} ({drf!r}) is not valid: {e.problem}"
+    return None
+
+
+def is_one_shot(drfs: Sequence[str]) -> bool:
+    """True if every DRF is read once (``@I``): the call is one batch read, not a stream."""
+    return all(isinstance(_drf.parse(d).event, _drf.ImmediateEvent) for d in drfs)
+
+
+def _check_context(policy: Policy, ctx: RequestContext, drfs: list[str], method: str) -> None:
+    name = type(policy).__name__
+    if ctx.drfs != drfs or ctx.rpc_method != method:
+        raise ValueError(f"{name} changed the request's DRFs or method; policies may not")
+    if not ctx.allowed <= frozenset(range(len(drfs))):
+        raise ValueError(f"{name} approved a slot the request does not have")
+    if [d for d, _ in ctx.values] != (drfs if method == "Set" else []):
+        raise ValueError(f"{name} changed which settings the request makes; policies may not")
+
+
+def evaluate_policies(policies: Sequence[Policy], ctx: RequestContext) -> PolicyDecision:
+    """Run ``policies`` in order; the first denial is the verdict (the rest do not run).
+
+    Each policy sees the context the previous one allowed with. An allowing
+    verdict carries the final context. A policy that changes the DRFs, the
+    method or which settings are made raises ValueError (a bug in it).
+    """
+    drfs, method = list(ctx.drfs), ctx.rpc_method
+    current = ctx
+    for policy in policies:
+        decision = policy.check(current)
+        if not decision.allowed:
+            return decision
+        if decision.ctx is not None:
+            _check_context(policy, decision.ctx, drfs, method)
+            current = decision.ctx
+    return PolicyDecision(True, ctx=current)
+
+
+def decide(policies: Sequence[Policy], ctx: RequestContext) -> PolicyDecision:
+    """The proxy's verdict on ``ctx`` (see the module docstring); give it DRFs that
+    :func:`malformed` accepts."""
+    if policies:
+        alias = next((d for d in ctx.drfs if device_of(d).startswith("0:")), None)
+        if alias is not None:
+            return deny(f"{alias!r} names its device by index; policies match device names")
+    decision = evaluate_policies(policies, ctx)
+    if not decision.allowed:
+        return decision
+    assert decision.ctx is not None
+    unapproved = [i for i in range(len(ctx.drfs)) if i not in decision.ctx.allowed]
+    if not unapproved:
+        return decision
+    names = ", ".join(dict.fromkeys(device_of(ctx.drfs[i]) for i in unapproved))
+    if ctx.rpc_method == "Read":
+        return deny(f"Read denied by policy: {names}")
+    if not any(p.allows_writes for p in policies):
+        return deny("No policy explicitly allows write operations")
+    return deny(f"No write policy approves: {names}")
