@@ -1,7 +1,7 @@
 """What the thread-fed subscriptions and their backends share.
 
 A stream's thread (DPM's reader, gRPC's
-:class:`~acnet_proto.adapters.grpc.threaded.StreamThread`, DMQ's I/O thread) pushes
+:class:`~acnet_proto.adapters.grpc._common.StreamThread`, DMQ's I/O thread) pushes
 readings into the queue of a :class:`ThreadedSubscription` and notifies
 ``_cond``; the consumer's :meth:`ThreadedSubscription.readings` waits on it.
 The backend keeps its live streams in a :class:`StreamRegistry`, which stops

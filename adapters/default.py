@@ -31,7 +31,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from acnet_proto.adapters.dpm.threaded import DPMBackend
-
 from acnet_proto.api.auth import Auth
 from acnet_proto.api.backend import Backend, ErrorCallback, ReadingCallback, Subscription, pairs_of
 from acnet_proto.api.config import (

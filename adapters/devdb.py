@@ -37,11 +37,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
-from acnet_proto.adapters.grpc.stubs.DevDB_pb2_grpc import DevDBStub
-from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
 
+from acnet_proto.adapters.grpc.stubs.DevDB_pb2_grpc import DevDBStub
 from acnet_proto.api.config import check_host, check_port, check_timeout, host_port
 from acnet_proto.errors import ConnectionLost, RemoteProtocolError
+from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
 from acnet_proto.services.devdb import (
     DEFAULT_CACHE_TTL,
     AlarmInfo,

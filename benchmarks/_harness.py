@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import trio
+
 from acnet_proto.adapters.dpm.asyncio import AsyncioDPMBackend
 from acnet_proto.adapters.dpm.trio import TrioDPMBackend
 

@@ -51,6 +51,7 @@ from _harness import (
     rss_bytes,
     write_json,
 )
+
 from acnet_proto.adapters.dpm.asyncio import AsyncioDPMBackend
 from acnet_proto.adapters.dpm.threaded import DPMBackend
 from acnet_proto.adapters.dpm.trio import TrioDPMBackend

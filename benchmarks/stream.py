@@ -61,10 +61,10 @@ from _harness import (
     run_async,
     write_json,
 )
+
 from acnet_proto.adapters.dpm._blocking import _Link
 from acnet_proto.adapters.dpm.sync import SyncClient
 from acnet_proto.adapters.dpm.threaded import DPMBackend
-
 from acnet_proto.plans.lists import ListPlan
 
 MEMORY_CONTENDERS = ("threaded", "asyncio", "trio", "sync", "pacsys")

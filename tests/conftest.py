@@ -3,9 +3,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from acnet_proto.adapters.sim.dpm import SimServer
 from hypothesis import HealthCheck, settings
 
+from acnet_proto.adapters.sim.dpm import SimServer
 from tests.support.servers import ServerUnavailable, skip_or_fail
 from tests.support.servers.kdc import KDC, start_kdc
 from tests.support.servers.rabbitmq import RabbitMQ, start_rabbitmq

@@ -14,11 +14,11 @@ import textwrap
 from collections.abc import Iterator
 
 import pytest
+
+import acnet_proto
 from acnet_proto.adapters import default
 from acnet_proto.adapters.dpm.threaded import DPMBackend
 from acnet_proto.adapters.sim.dpm import SimServer
-
-import acnet_proto
 from acnet_proto.api.config import ENVIRONMENT, DPMSettings, resolve_dpm
 from acnet_proto.api.device import Device
 from acnet_proto.errors import ConfigurationError

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from acnet_proto.adapters.dpm.threaded import DPMBackend
-from acnet_proto.adapters.sim.dpm import SimServer
 
 from acnet_proto import drf
+from acnet_proto.adapters.dpm.threaded import DPMBackend
+from acnet_proto.adapters.sim.dpm import SimServer
 from acnet_proto.api.auth import JWTAuth
 from acnet_proto.api.device import Device
 from acnet_proto.engine._state import Role

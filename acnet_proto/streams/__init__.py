@@ -1,1 +1,8 @@
-"""What every reconnecting subscription shares, with no I/O: the policy, the gap, the decisions."""
+"""What every reconnecting subscription shares, with no I/O.
+
+- :mod:`~acnet_proto.streams.reconnect`: the :class:`Reconnect` policy, the
+  backoff schedule, and the :class:`Gap` a stream delivers where readings are lost;
+- :mod:`~acnet_proto.streams.driver`: :class:`StreamDriver`, the decisions of a
+  stream whose connection died (wait, connect, deliver the gap, give up), as
+  steps an adapter carries out.
+"""

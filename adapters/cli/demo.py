@@ -13,11 +13,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import acnet_proto
 from acnet_proto.adapters.dpm.threaded import DPMBackend
 from acnet_proto.adapters.sim._processes import ServerUnavailable
 from acnet_proto.adapters.sim.dpm import SimServer
-
-import acnet_proto
 from acnet_proto.errors import DeviceError
 from acnet_proto.types import Reading
 

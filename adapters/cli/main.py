@@ -253,7 +253,6 @@ def sim(args: argparse.Namespace) -> int:
     import asyncio
 
     from acnet_proto.adapters.sim.dpm import serve
-
     from acnet_proto.sim import DeviceModel, SettingsPolicy
 
     model = DeviceModel.load(args.devices) if args.devices else DeviceModel.default()

@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pika
 import pika.exceptions
-from acnet_proto.adapters._streams import JOIN_PATIENCE
-from acnet_proto.adapters.kerberos import KerberosContext
 from pika.adapters.blocking_connection import BlockingChannel
 
+from acnet_proto.adapters._streams import JOIN_PATIENCE
+from acnet_proto.adapters.kerberos import KerberosContext
 from acnet_proto.errors import AuthenticationError, ConnectionLost
 from acnet_proto.services.dmq import (
     DMQ_LOGIN_REQUIRED,

@@ -26,6 +26,8 @@ from typing import Any
 
 import pika
 import pika.exceptions
+
+from acnet_proto import drf as _drf
 from acnet_proto.adapters._streams import StreamRegistry
 from acnet_proto.adapters.dmq._broker import (
     DISCONNECTED,
@@ -42,8 +44,6 @@ from acnet_proto.adapters.dmq._broker import (
 from acnet_proto.adapters.dmq.subscription import DMQSubscription
 from acnet_proto.adapters.dpm._blocking import _left
 from acnet_proto.adapters.kerberos import KerberosAuth
-
-from acnet_proto import drf as _drf
 from acnet_proto.api.auth import Auth
 from acnet_proto.api.backend import (
     DEFAULT_QUEUE_SIZE,

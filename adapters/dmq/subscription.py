@@ -35,7 +35,6 @@ from acnet_proto.adapters._streams import (
     warn_dropping,
 )
 from acnet_proto.adapters.dmq._broker import BROKER_REFUSALS, GRACE, START_FAILURES
-
 from acnet_proto.api.backend import ErrorCallback, ReadingCallback, ReadingQueue
 from acnet_proto.errors import AuthenticationError, ConnectionLost
 from acnet_proto.services.dmq import StreamJob

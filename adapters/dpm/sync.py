@@ -37,7 +37,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from acnet_proto.adapters.dpm._blocking import _left, _Link, apply_settings, open_stream, run_plan
-
 from acnet_proto.api.auth import Auth
 from acnet_proto.api.backend import setting_pairs
 from acnet_proto.api.config import check_timeout

@@ -53,6 +53,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from acnet_proto import drf as _drf
 from acnet_proto.adapters._streams import (
     JOIN_PATIENCE,
     StreamRegistry,
@@ -61,8 +62,6 @@ from acnet_proto.adapters._streams import (
     warn_dropping,
 )
 from acnet_proto.adapters.dpm._blocking import _left, _Link, apply_settings, open_stream, run_plan
-
-from acnet_proto import drf as _drf
 from acnet_proto.api.auth import Auth
 from acnet_proto.api.backend import (
     DEFAULT_QUEUE_SIZE,

@@ -56,6 +56,7 @@ from collections.abc import AsyncIterator
 
 # Absolute imports make this the trio package, not this module.
 import trio
+
 from acnet_proto.adapters.dpm._async import AsyncDPMBackend, AsyncDPMSubscription
 
 __all__ = ["TrioDPMBackend", "TrioSubscription"]

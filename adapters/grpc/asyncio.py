@@ -41,9 +41,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+from grpc import aio
+
+from acnet_proto import drf as _drf
 from acnet_proto.adapters._streams import warn_dropping
-from acnet_proto.adapters.grpc.stubs.DAQ_pb2_grpc import DAQStub
-from acnet_proto.adapters.grpc.threaded import (
+from acnet_proto.adapters.grpc._common import (
     CHANNEL_OPTIONS,
     DEFAULT_PORT,
     ENDED_EARLY,
@@ -54,9 +56,7 @@ from acnet_proto.adapters.grpc.threaded import (
     stream_failure,
     write_failed,
 )
-from grpc import aio
-
-from acnet_proto import drf as _drf
+from acnet_proto.adapters.grpc.stubs.DAQ_pb2_grpc import DAQStub
 from acnet_proto.api.auth import JWTAuth
 from acnet_proto.api.backend import (
     AsyncBackend,

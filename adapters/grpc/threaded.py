@@ -56,365 +56,49 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import grpc
-from acnet_proto.adapters._streams import (
-    JOIN_PATIENCE,
-    StreamRegistry,
-    ThreadedSubscription,
-    resume,
-    warn_dropping,
-)
-from acnet_proto.adapters.grpc.stubs.DAQ_pb2_grpc import DAQStub
 
 from acnet_proto import drf as _drf
+from acnet_proto.adapters._streams import (
+    StreamRegistry,
+    ThreadedSubscription,
+    warn_dropping,
+)
+from acnet_proto.adapters.grpc._common import (
+    CHANNEL_OPTIONS,
+    DEFAULT_PORT,
+    GRPCConfig,
+    StreamThread,
+    read_blocking,
+    write_blocking,
+)
+from acnet_proto.adapters.grpc.stubs.DAQ_pb2_grpc import DAQStub
 from acnet_proto.api.auth import JWTAuth
 from acnet_proto.api.backend import (
     DEFAULT_QUEUE_SIZE,
-    AsyncSubscription,
     Backend,
     ErrorCallback,
     ReadingCallback,
     ReadingQueue,
     check_callbacks,
-    check_queue_size,
 )
 from acnet_proto.api.config import (
     DEFAULT_TIMEOUT,
-    check_host,
-    check_port,
-    check_timeout,
-    host_port,
     resolve_endpoint,
 )
 from acnet_proto.errors import (
-    AuthenticationError,
     ConnectionLost,
-    ProtocolError,
-    ReadError,
-    SettingOutcomeUnknown,
 )
 from acnet_proto.services.daq import GRPCReadBatch, GRPCStream, SettingBatch
-from acnet_proto.streams.driver import GiveUp
-from acnet_proto.streams.reconnect import Gap, Reconnect, reconnect_policy, summary
+from acnet_proto.streams.reconnect import Gap, Reconnect, reconnect_policy
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = ["DEFAULT_PORT", "GRPCBackend", "GRPCSubscription", "grpc_backend"]
 
 log = logging.getLogger(__name__)
-
-#: The DAQ service's port.
-DEFAULT_PORT = 50051
-# Keepalive pings no more often than servers allow by default (every 5 min),
-# so a peer that vanished without a word is noticed, and no GOAWAY is earned.
-# While the channel waits out its own backoff after a refused connection, every
-# call fails at once: kept near a Reconnect's (0.1 s, at most 10 s by default),
-# so that a subscription's attempts are not spent before the channel tries again.
-CHANNEL_OPTIONS = (
-    ("grpc.keepalive_time_ms", 300_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 10_000),
-)
-_REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
-ENDED_EARLY = "the server ended the stream before answering every DRF"
-
-
-def _nothing() -> None:
-    """A gRPC stream's "connect": the channel connects by itself, with the next call."""
-
-
-def _code(error: BaseException) -> grpc.StatusCode | None:
-    # a failed call is an RpcError with a code(); grpc's other errors have none
-    return error.code() if isinstance(error, grpc.RpcError) and hasattr(error, "code") else None
-
-
-def code_name(error: BaseException) -> str | None:
-    """The name of a failed call's status code (``"UNAVAILABLE"``), None for other errors."""
-    code = _code(error)
-    return None if code is None else code.name
-
-
-def describe(error: BaseException) -> str:
-    """A gRPC failure as ``CODE: details``; anything else as its text."""
-    code = _code(error)
-    if code is not None:
-        return f"{code.name}: {error.details()}"  # type: ignore[attr-defined]
-    return str(error) or type(error).__name__
-
-
-def stream_failure(stream: GRPCStream, error: Exception) -> ConnectionLost:
-    """The end of ``stream`` for a failure outside a call's replies: a call that could not
-    start (a closed channel), or a bug. Never retried."""
-    step = stream.broke(None, describe(error), datetime.now(UTC), time.monotonic())
-    assert isinstance(step, GiveUp)  # a failure with no gRPC code is never retried
-    step.error.__cause__ = error
-    return step.error
-
-
-def read_failed(batch: GRPCReadBatch, error: BaseException) -> ReadError:
-    """The :class:`ReadError` for a ``Read`` that failed: missing entries get ``ACNET_REQTMO``
-    if its deadline passed, ``ACNET_DISCONNECTED`` otherwise."""
-    if _code(error) == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return batch.timed_out()
-    return batch.disconnected(describe(error))
-
-
-def write_failed(batch: SettingBatch, error: BaseException) -> Exception:
-    """What a failed ``Set`` raises: a refused token (``UNAUTHENTICATED``) or caller
-    (``PERMISSION_DENIED``) is an :class:`AuthenticationError`; anything else leaves the
-    outcome unknown."""
-    code = _code(error)
-    if code in _REFUSED:
-        what = "token" if code == grpc.StatusCode.UNAUTHENTICATED else "settings"
-        details = error.details()  # type: ignore[attr-defined]
-        return AuthenticationError(f"the DAQ service refused the {what}: {details}")
-    return SettingOutcomeUnknown(batch.drfs, describe(error))
-
-
-class BearerMetadata(tuple):
-    """Call metadata carrying a bearer token, whose repr (in tracebacks, logs) hides it."""
-
-    __slots__ = ()
-
-    def __new__(cls, token: str) -> BearerMetadata:
-        return super().__new__(cls, (("authorization", f"Bearer {token}"),))
-
-    def __repr__(self) -> str:
-        return "(('authorization', 'Bearer <redacted>'),)"
-
-
-class GRPCConfig:
-    """What the three gRPC backends share: where, how long, and the credentials."""
-
-    def __init__(self, host: str, port: int, auth: JWTAuth | None, timeout: float) -> None:
-        self._host = check_host(host)
-        self._port = check_port(port)
-        self.timeout = check_timeout(timeout)
-        if auth is not None and not isinstance(auth, JWTAuth):
-            raise TypeError(
-                f"auth must be a JWTAuth (DPM over gRPC takes JWT bearer tokens) or None, "
-                f"not {type(auth).__name__}"
-            )
-        self._auth = auth
-        self.closed = False
-
-    @property
-    def host(self) -> str:
-        return self._host
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def target(self) -> str:
-        """The channel target, ``host:port`` (IPv6 literals in brackets)."""
-        return host_port(self._host, self._port)
-
-    @property
-    def authenticated(self) -> bool:
-        """True if the backend has a token to write with."""
-        return self._auth is not None
-
-    @property
-    def principal(self) -> str | None:
-        """The token's ``sub`` (read, not verified), or None without a token."""
-        return self._auth.principal if self._auth is not None else None
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
-        who = f", principal={self._auth.claims.get('sub')!r}" if self._auth is not None else ""
-        return f"{type(self).__name__}({self._host!r}, {self._port}{who}, {state})"
-
-    def seconds(self, timeout: float | None) -> float:
-        """The deadline of one call: ``timeout``, or the backend's default."""
-        if self.closed:
-            raise RuntimeError(f"this {type(self).__name__} is closed")
-        return self.timeout if timeout is None else check_timeout(timeout)
-
-    def write_metadata(self) -> BearerMetadata:
-        """The call metadata carrying the token; :class:`AuthenticationError` without one."""
-        if self._auth is None:
-            raise AuthenticationError(
-                "settings over DPM/gRPC need a JWT: create the backend with "
-                "auth=JWTAuth(token) (or JWTAuth.from_env())"
-            )
-        return BearerMetadata(self._auth.token)
-
-
-# --- blocking calls, shared with the trio backend (which runs them in threads) --------------
-
-
-def read_blocking(
-    stub: DAQStub,
-    batch: GRPCReadBatch,
-    seconds: float,
-    started: Callable[[Any], None] | None = None,
-) -> list[Reading]:
-    """Run ``batch`` as one ``Read`` call with a ``seconds`` deadline; its readings.
-
-    ``started(call)`` is told the call as soon as it exists (so another
-    thread can cancel it). Failures raise :class:`ReadError` with what arrived.
-    """
-    call = stub.Read(batch.request(), timeout=seconds)
-    if started is not None:
-        started(call)
-    try:
-        for reply in call:
-            batch.feed(reply)
-            if batch.done:
-                break
-    except grpc.RpcError as e:
-        raise read_failed(batch, e) from e
-    except ProtocolError as e:
-        raise batch.disconnected(e) from e
-    finally:
-        call.cancel()  # done with it: the server stops streaming what is left
-    if not batch.done:
-        raise batch.disconnected(ENDED_EARLY)
-    return batch.readings()
-
-
-def write_blocking(
-    stub: DAQStub,
-    batch: SettingBatch,
-    seconds: float,
-    metadata: Sequence[tuple[str, str]],
-    started: Callable[[Any], None] | None = None,
-) -> list[WriteResult]:
-    """Send ``batch`` as one ``Set`` call with a ``seconds`` deadline; the results."""
-    future = stub.Set.future(batch.request(), timeout=seconds, metadata=metadata)
-    if started is not None:
-        started(future)
-    try:
-        reply = future.result()
-    except (grpc.RpcError, grpc.FutureCancelledError) as e:
-        raise write_failed(batch, e) from e
-    return batch.results(reply)
-
-
-class AsyncGRPCConfig(GRPCConfig):
-    """:class:`GRPCConfig` and ``subscribe`` for the two async gRPC backends; each names
-    its subscription type, whose constructor takes the set of live subscriptions."""
-
-    _subscription_type: ClassVar[type[AsyncSubscription]]
-    _stub: DAQStub
-    _subscriptions: set[AsyncSubscription]
-
-    async def subscribe(
-        self,
-        drfs: Sequence[str | _drf.DataRequest],
-        *,
-        queue_size: int = DEFAULT_QUEUE_SIZE,
-        reconnect: bool | Reconnect = True,
-    ) -> AsyncSubscription:
-        """Start streaming ``drfs`` (give each an event, e.g. ``@p,1000``).
-
-        Returns at once: a server that cannot be reached is an outage like
-        any other. ``reconnect``: if the stream breaks because the server
-        went away, call again with the default :class:`Reconnect` policy
-        (True), a policy of your own, or not at all (False: the stream ends
-        with :class:`ConnectionLost` from ``readings()``).
-        """
-        stream = GRPCStream(drfs, reconnect_policy(reconnect))
-        check_queue_size(queue_size)
-        self.seconds(None)  # raises if closed
-        subscription = self._subscription_type(self._stub, stream, queue_size, self._subscriptions)
-        self._subscriptions.add(subscription)
-        return subscription
-
-
-class StreamThread:
-    """One subscription's ``Read`` calls (see :class:`GRPCStream`), made by a daemon thread.
-
-    Every reading (and :class:`Gap`) goes to ``deliver(item)``, in order, on
-    that thread; then ``finish(error)`` is called once: None when the server
-    ended the stream or :meth:`cancel` was called, a :class:`ConnectionLost`
-    when it broke for good.
-    """
-
-    def __init__(
-        self,
-        stub: DAQStub,
-        stream: GRPCStream,
-        deliver: Callable[[Reading | Gap], None],
-        finish: Callable[[ConnectionLost | None], None],
-    ) -> None:
-        self._stub = stub
-        self._stream = stream
-        self._deliver = deliver
-        self._finish = finish
-        # _lock makes "cancelled, else start a call" one step, so cancel() ends the call it sees
-        # and no call is started after it
-        self._lock = threading.Lock()
-        self._cancelled = threading.Event()
-        self._call: Any = None
-        self._thread = threading.Thread(
-            target=self._run, name=f"acnet-grpc-stream {summary(stream.drfs)}", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def cancel(self) -> None:
-        """End the stream, or a pause between calls (the thread finishes soon after); idempotent."""
-        with self._lock:
-            self._cancelled.set()
-            call = self._call
-        if call is not None:
-            call.cancel()
-
-    def join(self) -> None:
-        """Wait for the thread, unless it is the caller (a callback stopping its own stream)."""
-        if self._thread is threading.current_thread():
-            return
-        self._thread.join(JOIN_PATIENCE)
-        if self._thread.is_alive():
-            name = self._thread.name
-            log.warning("%s is still in a callback %s s after stop()", name, JOIN_PATIENCE)
-
-    def _run(self) -> None:
-        error: ConnectionLost | None = None
-        try:
-            self._calls()
-        except ConnectionLost as e:
-            error = e
-        except Exception as e:  # a call that could not start, or a bug: the stream is over
-            error = stream_failure(self._stream, e)
-        self._finish(error)
-
-    def _next_call(self) -> Any:
-        with self._lock:
-            if self._cancelled.is_set():
-                return None
-            self._call = self._stub.Read(self._stream.request())
-            return self._call
-
-    def _calls(self) -> None:
-        """Make one call after another until the server ends one, cancel(), or the stream is
-        lost (raised)."""
-        stream = self._stream
-        while (call := self._next_call()) is not None:
-            try:
-                for reply in call:
-                    for item in stream.feed(reply, datetime.now(UTC)):
-                        self._deliver(item)
-                return
-            except Exception as e:  # RpcError, ProtocolError, or a bug: this call is over
-                call.cancel()
-                if self._cancelled.is_set():
-                    return
-                step = stream.broke(code_name(e), describe(e), datetime.now(UTC), time.monotonic())
-                # the next call is the next attempt: there is nothing to connect first
-                if resume(stream.driver, step, _nothing, self._cancelled.wait, (), e) is None:
-                    return
 
 
 class GRPCSubscription(ThreadedSubscription):

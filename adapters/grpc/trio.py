@@ -14,10 +14,10 @@
 The surface and semantics of :class:`~acnet_proto.adapters.grpc.asyncio.
 AsyncioGRPCBackend`. grpc has no trio integration (grpc.aio is bound to
 asyncio), so reads and writes run the blocking calls of
-:mod:`acnet_proto.adapters.grpc.threaded` in ``trio.to_thread`` with
+:mod:`acnet_proto.adapters.grpc._common` in ``trio.to_thread`` with
 ``abandon_on_cancel``: a cancelled call returns at once and its gRPC call is
 cancelled, which ends the thread. A subscription's stream is read by a thread
-of its own (:class:`~acnet_proto.adapters.grpc.threaded.StreamThread`) that hands
+of its own (:class:`~acnet_proto.adapters.grpc._common.StreamThread`) that hands
 each reading to trio with ``TrioToken.run_sync_soon``, into a bounded
 memory channel; waiting for the next reading is then pure trio, so a timeout
 or cancellation there loses nothing. Readings beyond ``queue_size`` waiting
@@ -45,8 +45,9 @@ import grpc
 
 # Absolute imports make this the trio package, not a module of ours.
 import trio
-from acnet_proto.adapters.grpc.stubs.DAQ_pb2_grpc import DAQStub
-from acnet_proto.adapters.grpc.threaded import (
+
+from acnet_proto import drf as _drf
+from acnet_proto.adapters.grpc._common import (
     CHANNEL_OPTIONS,
     DEFAULT_PORT,
     AsyncGRPCConfig,
@@ -54,8 +55,7 @@ from acnet_proto.adapters.grpc.threaded import (
     read_blocking,
     write_blocking,
 )
-
-from acnet_proto import drf as _drf
+from acnet_proto.adapters.grpc.stubs.DAQ_pb2_grpc import DAQStub
 from acnet_proto.api.auth import JWTAuth
 from acnet_proto.api.backend import AsyncBackend, AsyncSubscription, make_room
 from acnet_proto.api.config import DEFAULT_TIMEOUT

@@ -60,11 +60,10 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 import grpc
-from acnet_proto.adapters.grpc.server import GRPCServer
-from acnet_proto.adapters.grpc.stubs import DAQ_pb2_grpc
-from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 
 from acnet_proto import drf as _drf
+from acnet_proto.adapters.grpc.server import GRPCServer
+from acnet_proto.adapters.grpc.stubs import DAQ_pb2_grpc
 from acnet_proto.api.backend import DEFAULT_QUEUE_SIZE, Backend, Subscription
 from acnet_proto.errors import (
     AuthenticationError,
@@ -72,6 +71,7 @@ from acnet_proto.errors import (
     RemoteProtocolError,
     SettingOutcomeUnknown,
 )
+from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 from acnet_proto.proxy import (
     Policy,
     PolicyDecision,

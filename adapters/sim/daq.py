@@ -50,12 +50,12 @@ from typing import Any
 
 import grpc
 import jwt
+
 from acnet_proto.adapters.grpc.server import GRPCServer, serve_until_cancelled
 from acnet_proto.adapters.grpc.stubs import DAQ_pb2_grpc
-from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
-
 from acnet_proto.errors import RemoteProtocolError
 from acnet_proto.plans.lists import error_reading, reading_from_reply
+from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 from acnet_proto.services.daq import reading_reply, setting_reply, value_from_proto
 from acnet_proto.sim import DeviceModel, Entry, RequestRejected, SettingsPolicy
 from acnet_proto.sim.schedule import ClockEvents, Group, fire_due, next_due, schedule

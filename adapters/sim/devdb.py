@@ -28,10 +28,10 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import grpc
+
 from acnet_proto.adapters.grpc.server import GRPCServer, serve_until_cancelled
 from acnet_proto.adapters.grpc.stubs import DevDB_pb2_grpc
 from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
-
 from acnet_proto.services.devdb import DEFAULT_PORT
 from acnet_proto.sim import DeviceModel
 from acnet_proto.sim.devdb import alarm_info_reply, alarm_text_reply, info_entry

@@ -35,9 +35,9 @@ from typing import Any
 
 import pika
 import pika.exceptions
-from acnet_proto.adapters.kerberos import KerberosAcceptor
 from pika.adapters.blocking_connection import BlockingChannel
 
+from acnet_proto.adapters.kerberos import KerberosAcceptor
 from acnet_proto.services.dmq import INIT_EXCHANGE, INIT_KEY, Publish, service_principal
 from acnet_proto.sim import DeviceModel, SettingsPolicy
 from acnet_proto.sim.dmq import Action, Bind, Delivery, DMQService, Unbind

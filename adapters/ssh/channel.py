@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 import paramiko
+
 from acnet_proto.adapters.ssh.errors import (
     STDERR_TAIL,
     SSHConnectionError,

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Literal
 
 import paramiko
+from paramiko.ssh_gss import GSS_EXCEPTIONS
+
 from acnet_proto.adapters.ssh.channel import (
     JOIN_TIMEOUT,
     Tail,
@@ -56,8 +58,6 @@ from acnet_proto.adapters.ssh.errors import (
 )
 from acnet_proto.adapters.ssh.process import ACLSession, RemoteProcess
 from acnet_proto.adapters.ssh.tunnel import Tunnel
-from paramiko.ssh_gss import GSS_EXCEPTIONS
-
 from acnet_proto.errors import ACLError, AuthenticationError
 
 __all__ = ["CommandResult", "SFTPSession", "SSHClient", "SSHHop"]

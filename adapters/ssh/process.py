@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from acnet_proto.adapters.ssh.channel import Tail, close_channel, deadline_after, next_chunk
 from acnet_proto.adapters.ssh.errors import SSHError, SSHTimeoutError
-
 from acnet_proto.errors import ACLError
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 
 import paramiko
+
 from acnet_proto.adapters.ssh.channel import CHUNK, JOIN_TIMEOUT, close_channel
 from acnet_proto.adapters.ssh.errors import SSHError
 

@@ -25,13 +25,13 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 import requests
-from acnet_proto.adapters.acl import ACLBackend, acl
-from acnet_proto.adapters.sim.acl import CGI_PATH, ACLSimServer, serve
 from hypothesis import given
 from hypothesis import strategies as st
 
 import acnet_proto
 from acnet_proto import drf
+from acnet_proto.adapters.acl import ACLBackend, acl
+from acnet_proto.adapters.sim.acl import CGI_PATH, ACLSimServer, serve
 from acnet_proto.errors import (
     ACLError,
     ConfigurationError,

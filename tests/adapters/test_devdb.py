@@ -17,18 +17,18 @@ from typing import Any
 
 import grpc
 import pytest
+
+import acnet_proto
 from acnet_proto.adapters import devdb as devdb_adapter
 from acnet_proto.adapters.devdb import DevDBClient, DevDBRpcError
 from acnet_proto.adapters.dpm.threaded import DPMBackend
 from acnet_proto.adapters.grpc.stubs import DevDB_pb2_grpc
 from acnet_proto.adapters.sim.devdb import DevDBSimServer, serve
 from acnet_proto.adapters.sim.dpm import SimServer
-from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
-
-import acnet_proto
 from acnet_proto.api.device import Device
 from acnet_proto.api.digital_status import DigitalStatus
 from acnet_proto.errors import ConfigurationError, ConnectionLost, DeviceError
+from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
 from acnet_proto.services.devdb import (
     DevDBSettings,
     ExtStatusBitDef,

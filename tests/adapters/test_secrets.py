@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from acnet_proto.adapters.proxy.record import Recorder
 from acnet_proto.adapters.sim.dpm import SimServer
-
 from acnet_proto.errors import SettingOutcomeUnknown
 from acnet_proto.pc import dpm
 from acnet_proto.sim import SettingsPolicy

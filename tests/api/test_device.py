@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
-from acnet_proto.adapters.dpm.threaded import DPMBackend
-from acnet_proto.adapters.sim.dpm import SimServer
 
 import acnet_proto
+from acnet_proto.adapters.dpm.threaded import DPMBackend
+from acnet_proto.adapters.sim.dpm import SimServer
 from acnet_proto.api.device import (
     ArrayDevice,
     BasicControl,

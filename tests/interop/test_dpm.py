@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pacsys
 import pytest
-from acnet_proto.adapters.sim.dpm import SimServer
 from pacsys.errors import DeviceError
+
+from acnet_proto.adapters.sim.dpm import SimServer
 
 pytestmark = pytest.mark.integration
 

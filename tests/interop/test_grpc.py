@@ -22,9 +22,9 @@ from typing import Any
 import jwt
 import numpy as np
 import pytest
+
 from acnet_proto.adapters.grpc.threaded import GRPCBackend
 from acnet_proto.adapters.sim.daq import DAQSimServer
-
 from acnet_proto.api.auth import JWTAuth
 from acnet_proto.errors import AuthenticationError
 from acnet_proto.sim import DeviceModel

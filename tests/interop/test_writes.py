@@ -18,7 +18,6 @@ from tests.support.servers.kdc import KDC
 pytest.importorskip("gssapi")
 from acnet_proto.adapters.dpm.threaded import DPMBackend
 from acnet_proto.adapters.sim.dpm import SimServer
-
 from tests.adapters.dpm.test_write_behaviour import POLICY
 
 pytestmark = pytest.mark.integration

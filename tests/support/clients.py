@@ -21,10 +21,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import pytest
+
 from acnet_proto.adapters.dpm.asyncio import AsyncioDPMBackend
 from acnet_proto.adapters.dpm.sync import SyncClient
 from acnet_proto.adapters.dpm.threaded import DPMBackend
-
 from acnet_proto.streams.reconnect import Gap
 from acnet_proto.types import Reading, WriteResult
 

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from acnet_proto.adapters.cli import main as cli
 from acnet_proto.adapters.sim.dpm import SimServer
-
 from acnet_proto.engine._state import Role
 from acnet_proto.engine.transcript import load, replay
 from tests.support.vectors import SHARED

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest
+
 from acnet_proto.adapters.dpm._async import AsyncDPMBackend, AsyncDPMSubscription
 from acnet_proto.adapters.dpm.asyncio import AsyncioDPMBackend
 from acnet_proto.adapters.sim.dpm import SimServer
-
 from acnet_proto.errors import ConnectionLost
 from acnet_proto.streams.reconnect import Gap, Reconnect
 from acnet_proto.types import Reading

@@ -15,8 +15,8 @@ from typing import Protocol
 
 import numpy as np
 import pytest
-from acnet_proto.adapters.sim.dpm import SimServer
 
+from acnet_proto.adapters.sim.dpm import SimServer
 from acnet_proto.engine.transcript import load
 from acnet_proto.errors import ConnectionLost, DeviceError, ReadError
 from acnet_proto.types import Reading, ValueType

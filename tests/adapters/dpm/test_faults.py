@@ -32,9 +32,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
+
 from acnet_proto.adapters.dpm.threaded import DispatchMode, DPMBackend
 from acnet_proto.adapters.sim.dpm import SimServer
-
 from acnet_proto.errors import ConnectionLost, ProtocolError, ReadError, SettingOutcomeUnknown
 from acnet_proto.sim import SettingsPolicy
 from acnet_proto.streams.reconnect import SILENT, Gap, Reconnect

@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from acnet_proto.adapters.dpm import threaded
 from acnet_proto.adapters.dpm._blocking import _Link
 from acnet_proto.adapters.dpm.threaded import DispatchMode, DPMBackend, DPMHTTPBackend
 from acnet_proto.adapters.sim.dpm import SimServer
-
 from acnet_proto.drf import DRFError
 from acnet_proto.engine.transcript import load
 from acnet_proto.errors import AuthenticationError, ConnectionLost, ReadError

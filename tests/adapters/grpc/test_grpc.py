@@ -30,14 +30,11 @@ import grpc
 import jwt
 import numpy as np
 import pytest
+
 from acnet_proto.adapters.grpc.asyncio import AsyncioGRPCBackend
 from acnet_proto.adapters.grpc.stubs import DAQ_pb2_grpc
 from acnet_proto.adapters.grpc.threaded import GRPCBackend
 from acnet_proto.adapters.sim.daq import DAQSimServer
-from acnet_proto.protos import controls
-from acnet_proto.protos.controls.common.v1 import device_pb2, status_pb2
-from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
-
 from acnet_proto.api.auth import JWTAuth
 from acnet_proto.drf import DRFError
 from acnet_proto.errors import (
@@ -48,6 +45,9 @@ from acnet_proto.errors import (
     RemoteProtocolError,
     SettingOutcomeUnknown,
 )
+from acnet_proto.protos import controls
+from acnet_proto.protos.controls.common.v1 import device_pb2, status_pb2
+from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 from acnet_proto.services import daq as gv
 from acnet_proto.sim import DeviceModel, SettingsPolicy
 from acnet_proto.status import Status

@@ -20,13 +20,13 @@ from typing import Any
 
 import grpc
 import pytest
+
 from acnet_proto.adapters.grpc.asyncio import AsyncioGRPCBackend
 from acnet_proto.adapters.grpc.stubs import DAQ_pb2_grpc
 from acnet_proto.adapters.grpc.threaded import GRPCBackend
 from acnet_proto.adapters.sim.daq import DAQSimServer
-from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
-
 from acnet_proto.errors import ConnectionLost
+from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 from acnet_proto.services.daq import TRANSIENT_CODES, GRPCStream, reading_reply
 from acnet_proto.streams.driver import GiveUp, Wait
 from acnet_proto.streams.reconnect import Gap, Reconnect
@@ -320,7 +320,6 @@ def test_trio_stop_cuts_the_pause_short() -> None:
 def test_a_full_trio_stream_queue_drops_readings_but_keeps_a_gap() -> None:
     trio = pytest.importorskip("trio")
     from acnet_proto.adapters.grpc.trio import TrioGRPCSubscription
-
     from acnet_proto.plans.lists import error_reading
 
     # only the queue of a subscription: no stream thread, no server

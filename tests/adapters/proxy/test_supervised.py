@@ -26,16 +26,16 @@ import grpc
 import jwt
 import numpy as np
 import pytest
+
 from acnet_proto.adapters.dpm.threaded import DPMBackend
 from acnet_proto.adapters.grpc.stubs.DAQ_pb2_grpc import DAQStub
 from acnet_proto.adapters.grpc.threaded import GRPCBackend
 from acnet_proto.adapters.proxy.supervised import AuditLog, SupervisedServer
 from acnet_proto.adapters.sim.dpm import SimServer
-from acnet_proto.protos.controls.common.v1 import device_pb2
-from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
-
 from acnet_proto.api.auth import JWTAuth
 from acnet_proto.errors import AuthenticationError, ConnectionLost, ReadError
+from acnet_proto.protos.controls.common.v1 import device_pb2
+from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 from acnet_proto.proxy import (
     DeviceAccessPolicy,
     PolicyDecision,

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from acnet_proto.adapters.sim.dpm import SimServer, serve
 
+from acnet_proto.adapters.sim.dpm import SimServer, serve
 from acnet_proto.engine import transcript
 from acnet_proto.engine._state import Role
 from acnet_proto.engine.connection import DPMConnection

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from acnet_proto.adapters.ssh import (
     ACLSession,
     CommandResult,
@@ -31,7 +32,6 @@ from acnet_proto.adapters.ssh import (
     SSHHop,
     SSHTimeoutError,
 )
-
 from acnet_proto.errors import ACLError, AuthenticationError
 from tests.support.servers import ServerUnavailable, free_port, skip_or_fail
 from tests.support.servers.kdc import KDC

@@ -8,6 +8,7 @@ import os
 from typing import NoReturn
 
 import pytest
+
 from acnet_proto.adapters.sim._processes import (
     ServerUnavailable,
     die_with_parent,
