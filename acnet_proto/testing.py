@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -69,7 +69,8 @@ _DICT_TYPES = {
     _drf.Property.ANALOG: ValueType.ANALOG_ALARM,
     _drf.Property.DIGITAL: ValueType.DIGITAL_ALARM,
 }
-_ALLOWED: dict[ValueType, tuple[type, ...]] = {
+# type[Any], not type: isinstance() against these keeps a value Any (type narrows it to object)
+_ALLOWED: dict[ValueType, tuple[type[Any], ...]] = {
     ValueType.SCALAR: (int, float, np.number),
     ValueType.SCALAR_ARRAY: (list, tuple, np.ndarray),
     ValueType.RAW: (bytes, bytearray),
@@ -155,7 +156,8 @@ class FakeSubscription(QueuedSubscription):
         """
         self._check_iterable()
         while len(self._queue) and not self._stop_requested:
-            yield self._queue.pop(), self
+            # only deliver() fills the queue, with readings: the fake never reconnects, so no Gap
+            yield cast(Reading, self._queue.pop()), self
         if self._exc is not None and not self._stop_requested:
             raise self._exc
 

@@ -79,7 +79,7 @@ class DevDBRpcError(grpc.RpcError, ConnectionLost):
     def code(self) -> grpc.StatusCode:
         return self._code
 
-    def details(self) -> str:
+    def details(self) -> str | None:
         return self._details
 
 

@@ -16,12 +16,15 @@ from acnet_proto.errors import AuthenticationError
 
 __all__ = ["KerberosAcceptor", "KerberosAuth", "KerberosContext"]
 
-_FLAGS = [
-    gssapi.RequirementFlag.mutual_authentication,
-    gssapi.RequirementFlag.integrity,
-    gssapi.RequirementFlag.replay_detection,
-    gssapi.RequirementFlag.out_of_sequence_detection,
-]
+# a bitmask, the form gssapi's SecurityContext(flags=...) is declared to take
+_FLAGS = (
+    gssapi.RequirementFlag.mutual_authentication
+    | gssapi.RequirementFlag.integrity
+    | gssapi.RequirementFlag.replay_detection
+    | gssapi.RequirementFlag.out_of_sequence_detection
+)
+# gssapi's credential store: mechanism-specific keys ("ccache", "keytab") to locations
+_Store = dict[bytes | str, bytes | str]
 _KINIT_HINT = "run `kinit` (or `kinit <principal>`) to get a ticket, then try again"
 
 
@@ -46,7 +49,7 @@ class KerberosAuth(Auth):
         self._credentials = self._acquire()
 
     def _acquire(self) -> gssapi.Credentials:
-        store = None if self.ccache is None else {"ccache": f"FILE:{self.ccache}"}
+        store: _Store | None = None if self.ccache is None else {"ccache": f"FILE:{self.ccache}"}
         wanted = (
             None
             if self.name is None
@@ -76,7 +79,7 @@ class KerberosAuth(Auth):
         server never answers with a token).
         """
         mutual_flag = gssapi.RequirementFlag.mutual_authentication
-        flags = _FLAGS if mutual else [f for f in _FLAGS if f != mutual_flag]
+        flags = _FLAGS if mutual else _FLAGS & ~mutual_flag
         try:
             self._credentials = self._acquire()  # a ticket may have expired since construction
             target = gssapi.Name(service, gssapi.NameType.kerberos_principal)
@@ -104,9 +107,11 @@ class KerberosContext:
 
     def step(self, token: bytes | None) -> bytes | None:
         try:
-            return self._inner.step(token)
+            # gssapi's decorator on step() hides its declared return type
+            reply: bytes | None = self._inner.step(token)
         except GSSError as exc:
             raise _gss_failure("Kerberos authentication failed", exc) from None
+        return reply
 
     def get_mic(self, message: bytes) -> bytes:
         try:
@@ -122,7 +127,7 @@ class KerberosAcceptor:
     """
 
     def __init__(self, service: str, keytab: str | Path | None = None) -> None:
-        store = None if keytab is None else {"keytab": f"FILE:{keytab}"}
+        store: _Store | None = None if keytab is None else {"keytab": f"FILE:{keytab}"}
         try:
             name = gssapi.Name(service, gssapi.NameType.kerberos_principal)
             self._creds = gssapi.Credentials(name=name, usage="accept", store=store)
@@ -135,7 +140,7 @@ class KerberosAcceptor:
         if self._inner is None:
             self._inner = gssapi.SecurityContext(creds=self._creds, usage="accept")
         try:
-            reply = self._inner.step(token)
+            reply: bytes | None = self._inner.step(token)  # its decorator hides the type
             # gssapi defers some failures (with a KRB-ERROR token) to the next call
             complete = bool(self._inner.complete)
         except GSSError as exc:
@@ -157,12 +162,16 @@ class KerberosAcceptor:
     @property
     def initiator(self) -> str | None:
         """The authenticated client principal, once complete."""
-        return str(self._inner.initiator_name) if self.complete else None
+        if not self.complete:
+            return None
+        assert self._inner is not None  # complete implies a context
+        return str(self._inner.initiator_name)
 
     def verify_mic(self, message: bytes, mic: bytes) -> bool:
         """True if ``mic`` is this context's signature over ``message``."""
         if not self.complete:
             return False
+        assert self._inner is not None  # complete implies a context
         try:
             self._inner.verify_signature(message, mic)
         except GSSError:

@@ -22,7 +22,8 @@ import enum
 import inspect
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Self
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
 
 from acnet_proto import drf as _drf
 from acnet_proto.errors import ReadError
@@ -413,7 +414,12 @@ class AsyncBackend(abc.ABC):
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
 
@@ -427,12 +433,16 @@ class AsyncSubscription(abc.ABC):
 
     drfs: list[str]
     stopped: bool
-    dropped: int
+    if TYPE_CHECKING:
+        # read-only to callers: a subscription keeps it as an attribute or a property
+
+        @property
+        def dropped(self) -> int: ...
 
     @abc.abstractmethod
     def readings(
         self, timeout: float | None = None
-    ) -> AsyncIterator[tuple[Reading, AsyncSubscription]]:
+    ) -> AsyncIterator[tuple[Reading | Gap, AsyncSubscription]]:
         """Yield ``(reading, self)`` until stopped, or until no reading comes for ``timeout``.
 
         ``timeout`` is seconds to wait for each next reading (None waits
@@ -448,5 +458,10 @@ class AsyncSubscription(abc.ABC):
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.stop()

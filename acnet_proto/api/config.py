@@ -55,6 +55,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
 }
 
 _T = TypeVar("_T")
+_N = TypeVar("_N", int, float)
 
 _NO_HOST = (
     "no DPM host is configured: set ACNET_DPM_HOST (e.g. ACNET_DPM_HOST=localhost "
@@ -121,9 +122,7 @@ def _from_environment(setting: str, environ: Mapping[str, str]) -> tuple[str, st
     return None
 
 
-def _number(
-    variable: str, text: str, kind: type[int] | type[float], noun: str | None = None
-) -> int | float:
+def _number(variable: str, text: str, kind: type[_N], noun: str | None = None) -> _N:
     try:
         return kind(text)
     except ValueError:

@@ -380,12 +380,16 @@ class Device:
     ) -> Reading:
         """Subscribe, return the first reading, unsubscribe.
 
-        TimeoutError if none arrives within ``timeout`` seconds of subscribing.
+        TimeoutError if none arrives within ``timeout`` seconds of a wait.
+        A stream that reconnects before its first reading yields a
+        :class:`~acnet_proto.streams.reconnect.Gap` first: that is no reading,
+        and the wait goes on.
         """
         drf = self._stream_drf(prop, field, event, "await_next()")
         with self._backend_or_global().subscribe([drf]) as stream:
-            for reading, _ in stream.readings(timeout=timeout):
-                return reading
+            for item, _ in stream.readings(timeout=timeout):
+                if isinstance(item, Reading):
+                    return item
         raise TimeoutError(f"no reading of {drf} arrived within {timeout} s")
 
     # -- metadata (DevDB) ---------------------------------------------------------
@@ -514,6 +518,7 @@ class Device:
         if event is not None:
             chosen = _drf.parse_event(event)
         elif self.has_event:
+            assert self._request.event is not None  # has_event says so
             chosen = self._request.event
         else:
             raise ValueError(

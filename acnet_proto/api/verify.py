@@ -71,7 +71,8 @@ class Verify:
     def __post_init__(self) -> None:
         object.__setattr__(self, "tolerance", _non_negative("tolerance", self.tolerance))
         object.__setattr__(self, "delay", _non_negative("delay", self.delay))
-        if isinstance(self.attempts, bool) or not isinstance(self.attempts, numbers.Integral):
+        attempts: object = self.attempts  # as given: the annotation does not check it
+        if isinstance(attempts, bool) or not isinstance(attempts, numbers.Integral):
             raise TypeError(f"Verify attempts must be an int, not {self.attempts!r}")
         if self.attempts < 1:
             raise ValueError(f"Verify attempts must be at least 1, got {self.attempts}")
@@ -107,7 +108,8 @@ def values_match(readback: Any, expected: Any, tolerance: float = 0.0) -> bool:
     if isinstance(readback, bool) or isinstance(expected, bool):
         return isinstance(readback, bool) and isinstance(expected, bool) and readback == expected
     if _is_number(readback) and _is_number(expected):
-        return abs(readback - expected) <= tolerance  # False for NaN
+        close: bool = abs(readback - expected) <= tolerance  # False for NaN
+        return close
     if isinstance(readback, list | tuple | np.ndarray) or isinstance(
         expected, list | tuple | np.ndarray
     ):

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from acnet_proto.engine._state import ConnectionState, ListState, Role, SettingsState
 from acnet_proto.engine.connection import HEARTBEAT_PERIOD, DPMConnection
-from acnet_proto.engine.events import NEED_DATA, ConnectionClosed
+from acnet_proto.engine.events import NEED_DATA, ConnectionClosed, ConnectionEvent
 from acnet_proto.engine.framing import DEFAULT_MAX_FRAME_SIZE
 from acnet_proto.errors import LocalProtocolError, RemoteProtocolError
 from acnet_proto.pc._message import Message
@@ -34,7 +34,7 @@ from acnet_proto.pc._message import Message
 __all__ = ["ClientConnection", "Plan", "events"]
 
 
-def events(conn: DPMConnection) -> Iterator[Any]:
+def events(conn: DPMConnection) -> Iterator[ConnectionEvent]:
     """Every event ``conn`` can produce from the bytes it has, until ``NEED_DATA``.
 
     A clean close by the peer raises :class:`RemoteProtocolError`: a client
@@ -46,7 +46,8 @@ def events(conn: DPMConnection) -> Iterator[Any]:
             return
         if isinstance(event, ConnectionClosed):
             raise RemoteProtocolError("the server closed the connection")
-        yield event
+        # not NEED_DATA, the one NeedData, which mypy cannot narrow away by identity
+        yield cast(ConnectionEvent, event)
 
 
 class Plan(Protocol):
@@ -54,7 +55,10 @@ class Plan(Protocol):
 
     def commands(self, list_id: int) -> list[Message]: ...
 
-    def feed(self, event: Any) -> list[Any]: ...
+    def feed(self, event: ConnectionEvent) -> list[Any]:
+        """Fold in one event of :func:`events`; return what it completed, in the plan's terms
+        (a :class:`~acnet_proto.plans.lists.ListPlan`: ``(index, reading)`` pairs)."""
+        ...
 
     def take_commands(self) -> list[Message]: ...
 
@@ -129,7 +133,9 @@ class ClientConnection:
             raise LocalProtocolError("the list id has not arrived yet; receive() until ready")
         if self.plan is not None:
             raise LocalProtocolError("a list is already running on this connection; end() it")
-        data = self.conn.send(*plan.commands(self.conn.list_id), now=now)
+        list_id = self.conn.list_id
+        assert list_id is not None  # ready
+        data = self.conn.send(*plan.commands(list_id), now=now)
         self.plan = plan
         return data
 
@@ -162,5 +168,7 @@ class ClientConnection:
         plan, self.plan = self.plan, None
         if plan is None:
             return b""
-        commands = plan.teardown(self.conn.list_id)
+        list_id = self.conn.list_id
+        assert list_id is not None  # a plan began, so the list id had arrived
+        commands = plan.teardown(list_id)
         return self.conn.send(*commands, now=now) if commands else b""

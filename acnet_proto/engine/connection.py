@@ -24,8 +24,10 @@ The legal moves are the tables of :mod:`acnet_proto.engine._state`.
 from __future__ import annotations
 
 import copy
+import enum
 from collections import Counter, deque
-from typing import Any
+from collections.abc import Mapping
+from typing import TypeVar, cast
 
 from acnet_proto.engine._state import (
     CONNECTION_TRANSITIONS,
@@ -57,6 +59,8 @@ from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
 
 __all__ = ["DATA_REPLIES", "HEARTBEAT_PERIOD", "MISSED_HEARTBEATS", "DPMConnection"]
+
+_State = TypeVar("_State", bound=enum.Enum)
 
 #: Seconds between the ``ListStatus_reply`` heartbeats of an open list (the lab's DPM: 2).
 HEARTBEAT_PERIOD = 2.0
@@ -268,7 +272,7 @@ class DPMConnection:
             self._c.state = ConnectionState.ERROR
             raise e from None
 
-    def _next_event(self) -> Any:
+    def _next_event(self) -> ConnectionEvent | NeedData:
         if not self._frames:
             event = self._parse_pending()
             if event is not None:
@@ -285,7 +289,7 @@ class DPMConnection:
             return ConnectionClosed()
         return NEED_DATA
 
-    def _parse_pending(self) -> Any:
+    def _parse_pending(self) -> Handshake | None:
         raw = b"".join(self._raw)
         self._raw.clear()
         if self._handshake is not None and self._c.state is ConnectionState.AWAITING_HANDSHAKE:
@@ -341,7 +345,15 @@ class DPMConnection:
         self._c.state = ConnectionState.ERROR
         raise error
 
-    def _move(self, table: dict, state: Any, move: str, *, local: bool, what: str = "") -> Any:
+    def _move(
+        self,
+        table: Mapping[tuple[_State, str], _State],
+        state: _State,
+        move: str,
+        *,
+        local: bool,
+        what: str = "",
+    ) -> _State:
         try:
             return table[(state, move)]
         except KeyError:
@@ -354,7 +366,7 @@ class DPMConnection:
             return LocalProtocolError(f"cannot send: {text}")
         return RemoteProtocolError(f"the {self.their_role.value} broke the protocol: {text}")
 
-    def _apply(self, message: Message, *, local: bool) -> Any:
+    def _apply(self, message: Message, *, local: bool) -> Message | StaleReply | SettingsNotEnabled:
         """Check ``message`` against the state and move; return the event to deliver."""
         name = message.schema.wire_name
         if message.schema.kind == "request":
@@ -376,7 +388,9 @@ class DPMConnection:
 
     # requests: sent by a client, received by a server ---------------------------
 
-    def _on_request(self, message: Message, name: str, *, local: bool) -> Any:
+    def _on_request(
+        self, message: Message, name: str, *, local: bool
+    ) -> Message | SettingsNotEnabled:
         c = self._c
         self._require_open(name, local)
         self._check_list_id(message, name, local)
@@ -390,13 +404,14 @@ class DPMConnection:
                 raise self._violation(
                     local, "Authenticate while the EnableSettings reply is pending"
                 )
-            move = "Authenticate_request:" + ("token" if message.token else "empty")
+            token = cast(dpm.AuthenticateRequest, message).token
+            move = "Authenticate_request:" + ("token" if token else "empty")
             c.settings_state = self._move(
                 SETTINGS_TRANSITIONS,
                 c.settings_state,
                 move,
                 local=local,
-                what="Authenticate" + (" with a token" if message.token else ""),
+                what="Authenticate" + (" with a token" if token else ""),
             )
             c.awaiting_auth_reply = True
         elif name == "EnableSettings_request":
@@ -409,7 +424,7 @@ class DPMConnection:
             )
             c.awaiting_enable_reply = True
         elif name == "ApplySettings_request":
-            return self._on_apply_settings(message, local)
+            return self._on_apply_settings(cast(dpm.ApplySettingsRequest, message), local)
         else:
             raise self._violation(local, f"{name} is not part of DPM over TCP")
         return message
@@ -419,9 +434,9 @@ class DPMConnection:
         new_state = self._move(
             LIST_TRANSITIONS, c.list_state, name, local=local, what=name.replace("_request", "")
         )
-        ref = getattr(message, "ref_id", None)
         if name == "AddToList_request":
-            drf = message.drf_request
+            add = cast(dpm.AddToListRequest, message)
+            ref, drf = add.ref_id, add.drf_request
             if ref in c.entries:
                 raise self._violation(
                     local, f"ref_id {ref} is already on the list ({c.entries[ref]!r})"
@@ -433,6 +448,7 @@ class DPMConnection:
             c.entries[ref] = drf
             c.awaiting_add_reply[ref] += 1
         elif name == "RemoveFromList_request":
+            ref = cast(dpm.RemoveFromListRequest, message).ref_id
             if ref not in c.entries:
                 raise self._violation(local, f"RemoveFromList for ref_id {ref}, not on the list")
             c.retired[ref] = c.starts_sent
@@ -450,7 +466,9 @@ class DPMConnection:
             c.entries.clear()
         c.list_state = new_state
 
-    def _on_apply_settings(self, message: Message, local: bool) -> Any:
+    def _on_apply_settings(
+        self, message: dpm.ApplySettingsRequest, local: bool
+    ) -> dpm.ApplySettingsRequest | SettingsNotEnabled:
         c = self._c
         refs = tuple(
             s.ref_id
@@ -479,28 +497,31 @@ class DPMConnection:
 
     # replies: sent by a server, received by a client ----------------------------
 
-    def _on_reply(self, message: Message, name: str, *, local: bool) -> Any:
+    def _on_reply(self, message: Message, name: str, *, local: bool) -> Message | StaleReply:
         c = self._c
         if name == "OpenList_reply":
             c.state = self._move(
                 CONNECTION_TRANSITIONS, c.state, name, local=local, what="OpenList reply"
             )
-            c.list_id = message.list_id
+            c.list_id = cast(dpm.OpenListReply, message).list_id
             return message
         self._require_open(name, local)
         self._check_list_id(message, name, local)
-        ref = getattr(message, "ref_id", None)
+        # None only for replies that name no entry, and none of those uses it
+        ref: int | None = getattr(message, "ref_id", None)
         if name == "ListStatus_reply":
             return message
         if name == "Status_reply" and ref == 0:
-            return self._on_list_status(message, local)
+            return self._on_list_status(cast(dpm.StatusReply, message), local)
         if name in DATA_REPLIES:
             return self._on_data(message, name, ref, local)
         if name == "AddToList_reply":
-            return self._settle(message, ref, c.awaiting_add_reply, local, "AddToList reply")
+            return self._settle(
+                message, cast(int, ref), c.awaiting_add_reply, local, "AddToList reply"
+            )
         if name == "RemoveFromList_reply":
             return self._settle(
-                message, ref, c.awaiting_remove_reply, local, "RemoveFromList reply"
+                message, cast(int, ref), c.awaiting_remove_reply, local, "RemoveFromList reply"
             )
         if name == "DeviceInfo_reply":
             if ref in c.entries:
@@ -530,7 +551,7 @@ class DPMConnection:
             return message
         raise self._violation(local, f"{name} is not part of DPM over TCP")
 
-    def _on_list_status(self, message: Message, local: bool) -> Message:
+    def _on_list_status(self, message: dpm.StatusReply, local: bool) -> dpm.StatusReply:
         """A ref-0 ``Status_reply``: the answer to EnableSettings, a refused Authenticate,
         or a job-start failure."""
         c = self._c
@@ -546,7 +567,9 @@ class DPMConnection:
             )
         return message
 
-    def _on_data(self, message: Message, name: str, ref: int, local: bool) -> Any:
+    def _on_data(
+        self, message: Message, name: str, ref: int | None, local: bool
+    ) -> Message | StaleReply:
         c = self._c
         live = c.list_state is ListState.STARTED or name == "Status_reply"
         # A reused ref_id's old data can still arrive until the new StartList is answered.
@@ -562,13 +585,15 @@ class DPMConnection:
 
     def _settle(
         self, message: Message, ref: int, waiting: Counter[int], local: bool, what: str
-    ) -> Any:
+    ) -> Message | StaleReply:
         if waiting[ref] > 0:
             waiting[ref] -= 1
             return message
         return self._stale_or_violation(message, ref, local, what)
 
-    def _stale_or_violation(self, message: Message, ref: int, local: bool, what: str) -> Any:
+    def _stale_or_violation(
+        self, message: Message, ref: int | None, local: bool, what: str
+    ) -> StaleReply:
         c = self._c
         if not local and ref in c.retired:
             return StaleReply(message)
@@ -591,5 +616,5 @@ _SUBJECTS = {
 }
 
 
-def _describe(table: dict, state: Any) -> str:
+def _describe(table: Mapping[tuple[_State, str], _State], state: _State) -> str:
     return f"{_SUBJECTS[id(table)]} is {state.value}"

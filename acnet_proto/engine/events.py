@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
 
 __all__ = [
@@ -66,7 +67,7 @@ class SettingsNotEnabled:
     the server must still send an ``ApplySettingsReply`` refusing every entry.
     """
 
-    request: Message
+    request: dpm.ApplySettingsRequest
 
 
 #: What :meth:`~acnet_proto.engine.connection.DPMConnection.next_event` returns, besides

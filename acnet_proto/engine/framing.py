@@ -74,7 +74,7 @@ class FrameSplitter:
             if not self._refusal_ruled_out(buf):
                 return []
             self._checking_refusal = False
-        frames = []
+        frames: list[bytes] = []
         pos, end_of_data = 0, len(buf)
         with memoryview(buf) as view:
             while end_of_data - pos >= 4:

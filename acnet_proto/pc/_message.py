@@ -24,7 +24,7 @@ _REPR_ITEMS = 6
 _REPR_BYTES = 24
 
 
-class Message(tuple):
+class Message(tuple[Any, ...]):
     """An immutable PC message or struct; compare by value, keyword-constructed.
 
     Subclasses are made from the catalogues by :func:`make_message_class`. An
@@ -150,7 +150,7 @@ def make_message_class(protocol: str, schema: StructSchema) -> type[Message]:
             raise TypeError(
                 f"{cls.__name__} has no field(s) {sorted(unknown)}; its fields are {list(names)}"
             )
-        values = [kwargs.get(n) for n in names]
+        values: list[Any] = [kwargs.get(n) for n in names]
         for i in array_fields:
             if isinstance(values[i], list):
                 values[i] = tuple(values[i])

@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 __all__ = ["EnumSchema", "FieldSchema", "ProtocolSchema", "StructSchema", "load_schema"]
 
@@ -92,14 +93,14 @@ def class_name(wire_name: str) -> str:
     raise ValueError(f"catalogue name {wire_name!r} has no _request/_reply/_struct/_enum suffix")
 
 
-def _fields(raw: list[dict]) -> tuple[FieldSchema, ...]:
+def _fields(raw: list[dict[str, Any]]) -> tuple[FieldSchema, ...]:
     return tuple(
         FieldSchema(f["name"], snake_case(f["name"]), f["type"], bool(f["optional"]), int(f["tag"]))
         for f in raw
     )
 
 
-def parse_schema(doc: dict) -> ProtocolSchema:
+def parse_schema(doc: dict[str, Any]) -> ProtocolSchema:
     """Build a :class:`ProtocolSchema` from a catalogue document and check it is complete."""
     structs = [
         StructSchema(

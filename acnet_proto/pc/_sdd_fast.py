@@ -29,7 +29,8 @@ def _compile(name: str, lines: list[str], env: dict[str, Any]) -> Callable[..., 
     source = "\n".join(lines)
     code = compile(source, f"<sdd fast path: {name}>", "exec")
     exec(code, env)
-    return env[name]
+    function: Callable[..., Any] = env[name]  # defined by the source just run
+    return function
 
 
 # ------------------------------------------------------------------- decode

@@ -23,7 +23,7 @@ import enum
 import operator
 import struct
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -419,7 +419,9 @@ class Codec:
         self.schema = schema
         self._fast = True
         self.enums: dict[str, type[enum.IntEnum]] = {
-            e.wire_name: enum.IntEnum(e.class_name, list(e.values)) for e in schema.enums
+            # the functional API makes a class, which mypy cannot see for a computed name
+            e.wire_name: cast(type[enum.IntEnum], enum.IntEnum(e.class_name, list(e.values)))
+            for e in schema.enums
         }
         for e in self.enums.values():
             e.__module__ = f"acnet_proto.pc.{schema.module}"
@@ -536,6 +538,7 @@ class Codec:
         b = data if type(data) is bytes else _as_bytes(data)
         cls = None
         h = self._header_len
+        message: Message  # what a struct decoder of a message class returns
         try:
             # Header and message id together select the decoder in one lookup.
             key = b[: h + 1 + (b[h] & 0x0F)]

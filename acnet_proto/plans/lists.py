@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 
 from acnet_proto import drf as _drf
-from acnet_proto.engine.events import StaleReply
+from acnet_proto.engine.events import ConnectionEvent, StaleReply
 from acnet_proto.errors import DeviceError, ReadError
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
@@ -56,6 +56,19 @@ _ALARM_FLAGS = (
 _BASIC_STATUS = ("on", "ready", "remote", "positive", "ramp")
 _TIMED_OUT = Status.from_name("ACNET_REQTMO")
 _DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
+
+#: The replies that carry an entry's data: those :func:`_value_of` makes a value of.
+_DataReply: TypeAlias = (
+    dpm.ScalarReply
+    | dpm.ScalarArrayReply
+    | dpm.RawReply
+    | dpm.TextReply
+    | dpm.TextArrayReply
+    | dpm.TimedScalarArrayReply
+    | dpm.AnalogAlarmReply
+    | dpm.DigitalAlarmReply
+    | dpm.BasicStatusReply
+)
 
 
 def timestamp(millis: int) -> datetime | None:
@@ -89,20 +102,23 @@ def error_reading(
 
 
 def _value_of(reply: Message) -> tuple[Any, ValueType]:
+    # `kind is` does not narrow `reply` for mypy, hence a cast in each branch
     kind = type(reply)
     if kind is dpm.ScalarReply:
-        return reply.data, ValueType.SCALAR
+        return cast(dpm.ScalarReply, reply).data, ValueType.SCALAR
     if kind is dpm.ScalarArrayReply:
-        return np.asarray(reply.data, dtype=np.float64), ValueType.SCALAR_ARRAY
+        data = cast(dpm.ScalarArrayReply, reply).data
+        return np.asarray(data, dtype=np.float64), ValueType.SCALAR_ARRAY
     if kind is dpm.RawReply:
-        return bytes(reply.data), ValueType.RAW
+        return bytes(cast(dpm.RawReply, reply).data), ValueType.RAW
     if kind is dpm.TextReply:
-        return reply.data, ValueType.TEXT
+        return cast(dpm.TextReply, reply).data, ValueType.TEXT
     if kind is dpm.TextArrayReply:
-        return tuple(reply.data), ValueType.TEXT_ARRAY
+        return tuple(cast(dpm.TextArrayReply, reply).data), ValueType.TEXT_ARRAY
     if kind is dpm.TimedScalarArrayReply:
-        data = np.asarray(reply.data, dtype=np.float64)
-        micros = np.asarray(reply.micros, dtype=np.int64)
+        timed = cast(dpm.TimedScalarArrayReply, reply)
+        data = np.asarray(timed.data, dtype=np.float64)
+        micros = np.asarray(timed.micros, dtype=np.int64)
         if not micros.size:
             # pacsys: without per-point times it is a plain array
             return data, ValueType.SCALAR_ARRAY
@@ -124,6 +140,7 @@ def reading_from_reply(reply: Message, drf: str, meta: DeviceMeta | None = None)
     if type(reply) is dpm.StatusReply:
         return error_reading(drf, reply.status, meta, at=reply.timestamp, cycle=reply.cycle)
     value, value_type = _value_of(reply)
+    reply = cast(_DataReply, reply)  # _value_of raised for any other message
     # alarm and basic-status replies carry no status: receiving one is success
     facility = error = 0
     message = None
@@ -188,32 +205,39 @@ class ListPlan:
         ]
         return [*adds, dpm.StartListRequest(list_id=list_id)]
 
-    def feed(self, event: Any) -> list[tuple[int, Reading]]:
+    def feed(self, event: ConnectionEvent) -> list[tuple[int, Reading]]:
         """Fold one engine event in; return the ``(index, reading)`` pairs it made."""
+        # `kind is` does not narrow `event` for mypy, hence the casts
         kind = type(event)
         if kind is dpm.DeviceInfoReply:
-            index = self._index(event.ref_id)
+            info = cast(dpm.DeviceInfoReply, event)
+            index = self._index(info.ref_id)
             if index is not None:
                 self.meta[index] = DeviceMeta(
-                    event.di, event.name, event.description, event.units, event.format_hint
+                    info.di, info.name, info.description, info.units, info.format_hint
                 )
             return []
         if kind is dpm.AddToListReply:
-            index = self._index(event.ref_id)
-            if event.status == 0 or index is None or self.failed[index]:
+            added = cast(dpm.AddToListReply, event)
+            index = self._index(added.ref_id)
+            if added.status == 0 or index is None or self.failed[index]:
                 return []
             self.failed[index] = True
-            return [(index, error_reading(self.drfs[index], event.status))]
-        if kind is dpm.StatusReply and event.ref_id == 0:
-            return self._job_failed(event.status, event.timestamp)
+            return [(index, error_reading(self.drfs[index], added.status))]
+        if kind is dpm.StatusReply:
+            status_reply = cast(dpm.StatusReply, event)
+            if status_reply.ref_id == 0:
+                return self._job_failed(status_reply.status, status_reply.timestamp)
         if kind is dpm.StartListReply:
-            return self._job_failed(event.status, 0)
+            return self._job_failed(cast(dpm.StartListReply, event).status, 0)
         if kind is StaleReply or kind is dpm.ListStatusReply or not hasattr(event, "ref_id"):
             return []
         index = self._index(event.ref_id)
         if index is None or self.failed[index]:
             return []
-        return [(index, reading_from_reply(event, self.drfs[index], self.meta[index]))]
+        # a reply with a ref_id that none of the above took: an entry's data or status
+        reply = cast(Message, event)
+        return [(index, reading_from_reply(reply, self.drfs[index], self.meta[index]))]
 
     def take_commands(self) -> list[Message]:
         """Nothing: a list of reads never answers the server."""
@@ -331,7 +355,7 @@ class ReadBatch(FirstReadings, ListPlan):
         super().__init__(drfs, default_event="I")
         self._expect_readings()
 
-    def feed(self, event: Any) -> list[tuple[int, Reading]]:
+    def feed(self, event: ConnectionEvent) -> list[tuple[int, Reading]]:
         return self._keep(super().feed(event))
 
     def teardown(self, list_id: int) -> list[Message]:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
 from acnet_proto import drf as _drf
+from acnet_proto.engine.events import ConnectionEvent
 from acnet_proto.errors import AuthenticationError, SettingOutcomeUnknown
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
@@ -66,7 +67,7 @@ class GSSContext(Protocol):
     def get_mic(self, message: bytes) -> bytes: ...
 
 
-def service_principal(announced: str, realm: str = "FNAL.GOV") -> str:
+def service_principal(announced: str | None, realm: str = "FNAL.GOV") -> str:
     """The Kerberos principal for the service name a DPM server announces.
 
     Servers announce a Java GSS name such as ``daeset/bd@dpm01.fnal.gov``;
@@ -109,19 +110,22 @@ class AuthFlow:
         """Nothing: the list stays as it is; the next plan empties it first."""
         return []
 
-    def feed(self, event: Any) -> list[Any]:
+    def feed(self, event: ConnectionEvent) -> list[Any]:
+        # `kind is` does not narrow `event` for mypy, hence the casts
         kind = type(event)
         if kind is dpm.AuthenticateReply:
-            self._on_reply(event)
-        elif kind is dpm.StatusReply and event.ref_id == 0 and self.context is not None:
-            if event.status != 0:
-                raise AuthenticationError(
-                    f"the server refused to enable settings: {Status.from_int(event.status)}"
-                )
-            self.done = True
+            self._on_reply(cast(dpm.AuthenticateReply, event))
+        elif kind is dpm.StatusReply:
+            reply = cast(dpm.StatusReply, event)
+            if reply.ref_id == 0 and self.context is not None:
+                if reply.status != 0:
+                    raise AuthenticationError(
+                        f"the server refused to enable settings: {Status.from_int(reply.status)}"
+                    )
+                self.done = True
         return []
 
-    def _on_reply(self, reply: Message) -> None:
+    def _on_reply(self, reply: dpm.AuthenticateReply) -> None:
         if self.context is None:
             self.context = self.make_context(service_principal(reply.service_name, self.realm))
             token = self.context.step(None)
@@ -270,14 +274,16 @@ class WriteBatch:
         """Nothing: the list stays as it is; the next plan empties it first."""
         return []
 
-    def feed(self, event: Any) -> list[Any]:
+    def feed(self, event: ConnectionEvent) -> list[Any]:
+        # `kind is` does not narrow `event` for mypy, hence the casts
         kind = type(event)
         if kind is dpm.AddToListReply:
-            self._on_added(event.ref_id, event.status)
+            added = cast(dpm.AddToListReply, event)
+            self._on_added(added.ref_id, added.status)
         elif kind is dpm.StartListReply:
             self._started = True
         elif kind is dpm.ApplySettingsReply:
-            self._on_applied(event.status)
+            self._on_applied(cast(dpm.ApplySettingsReply, event).status)
             return []
         if self._started and not self._waiting and not self.applied:
             self._apply()
@@ -302,17 +308,18 @@ class WriteBatch:
                 arrays[kind].append(struct)
         if not any(arrays.values()):
             return  # every entry failed at AddToList: nothing to apply
+        # setting_for filed each struct under its kind, so each list holds that kind's class
         self._outbox.append(
             dpm.ApplySettingsRequest(
                 user_name=self.user_name,
                 list_id=self._list_id,
-                raw_array=arrays["raw"] or None,
-                scaled_array=arrays["scaled"] or None,
-                text_array=arrays["text"] or None,
+                raw_array=cast(list[dpm.RawSetting], arrays["raw"]) or None,
+                scaled_array=cast(list[dpm.ScaledSetting], arrays["scaled"]) or None,
+                text_array=cast(list[dpm.TextSetting], arrays["text"]) or None,
             )
         )
 
-    def _on_applied(self, statuses: Sequence[Message]) -> None:
+    def _on_applied(self, statuses: Sequence[dpm.SettingStatus]) -> None:
         for entry in statuses:
             index = entry.ref_id - 1
             if 0 <= index < len(self.results) and self.results[index] is None:
@@ -371,12 +378,13 @@ class WritePlan:
             return self.auth.commands(list_id)
         return self.batch.commands(list_id)
 
-    def feed(self, event: Any) -> list[Any]:
+    def feed(self, event: ConnectionEvent) -> list[Any]:
         auth = self.auth
         if auth is not None and not auth.done:
             auth.feed(event)
             self._outbox += auth.take_commands()
-            if auth.done:
+            # feed() may have set it, but mypy keeps `not auth.done` from the test above
+            if cast(bool, auth.done):
                 self._outbox += self.batch.commands(self._list_id)
             return []
         self.batch.feed(event)

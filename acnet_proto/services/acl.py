@@ -69,6 +69,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
+from numpy.typing import NDArray
 
 from acnet_proto import drf as _drf
 from acnet_proto.errors import (
@@ -301,16 +302,16 @@ def value_of_line(request: _drf.DataRequest, text: str) -> tuple[Any, ValueType]
     ``ValueError`` if ``/raw`` output has no hex number.
     """
     if request.field is _F.RAW:
-        words = []
+        chunks = []
         for word in text.split():
             digits = _HEX.fullmatch(word)
             if digits is None:
                 break  # the units, if any
             hexa = digits.group(1)
-            words.append(bytes.fromhex(hexa.zfill(len(hexa) + len(hexa) % 2))[::-1])
-        if not words:
+            chunks.append(bytes.fromhex(hexa.zfill(len(hexa) + len(hexa) % 2))[::-1])
+        if not chunks:
             raise ValueError(f"no hex number in ACL's /raw output {text!r}")
-        return b"".join(words), ValueType.RAW
+        return b"".join(chunks), ValueType.RAW
     if request.property in _TEXT_PROPERTIES or request.field is _F.TEXT:
         return text, ValueType.TEXT
     words = text.split()
@@ -328,7 +329,9 @@ def _number(value: float) -> str:
     return shown[:-2] if shown.endswith(".0") else shown
 
 
-def format_value(name: str, value: float | Sequence[float] | str, units: str | None = None) -> str:
+def format_value(
+    name: str, value: float | Sequence[float] | NDArray[np.float64] | str, units: str | None = None
+) -> str:
     """The line ACL prints for a read of ``name`` that gave ``value`` (the server's side).
 
     Numbers are written exactly (shortest round-trip form) and followed by

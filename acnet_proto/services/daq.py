@@ -44,13 +44,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from acnet_proto import drf as _drf
 from acnet_proto.api.backend import setting_pairs
 from acnet_proto.errors import ConnectionLost, RemoteProtocolError
+from acnet_proto.pc import dpm
 from acnet_proto.plans.lists import ListPlan, ReadBatch
 from acnet_proto.plans.settings import setting_for
 from acnet_proto.protos.controls.common.v1 import device_pb2, status_pb2
@@ -152,11 +153,11 @@ def value_from_proto(value: device_pb2.Value) -> tuple[Any, ValueType]:
     if kind == "textArr":
         return tuple(value.textArr.value), ValueType.TEXT_ARRAY
     if kind == "anaAlarm":
-        alarm = value.anaAlarm
-        return {key: getattr(alarm, name) for key, name in _ANALOG_FIELDS}, ValueType.ANALOG_ALARM
+        ana = value.anaAlarm
+        return {key: getattr(ana, name) for key, name in _ANALOG_FIELDS}, ValueType.ANALOG_ALARM
     if kind == "digAlarm":
-        alarm = value.digAlarm
-        return {key: getattr(alarm, name) for key, name in _DIGITAL_FIELDS}, ValueType.DIGITAL_ALARM
+        dig = value.digAlarm
+        return {key: getattr(dig, name) for key, name in _DIGITAL_FIELDS}, ValueType.DIGITAL_ALARM
     if kind == "basicStatus":
         text = dict(value.basicStatus.value)
         bits = text.keys() <= _BASIC_STATUS_KEYS and all(v in _BOOL_TEXT for v in text.values())
@@ -204,15 +205,16 @@ def setting_value(drf: str, value: Any) -> device_pb2.Value:
     TypeError (ValueError for an empty list or a non-finite number) naming
     ``drf``, before any I/O.
     """
+    # setting_for names the struct it made by its kind
     kind, struct = setting_for(drf, 0, value)
     if kind == "raw":
-        return device_pb2.Value(raw=struct.data)
+        return device_pb2.Value(raw=cast(dpm.RawSetting, struct).data)
     if kind == "text":
-        texts = list(struct.data)
+        texts = list(cast(dpm.TextSetting, struct).data)
         if isinstance(value, str):
             return device_pb2.Value(text=texts[0])
         return device_pb2.Value(textArr={"value": texts})
-    numbers = list(struct.data)
+    numbers = list(cast(dpm.ScaledSetting, struct).data)
     if isinstance(value, (list, tuple, np.ndarray)):
         return device_pb2.Value(scalarArr={"value": numbers})
     return device_pb2.Value(scalar=numbers[0])
@@ -294,6 +296,7 @@ def reading_reply(index: int, reading: Reading) -> DAQ_pb2.ReadingReply:
             for v, us in zip(data, micros, strict=True)
         ]
     else:
+        assert reading.value_type is not None  # a Reading with a value has its type
         entries = [_entry(reading, reading.value, reading.value_type, reading.timestamp)]
     return DAQ_pb2.ReadingReply(index=index, readings={"reading": entries})
 
@@ -321,6 +324,7 @@ class GRPCListPlan(ListPlan):
     def request(self) -> DAQ_pb2.ReadingList:
         return DAQ_pb2.ReadingList(drf=self.wire)
 
+    # a DAQ reply, not a DPM engine event: only ListPlan's entries and results are shared
     def feed(self, reply: DAQ_pb2.ReadingReply) -> list[tuple[int, Reading]]:  # type: ignore[override]
         """The ``(index, reading)`` pairs one reply makes (a reply for an index that was not
         asked for raises :class:`RemoteProtocolError`)."""
@@ -405,6 +409,7 @@ class GRPCReadBatch(ReadBatch):
     def request(self) -> DAQ_pb2.ReadingList:
         return DAQ_pb2.ReadingList(drf=self.wire)
 
+    # a DAQ reply, not a DPM engine event (see GRPCListPlan.feed)
     def feed(self, reply: DAQ_pb2.ReadingReply) -> list[tuple[int, Reading]]:  # type: ignore[override]
         # a reply is all for one index, so at most its first reading is kept
         return self._keep(_fold(reply, self.drfs))

@@ -22,12 +22,19 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from acnet_proto.api.config import check_timeout, resolve_endpoint
 from acnet_proto.errors import DeviceError
 from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
 from acnet_proto.status import Status
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    # for annotations only: protobuf is the [grpc] extra, whose absence the import of
+    # DevDB_pb2 above reports with what to install
+    from google.protobuf.message import Message
 
 __all__ = [
     "DEFAULT_CACHE_TTL",
@@ -291,10 +298,10 @@ def _status_bit(item: DevDB_pb2.DigitalStatusItem) -> StatusBitDef:
     )
 
 
-_R = TypeVar("_R")
+_R = TypeVar("_R", bound="DataclassInstance")
 
 
-def _copy(record: type[_R], message: Any) -> _R:
+def _copy(record: type[_R], message: Message) -> _R:
     """A record whose fields have the message's field names (most DevDB records do)."""
     return record(**{name: getattr(message, name) for name in record.__dataclass_fields__})
 

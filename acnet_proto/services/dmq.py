@@ -31,7 +31,7 @@ import numbers
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias, TypedDict, TypeGuard
 
 import numpy as np
 
@@ -281,6 +281,30 @@ def _fields(struct: Message, names: Iterable[str]) -> dict[str, Any]:
 
 
 _D = daqdata
+# what a job's replies carry: the samples of _SAMPLE_VALUES below, and ErrorSample
+_Sample: TypeAlias = (
+    _D.DoubleSampleReply
+    | _D.ShortSampleReply
+    | _D.IntegerSampleReply
+    | _D.LongSampleReply
+    | _D.BooleanSampleReply
+    | _D.BasicControlSampleReply
+    | _D.DoubleArraySampleReply
+    | _D.ShortArraySampleReply
+    | _D.IntegerArraySampleReply
+    | _D.LongArraySampleReply
+    | _D.BooleanArraySampleReply
+    | _D.BinarySampleReply
+    | _D.StringSampleReply
+    | _D.StringArraySampleReply
+    | _D.BasicStatusSampleReply
+    | _D.BasicStatusArraySampleReply
+    | _D.AnalogAlarmSampleReply
+    | _D.AnalogAlarmArraySampleReply
+    | _D.DigitalAlarmSampleReply
+    | _D.DigitalAlarmArraySampleReply
+    | _D.ErrorSampleReply
+)
 # sample class -> (value type, the value from the sample's ``value``)
 _SAMPLE_VALUES: dict[type, tuple[ValueType, Callable[[Any], Any]]] = {
     _D.DoubleSampleReply: (ValueType.SCALAR, float),
@@ -315,7 +339,7 @@ _SAMPLE_VALUES: dict[type, tuple[ValueType, Callable[[Any], Any]]] = {
 }
 
 
-def _is_sample(message: Message) -> bool:
+def _is_sample(message: Message) -> TypeGuard[_Sample]:
     kind = type(message)
     return kind in _SAMPLE_VALUES or kind is daqdata.ErrorSampleReply
 
@@ -335,10 +359,9 @@ def reading_from_sample(sample: Message, drf: str) -> Reading:
     """
     if not _is_sample(sample):
         raise TypeError(f"{type(sample).__name__} is not a DAQData sample")
-    found = _SAMPLE_VALUES.get(type(sample))
     at = timestamp(sample.time)
     cycle = sample.cycle_time
-    if found is None:
+    if isinstance(sample, daqdata.ErrorSampleReply):
         facility, error = sample.facility_code, sample.error_number
         return Reading(
             drf,
@@ -348,12 +371,12 @@ def reading_from_sample(sample: Message, drf: str) -> Reading:
             timestamp=at,
             cycle=cycle,
         )
-    value_type, convert = found
+    value_type, convert = _SAMPLE_VALUES[type(sample)]
     value = convert(sample.value)
     return Reading(drf, value_type=value_type, value=value, timestamp=at, cycle=cycle)
 
 
-def _status_of(sample: Message) -> Status:
+def _status_of(sample: daqdata.ErrorSampleReply) -> Status:
     """An ``ErrorSample``'s status (int32 pairs no ACNET status can hold: ``ACNET_RPLYPACK``)."""
     try:
         return Status(sample.facility_code, sample.error_number)
@@ -379,6 +402,12 @@ def _numbers(drf: str, items: Sequence[Any]) -> list[float]:
     return out
 
 
+class _Stamp(TypedDict):
+    """What every setting sample carries beside its value."""
+
+    time: int
+
+
 def setting_sample(drf: str, value: Any, time_ms: int) -> Message:
     """The DAQData sample that carries ``value`` as a setting of ``drf``, stamped ``time_ms``.
 
@@ -397,7 +426,7 @@ def setting_sample(drf: str, value: Any, time_ms: int) -> Message:
     """
     if isinstance(value, np.generic):
         value = value.item()
-    stamp = {"time": time_ms}
+    stamp: _Stamp = {"time": time_ms}
     if isinstance(value, daqdata.BasicControl):
         return daqdata.BasicControlSampleReply(value=value, **stamp)
     if isinstance(value, BasicControl):
@@ -476,6 +505,8 @@ class _Job:
 class _ReadingJob(_Job):
     """What read and stream jobs share: the request, and routing deliveries to entries."""
 
+    request: daqdata.ReadingRequestRequest
+
     def __init__(self, drfs: Sequence[str | _drf.DataRequest], default_event: str | None) -> None:
         plan = ListPlan(drfs, default_event)  # checks every DRF before anything is sent
         self.drfs: list[str] = plan.drfs
@@ -518,7 +549,7 @@ class _ReadingJob(_Job):
             by_key = self._where[self.request.data_request[ref - 1]]
         return [(i, reading_from_sample(sample, self.drfs[i])) for i in by_key]
 
-    def _fail(self, sample: Message) -> list[tuple[int, Reading]]:
+    def _fail(self, sample: daqdata.ErrorSampleReply) -> list[tuple[int, Reading]]:
         self.failure = _status_of(sample)
         return [(i, reading_from_sample(sample, drf)) for i, drf in enumerate(self.drfs)]
 
@@ -687,18 +718,18 @@ class SettingJob(_Job):
         if is_pending(sample):
             self.confirmed = True
             return []
-        is_error = type(sample) is daqdata.ErrorSampleReply
+        error = sample if type(sample) is daqdata.ErrorSampleReply else None
         if routing_key in JOB_FAILURE_KEYS:
-            if not is_error or (correlation_id and correlation_id != self.init_message_id):
+            if error is None or (correlation_id and correlation_id != self.init_message_id):
                 return []  # not about this job's INIT
-            return self.fail(_status_of(sample), sample.message or None)
+            return self.fail(_status_of(error), error.message or None)
         if not self.confirmed:
             # nothing was sent yet, so an error can only be about the job itself
-            return self.fail(_status_of(sample), sample.message or None) if is_error else []
+            return self.fail(_status_of(error), error.message or None) if error is not None else []
         if routing_key != self._reply_key:
             return []
-        if is_error:
-            return self._answer(_status_of(sample), sample.message or None)
+        if error is not None:
+            return self._answer(_status_of(error), error.message or None)
         return self._answer(DMQ_OK, None)
 
     def _answer(self, status: Status, note: str | None) -> list[tuple[int, WriteResult]]:

@@ -42,12 +42,12 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from acnet_proto import drf
+from acnet_proto.drf import DataRequest, Event
 from acnet_proto.errors import AcnetProtoError
 from acnet_proto.pc import dpm
-from acnet_proto.pc._message import Message
 from acnet_proto.sim.codes import (
     DBM_NOPROP,
     DIO_SETONLY,
@@ -62,7 +62,15 @@ from acnet_proto.sim.codes import (
 from acnet_proto.sim.devices import FLOAT_BYTES, STATUS_BITS, Kind, SimDevice
 from acnet_proto.status import Status
 
-__all__ = ["MIN_PERIOD_US", "Entry", "RequestRejected", "bind", "millis", "status_reply"]
+__all__ = [
+    "MIN_PERIOD_US",
+    "DataReply",
+    "Entry",
+    "RequestRejected",
+    "bind",
+    "millis",
+    "status_reply",
+]
 
 _P = drf.Property
 _F = drf.Field
@@ -90,12 +98,24 @@ def millis(now: float) -> int:
     return round(now * 1000)
 
 
-def status_reply(ref_id: int, status: int, now: float) -> Message:
+def status_reply(ref_id: int, status: int, now: float) -> dpm.StatusReply:
     """A ``Status_reply`` for ``ref_id`` stamped ``now`` (ref 0: the whole list)."""
     return dpm.StatusReply(ref_id=ref_id, timestamp=millis(now), cycle=0, status=status)
 
 
-_Build = Callable[[int, int, float], Message]  # (ref_id, timestamp_ms, now) -> reply
+#: What :meth:`Entry.reply` makes: the DPM data reply for the entry's property and field.
+DataReply = (
+    dpm.ScalarReply
+    | dpm.ScalarArrayReply
+    | dpm.RawReply
+    | dpm.TextReply
+    | dpm.TextArrayReply
+    | dpm.BasicStatusReply
+    | dpm.AnalogAlarmReply
+    | dpm.DigitalAlarmReply
+)
+
+_Build = Callable[[int, int, float], DataReply]  # (ref_id, timestamp_ms, now) -> reply
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -109,13 +129,14 @@ class Entry:
     """
 
     drf: str
-    request: drf.DataRequest
+    # DataRequest and Event by name: in this class body, ``drf`` is the field above
+    request: DataRequest
     device: SimDevice
-    event: drf.Event
+    event: Event
     span: tuple[int, int] | None
     _build: _Build
 
-    def device_info(self, ref_id: int) -> Message:
+    def device_info(self, ref_id: int) -> dpm.DeviceInfoReply:
         """The ``DeviceInfo_reply`` sent for this entry when its list starts."""
         d = self.device
         return dpm.DeviceInfoReply(
@@ -127,7 +148,7 @@ class Entry:
             format_hint=d.format_hint,
         )
 
-    def reply(self, ref_id: int, now: float) -> Message:
+    def reply(self, ref_id: int, now: float) -> DataReply:
         """The data reply for this entry at ``now`` (Unix seconds)."""
         return self._build(ref_id, millis(now), now)
 
@@ -169,7 +190,7 @@ def bind(text: str, request: drf.DataRequest, device: SimDevice) -> Entry:
     return Entry(text, request, device, event, None, _info_builder(prop, device))
 
 
-def _never_sent(ref_id: int, ms: int, now: float) -> Message:
+def _never_sent(ref_id: int, ms: int, now: float) -> NoReturn:
     # A CONTROL entry is bound to @N, so the scheduler never asks it for data.
     raise RuntimeError(f"a CONTROL entry (ref_id {ref_id}) has no data to send")
 
@@ -189,21 +210,25 @@ def _value_builder(
             raise reject(DPM_BAD_RANGE, f"{device.name} is text; it takes no range")
         if want_raw:
             return None, lambda ref, ms, now: dpm.RawReply(
-                ref_id=ref, timestamp=ms, cycle=0, status=0, data=device.setting.encode("latin-1")
+                ref_id=ref,
+                timestamp=ms,
+                cycle=0,
+                status=0,
+                data=device.setting_text.encode("latin-1"),
             )
         return None, lambda ref, ms, now: dpm.TextReply(
-            ref_id=ref, timestamp=ms, cycle=0, status=0, data=device.setting
+            ref_id=ref, timestamp=ms, cycle=0, status=0, data=device.setting_text
         )
     size = device.size
     if device.kind is Kind.RAW:
         lo, hi = _span(rng, size, 1, reject)
         return (lo, hi), lambda ref, ms, now: dpm.RawReply(
-            ref_id=ref, timestamp=ms, cycle=0, status=0, data=device.setting[lo:hi]
+            ref_id=ref, timestamp=ms, cycle=0, status=0, data=device.setting_bytes[lo:hi]
         )
     lo, hi = _span(rng, size, FLOAT_BYTES, reject)
 
     def source(now: float) -> list[float]:
-        return device.reading(now) if reading else device.setting  # type: ignore[return-value]
+        return device.reading_numbers(now) if reading else device.setting_numbers
 
     if want_raw:
         return (lo, hi), lambda ref, ms, now: dpm.RawReply(
@@ -220,10 +245,10 @@ def _value_builder(
                 timestamp=ms,
                 cycle=0,
                 status=0,
-                data=device.setting[lo] + device.wave(now),
+                data=device.setting_numbers[lo] + device.wave(now),
             )
         return (lo, hi), lambda ref, ms, now: dpm.ScalarReply(
-            ref_id=ref, timestamp=ms, cycle=0, status=0, data=device.setting[lo]
+            ref_id=ref, timestamp=ms, cycle=0, status=0, data=device.setting_numbers[lo]
         )
     return (lo, hi), lambda ref, ms, now: dpm.ScalarArrayReply(
         ref_id=ref, timestamp=ms, cycle=0, status=0, data=source(now)[lo:hi]
@@ -240,6 +265,7 @@ def _span(
         lo = rng.start
         hi = size if rng.end is None else rng.end + 1
     else:
+        assert isinstance(rng, drf.ByteRange)  # a Range is an ArrayRange or a ByteRange
         length = size * atom - rng.offset if rng.length is None else rng.length
         if rng.offset % atom or length % atom:
             raise reject(DPM_BAD_FRAMING, f"byte range {rng} is not whole {atom}-byte elements")
@@ -339,6 +365,7 @@ def _alarm_builder(
     which = 0 if analog else 1  # index into SimDevice.alarm_status()
     fld = request.field
     block = device.analog if analog else device.digital
+    assert block is not None  # bind checked
     if fld is None or fld is _F.ALL:
         # the two replies differ only in the limits they carry first
         reply, limits = (

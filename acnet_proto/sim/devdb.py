@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterable
+from typing import TypedDict
 
 from acnet_proto.drf.events import CANONICAL_DEVICE
 from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
@@ -50,6 +51,15 @@ _CONTROL_NAMES = {
 }
 
 
+class _Parts(TypedDict, total=False):
+    """The parts of a ``DeviceInfo`` a device has, as its keyword arguments."""
+
+    reading: DevDB_pb2.Property
+    setting: DevDB_pb2.Property
+    control: DevDB_pb2.DigitalControl
+    status: DevDB_pb2.DigitalStatus
+
+
 def _scaling(device: SimDevice, setting: bool) -> DevDB_pb2.Property:
     return DevDB_pb2.Property(
         primary_units=device.units,
@@ -60,7 +70,7 @@ def _scaling(device: SimDevice, setting: bool) -> DevDB_pb2.Property:
     )
 
 
-def _definitions(device: SimDevice) -> dict[str, object]:
+def _definitions(device: SimDevice) -> _Parts:
     if device.status is None:
         return {}
     commands = [
@@ -100,7 +110,7 @@ def info_entry(model: DeviceModel, name: str) -> DevDB_pb2.InfoEntry:
     device = model.device(canonical)
     if device is None:
         return DevDB_pb2.InfoEntry(name=name, device=DevDB_pb2.DeviceInfo())
-    parts: dict[str, object] = {}
+    parts: _Parts = {}
     if device.numeric:
         parts["reading"] = _scaling(device, setting=False)
         if device.settable:
@@ -116,7 +126,8 @@ def _float_bits(value: float) -> int:
         packed = struct.pack("<f", value)
     except OverflowError:  # beyond float32: the front end holds an infinity
         packed = struct.pack("<f", math.copysign(math.inf, value))
-    return struct.unpack("<i", packed)[0]
+    bits: int = struct.unpack("<i", packed)[0]
+    return bits
 
 
 def _alarm_block(di: int, alarm: AnalogAlarmBlock | DigitalAlarmBlock) -> DevDB_pb2.AlarmBlock:
@@ -148,16 +159,16 @@ def _alarm_infos(device: SimDevice) -> list[DevDB_pb2.AlarmInfo]:
     out = []
     analog, digital = device.analog, device.digital
     if analog is not None:
-        text = DevDB_pb2.DeviceAnalogAlarm(di=device.di, alarm_text_id=2 * device.di)
+        analog_text = DevDB_pb2.DeviceAnalogAlarm(di=device.di, alarm_text_id=2 * device.di)
         out.append(
             DevDB_pb2.AlarmInfo(
                 device_name=device.name,
                 alarm_block=_alarm_block(device.di, analog),
-                device_analog_alarm=text,
+                device_analog_alarm=analog_text,
             )
         )
     if digital is not None:
-        text = DevDB_pb2.DeviceDigitalAlarm(
+        digital_text = DevDB_pb2.DeviceDigitalAlarm(
             di=device.di,
             condition=digital.nominal,
             mask=digital.mask,
@@ -167,7 +178,7 @@ def _alarm_infos(device: SimDevice) -> list[DevDB_pb2.AlarmInfo]:
             DevDB_pb2.AlarmInfo(
                 device_name=device.name,
                 alarm_block=_alarm_block(device.di, digital),
-                device_digital_alarm=text,
+                device_digital_alarm=digital_text,
             )
         )
     return out

@@ -174,6 +174,27 @@ class SimDevice:
             return self.text_length
         return len(self.setting)
 
+    # What ``setting`` holds follows ``kind``, which a type checker cannot see: these
+    # narrow it for code that has checked the kind, and fail loudly if the two disagree.
+
+    @property
+    def setting_numbers(self) -> list[float]:
+        """The setting of a numeric device (the list itself: changing it changes the device)."""
+        assert isinstance(self.setting, list), f"{self.name} is {self.kind.value} data"
+        return self.setting
+
+    @property
+    def setting_text(self) -> str:
+        """The setting of a text device."""
+        assert isinstance(self.setting, str), f"{self.name} is {self.kind.value} data"
+        return self.setting
+
+    @property
+    def setting_bytes(self) -> bytes:
+        """The setting of a raw device."""
+        assert isinstance(self.setting, bytes), f"{self.name} is {self.kind.value} data"
+        return self.setting
+
     def wave(self, now: float) -> float:
         """What the reading adds to the setting at ``now``."""
         if not self.amplitude:
@@ -187,15 +208,19 @@ class SimDevice:
         """The READING at ``now``: the setting plus the wave (text and raw: the setting)."""
         if not self.numeric:
             return self.setting
+        return self.reading_numbers(now)
+
+    def reading_numbers(self, now: float) -> list[float]:
+        """The READING of a numeric device at ``now``: each element of the setting plus the wave."""
         w = self.wave(now)
-        return [v + w for v in self.setting]
+        return [v + w for v in self.setting_numbers]
 
     def alarm_status(self, now: float) -> tuple[bool, bool]:
         """(analog, digital) alarm states at ``now``; False where there is no such alarm."""
         analog = digital = False
         a = self.analog
         if a is not None and a.enable and self.numeric:
-            value = self.setting[0] + self.wave(now)
+            value = self.setting_numbers[0] + self.wave(now)
             analog = not a.minimum <= value <= a.maximum
         d = self.digital
         if d is not None and d.enable:

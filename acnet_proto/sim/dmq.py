@@ -44,7 +44,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from acnet_proto import drf as _drf
 from acnet_proto.errors import AuthenticationError, DecodeError
@@ -65,7 +65,7 @@ from acnet_proto.services.dmq import (
     reading_key,
     setting_key,
 )
-from acnet_proto.sim.binding import Entry, RequestRejected
+from acnet_proto.sim.binding import DataReply, Entry, RequestRejected
 from acnet_proto.sim.model import DeviceModel
 from acnet_proto.sim.policy import SettingsPolicy
 from acnet_proto.sim.schedule import ClockEvents, next_on_phase
@@ -159,37 +159,44 @@ def error_sample(status: Status, wall: float, message: str | None = None) -> Mes
     )
 
 
-def sample_from_reply(reply: Message) -> Message:
+class _Stamp(TypedDict):
+    time: int
+    cycle_time: int
+
+
+def sample_from_reply(
+    reply: DataReply | dpm.TimedScalarArrayReply | dpm.StatusReply,
+) -> Message:
     """The DAQData sample for a DPM data reply of the device model (same stamp and cycle)."""
-    kind = type(reply)
-    stamp = {"time": reply.timestamp, "cycle_time": reply.cycle}
-    if kind is dpm.StatusReply:
+    stamp: _Stamp = {"time": reply.timestamp, "cycle_time": reply.cycle}
+    # type(reply) in every test, not a variable: only that narrows reply for a type checker
+    if type(reply) is dpm.StatusReply:
         status = Status.from_int(reply.status)
         return daqdata.ErrorSampleReply(
             facility_code=status.facility, error_number=status.error, **stamp
         )
-    if kind is dpm.ScalarReply:
+    if type(reply) is dpm.ScalarReply:
         return daqdata.DoubleSampleReply(value=float(reply.data), **stamp)
-    if kind is dpm.ScalarArrayReply or kind is dpm.TimedScalarArrayReply:
+    if type(reply) is dpm.ScalarArrayReply or type(reply) is dpm.TimedScalarArrayReply:
         return daqdata.DoubleArraySampleReply(value=list(reply.data), **stamp)
-    if kind is dpm.RawReply:
+    if type(reply) is dpm.RawReply:
         return daqdata.BinarySampleReply(value=bytes(reply.data), **stamp)
-    if kind is dpm.TextReply:
+    if type(reply) is dpm.TextReply:
         return daqdata.StringSampleReply(value=reply.data, **stamp)
-    if kind is dpm.TextArrayReply:
+    if type(reply) is dpm.TextArrayReply:
         return daqdata.StringArraySampleReply(value=list(reply.data), **stamp)
-    if kind is dpm.BasicStatusReply:
+    if type(reply) is dpm.BasicStatusReply:
         bits = {f: bool(getattr(reply, f)) for f in daqdata.BasicStatus.field_names}
         return daqdata.BasicStatusSampleReply(value=daqdata.BasicStatus(**bits), **stamp)
-    if kind is dpm.AnalogAlarmReply:
+    if type(reply) is dpm.AnalogAlarmReply:
         fields = daqdata.AnalogAlarm.field_names
         block = daqdata.AnalogAlarm(**{f: getattr(reply, f) for f in fields})
         return daqdata.AnalogAlarmSampleReply(value=block, **stamp)
-    if kind is dpm.DigitalAlarmReply:
+    if type(reply) is dpm.DigitalAlarmReply:
         fields = daqdata.DigitalAlarm.field_names
-        block = daqdata.DigitalAlarm(**{f: getattr(reply, f) for f in fields})
-        return daqdata.DigitalAlarmSampleReply(value=block, **stamp)
-    raise TypeError(f"{kind.__name__} is not a data reply")
+        digital = daqdata.DigitalAlarm(**{f: getattr(reply, f) for f in fields})
+        return daqdata.DigitalAlarmSampleReply(value=digital, **stamp)
+    raise TypeError(f"{type(reply).__name__} is not a data reply")
 
 
 _NUMERIC = (
@@ -217,14 +224,13 @@ def setting_value(sample: Message) -> Any:
     strings. Binary samples (which the real DMQ refuses), status, alarm and
     error samples are not settings: None.
     """
-    kind = type(sample)
-    if kind in _NUMERIC:
+    if isinstance(sample, _NUMERIC):
         return sample.value
-    if kind in _ARRAYS:
+    if isinstance(sample, _ARRAYS):
         return [float(v) for v in sample.value]
-    if kind is daqdata.StringSampleReply:
+    if isinstance(sample, daqdata.StringSampleReply):
         return sample.value
-    if kind is daqdata.StringArraySampleReply:
+    if isinstance(sample, daqdata.StringArraySampleReply):
         return list(sample.value)
     return None
 
@@ -353,7 +359,7 @@ class DMQService:
         except DecodeError as exc:
             raise _Refusal(DMQ_INVALID_REQUEST, f"undecodable INIT: {exc}") from None
         kind = type(request)
-        if kind not in (daqdata.ReadingRequestRequest, daqdata.SettingRequestRequest):
+        if not isinstance(request, daqdata.ReadingRequestRequest | daqdata.SettingRequestRequest):
             raise _Refusal(DMQ_INVALID_REQUEST, f"{kind.__name__} starts no job")
         drfs = list(dict.fromkeys(request.data_request))
         if not drfs or (kind is daqdata.SettingRequestRequest and len(drfs) != 1):
@@ -407,12 +413,13 @@ class DMQService:
 
     def _set(self, job: ServerJob, msg: Delivery, wall: float) -> list[Action]:
         assert job.setting is not None and job.init_drf is not None
+        init_drf = job.init_drf  # for answer(): a closure keeps no narrowing of job.init_drf
 
         def answer(status: Status, why: str | None = None) -> list[Action]:
             if why is not None:
                 self.refusals.append(why)
             body = daqdata.encode(error_sample(status, wall, why))
-            return [Publish(job.exchange, reading_key(job.init_drf), body, correlation_id="")]
+            return [Publish(job.exchange, reading_key(init_drf), body, correlation_id="")]
 
         # the signature first: each one verified moves the GSS sequence on
         if not job.acceptor.verify_mic(msg.signed_part(), msg.header("signature")):

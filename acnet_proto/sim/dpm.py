@@ -95,8 +95,10 @@ class DPMSession:
         self.clock = clock
         self.settings = settings
         self.insecure_settings = insecure_settings
-        engine_options = {} if heartbeat_period is None else {"heartbeat_period": heartbeat_period}
-        self.conn = DPMConnection(Role.SERVER, **engine_options)
+        if heartbeat_period is None:
+            self.conn = DPMConnection(Role.SERVER)
+        else:
+            self.conn = DPMConnection(Role.SERVER, heartbeat_period=heartbeat_period)
         self._new_list_id = new_list_id
         self._note = note
         self.entries: dict[int, Entry] = {}
@@ -154,10 +156,13 @@ class DPMSession:
             elif isinstance(event, dpm.ApplySettingsRequest):
                 out.append(send(self._apply(event)))
             elif isinstance(event, SettingsNotEnabled):
+                request = event.request
+                # the engine reports only an ApplySettings this way
+                assert isinstance(request, dpm.ApplySettingsRequest)
                 if self.insecure_settings:
-                    out.append(send(self._apply(event.request)))
+                    out.append(send(self._apply(request)))
                 else:
-                    out.append(send(_refuse_settings(event.request, DPM_PRIV)))
+                    out.append(send(_refuse_settings(request, DPM_PRIV)))
             elif isinstance(event, ConnectionClosed):
                 self.closed = True
                 break
@@ -165,7 +170,7 @@ class DPMSession:
                 raise RemoteProtocolError(f"this simulator does not serve {event!r}")
         return b"".join(out)
 
-    def _add(self, request: Message) -> Message:
+    def _add(self, request: dpm.AddToListRequest) -> dpm.AddToListReply:
         ref, text = request.ref_id, request.drf_request
         if text.startswith("#"):
             # a list property such as #ROLE:testing, kept for the settings layer
@@ -183,14 +188,14 @@ class DPMSession:
         return reply
 
     def _start(self, now: float, wall: float) -> list[Message]:
-        replies = [entry.device_info(ref) for ref, entry in self.entries.items()]
+        replies: list[Message] = [entry.device_info(ref) for ref, entry in self.entries.items()]
         replies.append(dpm.StartListReply(list_id=self.conn.list_id, status=0))
         replies.extend(status_reply(ref, status, wall) for ref, status in self.refused.items())
         immediate, self.groups = schedule(self.entries.items(), now, self.clock)
         replies.extend(entry.reply(ref, wall) for ref, entry in immediate)
         return replies
 
-    def _apply(self, request: Message) -> Message:
+    def _apply(self, request: dpm.ApplySettingsRequest) -> dpm.ApplySettingsReply:
         """Authorize each setting (principal, role, device), then apply the allowed ones."""
         values: dict[int, object] = {}
         for array in (request.raw_array, request.scaled_array, request.text_array):
@@ -259,7 +264,7 @@ def _streams(drf_text: str) -> bool:
     return isinstance(event, drf.PeriodicEvent | drf.ClockEvent)
 
 
-def _refuse_settings(request: Message, status: int) -> Message:
+def _refuse_settings(request: dpm.ApplySettingsRequest, status: int) -> dpm.ApplySettingsReply:
     settings = (request.raw_array or (), request.scaled_array or (), request.text_array or ())
     return dpm.ApplySettingsReply(
         status=[dpm.SettingStatus(ref_id=s.ref_id, status=status) for a in settings for s in a]

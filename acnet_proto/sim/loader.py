@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from acnet_proto import drf
 from acnet_proto.drf.events import CANONICAL_DEVICE
@@ -60,6 +60,12 @@ if TYPE_CHECKING:
 __all__ = ["DeviceModelError", "parse_model"]
 
 _MAX_DI = 2**31 - 1  # DeviceInfo_reply carries the di as an int32
+
+# A TOML table as tomllib makes it: the loader checks each value's type as it reads it.
+_Table = dict[str, Any]
+
+# the tables of a device that :meth:`_Loader.block` reads
+_Block = TypeVar("_Block", BasicStatus, AnalogAlarmBlock, DigitalAlarmBlock)
 
 
 def parse_model(cls: type[DeviceModel], text: str, source: str) -> DeviceModel:
@@ -107,7 +113,7 @@ class _Loader:
 
     def get(
         self,
-        table: dict,
+        table: _Table,
         key: str,
         kinds: type | tuple[type, ...],
         where: str,
@@ -124,12 +130,12 @@ class _Loader:
             raise self.fail(where, f"{key!r} must be {names}, got {value!r}")
         return value
 
-    def check_keys(self, table: dict, allowed: set[str] | frozenset[str], where: str) -> None:
+    def check_keys(self, table: _Table, allowed: set[str] | frozenset[str], where: str) -> None:
         unknown = sorted(set(table) - allowed)
         if unknown:
             raise self.fail(where, f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
 
-    def model(self, cls: type[DeviceModel], doc: dict) -> DeviceModel:
+    def model(self, cls: type[DeviceModel], doc: _Table) -> DeviceModel:
         self.check_keys(doc, {"clock", "device", "family"}, "top level")
         periods, default_period = self.clock(doc.get("clock", {}))
         devices = [self.device(t, i) for i, t in enumerate(self.tables(doc, "device"))]
@@ -137,7 +143,7 @@ class _Loader:
         self.check_unique(devices, families)
         return cls(devices, families, periods, default_period)
 
-    def tables(self, doc: dict, key: str) -> list[dict]:
+    def tables(self, doc: _Table, key: str) -> list[_Table]:
         items = doc.get(key, [])
         if not isinstance(items, list) or not all(isinstance(t, dict) for t in items):
             raise self.fail(key, f"must be an array of tables ([[{key}]])")
@@ -166,7 +172,7 @@ class _Loader:
             raise self.fail(where, f"{key!r} must be in {low}..{high}, got {value}")
         return value
 
-    def positive(self, table: dict, key: str, where: str, default: Any = ...) -> float:
+    def positive(self, table: _Table, key: str, where: str, default: Any = ...) -> float:
         value = float(self.get(table, key, (int, float), where, default))
         if not (value > 0 and math.isfinite(value)):
             raise self.fail(where, f"{key!r} must be a positive number of seconds, got {value}")
@@ -177,7 +183,7 @@ class _Loader:
             raise self.fail(where, f"{text!r} is not a device name in X:NAME form (upper case)")
         return text
 
-    def event(self, table: dict, where: str) -> drf.Event:
+    def event(self, table: _Table, where: str) -> drf.Event:
         text = self.get(table, "default_event", str, where, "I")
         try:
             event = drf.parse_event(text)
@@ -189,7 +195,7 @@ class _Loader:
             raise self.fail(where, f"default_event {text!r} must be I, N, periodic or clock")
         return event
 
-    def motion(self, table: dict, where: str) -> Motion:
+    def motion(self, table: _Table, where: str) -> Motion:
         text = self.get(table, "motion", str, where, "wave")
         try:
             return Motion(text)
@@ -197,7 +203,7 @@ class _Loader:
             motions = [m.value for m in Motion]
             raise self.fail(where, f"motion {text!r} is not one of {motions}") from None
 
-    def common(self, table: dict, where: str) -> dict[str, Any]:
+    def common(self, table: _Table, where: str) -> dict[str, Any]:
         """Keys shared by devices and families, as SimDevice keyword arguments."""
         fmt = self.get(table, "format_hint", int, where, None)
         if fmt is not None:
@@ -214,7 +220,7 @@ class _Loader:
             "protection": self.get(table, "protection", int, where, 0),
         }
 
-    def device(self, table: dict, index: int) -> SimDevice:
+    def device(self, table: _Table, index: int) -> SimDevice:
         where = f"device #{index + 1}"
         name = self.name(self.get(table, "name", str, where), where)
         where = f"device {name}"
@@ -241,7 +247,9 @@ class _Loader:
             **self.common(table, where),
         )
 
-    def setting(self, table: dict, kind: Kind, where: str) -> tuple[list[float] | str | bytes, int]:
+    def setting(
+        self, table: _Table, kind: Kind, where: str
+    ) -> tuple[list[float] | str | bytes, int]:
         length = self.get(table, "length", int, where, None)
         if length is not None and length < 1:
             raise self.fail(where, f"'length' must be at least 1, got {length}")
@@ -278,7 +286,7 @@ class _Loader:
         step = float(self.get(table, "step", (int, float), where, 0.0))
         return [float(value) + step * i for i in range(length)], 64
 
-    def block(self, table: dict, key: str, cls: type, where: str) -> Any:
+    def block(self, table: _Table, key: str, cls: type[_Block], where: str) -> _Block | None:
         """An optional status or alarm table, as a ``cls`` instance (None if absent)."""
         if key not in table:
             return None
@@ -297,7 +305,7 @@ class _Loader:
             values[attr] = value
         return cls(**values)
 
-    def family(self, table: dict, index: int) -> DeviceFamily:
+    def family(self, table: _Table, index: int) -> DeviceFamily:
         where = f"family #{index + 1}"
         self.check_keys(table, _FAMILY_KEYS, where)
         prefix = self.get(table, "prefix", str, where)

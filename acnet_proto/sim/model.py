@@ -28,7 +28,6 @@ from pathlib import Path
 
 from acnet_proto import drf
 from acnet_proto.pc import dpm
-from acnet_proto.pc._message import Message
 from acnet_proto.sim.binding import Entry, RequestRejected, bind
 from acnet_proto.sim.codes import DPM_BAD_EVENT, DPM_BAD_REQUEST, DPM_NO_SUCH_DEVICE
 from acnet_proto.sim.devices import DeviceFamily, SimDevice
@@ -142,7 +141,9 @@ class DeviceModel:
             raise RequestRejected(drf_text, DPM_NO_SUCH_DEVICE, f"no device {request.device}")
         return bind(drf_text, request, device)
 
-    def add_to_list(self, list_id: int, ref_id: int, drf: str) -> tuple[Message, Entry | None]:
+    def add_to_list(
+        self, list_id: int, ref_id: int, drf: str
+    ) -> tuple[dpm.AddToListReply, Entry | None]:
         """The ``AddToList_reply`` for one entry, and the entry if it was accepted."""
         try:
             entry = self.resolve(drf)

@@ -125,8 +125,11 @@ class SettingsPolicy:
         self, principal: str, role: str | None, device: str, protection_mask: int = 0
     ) -> Status | None:
         """None if ``principal`` acting as ``role`` may set ``device``; else the refusal."""
-        held = role is not None and role in self.roles_of(principal)
-        if held and self.roles[role].permits(device):
+        if (
+            role is not None
+            and role in self.roles_of(principal)
+            and self.roles[role].permits(device)
+        ):
             return None
         console = self.console_classes.get(principal, 0)
         if protection_mask and console:

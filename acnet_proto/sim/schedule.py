@@ -22,8 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from acnet_proto import drf
-from acnet_proto.pc._message import Message
-from acnet_proto.sim.binding import Entry
+from acnet_proto.sim.binding import DataReply, Entry
 from acnet_proto.sim.model import DeviceModel
 
 __all__ = ["ClockEvents", "Group", "fire_due", "next_due", "next_on_phase", "schedule"]
@@ -72,7 +71,7 @@ class Group:
         # @q: what was last sent per ref (everything after the ref id, timestamp and cycle)
         self.last: dict[int, tuple[Any, ...]] | None = {} if changes_only else None
 
-    def fire(self, wall: float, out: list[Message]) -> None:
+    def fire(self, wall: float, out: list[DataReply]) -> None:
         """Append the replies of every member at ``wall`` to ``out`` (for @q: those that
         changed)."""
         last = self.last
@@ -130,9 +129,11 @@ def next_due(groups: Iterable[Group]) -> float | None:
     return min((g.due for g in groups), default=None)
 
 
-def fire_due(groups: Iterable[Group], now: float, wall: float, clock: ClockEvents) -> list[Message]:
+def fire_due(
+    groups: Iterable[Group], now: float, wall: float, clock: ClockEvents
+) -> list[DataReply]:
     """The replies of every group due by ``now`` (stamped ``wall``), each group advanced."""
-    out: list[Message] = []
+    out: list[DataReply] = []
     for group in groups:
         if group.due <= now:
             group.fire(wall, out)

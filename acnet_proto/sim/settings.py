@@ -63,7 +63,7 @@ class ServerSettings:
     def enabled(self) -> bool:
         return self.principal is not None
 
-    def on_authenticate(self, request: Message) -> list[Message]:
+    def on_authenticate(self, request: dpm.AuthenticateRequest) -> list[Message]:
         """Answer an ``Authenticate``: the service name, or the next context token."""
         if not request.token:
             self.principal = None
@@ -77,7 +77,7 @@ class ServerSettings:
             return self._refuse(str(exc))
         return [dpm.AuthenticateReply(token=token or None)]
 
-    def on_enable(self, request: Message) -> list[Message]:
+    def on_enable(self, request: dpm.EnableSettingsRequest) -> list[Message]:
         """Answer ``EnableSettings``: status 0 if the MIC proves the context, else DPM_PRIV."""
         acceptor = self._acceptor
         if acceptor is None or not acceptor.complete:

@@ -22,7 +22,7 @@ from acnet_proto.sim.codes import (
     DPM_BAD_LENGTH,
     DPM_NO_SUCH_FIELD,
 )
-from acnet_proto.sim.devices import FLOAT_BYTES, BasicStatus, Kind
+from acnet_proto.sim.devices import FLOAT_BYTES, AnalogAlarmBlock, BasicStatus, Kind
 from acnet_proto.types import BasicControl
 
 __all__ = ["CONTROL_COMMANDS", "apply_setting", "numbers_of"]
@@ -62,7 +62,7 @@ def numbers_of(value: object) -> list[float] | None:
     if isinstance(value, int | float):
         return [float(value)]
     try:
-        items = list(value)  # type: ignore[call-overload]
+        items = list(value)  # type: ignore[call-overload]  # any iterable; TypeError if not
     except TypeError:
         return None
     if any(isinstance(v, str | bytes) for v in items):
@@ -96,10 +96,11 @@ def _set_setting(entry: Entry, value: object) -> int:
     numbers = numbers_of(value)
     if numbers is None or not device.numeric:
         return DIO_INVDATA
+    assert entry.span is not None  # bind gives numeric data a span
     lo, hi = entry.span
     if len(numbers) != hi - lo:
         return DPM_BAD_LENGTH
-    device.setting[lo:hi] = numbers
+    device.setting_numbers[lo:hi] = numbers
     return 0
 
 
@@ -110,14 +111,16 @@ def _set_raw(entry: Entry, data: bytes) -> int:
             return DPM_BAD_LENGTH
         device.setting = data.decode("latin-1")
         return 0
+    assert entry.span is not None  # bind gives numeric and raw data a span
     lo, hi = entry.span
     atom = FLOAT_BYTES if device.numeric else 1
     if len(data) != (hi - lo) * atom:
         return DPM_BAD_LENGTH
     if device.numeric:
-        device.setting[lo:hi] = struct.unpack(f"<{hi - lo}f", data)
+        device.setting_numbers[lo:hi] = struct.unpack(f"<{hi - lo}f", data)
     else:
-        device.setting = device.setting[:lo] + data + device.setting[hi:]
+        raw = device.setting_bytes
+        device.setting = raw[:lo] + data + raw[hi:]
     return 0
 
 
@@ -182,7 +185,9 @@ def _set_alarm(entry: Entry, value: object) -> int:
     if len(numbers) != 1:
         return DPM_BAD_LENGTH
     number = numbers[0]
+    assert block is not None  # bind refuses an alarm property the device lacks
     if analog and fld in (_F.NOM, _F.TOL):
+        assert isinstance(block, AnalogAlarmBlock)
         nom = (block.minimum + block.maximum) / 2
         tol = (block.maximum - block.minimum) / 2
         nom, tol = (number, tol) if fld is _F.NOM else (nom, abs(number))

@@ -23,6 +23,7 @@ import random as _random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeGuard
 
 from acnet_proto.errors import ConnectionLost
 
@@ -74,7 +75,7 @@ class Reconnect:
             raise TypeError(f"random must be callable, got {type(self.random).__name__}")
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

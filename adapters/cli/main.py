@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from acnet_proto.engine._state import Role
 from acnet_proto.engine.framing import HANDSHAKE
@@ -214,7 +214,15 @@ def acinfo(argv: Sequence[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _tool(function: Any) -> Any:
+class _Command(Protocol):
+    """A command: its arguments (None: ``sys.argv[1:]``) in, its exit status out."""
+
+    __name__: str
+
+    def __call__(self, argv: Sequence[str] | None = None) -> int: ...
+
+
+def _tool(function: _Command) -> _Command:
     """Wrap a command so expected failures print one line, not a traceback."""
 
     def run(argv: Sequence[str] | None = None) -> int:

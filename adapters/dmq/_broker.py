@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 import pika
 import pika.exceptions
@@ -94,7 +94,7 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def refused(failure: Status | None) -> bool:
+def refused(failure: Status | None) -> TypeGuard[Status]:
     return failure in _REFUSED_CREDENTIALS
 
 
@@ -324,8 +324,8 @@ class Broker:
             else:
                 subscription._end(lost)
         for session in self.sessions.values():
-            for op, _ in session.waiters.values():
-                op.fail(lost)
+            for write_op, _ in session.waiters.values():
+                write_op.fail(lost)
         self.jobs.clear()
         self.reads.clear()
         self.streams.clear()

@@ -141,6 +141,7 @@ class DMQSubscription(ThreadedSubscription):
                 )
                 self._reconnector = thread
         if thread is None:
+            assert isinstance(step, GiveUp)  # only giving up starts no thread
             self._end(step.error)
         else:
             thread.start()
@@ -164,9 +165,9 @@ class DMQSubscription(ThreadedSubscription):
         except AuthenticationError as exc:  # Kerberos refused: trying again cannot help
             self._end(exc)
         except Exception as exc:  # the backend closed meanwhile (RuntimeError), or a bug
-            lost = ConnectionLost(f"the stream of {summary(self.drfs)} ended: {exc}")
-            lost.__cause__ = exc
-            self._end(lost)
+            ended = ConnectionLost(f"the stream of {summary(self.drfs)} ended: {exc}")
+            ended.__cause__ = exc
+            self._end(ended)
 
     def _stopped_after(self, seconds: float) -> bool:
         with self._cond:

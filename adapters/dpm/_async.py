@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self, TypeVar, cast
 
 from acnet_proto import drf as _drf
 from acnet_proto.api.auth import Auth
@@ -47,7 +47,7 @@ from acnet_proto.engine import HEARTBEAT_PERIOD
 from acnet_proto.engine.client import ClientConnection
 from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.plans.lists import ListPlan, ReadBatch
-from acnet_proto.plans.settings import WritePlan, dpm_write_batch, outcome_unknown
+from acnet_proto.plans.settings import GSSContext, WritePlan, dpm_write_batch, outcome_unknown
 from acnet_proto.streams.driver import GiveUp, StreamDriver, Wait
 from acnet_proto.streams.reconnect import SILENT, Gap, Reconnect, reconnect_policy, summary
 from acnet_proto.types import Reading, WriteResult
@@ -91,7 +91,7 @@ class Flag(Protocol):
 
     def set(self) -> None: ...
 
-    async def wait(self) -> None: ...
+    async def wait(self) -> object: ...
 
 
 class TaskGroup(Protocol):
@@ -102,15 +102,23 @@ class TaskGroup(Protocol):
         ...
 
 
-class IOKit(Protocol):
-    """One event-loop library's I/O, as the shared backend uses it."""
+StreamT = TypeVar("StreamT", bound=Stream)
+GroupT = TypeVar("GroupT", bound=TaskGroup)
+
+
+class IOKit(Protocol[StreamT, GroupT]):
+    """One event-loop library's I/O, as the shared backend uses it.
+
+    ``StreamT`` and ``GroupT`` are the library's own stream and task group: the
+    kit takes back only streams and groups it made.
+    """
 
     #: What a stream broken under us raises, besides OSError and ProtocolError.
     broken: tuple[type[BaseException], ...]
     #: What a stream closed by this side (stop() from another task) raises.
     closed: tuple[type[BaseException], ...]
 
-    async def connect(self, host: str, port: int) -> Stream:
+    async def connect(self, host: str, port: int) -> StreamT:
         """A TCP connection to ``host:port``."""
         ...
 
@@ -139,28 +147,39 @@ class IOKit(Protocol):
         """A new flag, not set."""
         ...
 
-    def task_group(self) -> AbstractAsyncContextManager[TaskGroup]:
+    def task_group(self) -> AbstractAsyncContextManager[GroupT]:
         """A new task group; leaving its ``async with`` waits for its tasks."""
         ...
 
-    def cancel_tasks(self, group: TaskGroup) -> None:
+    def cancel_tasks(self, group: GroupT) -> None:
         """Cancel every task of ``group`` that is still running."""
         ...
 
-    async def abort(self, stream: Stream) -> None:
+    async def abort(self, stream: StreamT) -> None:
         """Drop ``stream`` now, unsent bytes and all, even inside a cancelled scope."""
         ...
 
-    async def aclose(self, stream: Stream) -> None:
+    async def aclose(self, stream: StreamT) -> None:
         """Close ``stream`` after what was sent has gone."""
         ...
+
+
+class _GSSAuth(Protocol):
+    """An :class:`Auth` that makes GSS contexts (``KerberosAuth``), as settings need."""
+
+    def context(self, service: str) -> GSSContext: ...
+
+
+# The shared backend sees kits of either library: it hands each kit back only
+# the streams and task groups that kit made, whatever their types.
+_AnyKit = IOKit[Any, Any]
 
 
 class _Link:
     """One TCP stream and the client engine on it."""
 
     def __init__(
-        self, kit: IOKit, stream: Stream, heartbeat_period: float = HEARTBEAT_PERIOD
+        self, kit: _AnyKit, stream: Stream, heartbeat_period: float = HEARTBEAT_PERIOD
     ) -> None:
         self.client = ClientConnection(heartbeat_period=heartbeat_period)
         self._kit = kit
@@ -168,7 +187,7 @@ class _Link:
 
     @classmethod
     async def open(
-        cls, kit: IOKit, host: str, port: int, heartbeat_period: float = HEARTBEAT_PERIOD
+        cls, kit: _AnyKit, host: str, port: int, heartbeat_period: float = HEARTBEAT_PERIOD
     ) -> _Link:
         """Connect and wait for the list id; the caller bounds the wait."""
         link = cls(kit, await kit.connect(host, port), heartbeat_period)
@@ -211,7 +230,7 @@ class _Link:
 class _Pool:
     """At most ``size`` read connections; idle ones wait here for the next read."""
 
-    def __init__(self, kit: IOKit, host: str, port: int, size: int) -> None:
+    def __init__(self, kit: _AnyKit, host: str, port: int, size: int) -> None:
         self._kit = kit
         self.host = host
         self.port = port
@@ -269,7 +288,7 @@ class AsyncDPMBackend(AsyncBackend):
     delivery tasks run in the task group it opens (see :meth:`subscribe`).
     """
 
-    _kit: ClassVar[IOKit]
+    _kit: ClassVar[_AnyKit]
     _subscription_type: ClassVar[type[AsyncDPMSubscription]]
 
     def __init__(
@@ -407,7 +426,9 @@ class AsyncDPMBackend(AsyncBackend):
                 async with self._kit.fail_at(deadline):
                     if link is None:
                         link = await _Link.open(self._kit, self.host, self.port)
-                    plan = WritePlan(batch, self.auth.context, link.client.settings_enabled)
+                    # dpm_write_batch let through only an auth that makes contexts
+                    auth = cast("_GSSAuth", self.auth)
+                    plan = WritePlan(batch, auth.context, link.client.settings_enabled)
                     await link.run(plan)
             except BaseException as exc:
                 if link is not None:
@@ -503,6 +524,8 @@ class AsyncDPMSubscription(AsyncSubscription):
 
     ``exc`` is the :class:`ConnectionLost` that ended a dead stream, else None.
     """
+
+    dropped: int
 
     def __init__(
         self,
@@ -648,13 +671,15 @@ class AsyncDPMSubscription(AsyncSubscription):
                 self._connecting = scope
                 link = await self._backend._open_stream(self.drfs)
         except self._backend._broken as exc:  # TimeoutError included: it is an OSError
-            if self.stopped:  # stop() cut the attempt short
+            # stop() may have run in another task during the await; the casts keep mypy
+            # from holding on to the check above (which would make this unreachable)
+            if cast(bool, self.stopped):  # stop() cut the attempt short
                 return False
             await self._broke(str(exc) or "no DPM list within the timeout", exc)
             return True
         finally:
             self._connecting = None
-        if self.stopped:  # stop() ran while this connected
+        if cast(bool, self.stopped):  # stop() ran while this connected
             await link.abort()
             return False
         self._link = link

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from acnet_proto.engine import HEARTBEAT_PERIOD
 from acnet_proto.engine.client import ClientConnection, Plan
@@ -80,7 +80,14 @@ def open_stream(
     return link
 
 
-def run_plan(link: _Link, plan: Plan, deadline: float) -> None:
+class _FinitePlan(Plan, Protocol):
+    """A plan that finishes on its own: a read batch, or settings (not a subscription)."""
+
+    @property
+    def done(self) -> bool: ...
+
+
+def run_plan(link: _Link, plan: _FinitePlan, deadline: float) -> None:
     """Run ``plan`` (a read batch, or settings) over ``link`` until it is done, then end it.
 
     The plan's opening commands go in one write; whatever it answers to the

@@ -184,7 +184,8 @@ class DPMSubscription(ThreadedSubscription):
         self._backend = backend
         self._link = link
         self._driver = driver
-        self._direct = callback is not None and mode is DispatchMode.DIRECT
+        # the callback the reader thread calls itself (DIRECT mode), else None
+        self._direct: ReadingCallback | None = callback if mode is DispatchMode.DIRECT else None
         # stop() wakes the reader out of select() through this pair, so that
         # the reader alone touches the engine (and sends the StopList)
         self._wake_r, self._wake_w = socket.socketpair()
@@ -192,8 +193,10 @@ class DPMSubscription(ThreadedSubscription):
         name = f"acnet-stream {summary(self.drfs)}"
         self._reader = threading.Thread(target=self._read, name=f"{name} reader", daemon=True)
         self._worker = None
-        if callback is not None and not self._direct:
-            self._worker = threading.Thread(target=self._work, name=f"{name} worker", daemon=True)
+        if callback is not None and self._direct is None:
+            self._worker = threading.Thread(
+                target=self._work, args=(callback,), name=f"{name} worker", daemon=True
+            )
 
     def _start(self) -> None:
         self._reader.start()
@@ -282,9 +285,9 @@ class DPMSubscription(ThreadedSubscription):
                         self._deliver(item)
 
     def _deliver(self, reading: Reading | Gap) -> None:
-        if self._direct:
+        if self._direct is not None:
             if not self._stop_requested:
-                self._call(self._callback, reading)
+                self._call(self._direct, reading)
             return
         with self._cond:
             if self._stop_requested:
@@ -317,7 +320,7 @@ class DPMSubscription(ThreadedSubscription):
 
     # -- callbacks ---------------------------------------------------------------------
 
-    def _work(self) -> None:
+    def _work(self, callback: ReadingCallback) -> None:
         while True:
             with self._cond:
                 self._cond.wait_for(self._ready)
@@ -326,7 +329,7 @@ class DPMSubscription(ThreadedSubscription):
                 if not len(self._queue):
                     break
                 reading = self._queue.pop()
-            self._call(self._callback, reading)
+            self._call(callback, reading)
         if self._exc is not None:
             self._report(self._exc)
 

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import grpc
 
@@ -139,7 +139,7 @@ def write_failed(batch: SettingBatch, error: BaseException) -> Exception:
     return SettingOutcomeUnknown(batch.drfs, describe(error))
 
 
-class BearerMetadata(tuple):
+class BearerMetadata(tuple[tuple[str, str], ...]):
     """Call metadata carrying a bearer token, whose repr (in tracebacks, logs) hides it."""
 
     __slots__ = ()
@@ -261,13 +261,29 @@ def write_blocking(
     return batch.results(reply)
 
 
-class AsyncGRPCConfig(GRPCConfig):
+_S = TypeVar("_S", bound=AsyncSubscription)
+
+
+class _SubscriptionType(Protocol[_S]):
+    """What an async gRPC backend's subscriptions are made by: their class."""
+
+    def __call__(
+        self, stub: DAQStub, stream: GRPCStream, queue_size: int, owners: set[_S]
+    ) -> _S: ...
+
+
+class AsyncGRPCConfig(GRPCConfig, Generic[_S]):
     """:class:`GRPCConfig` and ``subscribe`` for the two async gRPC backends; each names
     its subscription type, whose constructor takes the set of live subscriptions."""
 
-    _subscription_type: ClassVar[type[AsyncSubscription]]
-    _stub: DAQStub
-    _subscriptions: set[AsyncSubscription]
+    # a class attribute; not a ClassVar, which cannot hold a type variable
+    _subscription_type: _SubscriptionType[_S]
+    _subscriptions: set[_S]
+
+    if TYPE_CHECKING:
+        # an attribute or a property (made on first use), read only here
+        @property
+        def _stub(self) -> DAQStub: ...
 
     async def subscribe(
         self,
@@ -275,7 +291,7 @@ class AsyncGRPCConfig(GRPCConfig):
         *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         reconnect: bool | Reconnect = True,
-    ) -> AsyncSubscription:
+    ) -> _S:
         """Start streaming ``drfs`` (give each an event, e.g. ``@p,1000``).
 
         Returns at once: a server that cannot be reached is an outage like

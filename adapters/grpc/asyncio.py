@@ -65,6 +65,7 @@ from acnet_proto.api.backend import (
 )
 from acnet_proto.api.config import DEFAULT_TIMEOUT
 from acnet_proto.errors import ConnectionLost, ProtocolError
+from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 from acnet_proto.services.daq import GRPCReadBatch, GRPCStream, SettingBatch
 from acnet_proto.streams.driver import GiveUp
 from acnet_proto.streams.reconnect import Gap, summary
@@ -100,7 +101,7 @@ class AsyncioGRPCSubscription(AsyncSubscription):
         self.stopped = False
         self._stub = stub
         self._stream = stream
-        self._call: aio.UnaryStreamCall | None = None
+        self._call: aio.UnaryStreamCall[DAQ_pb2.ReadingList, DAQ_pb2.ReadingReply] | None = None
         self._owners = owners
         self._queue = ReadingQueue(queue_size)
         self._arrived = asyncio.Event()
@@ -156,7 +157,7 @@ class AsyncioGRPCSubscription(AsyncSubscription):
             except asyncio.CancelledError as e:
                 if _cancelled_by_caller():
                     raise  # stop()
-                failure: Exception = e
+                failure: BaseException = e
                 code: str | None = "CANCELLED"
                 cause = "CANCELLED: the call was cancelled"
             except (grpc.RpcError, ProtocolError) as e:
@@ -190,7 +191,7 @@ class AsyncioGRPCSubscription(AsyncSubscription):
         await asyncio.wait({self._reader})  # its outcome is of no interest now
 
 
-class AsyncioGRPCBackend(AsyncGRPCConfig, AsyncBackend):
+class AsyncioGRPCBackend(AsyncGRPCConfig[AsyncioGRPCSubscription], AsyncBackend):
     """DPM over gRPC for asyncio. ``aclose()`` or ``async with`` ends it."""
 
     _subscription_type = AsyncioGRPCSubscription

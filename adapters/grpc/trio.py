@@ -39,7 +39,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar, TypeVarTuple
 
 import grpc
 
@@ -91,7 +91,11 @@ class _Cancel:
             call.cancel()
 
 
-async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
+
+
+async def _in_thread(function: Callable[[*_Ts, Callable[[Any], None]], _T], *args: *_Ts) -> _T:
     """``function(*args, started)`` in a worker thread; trio cancellation cancels its call."""
     cancel = _Cancel()
     try:
@@ -104,6 +108,8 @@ async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
 
 class TrioGRPCSubscription(AsyncSubscription):
     """A running stream: iterate :meth:`readings`, then :meth:`stop` (or use ``async with``)."""
+
+    dropped: int  # an attribute here, counted by _push
 
     def __init__(
         self,
@@ -119,7 +125,7 @@ class TrioGRPCSubscription(AsyncSubscription):
         self._owners = owners
         self._exc: ConnectionLost | None = None
         self._token = trio.lowlevel.current_trio_token()
-        self._send, self._receive = trio.open_memory_channel(queue_size)
+        self._send, self._receive = trio.open_memory_channel[Reading | Gap](queue_size)
         self._stream = StreamThread(stub, stream, self._deliver, self._finish)
         self._stream.start()
 
@@ -202,10 +208,11 @@ class TrioGRPCSubscription(AsyncSubscription):
         self._send.close()
 
 
-class TrioGRPCBackend(AsyncGRPCConfig, AsyncBackend):
+class TrioGRPCBackend(AsyncGRPCConfig[TrioGRPCSubscription], AsyncBackend):
     """DPM over gRPC for trio. ``aclose()`` or ``async with`` ends it."""
 
     _subscription_type = TrioGRPCSubscription
+    _stub: DAQStub  # made once, in __init__ (the base only reads it)
 
     def __init__(
         self,

@@ -84,7 +84,7 @@ from acnet_proto.proxy import (
     reply_entry,
 )
 from acnet_proto.services.daq import reading_reply, status_message, value_from_proto
-from acnet_proto.streams.reconnect import summary
+from acnet_proto.streams.reconnect import Gap, summary
 from acnet_proto.types import Reading
 
 __all__ = ["DEFAULT_PORT", "AuditLog", "SupervisedServer"]
@@ -206,7 +206,8 @@ class _Stream:
         self.items: queue.Queue[Any] = queue.Queue(DEFAULT_QUEUE_SIZE)
         self.dropped = 0
 
-    def reading(self, reading: Reading, handle: Subscription) -> None:
+    def reading(self, reading: Reading | Gap, handle: Subscription) -> None:
+        # a gap is queued too: it wakes the call, which sends only readings
         try:
             self.items.put_nowait(reading)
         except queue.Full:

@@ -276,7 +276,9 @@ class _Loop:
 
 
 def _private_queue(channel: BlockingChannel) -> str:
-    return channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+    # pika is untyped: the broker names the queue, a str
+    name: str = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+    return name
 
 
 async def serve(

@@ -273,7 +273,7 @@ class SimServer:
         server = cls(model, host, port, **settings)
         started = threading.Event()
         failure: list[BaseException] = []
-        stop: list[Callable[[], None]] = []
+        stop: list[Callable[[], object]] = []
 
         async def main() -> None:
             stopping = asyncio.Event()

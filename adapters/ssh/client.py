@@ -28,12 +28,13 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import paramiko
+from paramiko.pkey import UnknownKeyType  # paramiko exports it, but its stubs do not
 from paramiko.ssh_gss import GSS_EXCEPTIONS
 
 from acnet_proto.adapters.ssh.channel import (
@@ -179,7 +180,7 @@ def _load_key(hop: SSHHop) -> paramiko.PKey:
         return paramiko.PKey.from_path(path)
     except OSError as exc:
         raise SSHAuthenticationError(f"cannot read key file {path}: {exc}", hop) from exc
-    except (TypeError, ValueError, paramiko.SSHException, paramiko.UnknownKeyType) as exc:
+    except (TypeError, ValueError, paramiko.SSHException, UnknownKeyType) as exc:
         # cryptography raises TypeError for an encrypted key given no passphrase.
         raise SSHAuthenticationError(
             f"{path} is not an unencrypted RSA, ECDSA or Ed25519 private key ({exc})", hop
@@ -334,7 +335,7 @@ class SSHClient:
             return
         key = transport.get_remote_server_key()
         name = hop.hostname if hop.port == 22 else f"[{hop.hostname}]:{hop.port}"
-        known = self._known_hosts.lookup(name) or {}
+        known: Mapping[str, paramiko.PKey] = self._known_hosts.lookup(name) or {}
         if key.get_name() not in known:
             raise SSHConnectionError(
                 f"{name} is not in {self._known_hosts_path} with a {key.get_name()} key "
@@ -362,6 +363,7 @@ class SSHClient:
             elif hop.auth_method == "key":
                 still_needed = transport.auth_publickey(user, _load_key(hop))
             else:
+                assert hop.password is not None  # SSHHop checks it
                 still_needed = transport.auth_password(user, hop.password)
         except paramiko.BadAuthenticationType as exc:
             raise SSHAuthenticationError(

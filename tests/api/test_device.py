@@ -7,8 +7,11 @@ model defined here.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,6 +31,7 @@ from acnet_proto.api.device import (
 from acnet_proto.drf import DRFError, parse
 from acnet_proto.errors import DeviceError
 from acnet_proto.sim import DeviceModel
+from acnet_proto.streams.reconnect import Gap
 from acnet_proto.testing import FakeBackend
 from acnet_proto.types import Reading, ValueType
 
@@ -242,6 +246,27 @@ def test_subscribe_needs_an_event_that_sends(fake: FakeBackend) -> None:
 def test_await_next_times_out_when_nothing_comes(fake: FakeBackend) -> None:
     with pytest.raises(TimeoutError, match="M:OUTTMP@p,1000"):
         Device("M:OUTTMP@p,1000", fake).await_next(timeout=0.1)
+
+
+def test_await_next_passes_over_a_gap_to_the_first_reading() -> None:
+    """A stream that reconnects before its first reading yields a Gap first: no reading."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    gap = Gap(("M:OUTTMP@p,1000",), at, at, "the server closed the connection", 1)
+    reading = Reading("M:OUTTMP@p,1000", ValueType.SCALAR, value=41.7, timestamp=at)
+
+    class Reconnecting(FakeBackend):
+        """A backend whose stream reconnects before its first reading."""
+
+        @contextlib.contextmanager  # type: ignore[override]  # a stand-in, not a Subscription
+        def subscribe(self, drfs: list[str]) -> Iterator[Any]:
+            class Stream:
+                def readings(self, timeout: float | None = None) -> Iterator[tuple[Any, Any]]:
+                    yield gap, self
+                    yield reading, self
+
+            yield Stream()
+
+    assert Device("M:OUTTMP@p,1000", Reconnecting()).await_next(timeout=1.0) is reading
 
 
 # ------------------------------------------------ against a simulated DPM
