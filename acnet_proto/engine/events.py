@@ -16,6 +16,7 @@ __all__ = [
     "NEED_DATA",
     "ConnectionClosed",
     "ConnectionEvent",
+    "DataReply",
     "Handshake",
     "NeedData",
     "SettingsNotEnabled",
@@ -74,4 +75,17 @@ class SettingsNotEnabled:
 #: :data:`NEED_DATA`: a DPM message (a :class:`~acnet_proto.pc.Message`) or one of the above.
 ConnectionEvent: TypeAlias = (
     Message | Handshake | ConnectionClosed | StaleReply | SettingsNotEnabled
+)
+
+#: The replies that carry an entry's data (a value, a status block, an alarm block).
+DataReply: TypeAlias = (
+    dpm.ScalarReply
+    | dpm.ScalarArrayReply
+    | dpm.RawReply
+    | dpm.TextReply
+    | dpm.TextArrayReply
+    | dpm.TimedScalarArrayReply
+    | dpm.AnalogAlarmReply
+    | dpm.DigitalAlarmReply
+    | dpm.BasicStatusReply
 )

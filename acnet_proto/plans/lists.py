@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeAlias, cast
+from typing import Any, cast
 
 import numpy as np
 
 from acnet_proto import drf as _drf
-from acnet_proto.engine.events import ConnectionEvent, StaleReply
+from acnet_proto.engine.events import ConnectionEvent, DataReply, StaleReply
 from acnet_proto.errors import DeviceError, ReadError
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
@@ -56,19 +56,6 @@ _ALARM_FLAGS = (
 _BASIC_STATUS = ("on", "ready", "remote", "positive", "ramp")
 _TIMED_OUT = Status.from_name("ACNET_REQTMO")
 _DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
-
-#: The replies that carry an entry's data: those :func:`_value_of` makes a value of.
-_DataReply: TypeAlias = (
-    dpm.ScalarReply
-    | dpm.ScalarArrayReply
-    | dpm.RawReply
-    | dpm.TextReply
-    | dpm.TextArrayReply
-    | dpm.TimedScalarArrayReply
-    | dpm.AnalogAlarmReply
-    | dpm.DigitalAlarmReply
-    | dpm.BasicStatusReply
-)
 
 
 def timestamp(millis: int) -> datetime | None:
@@ -140,7 +127,7 @@ def reading_from_reply(reply: Message, drf: str, meta: DeviceMeta | None = None)
     if type(reply) is dpm.StatusReply:
         return error_reading(drf, reply.status, meta, at=reply.timestamp, cycle=reply.cycle)
     value, value_type = _value_of(reply)
-    reply = cast(_DataReply, reply)  # _value_of raised for any other message
+    reply = cast(DataReply, reply)  # _value_of raised for any other message
     # alarm and basic-status replies carry no status: receiving one is success
     facility = error = 0
     message = None

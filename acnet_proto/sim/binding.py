@@ -46,6 +46,7 @@ from typing import Any, NoReturn
 
 from acnet_proto import drf
 from acnet_proto.drf import DataRequest, Event
+from acnet_proto.engine.events import DataReply
 from acnet_proto.errors import AcnetProtoError
 from acnet_proto.pc import dpm
 from acnet_proto.sim.codes import (
@@ -64,7 +65,6 @@ from acnet_proto.status import Status
 
 __all__ = [
     "MIN_PERIOD_US",
-    "DataReply",
     "Entry",
     "RequestRejected",
     "bind",
@@ -102,18 +102,6 @@ def status_reply(ref_id: int, status: int, now: float) -> dpm.StatusReply:
     """A ``Status_reply`` for ``ref_id`` stamped ``now`` (ref 0: the whole list)."""
     return dpm.StatusReply(ref_id=ref_id, timestamp=millis(now), cycle=0, status=status)
 
-
-#: What :meth:`Entry.reply` makes: the DPM data reply for the entry's property and field.
-DataReply = (
-    dpm.ScalarReply
-    | dpm.ScalarArrayReply
-    | dpm.RawReply
-    | dpm.TextReply
-    | dpm.TextArrayReply
-    | dpm.BasicStatusReply
-    | dpm.AnalogAlarmReply
-    | dpm.DigitalAlarmReply
-)
 
 _Build = Callable[[int, int, float], DataReply]  # (ref_id, timestamp_ms, now) -> reply
 

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from acnet_proto import drf as _drf
+from acnet_proto.engine.events import DataReply
 from acnet_proto.errors import AuthenticationError, DecodeError
 from acnet_proto.pc import daqdata, dpm
 from acnet_proto.pc._message import Message
@@ -65,7 +66,7 @@ from acnet_proto.services.dmq import (
     reading_key,
     setting_key,
 )
-from acnet_proto.sim.binding import DataReply, Entry, RequestRejected
+from acnet_proto.sim.binding import Entry, RequestRejected
 from acnet_proto.sim.model import DeviceModel
 from acnet_proto.sim.policy import SettingsPolicy
 from acnet_proto.sim.schedule import ClockEvents, next_on_phase
@@ -165,7 +166,7 @@ class _Stamp(TypedDict):
 
 
 def sample_from_reply(
-    reply: DataReply | dpm.TimedScalarArrayReply | dpm.StatusReply,
+    reply: DataReply | dpm.StatusReply,
 ) -> Message:
     """The DAQData sample for a DPM data reply of the device model (same stamp and cycle)."""
     stamp: _Stamp = {"time": reply.timestamp, "cycle_time": reply.cycle}

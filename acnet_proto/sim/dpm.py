@@ -55,16 +55,14 @@ from acnet_proto.errors import RemoteProtocolError
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
 from acnet_proto.sim.binding import Entry, status_reply
+from acnet_proto.sim.codes import DPM_BAD_REQUEST
 from acnet_proto.sim.model import DeviceModel
+from acnet_proto.sim.policy import DPM_PRIV
 from acnet_proto.sim.schedule import ClockEvents, Group, fire_due, next_due, schedule
 from acnet_proto.sim.settings import ServerSettings
-from acnet_proto.status import Status
 
 __all__ = ["FIRST_LIST_ID", "DPMSession"]
 
-DPM_PRIV_STATUS = Status.from_name("DPM_PRIV")
-DPM_PRIV = DPM_PRIV_STATUS.status
-DPM_BAD_REQUEST = Status.from_name("DPM_BAD_REQUEST").status
 #: Where the real DPM's list id pool starts.
 FIRST_LIST_ID = 4096
 
@@ -162,7 +160,7 @@ class DPMSession:
                 if self.insecure_settings:
                     out.append(send(self._apply(request)))
                 else:
-                    out.append(send(_refuse_settings(request, DPM_PRIV)))
+                    out.append(send(_refuse_settings(request, DPM_PRIV.status)))
             elif isinstance(event, ConnectionClosed):
                 self.closed = True
                 break
@@ -211,7 +209,7 @@ class DPMSession:
             return device.protection if device is not None else 0
 
         if self.insecure_settings and not self.settings.enabled:
-            verdicts = {ref: None if ref in self.entries else DPM_PRIV_STATUS for ref in values}
+            verdicts = {ref: None if ref in self.entries else DPM_PRIV for ref in values}
         else:
             verdicts = self.settings.authorize(listed, list(values), protection)
         statuses = []

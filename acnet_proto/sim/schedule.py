@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from acnet_proto import drf
-from acnet_proto.sim.binding import DataReply, Entry
+from acnet_proto.engine.events import DataReply
+from acnet_proto.sim.binding import Entry
 from acnet_proto.sim.model import DeviceModel
 
 __all__ = ["ClockEvents", "Group", "fire_due", "next_due", "next_on_phase", "schedule"]

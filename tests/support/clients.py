@@ -234,58 +234,36 @@ def _given(**options: Any) -> dict[str, Any]:
     return {name: value for name, value in options.items() if value is not None}
 
 
-def _sync(
-    host: str,
-    port: int,
-    auth: Any = None,
-    role: str | None = None,
-    timeout: float | None = None,
-    heartbeat_period: float | None = None,
-) -> Client:
-    options = _given(timeout=timeout, heartbeat_period=heartbeat_period)
-    return BlockingClient(SyncClient(host, port, auth=auth, role=role, **options))
+def _opener(make: Callable[..., Any], face: Callable[[Any], Client]) -> Callable[..., Client]:
+    """``open(host, port, auth=None, role=None, timeout=None, heartbeat_period=None)`` for
+    backends made by ``make``, behind the ``face`` that blocks on them."""
+
+    def open_client(
+        host: str,
+        port: int,
+        auth: Any = None,
+        role: str | None = None,
+        timeout: float | None = None,
+        heartbeat_period: float | None = None,
+    ) -> Client:
+        options = _given(timeout=timeout, heartbeat_period=heartbeat_period)
+        return face(make(host, port, auth=auth, role=role, **options))
+
+    return open_client
 
 
-def _threaded(
-    host: str,
-    port: int,
-    auth: Any = None,
-    role: str | None = None,
-    timeout: float | None = None,
-    heartbeat_period: float | None = None,
-) -> Client:
-    options = _given(timeout=timeout, heartbeat_period=heartbeat_period)
-    return BlockingClient(DPMBackend(host, port, auth=auth, role=role, **options))
-
-
-def _asyncio(
-    host: str,
-    port: int,
-    auth: Any = None,
-    role: str | None = None,
-    timeout: float | None = None,
-    heartbeat_period: float | None = None,
-) -> Client:
-    options = _given(timeout=timeout, heartbeat_period=heartbeat_period)
-    backend = AsyncioDPMBackend(host, port, auth=auth, role=role, **options)
-    return AsyncClient(backend, AsyncioPortal())
-
-
-def _trio(
-    host: str,
-    port: int,
-    auth: Any = None,
-    role: str | None = None,
-    timeout: float | None = None,
-    heartbeat_period: float | None = None,
-) -> Client:
+def _trio_backend(host: str, port: int, **options: Any) -> Any:
     if trio is None:
         pytest.skip("trio is not installed (the [trio] extra)")
     from acnet_proto.adapters.dpm.trio import TrioDPMBackend
 
-    options = _given(timeout=timeout, heartbeat_period=heartbeat_period)
-    backend = TrioDPMBackend(host, port, auth=auth, role=role, **options)
-    return AsyncClient(backend, TrioPortal())
+    return TrioDPMBackend(host, port, **options)
+
+
+_sync = _opener(SyncClient, BlockingClient)
+_threaded = _opener(DPMBackend, BlockingClient)
+_asyncio = _opener(AsyncioDPMBackend, lambda backend: AsyncClient(backend, AsyncioPortal()))
+_trio = _opener(_trio_backend, lambda backend: AsyncClient(backend, TrioPortal()))
 
 
 #: name -> ``open(host, port, auth=None, role=None, timeout=None, heartbeat_period=None)``,
