@@ -50,7 +50,7 @@ import numpy as np
 
 from acnet_proto import drf as _drf
 from acnet_proto.api.backend import setting_pairs
-from acnet_proto.errors import ConnectionLost, RemoteProtocolError
+from acnet_proto.errors import RemoteProtocolError
 from acnet_proto.pc import dpm
 from acnet_proto.plans.lists import ListPlan, ReadBatch
 from acnet_proto.plans.settings import setting_for
@@ -392,10 +392,6 @@ class GRPCStream:
         ``code`` (its name; None for a failure that is not a gRPC status), because of
         ``cause``: wait before calling again, or give up."""
         return self.driver.broke(cause, at, now, retry=code in TRANSIENT_CODES)
-
-    def lost(self) -> ConnectionLost:
-        """The error that ends the stream, once :meth:`broke` gave up."""
-        return self.driver.lost()
 
 
 class GRPCReadBatch(ReadBatch):

@@ -93,7 +93,6 @@ class StreamDriver:
         self.recovery = Recovery(drfs, policy)
         self.drfs = self.recovery.drfs
         self._gap_on_connect = gap_on_connect
-        self._fatal: ConnectionLost | None = None
 
     @property
     def down(self) -> bool:
@@ -110,8 +109,7 @@ class StreamDriver:
         attempts.
         """
         if not retry:
-            self._fatal = ConnectionLost(f"the stream of {summary(self.drfs)} broke: {cause}")
-            return GiveUp(self._fatal)
+            return GiveUp(ConnectionLost(f"the stream of {summary(self.drfs)} broke: {cause}"))
         if self.recovery.broke(cause, at, now) is None:
             return GiveUp(self.recovery.lost())
         return Wait(self.recovery.retry_at)
@@ -145,7 +143,3 @@ class StreamDriver:
                 items.insert(0, recovery.resumed(at))
             recovery.heard()
         return items
-
-    def lost(self) -> ConnectionLost:
-        """The error that ends the stream (after a :class:`GiveUp`)."""
-        return self._fatal if self._fatal is not None else self.recovery.lost()

@@ -48,7 +48,6 @@ def test_a_failure_a_new_connection_cannot_mend_ends_the_stream_at_once() -> Non
     assert (
         str(step.error) == "the stream of M:OUTTMP@p,1000 and 1 more broke: PERMISSION_DENIED: no"
     )
-    assert driver.lost() is step.error
 
 
 def test_next_step_waits_for_the_attempt_then_connects() -> None:

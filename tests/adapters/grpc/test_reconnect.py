@@ -150,24 +150,24 @@ def test_answers_from_the_server_are_not_retried(code: str | None) -> None:
     assert code not in TRANSIENT_CODES
     step = stream.broke(code, f"{code}: no", datetime.now(UTC))
     assert isinstance(step, GiveUp)
-    lost = stream.lost()
-    assert step.error is lost
-    assert isinstance(lost, ConnectionLost)
-    assert str(lost) == f"the stream of {DRF} and 1 more broke: {code}: no"
+    assert isinstance(step.error, ConnectionLost)
+    assert str(step.error) == f"the stream of {DRF} and 1 more broke: {code}: no"
 
 
 def test_without_a_policy_the_first_outage_is_the_end() -> None:
     stream = GRPCStream([DRF], None)
-    assert isinstance(stream.broke("UNAVAILABLE", "UNAVAILABLE: gone", datetime.now(UTC)), GiveUp)
-    assert str(stream.lost()) == f"the stream of {DRF} is lost: UNAVAILABLE: gone"
+    step = stream.broke("UNAVAILABLE", "UNAVAILABLE: gone", datetime.now(UTC))
+    assert isinstance(step, GiveUp)
+    assert str(step.error) == f"the stream of {DRF} is lost: UNAVAILABLE: gone"
 
 
 def test_out_of_tries_names_the_count() -> None:
     stream = GRPCStream([DRF], Reconnect(max_retries=1, initial_backoff=0.1))
     now = datetime.now(UTC)
     assert isinstance(stream.broke("UNAVAILABLE", "gone", now), Wait)
-    assert isinstance(stream.broke("CANCELLED", "gone", now), GiveUp)
-    assert "gave up after 1 reconnection attempt(s)" in str(stream.lost())
+    step = stream.broke("CANCELLED", "gone", now)
+    assert isinstance(step, GiveUp)
+    assert "gave up after 1 reconnection attempt(s)" in str(step.error)
 
 
 # --- over loopback ----------------------------------------------------------------------------
