@@ -232,7 +232,8 @@ class SyncSubscription:
         except (OSError, ProtocolError) as exc:
             self._broke(str(exc), exc)
             return True
-        self._buffer.extend(self._driver.received([r for _, r in made], datetime.now(UTC)))
+        if made:  # most bytes are heartbeats: no clock read for them
+            self._buffer.extend(self._driver.received([r for _, r in made], datetime.now(UTC)))
         return True
 
     def _broke(self, cause: str, exc: BaseException | None) -> None:
