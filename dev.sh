@@ -35,6 +35,21 @@ setup() {
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[all,qt,test]"
         echo "$want" >"$STAMP"
     fi
+    own_scripts
+}
+
+# pacsys (a test dependency, for interop tests) installs acget, acput, acmonitor and acinfo
+# too, and whichever package was installed last owns them. Checked on every setup, even when
+# the dependencies are up to date: a later `pip install` of pacsys takes them back.
+own_scripts() {
+    local name foreign=()
+    for name in acnet-proto acget acput acmonitor acinfo; do
+        grep -qs 'acnet_proto\.adapters\.cli' "$VENV/bin/$name" || foreign+=("$name")
+    done
+    if [[ ${#foreign[@]} -gt 0 ]]; then
+        say "reinstalling acnet-proto's own ${foreign[*]} (another package's were in $VENV/bin)"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
+    fi
 }
 
 run_tests() {

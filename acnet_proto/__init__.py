@@ -33,6 +33,7 @@ from acnet_proto.errors import (
     DecodeError,
     DeviceError,
     LocalProtocolError,
+    PolicyDenied,
     ProtocolError,
     ReadError,
     RemoteProtocolError,
@@ -62,7 +63,9 @@ _LAZY = {
         _DEFAULT,
     ),
     **dict.fromkeys(["DPMBackend", "DPMHTTPBackend"], "acnet_proto.adapters.dpm.threaded"),
-    **dict.fromkeys(["Backend", "DispatchMode", "Subscription"], "acnet_proto.api.backend"),
+    **dict.fromkeys(
+        ["Backend", "DispatchMode", "Subscription", "SubscriptionHandle"], "acnet_proto.api.backend"
+    ),
     **dict.fromkeys(
         ["Device", "ScalarDevice", "ArrayDevice", "TextDevice"], "acnet_proto.api.device"
     ),
@@ -91,6 +94,7 @@ __all__ = [
     "DecodeError",
     "DeviceError",
     "LocalProtocolError",
+    "PolicyDenied",
     "ProtocolError",
     "ReadError",
     "RemoteProtocolError",

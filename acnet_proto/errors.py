@@ -32,6 +32,7 @@ __all__ = [
     "DecodeError",
     "DeviceError",
     "LocalProtocolError",
+    "PolicyDenied",
     "ProtocolError",
     "ReadError",
     "RemoteProtocolError",
@@ -135,6 +136,32 @@ class ReadError(AcnetProtoError):
 
 class AuthenticationError(AcnetProtoError):
     """Authentication is missing, was refused, or its credentials expired."""
+
+
+class PolicyDenied(AcnetProtoError):
+    """A supervised proxy's policy refused the call; nothing reached the devices.
+
+    ``policy`` names what refused it: the class of the policy (``ReadOnlyPolicy``,
+    ``DeviceAccessPolicy``, ``RateLimitPolicy``, ...), or ``SupervisedServer``
+    for the proxy's own rules (a setting no policy approves, a device named by
+    index). ``drfs`` are the call's DRFs (``drf`` the same, as one string),
+    ``action`` what was refused (``"read"``, ``"set"``, ``"subscribe to"``)
+    and ``reason`` the proxy's words. The same call would be refused again:
+    ask the proxy's operator, or change the request.
+    """
+
+    def __init__(self, policy: str, drfs: Sequence[str], reason: str, action: str) -> None:
+        self.policy = policy
+        self.drfs = list(drfs)
+        self.drf = ", ".join(self.drfs)
+        self.reason = reason
+        self.action = action
+        more = len(self.drfs) - 1
+        named = self.drfs[0] + (f" and {more} more" if more > 0 else "") if self.drfs else "?"
+        super().__init__(
+            f"the supervised proxy's {policy} refused to {action} {named}: {reason}; "
+            "the proxy will refuse it again: ask its operator, or change the request"
+        )
 
 
 class SettingOutcomeUnknown(AcnetProtoError):

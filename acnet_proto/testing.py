@@ -7,11 +7,13 @@
     fake = FakeBackend()
     fake.set_reading("M:OUTTMP", 72.5, units="DegF")
     fake.set_error("Z:BROKEN", "DPM_NO_SUCH_DEVICE")
+    fake.set_write_result("Z:LOCKED", success=False, message="locked out")
 
     assert fake.read("M:OUTTMP") == 72.5
     assert fake.get("Z:BROKEN").is_error
     assert Device("M:OUTTMP", fake).read() == 72.5
     assert fake.reads == ["M:OUTTMP", "Z:BROKEN", "M:OUTTMP@I"]
+    assert not fake.write("Z:LOCKED", 1.0).ok and fake.get_written_value("Z:LOCKED") == 1.0
 
     with fake.subscribe(["M:OUTTMP@p,1000"]) as stream:
         fake.emit_reading("M:OUTTMP@p,1000", 73.0)
@@ -19,9 +21,11 @@
 
 Values are stored per device, property and field; a read with any event or
 range finds them (array ranges are applied). Settings are recorded in
-:attr:`FakeBackend.writes` and succeed: a setting of ``Z:ACLTST`` is what
-``Z:ACLTST.SETTING`` then reads. Bad DRF text raises
-:class:`~acnet_proto.drf.DRFError` as a real backend does.
+:attr:`FakeBackend.writes` and succeed unless :meth:`~FakeBackend.set_write_result`
+said otherwise: a setting of ``Z:ACLTST`` is what ``Z:ACLTST.SETTING`` then
+reads. Bad DRF text, and reads of ``@N`` (which never sends data), raise
+:class:`~acnet_proto.drf.DRFError` as a real backend does;
+:meth:`~FakeBackend.set_silent` makes a device time out.
 
 Pure: no sockets, no threads, no clock (timestamps are None unless given).
 So a subscription's readings are the ones :meth:`FakeBackend.emit_reading`
@@ -50,7 +54,8 @@ from acnet_proto.api.backend import (
     check_callbacks,
     setting_pairs,
 )
-from acnet_proto.errors import ConnectionLost, ReadError
+from acnet_proto.api.config import check_timeout
+from acnet_proto.errors import ConnectionLost
 from acnet_proto.plans.lists import ListPlan, ReadBatch, error_reading
 from acnet_proto.status import Status
 from acnet_proto.types import DeviceMeta, Reading, ValueType, WriteResult
@@ -62,7 +67,7 @@ _Key = tuple[str, _drf.Property, _drf.Field | None]
 _NO_SUCH_DEVICE = Status.from_name("DPM_NO_SUCH_DEVICE")
 _NO_PROPERTY = Status.from_name("DBM_NOPROP")
 _OUT_OF_BOUNDS = Status.from_name("DPM_OUT_OF_BOUNDS")
-_TIMED_OUT = Status.from_name("ACNET_REQTMO")
+_RETRY = Status.from_name("ACNET_RETRY")  # pacsys's failed write, when no code is given
 _ACNET = 1  # the facility of a bare error number, as in pacsys
 
 _DICT_TYPES = {
@@ -182,17 +187,44 @@ class FakeSubscription(QueuedSubscription):
             self._on_error(exc, self)
 
 
+def _status(code: int | str, what: str) -> Status:
+    """A status name (``"DBM_NOPROP"``) or a bare error number (an ACNET one, as in pacsys)."""
+    if isinstance(code, str):
+        return Status.from_name(code)
+    if type(code) is int:
+        return Status(_ACNET, code)
+    raise TypeError(f"{what} must be a status name or an error number, not {code!r}")
+
+
+class _FakeRead(ReadBatch):
+    """A one-shot read the fake answers entry by entry (the shared plan words its timeout)."""
+
+    def answer(self, index: int, reading: Reading) -> None:
+        self._keep([(index, reading)])
+
+
 class FakeBackend(Backend):
-    """A backend that answers from values set in the test (see the module docstring)."""
+    """A backend that answers from values set in the test (see the module docstring).
+
+    The seeds' ``FakeBackend``: set up with :meth:`set_reading`,
+    :meth:`set_error`, :meth:`set_analog_alarm`, :meth:`set_digital_alarm`,
+    :meth:`set_write_result` (and :meth:`set_silent`); look with
+    :attr:`reads`, :attr:`writes`, :meth:`was_read`, :meth:`was_written`,
+    :meth:`get_written_value`; stream with :meth:`emit_reading` and
+    :meth:`emit_error`; start again with :meth:`reset`. ``timeout`` is the
+    default a timed-out read reports.
+    """
 
     def __init__(self, timeout: float = 5.0) -> None:
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
         self._values: dict[_Key, Reading] = {}
+        self._silent: set[_Key] = set()
+        self._write_results: dict[str, WriteResult] = {}
         self._subscriptions: list[FakeSubscription] = []
         self._closed = False
         #: Every DRF read, as given, in order.
         self.reads: list[str] = []
-        #: Every ``(drf, value)`` setting, as given, in order.
+        #: Every ``(drf, value)`` setting, as given, in order (refused ones too).
         self.writes: list[tuple[str, Any]] = []
 
     # -- the test's side ----------------------------------------------------------
@@ -212,26 +244,121 @@ class FakeBackend(Backend):
 
         ``value_type`` is inferred when None (str TEXT, bytes RAW, a number
         SCALAR, a list of numbers SCALAR_ARRAY, ...); a value that does not
-        fit the given type is a TypeError.
+        fit the given type is a TypeError. Replaces an error or silence set
+        for the same device, property and field.
         """
-        request = _drf.parse(drf)
-        self._values[_key(request)] = self._reading(
+        key = _key(_drf.parse(drf))
+        self._values[key] = self._reading(
             drf, value, value_type, units, description, timestamp, cycle
         )
+        self._silent.discard(key)
 
-    def set_error(self, drf: str, status: int | str, message: str | None = None) -> None:
-        """Reads of ``drf`` answer an error: a status name (``"DBM_NOPROP"``) or an error number.
+    def set_error(self, drf: str, error_code: int | str, message: str | None = None) -> None:
+        """Reads of ``drf`` answer a status and no value (the seeds' "status-only response").
 
-        A bare number is an ACNET (facility 1) error, as in pacsys.
+        ``error_code`` is a status name (``"DBM_NOPROP"``) or a non-zero error
+        number: negative an error, positive a warning (as in pacsys, a bare
+        number is an ACNET, facility 1, status). Either way the reading has no
+        value, so ``read()`` raises :class:`~acnet_proto.errors.DeviceError`
+        and ``get()`` returns it. ``message`` follows the status in the
+        reading's message. Replaces a value set for the same device, property
+        and field.
         """
+        key = _key(_drf.parse(drf))
+        status = _status(error_code, "error_code")
+        if status.error == 0:
+            raise ValueError(
+                f"set_error({drf!r}, {error_code!r}) needs a non-zero status; "
+                "a success is a value: use set_reading()"
+            )
+        self._values[key] = error_reading(drf, status, note=message or "")
+        self._silent.discard(key)
+
+    def set_silent(self, drf: str) -> None:
+        """Reads of ``drf``'s device, property and field get no answer: they time out.
+
+        ``get_many`` then raises :class:`~acnet_proto.errors.ReadError` as a
+        real backend does when its timeout passes (the readings that did
+        arrive, ``ACNET_REQTMO`` for the silent ones, the timeout named), but
+        at once: the fake has no clock. :meth:`set_reading` ends the silence.
+        """
+        self._silent.add(_key(_drf.parse(drf)))
+
+    def set_analog_alarm(self, drf: str, alarm: Mapping[str, Any]) -> None:
+        """What reads of the device's analog alarm block (``Z@ACLTST``) return.
+
+        ``drf`` names the device (``"Z:ACLTST"``) or its ANALOG property;
+        ``alarm`` has DPM's keys (``minimum``, ``maximum``, ``alarm_enable``, ...).
+        """
+        self._set_alarm(drf, alarm, _drf.Property.ANALOG, ValueType.ANALOG_ALARM)
+
+    def set_digital_alarm(self, drf: str, alarm: Mapping[str, Any]) -> None:
+        """What reads of the device's digital alarm block (``Z$ACLTST``) return.
+
+        ``drf`` names the device or its DIGITAL property; ``alarm`` has DPM's
+        keys (``nominal``, ``mask``, ``alarm_enable``, ...).
+        """
+        self._set_alarm(drf, alarm, _drf.Property.DIGITAL, ValueType.DIGITAL_ALARM)
+
+    def _set_alarm(
+        self, drf: str, alarm: Mapping[str, Any], prop: _drf.Property, kind: ValueType
+    ) -> None:
         request = _drf.parse(drf)
-        if isinstance(status, str):
-            parts = Status.from_name(status)
-        elif type(status) is int:
-            parts = Status(_ACNET, status)
+        if request.property not in (_drf.Property.READING, prop) or request.field is not None:
+            raise ValueError(
+                f"{drf!r} is not a device or its {prop.name} property: "
+                f"give the device name, e.g. {request.device!r}"
+            )
+        if not isinstance(alarm, Mapping):
+            raise TypeError(f"{drf}: an alarm block is a dict, not {type(alarm).__name__}")
+        self.set_reading(f"{request.device}.{prop.name}", dict(alarm), kind)
+
+    def set_write_result(
+        self,
+        drf: str,
+        success: bool = True,
+        error_code: int | str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """What settings that go where a setting of ``drf`` goes answer from now on.
+
+        As in the seeds: ``error_code`` (a status name or error number)
+        defaults to success, or to ``ACNET_RETRY`` when ``success`` is False.
+        A setting whose result is not ok is recorded in :attr:`writes` but
+        changes nothing that reads see; a successful one is applied as usual.
+        """
+        target = _drf.to_write_drf(drf)
+        if error_code is None:
+            status = Status(0, 0) if success else _RETRY
         else:
-            raise TypeError(f"status must be a status name or an error number, not {status!r}")
-        self._values[_key(request)] = error_reading(drf, parts, note=message or "")
+            status = _status(error_code, "error_code")
+        if not success and status.error == 0:
+            raise ValueError(
+                f"set_write_result({drf!r}, success=False) needs a non-zero error_code"
+            )
+        text = message if message is not None else (str(status) if status.error else None)
+        self._write_results[target] = WriteResult(drf, status.facility, status.error, text)
+
+    def get_written_value(self, drf: str) -> Any:
+        """The value last written where a setting of ``drf`` goes (refused or not), or None."""
+        wanted = _drf.to_write_drf(drf)
+        return next((v for d, v in reversed(self.writes) if _drf.to_write_drf(d) == wanted), None)
+
+    def reset(self) -> None:
+        """Forget every value, error, silence and write result set, the :attr:`reads` and
+        :attr:`writes` recorded, and stop every subscription. The fake stays open."""
+        self._values.clear()
+        self._silent.clear()
+        self._write_results.clear()
+        self.reads.clear()
+        self.writes.clear()
+        self.stop_streaming()
+
+    def stop_streaming(self) -> None:
+        """Stop every subscription (as the seeds' fake does)."""
+        for subscription in self._subscriptions:
+            subscription.stop()
+        self._subscriptions.clear()
 
     def emit_reading(
         self,
@@ -303,23 +430,20 @@ class FakeBackend(Backend):
     def get_many(
         self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
     ) -> list[Reading]:
+        """Answer every DRF from what was set; :class:`ReadError` (at once) if any is silent."""
         self._check_open()
-        batch = ReadBatch(drfs)
-        readings = []
-        never = False
-        for drf, wire in zip(batch.drfs, batch.wire):
-            request = _drf.parse(wire)
-            # a real backend waits for @N data until its deadline: so does this one, at once
-            never = never or isinstance(request.event, _drf.NeverEvent)
-            readings.append(self._answer(drf, request))
+        batch = _FakeRead(drfs)
+        seconds = self.timeout if timeout is None else check_timeout(timeout)
         self.reads += batch.drfs
-        if never:
-            raise ReadError(readings, "read timed out: an @N request never answers")
-        return readings
+        for index, (drf, wire) in enumerate(zip(batch.drfs, batch.wire, strict=True)):
+            request = _drf.parse(wire)
+            if _key(request) not in self._silent:
+                batch.answer(index, self._answer(drf, request))
+        if not batch.done:
+            raise batch.timed_out(seconds)
+        return batch.readings()
 
     def _answer(self, drf: str, request: _drf.DataRequest) -> Reading:
-        if isinstance(request.event, _drf.NeverEvent):
-            return error_reading(drf, _TIMED_OUT, note="@N never sends data")
         found = self._values.get(_key(request))
         if found is not None:
             return _in_range(found, drf, request)
@@ -330,20 +454,25 @@ class FakeBackend(Backend):
     def write_many(
         self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
     ) -> list[WriteResult]:
-        """Record the settings and make each readable where it went; all succeed."""
+        """Record the settings and apply each where it goes; results as set by
+        :meth:`set_write_result`, else success."""
         self._check_open()
         pairs = setting_pairs(settings)
-        results = []
-        for drf, value in pairs:
-            target = _drf.parse(_drf.to_write_drf(drf))
-            if target.property is not _drf.Property.CONTROL:
-                kind = _infer(value, target.property)
-                self._values[_key(target)] = Reading(
-                    drf, value_type=kind, value=_stored(drf, value, kind)
-                )
-            results.append(WriteResult(drf))
+        results = [self._write(drf, value) for drf, value in pairs]
         self.writes += pairs
         return results
+
+    def _write(self, drf: str, value: Any) -> WriteResult:
+        target = _drf.to_write_drf(drf)
+        preset = self._write_results.get(target)
+        result = WriteResult(drf) if preset is None else replace(preset, drf=drf)
+        request = _drf.parse(target)
+        if result.ok and request.property is not _drf.Property.CONTROL:
+            kind = _infer(value, request.property)
+            self._values[_key(request)] = Reading(
+                drf, value_type=kind, value=_stored(drf, value, kind)
+            )
+        return result
 
     def subscribe(
         self,
@@ -362,7 +491,5 @@ class FakeBackend(Backend):
         return subscription
 
     def close(self) -> None:
-        for subscription in self._subscriptions:
-            subscription.stop()
-        self._subscriptions.clear()
+        self.stop_streaming()
         self._closed = True

@@ -13,13 +13,34 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from acnet_proto.status import Status
 
-__all__ = ["BasicControl", "DeviceMeta", "Reading", "ValueType", "WriteResult"]
+__all__ = [
+    "BasicControl",
+    "DeviceMeta",
+    "Reading",
+    "SubscriptionHandle",
+    "ValueType",
+    "WriteResult",
+]
+
+if TYPE_CHECKING:
+    from acnet_proto.api.backend import SubscriptionHandle
+else:
+    # the seeds' path (pacsys.types.SubscriptionHandle), bound on first use: importing it
+    # here would be circular (acnet_proto.api.backend imports this module)
+
+    def __getattr__(name: str) -> Any:
+        if name == "SubscriptionHandle":
+            from acnet_proto.api.backend import SubscriptionHandle
+
+            globals()[name] = SubscriptionHandle
+            return SubscriptionHandle
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ValueType(enum.Enum):

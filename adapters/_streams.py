@@ -8,7 +8,7 @@ The backend keeps its live streams in a :class:`StreamRegistry`, which stops
 them all when the backend closes. When a stream's connection dies, its
 thread carries out the :class:`~acnet_proto.streams.driver.StreamDriver`'s
 decisions with :func:`resume`: the one reconnection loop of every blocking
-stream.
+stream, which tells the consumer of an outage (the open gap) as it begins.
 """
 
 from __future__ import annotations
@@ -32,7 +32,14 @@ from acnet_proto.streams.driver import GiveUp, StreamDriver, Wait
 from acnet_proto.streams.reconnect import Gap, summary
 from acnet_proto.types import Reading
 
-__all__ = ["JOIN_PATIENCE", "StreamRegistry", "ThreadedSubscription", "resume", "warn_dropping"]
+__all__ = [
+    "JOIN_PATIENCE",
+    "StreamRegistry",
+    "ThreadedSubscription",
+    "describe",
+    "resume",
+    "warn_dropping",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,36 +65,50 @@ def resume(
     connect: Callable[[], object],
     stopped_after: Callable[[float], bool],
     broken: tuple[type[Exception], ...],
+    deliver: Callable[[Gap], object],
     failure: BaseException | None = None,
     cause_of: Callable[[Exception], tuple[str, bool]] | None = None,
-) -> list[Gap] | None:
+) -> bool:
     """Carry out ``step``, the driver's answer to a dead connection, and the steps after it,
-    on this thread, until a new connection runs the stream.
+    on this thread, until a new connection is made.
 
+    The open gap of an outage goes to ``deliver`` first, before any pause.
     ``stopped_after(seconds)`` pauses, True if the stream was stopped
-    meanwhile; ``connect()`` makes an attempt, which fails with one of
-    ``broken``; ``cause_of(exc)`` says what such a failure is called and
-    whether another attempt could mend it (by default: its text, and yes).
-    Returns the gaps to deliver before any new reading, or None if stopped;
-    raises the driver's :class:`ConnectionLost` (from the last failure) when
+    meanwhile; ``connect()`` makes an attempt (and tells the driver it
+    :meth:`~StreamDriver.sent` the list), which fails with one of ``broken``;
+    ``cause_of(exc)`` says what such a failure is called and whether another
+    attempt could mend it (by default: its text, and yes); the driver itself
+    ends the stream on an :class:`~acnet_proto.errors.AuthenticationError`.
+    Returns True once connected (the closed gap comes when the list runs),
+    False if stopped; raises the driver's error (from the last failure) when
     it gives up.
     """
     while True:
         if isinstance(step, GiveUp):
+            if step.error is failure:
+                raise step.error
             raise step.error from failure
+        if step.gap is not None:
+            deliver(step.gap)
         pause = max(0.0, step.until - time.monotonic())
         cause = driver.recovery.cause
         log.info("the stream of %s broke (%s); again in %.3f s", summary(driver.drfs), cause, pause)
         if stopped_after(pause):
-            return None
+            return False
         try:
             connect()
         except broken as exc:
             failure = exc
-            text, retry = cause_of(exc) if cause_of is not None else (str(exc) or repr(exc), True)
-            step = driver.broke(text, datetime.now(UTC), time.monotonic(), retry=retry)
+            text, retry = cause_of(exc) if cause_of is not None else (describe(exc), True)
+            now = time.monotonic()
+            step = driver.broke(text, datetime.now(UTC), now, retry=retry, error=exc)
             continue
-        return driver.connected(datetime.now(UTC))
+        return True
+
+
+def describe(failure: BaseException) -> str:
+    """A failure's text for a gap or a message: its ``str``, else its type's name."""
+    return str(failure) or type(failure).__name__
 
 
 class ThreadedSubscription(QueuedSubscription):
@@ -132,9 +153,10 @@ class ThreadedSubscription(QueuedSubscription):
         """Yield ``(reading, self)`` until :meth:`stop`, or ``timeout`` seconds without one.
 
         ``timeout`` is the wait for each next reading (None: as long as the
-        stream lives; 0: only what has arrived). A stream that reconnects
-        yields a :class:`Gap` where readings are missing. If the stream died,
-        what arrived first is yielded, then its exception is raised.
+        stream lives; 0: only what has arrived). A stream whose connection
+        dies yields an open :class:`Gap` at once and a closed one when it is
+        back. If the stream died, what arrived first is yielded, then its
+        exception is raised.
         """
         self._check_iterable()
         wait = None if timeout is None else (check_timeout(timeout) if timeout else 0.0)

@@ -203,12 +203,15 @@ class ACLBackend(Backend):
     ) -> list[Reading]:
         """Read every DRF once; see :meth:`Backend.get_many` and :class:`ACLRead`."""
         plan = ACLRead(drfs, self.base_url, self.max_url_length)
-        deadline = time.monotonic() + self._seconds(timeout)
+        seconds = self._seconds(timeout)
+        deadline = time.monotonic() + seconds
         while (url := plan.next_url()) is not None:
             try:
                 plan.receive(self._fetch(url, deadline), time.time())
             except (TimeoutError, requests.RequestException, ACLError, RemoteProtocolError) as e:
-                raise plan.failed(e, timed_out=_timed_out(e, deadline)) from e
+                if _timed_out(e, deadline):
+                    raise plan.timed_out(seconds, e) from e
+                raise plan.failed(e) from e
         return plan.readings()
 
     def execute(self, command: str | Sequence[str], timeout: float | None = None) -> str:

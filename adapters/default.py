@@ -13,25 +13,29 @@ The first call that needs the backend resolves its settings with
 then ``ACNET_*`` variables, then ``PACSYS_*`` ones, then defaults (there is
 no default host: without one the call raises
 :class:`~acnet_proto.api.config.ConfigurationError` saying what to set). The
-backend is a :class:`~acnet_proto.adapters.dpm.threaded.DPMBackend`, shared by
-every thread; it is closed at interpreter exit.
+backend is a :class:`~acnet_proto.adapters.dpm.threaded.DPMBackend`, or the
+kind ``configure(backend=...)`` names (``"grpc"``, ``"dmq"``, ``"acl"``, made
+by that kind's factory from the environment); it is shared by every thread
+and closed at interpreter exit.
 
 Each function takes DRF text, a :class:`~acnet_proto.drf.DataRequest` or a
 :class:`~acnet_proto.api.device.Device`; Devices bound to a backend
 (``with_backend``) are read through that backend instead, and one call may
-not mix backends.
+not mix backends. The list calls take a list: a lone DRF string is the
+TypeError every backend raises, before any DRF is read.
 """
 
 from __future__ import annotations
 
 import atexit
+import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from acnet_proto.adapters.dpm.threaded import DPMBackend
-from acnet_proto.api.auth import Auth
+from acnet_proto.api.auth import Auth, JWTAuth
 from acnet_proto.api.backend import Backend, ErrorCallback, ReadingCallback, Subscription, pairs_of
 from acnet_proto.api.config import (
     check_host,
@@ -39,11 +43,15 @@ from acnet_proto.api.config import (
     check_port,
     check_timeout,
     resolve_dpm,
+    resolve_timeout,
 )
 from acnet_proto.api.device import DeviceSpec, bound_backend, drf_of
+from acnet_proto.errors import ConfigurationError
+from acnet_proto.plans.lists import check_drf_list
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = [
+    "BACKENDS",
     "configure",
     "default_backend",
     "dpm",
@@ -58,6 +66,9 @@ __all__ = [
     "write_many",
 ]
 
+#: the kinds of global backend ``configure(backend=...)`` takes (None: "dpm")
+BACKENDS = ("dpm", "grpc", "dmq", "acl")
+
 
 class _Unset:
     """configure()'s "not given", as distinct from None ("back to the environment or default")."""
@@ -68,9 +79,12 @@ class _Unset:
 
 _UNSET: Any = _Unset()
 _lock = threading.Lock()
+# what configure() was given: the DPM settings under resolve_dpm's names, then devdb_host,
+# devdb_port, backend, auth and role
 _configured: dict[str, Any] = {}
-_credentials: dict[str, Any] = {}
-_backend: DPMBackend | None = None
+_backend: Backend | None = None
+_DPM_SETTINGS = ("host", "port", "pool_size", "timeout")
+_DEVDB_MODULE = "acnet_proto.adapters.devdb"
 
 
 def pause(seconds: float) -> None:
@@ -84,39 +98,117 @@ def configure(
     dpm_port: int | None = _UNSET,
     pool_size: int | None = _UNSET,
     default_timeout: float | None = _UNSET,
-    auth: Auth | None = _UNSET,
+    devdb_host: str | None = _UNSET,
+    devdb_port: int | None = _UNSET,
+    backend: str | None = _UNSET,
+    auth: Auth | str | None = _UNSET,
     role: str | None = _UNSET,
 ) -> None:
-    """Settings for the global backend; they win over the environment.
+    """Settings for the global backend and DevDB client; they win over the environment.
 
     Only the settings given change; None clears one (back to the
-    environment or the default). A global backend already made is closed,
-    and the next call makes one with the new settings. ``auth`` and
-    ``role`` are what settings (writes) need: ``KerberosAuth()`` and e.g.
-    ``"testing"``.
+    environment or the default). A global backend or DevDB client already
+    made is closed, and the next call makes one with the new settings.
+    ``backend`` is the kind of global backend: ``"dpm"`` (the default),
+    ``"grpc"``, ``"dmq"`` or ``"acl"``. ``auth`` is what settings (and
+    every DMQ operation) need: ``KerberosAuth()`` (``"krb"`` makes one now,
+    raising AuthenticationError without a ticket) or, for gRPC,
+    ``JWTAuth(token)``; ``role`` (DPM only) e.g. ``"testing"``. A value or
+    combination that cannot work raises :class:`ConfigurationError` and
+    changes nothing.
     """
-    given = {
-        "host": (dpm_host, check_host, "dpm_host"),
-        "port": (dpm_port, check_port, "dpm_port"),
-        "pool_size": (pool_size, check_pool_size, "pool_size"),
-        "timeout": (default_timeout, check_timeout, "default_timeout"),
-    }
-    changes = {
+    changes = _checked(
+        host=(dpm_host, check_host, "dpm_host"),
+        port=(dpm_port, check_port, "dpm_port"),
+        pool_size=(pool_size, check_pool_size, "pool_size"),
+        timeout=(default_timeout, check_timeout, "default_timeout"),
+        devdb_host=(devdb_host, check_host, "devdb_host"),
+        devdb_port=(devdb_port, check_port, "devdb_port"),
+        backend=(backend, _check_kind, "backend"),
+        auth=(auth, _check_auth, "auth"),
+        role=(role, _check_role, "role"),
+    )
+    with _lock:
+        _check_combination({**_configured, **changes})
+        if changes.get("auth") == "krb":
+            changes["auth"] = _kerberos()
+        _close_locked()
+        _configured.update(changes)
+    if "devdb_host" in changes or "devdb_port" in changes:
+        from acnet_proto.adapters.devdb import configure_default
+
+        configure_default(_configured.get("devdb_host"), _configured.get("devdb_port"))
+
+
+def _checked(**given: tuple[Any, Callable[[Any, str], Any], str]) -> dict[str, Any]:
+    """The settings given (not _UNSET), each checked (None stays None: "cleared")."""
+    return {
         setting: value if value is None else check(value, name)
         for setting, (value, check, name) in given.items()
         if value is not _UNSET
     }
-    with _lock:
-        _close_locked()
-        _configured.update(changes)
-        if auth is not _UNSET:
-            _credentials["auth"] = auth
-        if role is not _UNSET:
-            _credentials["role"] = role
+
+
+def _check_kind(kind: object, name: str) -> str:
+    if not isinstance(kind, str) or kind not in BACKENDS:
+        choices = ", ".join(map(repr, BACKENDS))
+        raise ConfigurationError(f"{name} must be one of {choices} (or None), got {kind!r}")
+    return kind
+
+
+def _check_auth(auth: object, name: str) -> Auth | str:
+    if isinstance(auth, Auth):
+        return auth
+    if auth == "krb":
+        return "krb"
+    raise ConfigurationError(
+        f"{name} must be KerberosAuth(), 'krb' (a KerberosAuth() made now), JWTAuth(token) "
+        f"or None, got {auth!r}"
+    )
+
+
+def _check_role(role: object, name: str) -> str:
+    if not isinstance(role, str) or not role.strip():
+        raise ConfigurationError(f"{name} must be a role name such as 'testing', got {role!r}")
+    return role
+
+
+# per kind of backend: the kinds of credentials it takes (None: none at all)
+_TAKES = {"dpm": (None, "kerberos"), "grpc": (None, "jwt"), "dmq": ("kerberos",), "acl": (None,)}
+_NEEDS = {
+    "dpm": "KerberosAuth() (or 'krb')",
+    "grpc": "JWTAuth(token)",
+    "dmq": "KerberosAuth() (or 'krb'): DMQ authenticates every operation, reads too",
+    "acl": "none: ACL is read-only",
+}
+
+
+def _check_combination(settings: Mapping[str, Any]) -> None:
+    """ConfigurationError for credentials or a role the configured kind of backend cannot use."""
+    kind = settings.get("backend") or "dpm"
+    auth = settings.get("auth")
+    given = None if auth is None else ("kerberos" if auth == "krb" else auth.kind)
+    if given not in _TAKES[kind]:
+        raise ConfigurationError(
+            f"backend={kind!r} cannot use auth={auth!r}; its credentials: {_NEEDS[kind]}"
+        )
+    if settings.get("role") is not None and kind != "dpm":
+        raise ConfigurationError(f"role= is for the DPM backend only, not backend={kind!r}")
+
+
+def _kerberos() -> Auth:
+    """``KerberosAuth()``, for ``auth="krb"`` (AuthenticationError without a valid ticket)."""
+    try:
+        from acnet_proto.adapters.kerberos import KerberosAuth
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"auth='krb' needs the gssapi package: pip install 'acnet-proto[krb]' ({exc})"
+        ) from exc
+    return KerberosAuth()
 
 
 def shutdown() -> None:
-    """Close the global backend, if there is one (its streams too); settings are kept."""
+    """Close the global backend (its streams too) and DevDB client, if made; settings are kept."""
     with _lock:
         _close_locked()
 
@@ -126,9 +218,12 @@ def _close_locked() -> None:
     backend, _backend = _backend, None
     if backend is not None:
         backend.close()
+    devdb = sys.modules.get(_DEVDB_MODULE)  # not imported: there is no client to close
+    if devdb is not None:
+        devdb.close_default()
 
 
-def default_backend() -> DPMBackend:
+def default_backend() -> Backend:
     """The global backend, made now from the settings if there is none yet."""
     global _backend
     backend = _backend
@@ -136,11 +231,41 @@ def default_backend() -> DPMBackend:
         return backend
     with _lock:
         if _backend is None:
-            settings = resolve_dpm(**_configured)
-            _backend = DPMBackend(
-                settings.host, settings.port, settings.pool_size, settings.timeout, **_credentials
-            )
+            _backend = _make(_configured)
         return _backend
+
+
+def _make(settings: Mapping[str, Any]) -> Backend:
+    """A backend of the configured kind, from ``settings`` then the environment."""
+    kind = settings.get("backend") or "dpm"
+    auth = settings.get("auth")
+    if kind == "dpm":
+        found = resolve_dpm(**{name: settings.get(name) for name in _DPM_SETTINGS})
+        return DPMBackend(
+            found.host,
+            found.port,
+            found.pool_size,
+            found.timeout,
+            auth=auth,
+            role=settings.get("role"),
+        )
+    timeout = resolve_timeout(settings.get("timeout"), default=None)  # None: the kind's own
+    try:
+        if kind == "grpc":
+            from acnet_proto.adapters.grpc.threaded import grpc_backend
+
+            return grpc_backend(auth=auth if isinstance(auth, JWTAuth) else None, timeout=timeout)
+        if kind == "dmq":
+            from acnet_proto.adapters.dmq import dmq
+
+            return dmq(auth=auth, timeout=timeout)
+        from acnet_proto.adapters.acl import acl
+
+        return acl(timeout=timeout)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"backend={kind!r} needs its extra: pip install 'acnet-proto[{kind}]' ({exc})"
+        ) from exc
 
 
 atexit.register(shutdown)
@@ -171,6 +296,12 @@ def dpm(
 dpm_http = dpm
 
 
+def _device_list(devices: Sequence[DeviceSpec]) -> list[DeviceSpec]:
+    """``devices`` as a list: a lone DRF string is the TypeError every backend raises."""
+    check_drf_list(devices)
+    return list(devices)
+
+
 def _backend_for(specs: list[Any]) -> Backend:
     return bound_backend(specs) or default_backend()
 
@@ -185,15 +316,15 @@ def get(device: DeviceSpec, timeout: float | None = None) -> Reading:
     return _backend_for([device]).get(drf_of(device), timeout)
 
 
-def get_many(devices: Iterable[DeviceSpec], timeout: float | None = None) -> list[Reading]:
+def get_many(devices: Sequence[DeviceSpec], timeout: float | None = None) -> list[Reading]:
     """One reading per device, in order, in one batch (ReadError on transport failure)."""
-    devices = list(devices)
+    devices = _device_list(devices)
     return _backend_for(devices).get_many([drf_of(d) for d in devices], timeout)
 
 
-def read_many(devices: Iterable[DeviceSpec], timeout: float | None = None) -> list[Any]:
+def read_many(devices: Sequence[DeviceSpec], timeout: float | None = None) -> list[Any]:
     """One value per device, in order (ReadError, with every reading, if any is unusable)."""
-    devices = list(devices)
+    devices = _device_list(devices)
     return _backend_for(devices).read_many([drf_of(d) for d in devices], timeout)
 
 
@@ -213,10 +344,10 @@ def write_many(
 
 
 def subscribe(
-    drfs: Iterable[DeviceSpec],
+    drfs: Sequence[DeviceSpec],
     callback: ReadingCallback | None = None,
     on_error: ErrorCallback | None = None,
 ) -> Subscription:
     """Stream ``drfs`` (each with an event, e.g. ``M:OUTTMP@p,1000``); see ``Backend.subscribe``."""
-    devices = list(drfs)
+    devices = _device_list(drfs)
     return _backend_for(devices).subscribe([drf_of(d) for d in devices], callback, on_error)

@@ -210,7 +210,13 @@ def devdb(
     timeout: float | None = None,
     cache_ttl: float = DEFAULT_CACHE_TTL,
 ) -> DevDBClient:
-    """A DevDB client of your own (``acnet_proto.devdb()``; close it, or use ``with``)."""
+    """A DevDB client of your own (``acnet_proto.devdb()``; close it, or use ``with``).
+
+    ``host``/``port`` left None come from ``acnet_proto.configure(devdb_host=,
+    devdb_port=)`` (:func:`configure_default`), then the environment.
+    """
+    host = _default_settings.get("host") if host is None else host
+    port = _default_settings.get("port") if port is None else port
     return DevDBClient(host, port, timeout, cache_ttl)
 
 

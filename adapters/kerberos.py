@@ -2,6 +2,12 @@
 
 These fill the core's :class:`~acnet_proto.plans.settings.GSSContext` interface,
 so the settings flow itself stays in the pure core.
+
+Every gssapi call in the package is made here, and every failure of one
+leaves as an :class:`~acnet_proto.errors.AuthenticationError` made by
+:func:`credential_error` (chained from gssapi's exception): it says what
+happened to the ticket (none, expired, destroyed, a principal the KDC does
+not know, a refusal) and what to do next (``kinit PRINCIPAL``).
 """
 
 from __future__ import annotations
@@ -9,12 +15,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import gssapi
+from gssapi.exceptions import GeneralError  # high-level misuse, not a GSSError
+from gssapi.raw.exceptions import (
+    BadNameError,
+    ExpiredCredentialsError,
+    InvalidCredentialsError,
+    MissingCredentialsError,
+)
 from gssapi.raw.misc import GSSError  # the base of every gssapi error, raw or high-level
 
 from acnet_proto.api.auth import Auth
 from acnet_proto.errors import AuthenticationError
 
-__all__ = ["KerberosAcceptor", "KerberosAuth", "KerberosContext"]
+__all__ = ["KerberosAcceptor", "KerberosAuth", "KerberosContext", "credential_error"]
 
 # a bitmask, the form gssapi's SecurityContext(flags=...) is declared to take
 _FLAGS = (
@@ -25,20 +38,73 @@ _FLAGS = (
 )
 # gssapi's credential store: mechanism-specific keys ("ccache", "keytab") to locations
 _Store = dict[bytes | str, bytes | str]
-_KINIT_HINT = "run `kinit` (or `kinit <principal>`) to get a ticket, then try again"
+#: what any gssapi call may raise
+GSS_FAILURES = (GSSError, GeneralError)
 
 
-def _gss_failure(what: str, exc: GSSError) -> AuthenticationError:
-    # GSSError text is libkrb5's own, which names the cause (expired, no cache, ...)
-    return AuthenticationError(f"{what}: {exc.gen_message()}")
+def _detail(exc: Exception) -> str:
+    """libkrb5's own words for ``exc``: the minor status (it names the cause), else the major."""
+    if not isinstance(exc, GSSError):
+        return str(exc)
+    for code, major in ((exc.min_code, False), (exc.maj_code, True)):
+        if not code:  # no status of this kind
+            continue
+        try:
+            words = [w for w in exc.get_all_statuses(code, major) if _meaningful(w)]
+        except GSSError:  # no text for this code: try the other one
+            words = []
+        if words:
+            return "; ".join(words)
+    return str(exc)
+
+
+def _meaningful(words: str) -> bool:
+    # libkrb5 says "Success" for a minor code of none, and fails to word one it cannot map
+    return bool(words) and words != "Success" and "gss_display_status" not in words
+
+
+def credential_error(
+    exc: Exception, principal: str | None = None, service: str | None = None
+) -> AuthenticationError:
+    """The :class:`AuthenticationError` for gssapi's ``exc``; ``raise ... from exc``.
+
+    ``principal`` is the client's (or None if never known), ``service`` the
+    target's when a context was being made. The message says what happened
+    and what to do next, and quotes libkrb5's reason.
+    """
+    detail = _detail(exc)
+    words = detail.lower()
+    who = f" for {principal}" if principal else ""
+    kinit = f"run `kinit {principal}`" if principal else "run `kinit`"
+    if isinstance(exc, ExpiredCredentialsError) or "expired" in words:
+        what, then = f"the Kerberos ticket{who} has expired", f"{kinit} to get a new one"
+    elif isinstance(exc, InvalidCredentialsError):
+        # credentials read before, whose cache has gone since (kdestroy, or the file removed)
+        what = f"the Kerberos ticket{who} is gone: its credential cache was destroyed"
+        then = f"{kinit} to get a new one"
+    elif isinstance(exc, MissingCredentialsError):
+        what = f"there is no Kerberos ticket{who} in the credential cache"
+        then = f"{kinit} to get one"
+    elif isinstance(exc, BadNameError):
+        what = f"{service or principal!r} is not a valid Kerberos principal name"
+        then = "give one like user@FNAL.GOV"
+    elif "not found in kerberos database" in words:
+        what = f"the Kerberos KDC does not know {service or principal or 'the principal'}"
+        then = "check the principal's name and the realm in krb5.conf"
+    else:
+        target = f" a context for {service}" if service else " the credentials"
+        what, then = f"Kerberos refused{target}", f"{kinit} for a fresh ticket"
+    return AuthenticationError(f"{what} (Kerberos: {detail}); {then}, then try again")
 
 
 class KerberosAuth(Auth):
     """Kerberos credentials from the credential cache (``kinit`` first).
 
     ``name`` picks a principal when the cache holds several; ``ccache`` a
-    cache other than the default. Validated now: with no valid ticket this
-    raises :class:`AuthenticationError` saying to run ``kinit``.
+    cache other than the default. Validated now, and again by each
+    :meth:`check`, :attr:`principal` and :meth:`context`: with no valid
+    ticket (none, expired, destroyed) they raise :class:`AuthenticationError`
+    saying to run ``kinit``.
     """
 
     kind = "kerberos"
@@ -46,26 +112,39 @@ class KerberosAuth(Auth):
     def __init__(self, name: str | None = None, ccache: str | Path | None = None) -> None:
         self.name = name
         self.ccache = None if ccache is None else str(ccache)
+        self._known: str | None = name  # the principal last seen in the cache, for messages
         self._credentials = self._acquire()
 
     def _acquire(self) -> gssapi.Credentials:
+        """The cache's credentials, read now (a ticket may have expired since the last time)."""
         store: _Store | None = None if self.ccache is None else {"ccache": f"FILE:{self.ccache}"}
-        wanted = (
-            None
-            if self.name is None
-            else gssapi.Name(self.name, gssapi.NameType.kerberos_principal)
-        )
         try:
+            wanted = (
+                None
+                if self.name is None
+                else gssapi.Name(self.name, gssapi.NameType.kerberos_principal)
+            )
             creds = gssapi.Credentials(name=wanted, usage="initiate", store=store)
-            if creds.lifetime <= 0:
-                raise AuthenticationError(f"the Kerberos ticket has expired; {_KINIT_HINT}")
-        except GSSError as exc:
-            raise _gss_failure(f"no usable Kerberos ticket; {_KINIT_HINT}", exc) from None
+            principal, lifetime = str(creds.name), creds.lifetime
+        except GSS_FAILURES as exc:
+            raise credential_error(exc, self._known) from exc
+        self._known = principal
+        if lifetime is not None and lifetime <= 0:
+            raise AuthenticationError(
+                f"the Kerberos ticket for {principal} has expired; "
+                f"run `kinit {principal}` to get a new one, then try again"
+            )
         return creds
+
+    def check(self) -> None:
+        """Raise :class:`AuthenticationError` unless the cache holds a valid ticket now."""
+        self._credentials = self._acquire()
 
     @property
     def principal(self) -> str:
-        return str(self._credentials.name)
+        """Whose ticket it is, checked now (:class:`AuthenticationError` if it has gone)."""
+        self.check()
+        return str(self._known)
 
     @property
     def realm(self) -> str:
@@ -80,26 +159,28 @@ class KerberosAuth(Auth):
         """
         mutual_flag = gssapi.RequirementFlag.mutual_authentication
         flags = _FLAGS if mutual else _FLAGS & ~mutual_flag
+        self.check()  # a ticket may have expired since construction
         try:
-            self._credentials = self._acquire()  # a ticket may have expired since construction
             target = gssapi.Name(service, gssapi.NameType.kerberos_principal)
             inner = gssapi.SecurityContext(
                 name=target, creds=self._credentials, flags=flags, usage="initiate"
             )
-        except GSSError as exc:
-            raise _gss_failure(f"cannot start a Kerberos context for {service}", exc) from None
-        return KerberosContext(inner, self.principal)
+        except GSS_FAILURES as exc:
+            raise credential_error(exc, self._known, service) from exc
+        return KerberosContext(inner, str(self._known), service)
 
     def __repr__(self) -> str:
-        return f"KerberosAuth(principal={self.principal!r})"
+        # the principal last seen: a repr never touches the cache, so it never raises
+        return f"KerberosAuth(principal={self._known!r})"
 
 
 class KerberosContext:
     """An initiator context: the core's :class:`~acnet_proto.plans.settings.GSSContext`."""
 
-    def __init__(self, inner: gssapi.SecurityContext, initiator: str) -> None:
+    def __init__(self, inner: gssapi.SecurityContext, initiator: str, service: str) -> None:
         self._inner = inner
         self.initiator = initiator
+        self.service = service
 
     @property
     def complete(self) -> bool:
@@ -109,15 +190,19 @@ class KerberosContext:
         try:
             # gssapi's decorator on step() hides its declared return type
             reply: bytes | None = self._inner.step(token)
-        except GSSError as exc:
-            raise _gss_failure("Kerberos authentication failed", exc) from None
+        except GSS_FAILURES as exc:  # the ticket (or the KDC's) refused, expired, gone
+            raise credential_error(exc, self.initiator, self.service) from exc
         return reply
 
     def get_mic(self, message: bytes) -> bytes:
         try:
             return self._inner.get_signature(message)
-        except GSSError as exc:  # e.g. the context outlived its ticket
-            raise _gss_failure("cannot sign with the Kerberos context", exc) from None
+        except GSS_FAILURES as exc:  # e.g. the context outlived its session key
+            raise credential_error(exc, self.initiator, self.service) from exc
+
+
+def _refused(what: str, exc: Exception) -> AuthenticationError:
+    return AuthenticationError(f"{what} (Kerberos: {_detail(exc)})")
 
 
 class KerberosAcceptor:
@@ -131,21 +216,22 @@ class KerberosAcceptor:
         try:
             name = gssapi.Name(service, gssapi.NameType.kerberos_principal)
             self._creds = gssapi.Credentials(name=name, usage="accept", store=store)
-        except GSSError as exc:
-            raise _gss_failure(f"cannot accept as {service}", exc) from None
+        except GSS_FAILURES as exc:
+            where = keytab or "the default keytab"
+            raise _refused(f"cannot accept as {service}: is it in {where}?", exc) from exc
         self._inner: gssapi.SecurityContext | None = None
 
     def step(self, token: bytes) -> bytes | None:
         """Consume a client token; return the reply token (mutual auth), if any."""
-        if self._inner is None:
-            self._inner = gssapi.SecurityContext(creds=self._creds, usage="accept")
         try:
+            if self._inner is None:
+                self._inner = gssapi.SecurityContext(creds=self._creds, usage="accept")
             reply: bytes | None = self._inner.step(token)  # its decorator hides the type
             # gssapi defers some failures (with a KRB-ERROR token) to the next call
             complete = bool(self._inner.complete)
-        except GSSError as exc:
+        except GSS_FAILURES as exc:
             self._inner = None
-            raise _gss_failure("the client's Kerberos token was refused", exc) from None
+            raise _refused("the client's Kerberos token was refused", exc) from exc
         if not complete:
             # Kerberos accepts in one step (AP-REQ in, AP-REP out); an incomplete
             # context here carries a KRB-ERROR, e.g. for a replayed authenticator.
@@ -174,6 +260,6 @@ class KerberosAcceptor:
         assert self._inner is not None  # complete implies a context
         try:
             self._inner.verify_signature(message, mic)
-        except GSSError:
+        except GSS_FAILURES:
             return False
         return True

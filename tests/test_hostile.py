@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import acnet_proto
 from acnet_proto import drf
 from acnet_proto.adapters.dpm.threaded import DPMBackend
 from acnet_proto.adapters.sim.dpm import SimServer
@@ -47,6 +48,8 @@ CASES: list[tuple[str, Callable[[DPMBackend], Any], type[Exception], tuple[str, 
     ("read empty", lambda b: b.read(""), ValueError, ("DRF",)),
     ("read bad DRF", lambda b: b.read("M:OUTTMP[1:"), ValueError, ("M:OUTTMP[1:",)),
     ("read bad event", lambda b: b.read("M:OUTTMP@x"), ValueError, ("M:OUTTMP@x",)),
+    ("read @N", lambda b: b.read("M:OUTTMP@N"), ValueError, ("M:OUTTMP@N", "never", "@I")),
+    ("get_many @N", lambda b: b.get_many(["M:OUTTMP", "Z@ACLTST@N"]), ValueError, ("Z@ACLTST@N",)),
     ("read huge name", lambda b: b.read(HUGE_NAME), ValueError, ("long",)),
     ("read non-ASCII", lambda b: b.read(NON_ASCII), ValueError, ("Ö",)),
     ("get_many str", lambda b: b.get_many("M:OUTTMP"), TypeError, ("list", "str")),
@@ -60,6 +63,12 @@ CASES: list[tuple[str, Callable[[DPMBackend], Any], type[Exception], tuple[str, 
     ("timeout inf", lambda b: b.get("M:OUTTMP", timeout=float("inf")), ValueError, ("timeout",)),
     # --- streams
     ("subscribe str", lambda b: b.subscribe("M:OUTTMP@p,1000"), TypeError, ("list",)),
+    # --- the top-level calls: the backends' TypeError, before any backend or DRF
+    ("top get_many str", lambda b: acnet_proto.get_many("M:OUTTMP"), TypeError, ("list", "str")),
+    ("top read_many str", lambda b: acnet_proto.read_many("M:OUTTMP"), TypeError, ("list",)),
+    ("top subscribe str", lambda b: acnet_proto.subscribe("M:OUTTMP@p,200"), TypeError, ("list",)),
+    ("top configure backend", lambda b: acnet_proto.configure(backend="x"), ValueError, ("'x'",)),
+    ("top configure auth", lambda b: acnet_proto.configure(auth="kerb"), ValueError, ("'krb'",)),
     ("subscribe empty", lambda b: b.subscribe([]), ValueError, ("empty",)),
     (
         "subscribe callback",

@@ -124,12 +124,11 @@ def test_what_was_never_set_answers_as_dpm_would(fake: FakeBackend) -> None:
     fake.set_reading("Z:ACLTST", 45.0)
     assert fake.get("Z:NOTFND").status.name == "DPM_NO_SUCH_DEVICE"
     assert fake.get("Z:ACLTST.DESCRIPTION").status.name == "DBM_NOPROP"
-    with pytest.raises(ReadError) as caught:  # @N never answers: a real read times out
+    with pytest.raises(DRFError, match="@N never sends data"):  # before any "I/O"
         fake.get_many(["Z:ACLTST", "Z:ACLTST@N"])
-    assert [r.status.name for r in caught.value.readings] == [None, "ACNET_REQTMO"]
     with pytest.raises(DRFError):
         fake.get_many(["Z:ACLTST", "Z:ACL TST"])
-    assert fake.reads == ["Z:NOTFND", "Z:ACLTST.DESCRIPTION", "Z:ACLTST", "Z:ACLTST@N"]
+    assert fake.reads == ["Z:NOTFND", "Z:ACLTST.DESCRIPTION"]
 
 
 def test_settings_are_recorded_and_read_back_where_they_went(fake: FakeBackend) -> None:
@@ -213,3 +212,105 @@ def test_a_closed_fake_refuses_work(fake: FakeBackend) -> None:
         fake.get("M:OUTTMP")
     with pytest.raises(RuntimeError, match="closed"):
         fake.write("M:OUTTMP", 1.0)
+
+
+# --- the seeds' FakeBackend surface ----------------------------------------------------------
+
+
+def test_set_error_is_a_status_only_answer(fake: FakeBackend) -> None:
+    fake.set_reading("M:BADDEV", 1.0)
+    fake.set_error("M:BADDEV", -42, "Device not found")  # the seeds' example: replaces the value
+    fake.set_error("Z:WARN", 5, "stale data")
+    bad, warn = fake.get_many(["M:BADDEV", "Z:WARN"])
+    assert (bad.facility_code, bad.error_code, bad.value) == (1, -42, None)
+    assert bad.message.endswith("Device not found")
+    assert (warn.error_code, warn.is_warning, warn.value, warn.ok) == (5, True, None, False)
+    with pytest.raises(DeviceError) as caught:
+        fake.read("Z:WARN")
+    assert (caught.value.drf, caught.value.error_code) == ("Z:WARN", 5)
+    fake.set_reading("M:BADDEV", 2.0)  # and a value replaces the error
+    assert fake.read("M:BADDEV") == 2.0
+    with pytest.raises(ValueError, match="set_reading"):
+        fake.set_error("Z:OK", 0, "not an error")
+
+
+def test_set_write_result_decides_what_a_setting_answers(fake: FakeBackend) -> None:
+    fake.set_reading("Z:ACLTST.SETTING", 45.0)
+    fake.set_write_result("Z:ACLTST", success=False, message="locked out")
+    refused = fake.write("Z:ACLTST.SETTING@N", 50.0)  # the same target, written another way
+    assert (refused.ok, refused.drf, refused.message) == (False, "Z:ACLTST.SETTING@N", "locked out")
+    assert (refused.facility_code, refused.error_code) == (1, -1)  # ACNET_RETRY, as the seeds
+    assert fake.read("Z:ACLTST.SETTING") == 45.0  # a refused setting changes nothing
+    assert fake.was_written("Z:ACLTST") and fake.get_written_value("Z:ACLTST") == 50.0
+    fake.set_write_result("Z:ACLTST", error_code="DPM_PRIV")
+    privileged = fake.write("Z:ACLTST", 51.0)
+    assert privileged.status.name == "DPM_PRIV" and "DPM_PRIV" in privileged.message
+    fake.set_write_result("Z:ACLTST")  # success again: applied
+    assert fake.write("Z:ACLTST", 52.0).ok and fake.read("Z:ACLTST.SETTING") == 52.0
+    assert [r.ok for r in fake.write_many([("Z:ACLTST", 1.0), ("Z:OTHER", 2.0)])] == [True, True]
+    with pytest.raises(ValueError, match="non-zero"):
+        fake.set_write_result("Z:ACLTST", success=False, error_code=0)
+
+
+def test_get_written_value_is_the_last_value_written_there(fake: FakeBackend) -> None:
+    assert fake.get_written_value("Z:ACLTST") is None
+    fake.write_many([("Z:ACLTST", 1.0), ("Z|ACLTST", 1), ("Z:ACLTST.SETTING", 2.0)])
+    assert fake.get_written_value("Z:ACLTST.SETTING@N") == 2.0
+    assert fake.get_written_value("Z:ACLTST.CONTROL") == 1
+
+
+def test_alarm_blocks_are_set_on_their_property(fake: FakeBackend) -> None:
+    fake.set_analog_alarm("Z:ACLTST", {"minimum": 0.0, "maximum": 100.0})
+    fake.set_digital_alarm("Z:ACLTST.DIGITAL", {"nominal": 3, "mask": 3})
+    analog, digital = fake.get_many(["Z@ACLTST", "Z$ACLTST"])
+    assert (analog.value_type, analog.value["maximum"]) == (ValueType.ANALOG_ALARM, 100.0)
+    assert (digital.value_type, digital.value["mask"]) == (ValueType.DIGITAL_ALARM, 3)
+    with pytest.raises(ValueError, match="ANALOG"):
+        fake.set_analog_alarm("Z:ACLTST.SETTING", {"minimum": 0.0})
+    with pytest.raises(TypeError, match="dict"):
+        fake.set_digital_alarm("Z:ACLTST", [3, 3])  # type: ignore[arg-type]
+
+
+def test_reset_forgets_everything_and_stays_open(fake: FakeBackend) -> None:
+    fake.set_reading("M:OUTTMP", 1.0)
+    fake.set_error("Z:GONE", -6)
+    fake.set_write_result("Z:ACLTST", success=False)
+    fake.read("M:OUTTMP")
+    fake.write("Z:ACLTST", 2.0)
+    stream = fake.subscribe(["M:OUTTMP@p,1000"])
+    fake.reset()
+    assert (fake.reads, fake.writes, stream.stopped) == ([], [], True)
+    assert fake.get("M:OUTTMP").status.name == "DPM_NO_SUCH_DEVICE"
+    assert fake.get("Z:GONE").status.name == "DPM_NO_SUCH_DEVICE"
+    assert fake.write("Z:ACLTST", 3.0).ok  # the write result went too
+    assert fake.emit_reading("M:OUTTMP@p,1000", 1.0) == 0
+
+
+def test_a_silent_device_times_out_naming_the_timeout(fake: FakeBackend) -> None:
+    fake.set_reading("M:OUTTMP", 1.0)
+    fake.set_silent("Z:SLOW")
+    with pytest.raises(ReadError) as caught:
+        fake.get_many(["M:OUTTMP", "Z:SLOW"], timeout=0.5)
+    error = caught.value
+    assert "no reading of Z:SLOW within 0.5 s (timeout=0.5)" in str(error)
+    assert "1 of 2 readings arrived" in str(error) and "6.5 min" not in str(error)
+    arrived, slow = error.readings
+    assert arrived.value == 1.0
+    assert slow.status.name == "ACNET_REQTMO"
+    assert slow.message == "ACNET_REQTMO [1 -6]: no reading within 0.5 s (timeout=0.5)"
+    with pytest.raises(ReadError, match=r"within 5 s \(timeout=5\)"):  # the fake's default
+        fake.read("Z:SLOW")
+    fake.set_reading("Z:SLOW", 2.0)
+    assert fake.read("Z:SLOW") == 2.0
+
+
+def test_subscriptions_are_the_seeds_subscription_handle(fake: FakeBackend) -> None:
+    import acnet_proto
+    import acnet_proto.types
+    from acnet_proto.api.backend import Subscription, SubscriptionHandle
+
+    assert acnet_proto.SubscriptionHandle is acnet_proto.types.SubscriptionHandle
+    assert SubscriptionHandle is Subscription is acnet_proto.SubscriptionHandle
+    assert "SubscriptionHandle" in acnet_proto.__all__ and "SubscriptionHandle" in dir(acnet_proto)
+    with fake.subscribe(["M:OUTTMP@p,1000"]) as handle:
+        assert isinstance(handle, acnet_proto.SubscriptionHandle)

@@ -14,9 +14,12 @@ import json
 import os
 from typing import Any
 
-__all__ = ["Auth", "JWTAuth"]
+from acnet_proto.errors import ConfigurationError
 
-_TOKEN_VARIABLES = ("ACNET_JWT_TOKEN", "PACSYS_JWT_TOKEN")
+__all__ = ["Auth", "AuthHolder", "JWTAuth"]
+
+#: where :meth:`JWTAuth.from_env` looks by default, in order
+TOKEN_VARIABLES = ("ACNET_JWT_TOKEN", "PACSYS_JWT_TOKEN")
 
 
 class Auth:
@@ -28,11 +31,51 @@ class Auth:
     def principal(self) -> str:
         raise NotImplementedError
 
+    def check(self) -> None:
+        """Raise :class:`~acnet_proto.errors.AuthenticationError` if these credentials
+        cannot be used now (a Kerberos ticket expired or destroyed). A token is the
+        server's to judge, so by default there is nothing to check here."""
+
+
+class AuthHolder:
+    """What a backend says about the credentials it was given (pacsys's DPM backend's
+    ``authenticated`` and ``principal``).
+
+    Setting :attr:`auth` checks it (:meth:`Auth.check`), so a backend made
+    with a Kerberos ticket that has expired or gone fails at once, typed.
+    """
+
+    _auth: Auth | None = None
+
+    @property
+    def auth(self) -> Auth | None:
+        """The credentials settings use (``auth=``), or None."""
+        return self._auth
+
+    @auth.setter
+    def auth(self, auth: Auth | None) -> None:
+        if isinstance(auth, Auth):  # a duck-typed stand-in has nothing to check
+            auth.check()
+        self._auth = auth
+
+    @property
+    def authenticated(self) -> bool:
+        """True if the backend was given credentials (``auth=``)."""
+        return self._auth is not None
+
+    @property
+    def principal(self) -> str | None:
+        """Who settings run as, checked now (AuthenticationError once a Kerberos
+        ticket has expired or gone); None without credentials."""
+        return None if self._auth is None else self._auth.principal
+
 
 class JWTAuth(Auth):
     """A JWT bearer token (for DPM/gRPC). The token is kept as given; servers validate it.
 
-    ``principal`` is the token's ``sub`` claim (read, not verified).
+    ``principal`` is the token's ``sub`` claim (read, not verified). Text that
+    is no JWT raises :class:`~acnet_proto.errors.ConfigurationError` (a
+    ValueError, as pacsys raises), which never shows the token.
     """
 
     kind = "jwt"
@@ -40,17 +83,28 @@ class JWTAuth(Auth):
 
     def __init__(self, token: str) -> None:
         if not isinstance(token, str) or not token.strip():
-            raise ValueError("JWTAuth needs a token: a non-empty str (header.payload.signature)")
+            raise ConfigurationError(
+                "JWTAuth needs a token: a non-empty str (header.payload.signature)"
+            )
         self._token = token.strip()
         self._claims = _claims_of(self._token)
 
     @classmethod
-    def from_env(cls) -> JWTAuth:
-        """From ``ACNET_JWT_TOKEN``, else ``PACSYS_JWT_TOKEN``."""
-        for name in _TOKEN_VARIABLES:
+    def from_env(cls, var: str | None = None) -> JWTAuth | None:
+        """The token in the environment variable ``var``, or None if it is unset or empty.
+
+        Without ``var``: ``ACNET_JWT_TOKEN``, then pacsys's ``PACSYS_JWT_TOKEN``
+        (the first one set wins). A variable set to something that is no JWT
+        raises :class:`~acnet_proto.errors.ConfigurationError` (a ValueError),
+        naming the variable (the value is never shown).
+        """
+        for name in TOKEN_VARIABLES if var is None else (var,):
             if value := os.environ.get(name, "").strip():
-                return cls(value)
-        raise ValueError(f"no JWT in the environment: set {' or '.join(_TOKEN_VARIABLES)}")
+                try:
+                    return cls(value)
+                except ValueError as exc:
+                    raise ConfigurationError(f"{name} does not hold a JWT: {exc}") from None
+        return None
 
     @property
     def token(self) -> str:
@@ -61,7 +115,7 @@ class JWTAuth(Auth):
     def principal(self) -> str:
         sub = self._claims.get("sub")
         if not isinstance(sub, str) or not sub:
-            raise ValueError("the JWT has no 'sub' claim naming its principal")
+            raise ConfigurationError("the JWT has no 'sub' claim naming its principal")
         return sub
 
     @property
@@ -79,7 +133,7 @@ class JWTAuth(Auth):
 def _claims_of(token: str) -> dict[str, Any]:
     parts = token.split(".")
     if len(parts) != 3:
-        raise ValueError(
+        raise ConfigurationError(
             f"a JWT has 3 dot-separated parts, this token has {len(parts)} (token not shown)"
         )
     payload = parts[1] + "=" * (-len(parts[1]) % 4)
@@ -87,7 +141,7 @@ def _claims_of(token: str) -> dict[str, Any]:
         claims = json.loads(base64.urlsafe_b64decode(payload))
     except (binascii.Error, ValueError) as exc:
         problem = f"the JWT payload is not base64url JSON ({exc}; token not shown)"
-        raise ValueError(problem) from None
+        raise ConfigurationError(problem) from None
     if not isinstance(claims, dict):
-        raise ValueError("the JWT payload is not a JSON object (token not shown)")
+        raise ConfigurationError("the JWT payload is not a JSON object (token not shown)")
     return claims

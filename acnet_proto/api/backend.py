@@ -43,6 +43,7 @@ __all__ = [
     "ReadingCallback",
     "ReadingQueue",
     "Subscription",
+    "SubscriptionHandle",
     "check_callbacks",
     "check_queue_size",
     "pairs_of",
@@ -52,7 +53,8 @@ __all__ = [
 #: How many readings a subscription holds for a slow consumer before it drops new ones.
 DEFAULT_QUEUE_SIZE = 10_000
 
-#: ``callback(reading, handle)``; after a reconnection it gets a :class:`Gap` in a reading's place.
+#: ``callback(reading, handle)``; when the connection is lost, and again when the list runs
+#: again, it gets a :class:`Gap` in a reading's place (``docs/streaming.md``).
 ReadingCallback = Callable[[Reading | Gap, "Subscription"], object]
 ErrorCallback = Callable[[Exception, "Subscription"], object]
 
@@ -173,7 +175,8 @@ class Subscription(abc.ABC):
     @property
     @abc.abstractmethod
     def exc(self) -> Exception | None:
-        """What ended the stream, if it died (a ConnectionLost), else None.
+        """What ended the stream, if it died, else None: a ConnectionLost, or a
+        :class:`~acnet_proto.errors.PolicyDenied` if a supervised proxy refused it.
 
         A stream that reconnected is not dead: only one that could not (or
         was told not to) ends with an error.
@@ -201,6 +204,10 @@ class Subscription(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+#: The seeds' name for :class:`Subscription` (``pacsys.types.SubscriptionHandle``): the same class.
+SubscriptionHandle = Subscription
 
 
 class QueuedSubscription(Subscription):
@@ -291,9 +298,11 @@ class Backend(abc.ABC):
         """Read every DRF once, in one batch; readings in input order, errors as error readings.
 
         Invalid DRF text raises :class:`~acnet_proto.drf.DRFError` before any
-        I/O. If the transport fails or ``timeout`` passes,
+        I/O, as does a DRF with the event ``@N`` (it never sends data). If the
+        transport fails or ``timeout`` passes,
         :class:`~acnet_proto.errors.ReadError` carries what arrived and error
-        readings for the rest.
+        readings for the rest (after a timeout, ``ACNET_REQTMO`` ones whose
+        messages name the timeout).
         """
 
     @abc.abstractmethod

@@ -40,6 +40,7 @@ __all__ = [
     "host_port",
     "resolve_dpm",
     "resolve_endpoint",
+    "resolve_timeout",
 ]
 
 DEFAULT_PORT = 6802
@@ -172,6 +173,17 @@ def resolve_dpm(
         pool_size=_pick(pool_size, "pool_size", int, check_pool_size, DEFAULT_POOL_SIZE, env),
         timeout=_pick(timeout, "timeout", float, check_timeout, DEFAULT_TIMEOUT, env),
     )
+
+
+def resolve_timeout(
+    timeout: float | None = None,
+    environ: Mapping[str, str] | None = None,
+    default: float | None = DEFAULT_TIMEOUT,
+) -> float | None:
+    """A default operation timeout: ``timeout`` if not None, else ``ACNET_TIMEOUT``, else
+    ``PACSYS_TIMEOUT``, else ``default`` (None: leave it to the backend's own default)."""
+    env = os.environ if environ is None else environ
+    return _pick(timeout, "timeout", float, check_timeout, default, env)
 
 
 def resolve_endpoint(

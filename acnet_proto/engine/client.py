@@ -14,13 +14,11 @@ nothing but move bytes between them::
     sock.sendall(client.end())
 
 No clocks are read here: ``now`` comes from the adapter, and
-:attr:`ClientConnection.overdue_at` says when silence means a dead server
-(:meth:`ClientConnection.stream_wait` turns that into how long to wait).
+:attr:`ClientConnection.overdue_at` says when silence means a dead server.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any, Protocol, cast
 
@@ -106,22 +104,6 @@ class ClientConnection:
     def overdue_at(self) -> float | None:
         """The ``now`` after which the server has been silent too long."""
         return self.conn.overdue_at()
-
-    def stream_wait(self, deadline: float | None) -> tuple[float, bool]:
-        """How long a stream may wait for bytes, and what running out of time means.
-
-        ``deadline`` is when the caller stops waiting for its next reading
-        (None: never), on the clock the adapter passes as ``now``. Returns
-        ``(until, dead)``: wait until ``until`` (``math.inf``: no limit); if
-        nothing has arrived by then, the server is dead (silent past
-        :attr:`overdue_at`) when ``dead`` is true, else the caller's wait is
-        simply over.
-        """
-        overdue = self.overdue_at
-        silent = math.inf if overdue is None else overdue
-        if deadline is None or silent <= deadline:
-            return silent, True
-        return deadline, False
 
     def start(self) -> bytes:
         """The handshake bytes: write them first."""

@@ -39,6 +39,8 @@ __all__ = [
     "FirstReadings",
     "ListPlan",
     "ReadBatch",
+    "check_drf_list",
+    "check_readable",
     "error_reading",
     "reading_from_reply",
     "value_of",
@@ -56,6 +58,33 @@ _ALARM_FLAGS = (
 _BASIC_STATUS = ("on", "ready", "remote", "positive", "ramp")
 _TIMED_OUT = Status.from_name("ACNET_REQTMO")
 _DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
+_NAMED = 3  # how many DRFs a message names before "and N more"
+# what sockets and the blocking loop say when a deadline passes: nothing the timeout does not
+_SAYS_NOTHING = frozenset({"timed out", "deadline passed", "no data waiting"})
+
+
+def _brief(drfs: Sequence[str]) -> str:
+    """``drfs`` named for a message: the first few, then how many more."""
+    shown = ", ".join(drfs[:_NAMED])
+    return shown if len(drfs) <= _NAMED else f"{shown} and {len(drfs) - _NAMED} more"
+
+
+def check_readable(drfs: Sequence[str]) -> None:
+    """:class:`~acnet_proto.drf.DRFError` for the first of ``drfs`` with the event ``@N``.
+
+    ``@N`` (never) is how settings are sent: a device asked for it sends no
+    data, so a read of it could only wait out its timeout. Every one-shot
+    read refuses it before any I/O, whatever the backend.
+    """
+    for drf in drfs:
+        if isinstance(_drf.parse(drf).event, _drf.NeverEvent):
+            raise _drf.DRFError(
+                drf,
+                drf.rfind("@"),
+                "the event @N never sends data, so reading it could only time out",
+                "no event or @I (read once, now), or a repeating event such as @p,1000",
+                subject="cannot read",
+            )
 
 
 def timestamp(millis: int) -> datetime | None:
@@ -73,10 +102,17 @@ def error_reading(
     at: int = 0,
     cycle: int | None = None,
     note: str = "",
+    text: str | None = None,
 ) -> Reading:
-    """A reading that carries only an error ``status`` (packed int or :class:`Status`)."""
+    """A reading that carries only an error ``status`` (packed int or :class:`Status`).
+
+    Its message is the status (name, codes and text), then ``note``; ``text``
+    stands in for the status's own text when that would mislead (a timeout
+    says the caller's, not ``ACNET_REQTMO``'s "6.5 min").
+    """
     status = status if isinstance(status, Status) else Status.from_int(status)
-    message = f"{status}{': ' + note if note else ''}"
+    head = str(status) if text is None else f"{str(status).removesuffix(status.text)}{text}"
+    message = f"{head}{': ' + note if note else ''}"
     return Reading(
         drf,
         facility_code=status.facility,
@@ -150,6 +186,13 @@ def reading_from_reply(reply: Message, drf: str, meta: DeviceMeta | None = None)
     )
 
 
+def check_drf_list(drfs: object) -> None:
+    """TypeError unless ``drfs`` is a list (a sequence) and not one bare DRF string: what
+    every backend and the top-level calls raise, before reading any DRF."""
+    if isinstance(drfs, (str, bytes)) or not isinstance(drfs, Sequence):
+        raise TypeError(f"drfs must be a list of DRF strings, not {type(drfs).__name__}")
+
+
 class ListPlan:
     """The entries of one DPM list, and the readings their replies make.
 
@@ -161,8 +204,7 @@ class ListPlan:
     """
 
     def __init__(self, drfs: Sequence[str | _drf.DataRequest], default_event: str | None) -> None:
-        if isinstance(drfs, (str, bytes)) or not isinstance(drfs, Sequence):
-            raise TypeError(f"drfs must be a list of DRF strings, not {type(drfs).__name__}")
+        check_drf_list(drfs)
         if not drfs:
             raise ValueError("drfs is empty: give at least one DRF")
         for i, d in enumerate(drfs):
@@ -180,6 +222,8 @@ class ListPlan:
                 _drf.parse(d)
         self.meta: list[DeviceMeta | None] = [None] * len(drfs)
         self.failed: list[bool] = [False] * len(drfs)
+        #: True once the server answered ``StartList``: the list runs (or failed as a whole)
+        self.started = False
 
     def __len__(self) -> int:
         return len(self.drfs)
@@ -216,6 +260,7 @@ class ListPlan:
             if status_reply.ref_id == 0:
                 return self._job_failed(status_reply.status, status_reply.timestamp)
         if kind is dpm.StartListReply:
+            self.started = True
             return self._job_failed(cast(dpm.StartListReply, event).status, 0)
         if kind is StaleReply or kind is dpm.ListStatusReply or not hasattr(event, "ref_id"):
             return []
@@ -264,8 +309,12 @@ class FirstReadings:
     results: list[Reading | None]
     #: The end of the RuntimeError of :meth:`readings` before every entry has its reading.
     _unfinished = "batch not done"
+    #: What messages call this read (``"DMQ read"``).
+    _what = "read"
 
     def _expect_readings(self) -> None:
+        """Wait for one reading of each of ``drfs``; :func:`check_readable` refuses ``@N``."""
+        check_readable(self.drfs)
         self.results = [None] * len(self.drfs)
         self._missing = len(self.drfs)
 
@@ -303,13 +352,15 @@ class FirstReadings:
         """The metadata an error reading of entry ``index`` carries (none by default)."""
         return None
 
-    def readings(self, missing: int | Status | None = None, note: str = "") -> list[Reading]:
+    def readings(
+        self, missing: int | Status | None = None, note: str = "", text: str | None = None
+    ) -> list[Reading]:
         """The readings in input order.
 
         Entries still without a reading get an error reading with status
-        ``missing`` (e.g. ``ACNET_REQTMO`` after a deadline) and ``note``;
-        without ``missing`` that is a :class:`RuntimeError`, because the read
-        is not done.
+        ``missing`` (e.g. ``ACNET_REQTMO`` after a deadline), ``note`` and
+        ``text`` (see :func:`error_reading`); without ``missing`` that is a
+        :class:`RuntimeError`, because the read is not done.
         """
         out = []
         for index, reading in enumerate(self.results):
@@ -318,17 +369,41 @@ class FirstReadings:
                     raise RuntimeError(
                         f"no reading yet for {self.drfs[index]!r}; {self._unfinished}"
                     )
-                reading = error_reading(self.drfs[index], missing, self._meta(index), note=note)
+                meta = self._meta(index)
+                reading = error_reading(self.drfs[index], missing, meta, note=note, text=text)
             out.append(reading)
         return out
 
-    def _ended(self, message: str, *, timed_out: bool, note: str = "") -> ReadError:
-        """The :class:`ReadError` of a read cut short: ``message`` and how many readings
-        arrived; entries still waiting get ``ACNET_REQTMO`` if it ``timed_out``,
-        ``ACNET_DISCONNECTED`` otherwise, with ``note``."""
+    def _ended(
+        self,
+        message: str,
+        *,
+        timed_out: bool,
+        note: str = "",
+        text: str | None = None,
+        advice: str = "",
+    ) -> ReadError:
+        """The :class:`ReadError` of a read cut short: ``message``, how many readings
+        arrived, then ``advice``; entries still waiting get ``ACNET_REQTMO`` if it
+        ``timed_out``, ``ACNET_DISCONNECTED`` otherwise, with ``note`` and ``text``."""
         status = _TIMED_OUT if timed_out else _DISCONNECTED
         progress = f"{self.arrived} of {len(self.drfs)} readings arrived"
-        return ReadError(self.readings(status, note), f"{message}; {progress}")
+        then = f"; {advice}" if advice else ""
+        return ReadError(self.readings(status, note, text), f"{message}; {progress}{then}")
+
+    def timed_out(self, timeout: float, cause: object = None) -> ReadError:
+        """The :class:`ReadError` for a deadline that passed: entries still waiting get
+        ``ACNET_REQTMO``, and every message names ``timeout``, the seconds the caller set
+        (or the backend's default), rather than that status's text. ``cause`` (e.g. what
+        was being waited for) goes into the message when it says something. Adapters
+        raise it ``from`` the timeout."""
+        waiting = [drf for drf, got in zip(self.drfs, self.results, strict=True) if got is None]
+        within = f"within {timeout:g} s (timeout={timeout:g})"
+        said = "" if cause is None else str(cause)
+        detail = f" ({said})" if said and said not in _SAYS_NOTHING else ""
+        message = f"{self._what} timed out: no reading of {_brief(waiting)} {within}{detail}"
+        advice = "pass a longer timeout if the devices answer slowly"
+        return self._ended(message, timed_out=True, text=f"no reading {within}", advice=advice)
 
 
 class ReadBatch(FirstReadings, ListPlan):
@@ -351,13 +426,6 @@ class ReadBatch(FirstReadings, ListPlan):
 
     def _meta(self, index: int) -> DeviceMeta | None:
         return self.meta[index]
-
-    def timed_out(self, cause: object = None) -> ReadError:
-        """The :class:`ReadError` for a deadline that passed: entries still waiting get
-        ``ACNET_REQTMO``. ``cause`` (e.g. what was being waited for) goes into the
-        message when it says something. Adapters raise it ``from`` the timeout."""
-        detail = f": {cause}" if cause is not None and str(cause) else ""
-        return self._ended(f"read timed out{detail}", timed_out=True)
 
     def disconnected(self, cause: object) -> ReadError:
         """The :class:`ReadError` for a connection that broke (``cause``): entries still

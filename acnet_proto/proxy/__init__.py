@@ -15,6 +15,14 @@ DAQ gRPC service in front of any backend. Each call becomes a
    needs a policy that approves it, such as
    ``DeviceAccessPolicy(["Z:*"], mode="allow", action="set")``.
 
+A denial names who refused (:attr:`PolicyDecision.policy`): the denying
+policy's class; for a setting left unapproved (rule 3), the classes of the
+policies that approve writes; else (rule 1, a read a policy withdrew, no
+policy that approves writes) :data:`SERVER_RULES`. The server sends that
+name as the :data:`POLICY_METADATA` trailing metadata of its
+``PERMISSION_DENIED``, so that clients raise
+:class:`~acnet_proto.errors.PolicyDenied` naming it.
+
 The modules: :mod:`~acnet_proto.proxy.decision` (the context, the verdict,
 :func:`decide`), :mod:`~acnet_proto.proxy.policies` (the policies, with the
 seeds' names and semantics) and :mod:`~acnet_proto.proxy.audit` (the audit
@@ -23,6 +31,8 @@ log's records).
 
 from acnet_proto.proxy.audit import audit_entry, json_value, proto_record, reply_entry
 from acnet_proto.proxy.decision import (
+    POLICY_METADATA,
+    SERVER_RULES,
     Policy,
     PolicyDecision,
     RequestContext,
@@ -41,6 +51,8 @@ from acnet_proto.proxy.policies import (
 )
 
 __all__ = [
+    "POLICY_METADATA",
+    "SERVER_RULES",
     "DeviceAccessPolicy",
     "Policy",
     "PolicyDecision",

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from acnet_proto import drf as _drf
 
 __all__ = [
+    "POLICY_METADATA",
+    "SERVER_RULES",
     "Policy",
     "PolicyDecision",
     "RequestContext",
@@ -26,6 +28,11 @@ __all__ = [
 
 _METHODS = ("Read", "Set")
 _SECRET_METADATA = frozenset({"authorization"})
+#: The trailing-metadata key of a denial: its value names the policy that refused. A
+#: client recognises a policy's refusal by it (a bare ``PERMISSION_DENIED`` may be anything).
+POLICY_METADATA = "acnet-proto-policy"
+#: What a denial by the proxy's own rules (not a policy's) is named.
+SERVER_RULES = "SupervisedServer"
 
 
 def device_of(drf: str) -> str:
@@ -84,13 +91,16 @@ class RequestContext:
 class PolicyDecision:
     """A policy's verdict.
 
-    Denied: ``reason`` says why (required). Allowed: ``ctx`` is None, or the
-    context the next policy should see (approved slots, changed values).
+    Denied: ``reason`` says why (required); ``policy`` names who refused (a
+    policy leaves it None: :func:`evaluate_policies` fills in its class name).
+    Allowed: ``ctx`` is None, or the context the next policy should see
+    (approved slots, changed values).
     """
 
     allowed: bool
     reason: str | None = None
     ctx: RequestContext | None = None
+    policy: str | None = None
 
     def __post_init__(self) -> None:
         if not self.allowed and not self.reason:
@@ -101,9 +111,9 @@ class PolicyDecision:
 ALLOW = PolicyDecision(True)
 
 
-def deny(reason: str) -> PolicyDecision:
-    """A denial, saying why."""
-    return PolicyDecision(False, reason)
+def deny(reason: str, policy: str | None = None) -> PolicyDecision:
+    """A denial, saying why (and, if given, naming who refused)."""
+    return PolicyDecision(False, reason, policy=policy)
 
 
 class Policy(abc.ABC):
@@ -153,15 +163,16 @@ def evaluate_policies(policies: Sequence[Policy], ctx: RequestContext) -> Policy
     """Run ``policies`` in order; the first denial is the verdict (the rest do not run).
 
     Each policy sees the context the previous one allowed with. An allowing
-    verdict carries the final context. A policy that changes the DRFs, the
-    method or which settings are made raises ValueError (a bug in it).
+    verdict carries the final context; a denial names the policy that made it
+    (its class name, unless it named itself). A policy that changes the DRFs,
+    the method or which settings are made raises ValueError (a bug in it).
     """
     drfs, method = list(ctx.drfs), ctx.rpc_method
     current = ctx
     for policy in policies:
         decision = policy.check(current)
         if not decision.allowed:
-            return decision
+            return replace(decision, policy=decision.policy or type(policy).__name__)
         if decision.ctx is not None:
             _check_context(policy, decision.ctx, drfs, method)
             current = decision.ctx
@@ -174,7 +185,8 @@ def decide(policies: Sequence[Policy], ctx: RequestContext) -> PolicyDecision:
     if policies:
         alias = next((d for d in ctx.drfs if device_of(d).startswith("0:")), None)
         if alias is not None:
-            return deny(f"{alias!r} names its device by index; policies match device names")
+            why = f"{alias!r} names its device by index; policies match device names"
+            return deny(why, SERVER_RULES)
     decision = evaluate_policies(policies, ctx)
     if not decision.allowed:
         return decision
@@ -184,7 +196,9 @@ def decide(policies: Sequence[Policy], ctx: RequestContext) -> PolicyDecision:
         return decision
     names = ", ".join(dict.fromkeys(device_of(ctx.drfs[i]) for i in unapproved))
     if ctx.rpc_method == "Read":
-        return deny(f"Read denied by policy: {names}")
-    if not any(p.allows_writes for p in policies):
-        return deny("No policy explicitly allows write operations")
-    return deny(f"No write policy approves: {names}")
+        return deny(f"Read denied by policy: {names}", SERVER_RULES)
+    approvers = ", ".join(dict.fromkeys(type(p).__name__ for p in policies if p.allows_writes))
+    if not approvers:
+        return deny("No policy explicitly allows write operations", SERVER_RULES)
+    # the policies that approve writes are the ones that did not approve these
+    return deny(f"No write policy approves: {names}", approvers)

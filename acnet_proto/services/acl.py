@@ -384,10 +384,12 @@ class ACLRead(FirstReadings):
     alone (its answer, value or error, is its reading), and the devices after it form a new
     batch: a bad device costs two more requests, whatever the batch size. :meth:`receive`
     raises :class:`~acnet_proto.errors.RemoteProtocolError` for output that is not ACL's;
-    the adapter then ends the read with :meth:`failed`.
+    the adapter then ends the read with :meth:`failed`, or :meth:`timed_out` (naming the
+    caller's timeout) when its deadline passed.
     """
 
     _unfinished = "the read is not done"
+    _what = "ACL read"
 
     def __init__(
         self,
@@ -506,8 +508,8 @@ class ACLRead(FirstReadings):
             )
         return Reading(drf, value_type, value=value, timestamp=at)
 
-    def failed(self, cause: object, timed_out: bool = False) -> ReadError:
-        """The :class:`ReadError` ending this read: missing readings get ``ACNET_REQTMO`` if
-        it ``timed_out``, ``ACNET_DISCONNECTED`` otherwise. Adapters raise it ``from`` the
-        failure."""
-        return self._ended(f"ACL read failed: {cause}", timed_out=timed_out, note=str(cause))
+    def failed(self, cause: object) -> ReadError:
+        """The :class:`ReadError` ending this read on a failure that is not the deadline
+        (:meth:`timed_out` is that one): missing readings get ``ACNET_DISCONNECTED``.
+        Adapters raise it ``from`` the failure."""
+        return self._ended(f"ACL read failed: {cause}", timed_out=False, note=str(cause))

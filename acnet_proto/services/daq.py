@@ -361,21 +361,30 @@ class GRPCStream:
                 step = stream.broke(e.code().name, str(e), datetime.now(UTC), monotonic())
                 if isinstance(step, GiveUp):
                     raise step.error from e
+                if step.gap is not None:
+                    deliver(step.gap)                   # the outage, told at once
             sleep(step.until - monotonic())             # cut short by stop()
 
     Only a failure whose code is in :data:`TRANSIENT_CODES` is retried (as
     ``reconnect`` says); any other (``code`` None: not a gRPC status, e.g. a
     reply that breaks the protocol) ends the stream at once. A stream the
     server ends with ``OK`` is over too: the server had nothing more to send
-    (one-shot and refused entries only), and would say so again. A call only
-    shows it works with its first reading, so the :class:`Gap` of an outage
-    comes with that reading.
+    (one-shot and refused entries only), and would say so again. The first
+    failure of an outage gives the open :class:`Gap` to deliver at once (in
+    the :class:`~acnet_proto.streams.driver.Wait`); a call only shows it
+    works with its first reading, so the closed gap comes with that reading.
+    ``server`` names the server in the gaps.
     """
 
-    def __init__(self, drfs: Sequence[str | _drf.DataRequest], reconnect: Reconnect | None) -> None:
+    def __init__(
+        self,
+        drfs: Sequence[str | _drf.DataRequest],
+        reconnect: Reconnect | None,
+        server: str | None = None,
+    ) -> None:
         self.plan = GRPCListPlan(drfs)
         self.drfs = self.plan.drfs
-        self.driver = StreamDriver(self.drfs, reconnect, gap_on_connect=False)
+        self.driver = StreamDriver(self.drfs, reconnect, server=server)
 
     def request(self) -> DAQ_pb2.ReadingList:
         """The request of every call. The plan keeps no state between replies (each
@@ -384,13 +393,15 @@ class GRPCStream:
 
     def feed(self, reply: DAQ_pb2.ReadingReply, at: datetime) -> list[Reading | Gap]:
         """What one reply (arriving at ``at``, UTC) gives the user, in order: its readings,
-        after the :class:`Gap` (whose ``until`` is ``at``) if an outage ends with them."""
+        after the closed :class:`Gap` (whose ``until`` is ``at``) if an outage ends with
+        them."""
         return self.driver.received([reading for _, reading in self.plan.feed(reply)], at)
 
     def broke(self, code: str | None, cause: str, at: datetime, now: float = 0.0) -> Wait | GiveUp:
         """The call failed at ``at`` (``now`` on the adapter's clock) with gRPC status
         ``code`` (its name; None for a failure that is not a gRPC status), because of
-        ``cause``: wait before calling again, or give up."""
+        ``cause``: wait before calling again (delivering the open gap of an outage as it
+        begins), or give up."""
         return self.driver.broke(cause, at, now, retry=code in TRANSIENT_CODES)
 
 

@@ -566,6 +566,7 @@ class ReadJob(FirstReadings, _ReadingJob):
     """
 
     _unfinished = "job not done"
+    _what = "DMQ read"
 
     def __init__(self, drfs: Sequence[str | _drf.DataRequest]) -> None:
         super().__init__(drfs, default_event="I")
@@ -580,10 +581,6 @@ class ReadJob(FirstReadings, _ReadingJob):
     ) -> list[tuple[int, Reading]]:
         """Take one delivery; return the ``(index, reading)`` pairs it completed."""
         return self._keep(self._route(routing_key, body, correlation_id, now))
-
-    def timed_out(self) -> ReadError:
-        """The :class:`ReadError` for a deadline that passed (``ACNET_REQTMO`` for the rest)."""
-        return self._ended("DMQ read timed out", timed_out=True)
 
     def disconnected(self, cause: object) -> ReadError:
         """The :class:`ReadError` for a broken connection (``ACNET_DISCONNECTED`` for the rest)."""

@@ -1,8 +1,9 @@
 """What every reconnecting subscription shares, with no I/O.
 
 - :mod:`~acnet_proto.streams.reconnect`: the :class:`Reconnect` policy, the
-  backoff schedule, and the :class:`Gap` a stream delivers where readings are lost;
+  backoff schedule, and the :class:`Gap` a stream delivers where readings are
+  lost (open as the outage begins, closed when the list runs again);
 - :mod:`~acnet_proto.streams.driver`: :class:`StreamDriver`, the decisions of a
-  stream whose connection died (wait, connect, deliver the gap, give up), as
-  steps an adapter carries out.
+  stream whose connection died (tell the user, wait, connect, deliver the
+  closed gap, give up), as steps an adapter carries out.
 """

@@ -3,8 +3,9 @@
 A subscription whose connection breaks (the server closed it, bytes that
 break the protocol, or silence past the heartbeat rule) connects again after
 a pause, adds its entries again and carries on. Its user is told, in the
-stream itself, by a :class:`Gap` where readings are missing: never a silent
-hole. :class:`Reconnect` says how hard to try; when reconnection is off or
+stream itself, by a :class:`Gap` where readings are missing: an open one as
+soon as the connection is found dead, a closed one when the list runs
+again; never a silent hole. :class:`Reconnect` says how hard to try; when reconnection is off or
 the tries run out, the stream ends with
 :class:`~acnet_proto.errors.ConnectionLost` as before.
 
@@ -116,27 +117,39 @@ def backoff(attempt: int, policy: Reconnect) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """Where a stream has no readings: it reconnected, and what the server sent meanwhile is lost.
+    """Where a stream has no readings: its connection died, and what the server sent meanwhile
+    is lost.
 
     :meth:`~acnet_proto.api.backend.Subscription.readings` yields it (and a
-    callback receives it) in place of a reading, in order: readings before
-    it came on the old connection, readings after it on the new one.
+    callback receives it) in place of a reading, in order. An outage gives
+    two: an *open* gap (:attr:`open`, ``until`` None) the moment the
+    connection is found dead, while reconnection is still under way, and a
+    *closed* one when the list runs again on a new connection. Readings
+    before the open gap came on the old connection, readings after the
+    closed one on the new; none come between them. If reconnection gives
+    up, the stream ends with :class:`~acnet_proto.errors.ConnectionLost`
+    after the open gap instead.
+
     ``drfs`` are the subscription's requests (every one of them missed
     data); ``since`` is when the old connection was found dead, ``until``
-    when the list started again on the new one (both UTC); ``cause`` says
-    why it died; ``attempts`` how many reconnections were tried since a
-    reading last arrived.
+    when the list was started again on the new one (both UTC; ``until`` is
+    None while the gap is open); ``cause`` says why it died (for a closed
+    gap, why the last attempt failed, if one did); ``attempts`` how many
+    reconnections were tried since a reading last arrived; ``server`` the
+    server's address as the backend names it (None if it does not).
 
     Like an error reading, a gap is not :attr:`ok` and has no :attr:`value`,
     so a loop that skips readings that are not ok skips it too; test
-    ``isinstance(item, Gap)`` to act on it.
+    ``isinstance(item, Gap)`` to act on it, and :attr:`open` to tell the
+    notice of an outage from its end.
     """
 
     drfs: tuple[str, ...]
     since: datetime
-    until: datetime
+    until: datetime | None
     cause: str
     attempts: int
+    server: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -149,12 +162,24 @@ class Gap:
         return None
 
     @property
-    def duration(self) -> timedelta:
-        """How long the stream was without a connection."""
-        return self.until - self.since
+    def open(self) -> bool:
+        """True for the notice of an outage still under way (no ``until`` yet)."""
+        return self.until is None
+
+    @property
+    def duration(self) -> timedelta | None:
+        """How long the stream was without a connection; None while the gap is open."""
+        return None if self.until is None else self.until - self.since
 
     def __str__(self) -> str:
-        seconds = self.duration.total_seconds()
+        if self.until is None:
+            where = "" if self.server is None else f" to {self.server}"
+            return (
+                f"the stream of {summary(self.drfs)} lost its connection{where} at "
+                f"{self.since.isoformat(timespec='milliseconds')} ({self.cause}); "
+                "reconnecting, readings from then on are missing"
+            )
+        seconds = (self.until - self.since).total_seconds()
         return (
             f"gap of {seconds:.3f} s in the stream of {summary(self.drfs)} "
             f"({self.cause}; back after {self.attempts} attempt(s))"
@@ -170,18 +195,23 @@ class Recovery:
     """One subscription's reconnection bookkeeping: how many tries, since when, and why.
 
     ``policy`` None means "never reconnect": the first :meth:`broke` gives
-    None, and :meth:`lost` the error to end the stream with.
+    None, and :meth:`lost` the error to end the stream with. ``server``
+    names the server in the gaps (None: they do not).
     """
 
-    def __init__(self, drfs: Sequence[str], policy: Reconnect | None) -> None:
+    def __init__(
+        self, drfs: Sequence[str], policy: Reconnect | None, server: str | None = None
+    ) -> None:
         self.drfs = tuple(drfs)
         self.policy = policy
+        self.server = server
         #: reconnection attempts since a reading last arrived
         self.attempts = 0
         self.cause: str | None = None
         #: when the next attempt is due, on the clock of the ``now`` given to :meth:`broke`
         self.retry_at = 0.0
         self._since: datetime | None = None
+        self._attempts_before = 0  # attempts when the outage under way began
 
     @property
     def down(self) -> bool:
@@ -197,6 +227,7 @@ class Recovery:
         """
         if self._since is None:
             self._since = at
+            self._attempts_before = self.attempts
         self.cause = cause
         policy = self.policy
         if policy is None or (
@@ -225,11 +256,18 @@ class Recovery:
             return ConnectionLost(what)
         return ConnectionLost(f"{what}; gave up after {self.attempts} reconnection attempt(s)")
 
+    def opened(self) -> Gap:
+        """The open :class:`Gap` of the outage under way: the notice to deliver as it begins."""
+        if self._since is None or self.cause is None:
+            raise RuntimeError("opened() without broke(): there is no outage")
+        return Gap(self.drfs, self._since, None, self.cause, self._attempts_before, self.server)
+
     def resumed(self, at: datetime) -> Gap:
-        """The list runs again on a new connection (at ``at``): the :class:`Gap` to deliver."""
+        """The list runs again on a new connection (started at ``at``): the closed
+        :class:`Gap` to deliver."""
         if self._since is None or self.cause is None:
             raise RuntimeError("resumed() without broke(): there was no outage")
-        gap = Gap(self.drfs, self._since, at, self.cause, self.attempts)
+        gap = Gap(self.drfs, self._since, at, self.cause, self.attempts, self.server)
         self._since = None
         return gap
 

@@ -8,12 +8,11 @@ temporary directory (skipped, with a note, when krb5kdc is not installed).
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import acnet_proto
+from acnet_proto.adapters.cli.simulators import throwaway_kdc
 from acnet_proto.adapters.dpm.threaded import DPMBackend
 from acnet_proto.adapters.sim._processes import ServerUnavailable
 from acnet_proto.adapters.sim.dpm import SimServer
@@ -45,27 +44,15 @@ def _kerberos(enabled: bool) -> Iterator[Path | None]:
     if not enabled:
         yield None
         return
-    from acnet_proto.adapters.sim.kdc import start_kdc
-
-    with tempfile.TemporaryDirectory(prefix="acnet-demo-kdc-") as workdir:
+    with contextlib.ExitStack() as stack:
         try:
-            kdc = start_kdc(Path(workdir))
+            keytab = stack.enter_context(throwaway_kdc())
         except (ServerUnavailable, RuntimeError) as exc:
             print(f"   (no Kerberos: {exc}; settings will be skipped)")
-            yield None
-            return
-        saved = {name: os.environ.get(name) for name in kdc.env_vars()}
-        os.environ.update(kdc.env_vars())
-        try:
-            print(f"   a throwaway KDC for FNAL.GOV on 127.0.0.1:{kdc.port}, ticket for operator")
-            yield kdc.keytab
-        finally:
-            kdc.stop()
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            keytab = None
+        else:
+            print("   a throwaway KDC for FNAL.GOV, ticket for operator")
+        yield keytab
 
 
 def run(kerberos: bool = True) -> int:

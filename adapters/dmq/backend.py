@@ -30,6 +30,7 @@ import pika.exceptions
 from acnet_proto import drf as _drf
 from acnet_proto.adapters._streams import StreamRegistry
 from acnet_proto.adapters.dmq._broker import (
+    BROKER_REFUSALS,
     DISCONNECTED,
     GRACE,
     START_FAILURES,
@@ -59,6 +60,7 @@ from acnet_proto.api.config import (
     check_host,
     check_port,
     check_timeout,
+    host_port,
     resolve_endpoint,
 )
 from acnet_proto.errors import (
@@ -78,7 +80,7 @@ from acnet_proto.services.dmq import (
 )
 from acnet_proto.status import Status
 from acnet_proto.streams.driver import StreamDriver
-from acnet_proto.streams.reconnect import Reconnect, reconnect_policy, summary
+from acnet_proto.streams.reconnect import Reconnect, reconnect_policy
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = ["DMQBackend", "dmq"]
@@ -183,7 +185,8 @@ class DMQBackend(StreamRegistry, Backend):
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"DMQBackend({self.host!r}, {self.port}, principal={self.principal!r}, {state})"
+        # the auth's own repr: self.principal checks the ticket, and a repr must not raise
+        return f"DMQBackend({self.host!r}, {self.port}, {self._auth!r}, {state})"
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -260,7 +263,7 @@ class DMQBackend(StreamRegistry, Backend):
             finished = op.done.wait(_left(deadline))
         except TimeoutError as exc:
             with op.lock:
-                raise job.timed_out() from exc
+                raise job.timed_out(self.timeout if timeout is None else timeout) from exc
         except (pika.exceptions.AMQPError, OSError, ConnectionLost) as exc:
             with op.lock:
                 raise job.disconnected(exc) from exc
@@ -275,7 +278,7 @@ class DMQBackend(StreamRegistry, Backend):
             if op.error is not None:
                 raise job.disconnected(op.error) from op.error
             assert not finished
-            raise job.timed_out()
+            raise job.timed_out(self.timeout if timeout is None else timeout)
 
     # -- writes --------------------------------------------------------------------------
 
@@ -366,10 +369,14 @@ class DMQBackend(StreamRegistry, Backend):
         """Stream ``drfs`` over a DMQ job of their own; see :meth:`Backend.subscribe`.
 
         Returns once the job's INIT is published (within the backend's
-        timeout); a broker that cannot be reached raises
-        :class:`ConnectionLost`. Callbacks run on the subscription's worker
-        thread. ``queue_size`` (default: the backend's) bounds the readings
-        held for a slow consumer.
+        timeout). A broker that cannot be reached is not raised here: it is
+        the stream's first outage, told as any later one (an open
+        :class:`Gap`, then reconnection; with ``reconnect=False``,
+        :class:`ConnectionLost` from ``readings()`` or to ``on_error``).
+        Kerberos failing raises :class:`AuthenticationError` here, before any
+        I/O. Callbacks run on the subscription's worker thread.
+        ``queue_size`` (default: the backend's) bounds the readings held for
+        a slow consumer.
         ``reconnect``: if the connection dies later, connect again with the
         default :class:`Reconnect` policy (True), a policy of your own, or
         not at all (False: the stream ends with :class:`ConnectionLost`).
@@ -379,20 +386,20 @@ class DMQBackend(StreamRegistry, Backend):
         job = StreamJob(drfs)
         self._check_open()
         size = self.queue_size if queue_size is None else queue_size
-        subscription = DMQSubscription(
-            self, job, StreamDriver(job.drfs, policy), callback, on_error, size
-        )
+        driver = StreamDriver(job.drfs, policy, server=host_port(self.host, self.port))
+        subscription = DMQSubscription(self, job, driver, callback, on_error, size)
         try:
             self._start_stream(subscription)
-        except BaseException as exc:
+        except START_FAILURES as exc:
+            # the stream's first outage: the handle reports it and reconnects
+            where = f"{self.host}:{self.port}"
+            lost = ConnectionLost(f"could not start the job on the DMQ broker {where}: {exc}")
+            lost.__cause__ = exc
+            subscription._broken(lost, retry=not isinstance(exc, BROKER_REFUSALS))
+        except BaseException:
             # The I/O thread may start the job yet (and reconnect it if the connection
             # dies); stopped, it never streams to a handle nobody holds.
             subscription.stop()
-            if isinstance(exc, START_FAILURES):
-                raise ConnectionLost(
-                    f"cannot start the stream of {summary(job.drfs)} on the DMQ broker "
-                    f"{self.host}:{self.port}: {exc}"
-                ) from exc
             raise
         self._register(subscription, subscription.stop)
         if subscription._worker is not None:

@@ -7,12 +7,14 @@ cannot stall the other jobs.
 
 Streams reconnect, as the DPM ones do. When the connection under a stream
 dies (not when Kerberos or the DMQ server refuses it: those end it at
-once), a thread of the stream's own pauses as its
+once), the consumer gets an open :class:`~acnet_proto.streams.reconnect.Gap`
+at once; a thread of the stream's own pauses as its
 :class:`~acnet_proto.streams.reconnect.Reconnect` policy says (exponential backoff
 with jitter; ``stop()`` cuts a pause short), connects again (one new
 connection, shared by every stream coming back), starts its job again with a
-fresh GSS token and signed INIT, and hands the consumer a
-:class:`~acnet_proto.streams.reconnect.Gap` before the first new reading. With
+fresh GSS token and signed INIT, and hands the consumer the closed gap at the
+server's first word on the new job, before the first new reading. A broker
+that cannot be reached when subscribing is the stream's first outage. With
 ``reconnect=False``, or once the attempts run out, it ends with
 :class:`ConnectionLost`, passed to ``on_error``, raised by ``readings()``,
 and logged if neither is there to see it.
@@ -125,12 +127,15 @@ class DMQSubscription(ThreadedSubscription):
 
     # -- reconnection (the dying I/O thread, then a thread of the subscription's own) ----
 
-    def _broken(self, error: ConnectionLost) -> None:
-        """The connection under the job died: reconnect after a pause, or end the stream."""
+    def _broken(self, error: ConnectionLost, retry: bool = True) -> None:
+        """The connection under the job died (or the first one could not be made): queue the
+        open gap and reconnect after a pause, or end the stream. ``retry=False``: another
+        attempt could not mend it."""
         with self._cond:
             if self._ended or self._stop_requested:
                 return
-            step = self._driver.broke(str(error), datetime.now(UTC), time.monotonic())
+            now = time.monotonic()
+            step = self._driver.broke(str(error), datetime.now(UTC), now, retry=retry)
             if isinstance(step, GiveUp):
                 step.error.__cause__ = error
                 thread = None
@@ -147,22 +152,23 @@ class DMQSubscription(ThreadedSubscription):
             thread.start()
 
     def _reconnect(self, step: Wait, failure: ConnectionLost) -> None:
-        """Pause, then start the job on a (new) connection; again, until it runs or the
-        driver gives up. The gap is queued on the I/O thread as the job starts
-        (:meth:`_resumed`), before any of its readings."""
+        """Queue the open gap of the outage, pause, then start the job on a (new)
+        connection; again, until it runs or the driver gives up. The closed gap is queued on
+        the I/O thread at the server's first word on the new job (:meth:`_deliver`), before
+        any of its readings."""
         try:
             resume(
                 self._driver,
                 step,
                 lambda: self._backend._start_stream(self),
                 self._stopped_after,
-                START_FAILURES,
+                (*START_FAILURES, AuthenticationError),
+                self._push_one,
                 failure,
                 _cause_of,
             )
-        except ConnectionLost as lost:  # the driver gave up
-            self._end(lost)
-        except AuthenticationError as exc:  # Kerberos refused: trying again cannot help
+        except (ConnectionLost, AuthenticationError) as exc:  # the driver gave up
+            # (at once for Kerberos refusing the credentials: trying again cannot help)
             self._end(exc)
         except Exception as exc:  # the backend closed meanwhile (RuntimeError), or a bug
             ended = ConnectionLost(f"the stream of {summary(self.drfs)} ended: {exc}")
@@ -174,21 +180,27 @@ class DMQSubscription(ThreadedSubscription):
             return self._cond.wait_for(lambda: self._stop_requested, seconds)
 
     def _resumed(self) -> None:
-        """On the I/O thread, the job just started: after an outage, queue its :class:`Gap`."""
+        """On the I/O thread, the job's INIT just went out: it runs at the server's first
+        word (:meth:`_deliver`)."""
         with self._cond:
-            gaps = self._driver.connected(datetime.now(UTC))
-        for gap in gaps:
-            log.info("the stream of %s is back: %s", summary(self.drfs), gap)
-        self._push(gaps)
+            self._driver.sent(datetime.now(UTC), time.monotonic())
 
     # -- from the I/O thread -----------------------------------------------------------
 
     def _deliver(self, readings: list[Reading]) -> None:
-        if not readings:
-            return
+        """Each message from the server on the job, with the readings it made: any message
+        shows the job runs (after an outage, its closed :class:`Gap` goes first)."""
         with self._cond:
-            items = self._driver.received(readings, datetime.now(UTC))
+            if not readings and not self._driver.starting:
+                return
+            items = self._driver.received(readings, datetime.now(UTC), started=True)
+        for item in items:
+            if isinstance(item, Gap):
+                log.info("the stream of %s is back: %s", summary(self.drfs), item)
         self._push(items)
+
+    def _push_one(self, item: Reading | Gap) -> None:
+        self._push([item])
 
     def _push(self, readings: Sequence[Reading | Gap]) -> None:
         with self._cond:

@@ -32,7 +32,8 @@ from types import TracebackType
 from typing import Any, ClassVar, Protocol, Self, TypeVar, cast
 
 from acnet_proto import drf as _drf
-from acnet_proto.api.auth import Auth
+from acnet_proto.adapters._streams import describe
+from acnet_proto.api.auth import Auth, AuthHolder
 from acnet_proto.api.backend import AsyncBackend, AsyncSubscription, check_callbacks, setting_pairs
 from acnet_proto.api.config import (
     DEFAULT_POOL_SIZE,
@@ -42,14 +43,15 @@ from acnet_proto.api.config import (
     check_pool_size,
     check_port,
     check_timeout,
+    host_port,
 )
 from acnet_proto.engine import HEARTBEAT_PERIOD
 from acnet_proto.engine.client import ClientConnection
-from acnet_proto.errors import ConnectionLost, ProtocolError
+from acnet_proto.errors import AuthenticationError, ConnectionLost, ProtocolError
 from acnet_proto.plans.lists import ListPlan, ReadBatch
 from acnet_proto.plans.settings import GSSContext, WritePlan, dpm_write_batch, outcome_unknown
-from acnet_proto.streams.driver import GiveUp, StreamDriver, Wait
-from acnet_proto.streams.reconnect import SILENT, Gap, Reconnect, reconnect_policy, summary
+from acnet_proto.streams.driver import Ending, GiveUp, StreamDriver, Wait, heartbeat_driver
+from acnet_proto.streams.reconnect import Gap, Reconnect, reconnect_policy, summary
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = [
@@ -68,7 +70,8 @@ log = logging.getLogger(__name__)
 _READ_SIZE = 262144
 
 #: ``callback(reading, handle)``, a plain function or an ``async def`` one (then awaited);
-#: after a reconnection it gets a :class:`Gap` in a reading's place.
+#: it gets a :class:`Gap` in a reading's place when the connection dies (open) and when the
+#: list runs again (closed).
 ReadingCallback = Callable[[Reading | Gap, "AsyncDPMSubscription"], object]
 #: ``on_error(exc, handle)``, plain or ``async def``, once the stream died.
 ErrorCallback = Callable[[Exception, "AsyncDPMSubscription"], object]
@@ -277,7 +280,7 @@ async def _each(steps: Sequence[Callable[[], Awaitable[object]]]) -> None:
         raise failure
 
 
-class AsyncDPMBackend(AsyncBackend):
+class AsyncDPMBackend(AuthHolder, AsyncBackend):
     """A DPM/TCP client on the event loop of ``_kit``. ``aclose()`` or ``async with`` ends it.
 
     ``timeout`` is the default total deadline of each call, in seconds;
@@ -390,7 +393,7 @@ class AsyncDPMBackend(AsyncBackend):
             async with self._kit.fail_at(deadline):
                 await self._run(batch)
         except TimeoutError as exc:  # before OSError: it is one
-            raise batch.timed_out() from exc
+            raise batch.timed_out(self.timeout if timeout is None else timeout) from exc
         except self._broken as exc:
             raise batch.disconnected(exc) from exc
         return batch.readings()
@@ -460,7 +463,7 @@ class AsyncDPMBackend(AsyncBackend):
 
         Without ``callback``, iterate the handle's ``readings()``. With one, a
         task in the backend's task group calls ``callback(reading, handle)``
-        for each reading (a :class:`Gap` after a reconnection), awaiting it if
+        for each reading (and each :class:`Gap` of an outage), awaiting it if
         it is an ``async def``, until the subscription stops: by
         :meth:`AsyncDPMSubscription.stop`, by :meth:`aclose` or leaving ``async
         with``, or because the stream died. That task group exists only while
@@ -472,36 +475,40 @@ class AsyncDPMBackend(AsyncBackend):
         A callback that cannot take two arguments raises :class:`TypeError`,
         before any I/O.
 
-        ``timeout`` bounds connecting (:class:`TimeoutError`); a refused
-        connection raises :class:`OSError`. ``reconnect``: if the connection
-        dies later, connect again with the default :class:`Reconnect` policy
-        (True), a policy of your own, or not at all (False).
+        ``timeout`` bounds the first connection, made here. A server that
+        cannot be reached (refused, or no list within ``timeout``) is not
+        raised here: it is the stream's first outage, told as any later one
+        (an open :class:`Gap`, then reconnection; with ``reconnect=False``,
+        :class:`ConnectionLost` from ``readings()`` or to ``on_error``).
+        ``reconnect``: if the connection dies, connect again with the default
+        :class:`Reconnect` policy (True), a policy of your own, or not at all
+        (False).
         """
         check_callbacks(callback, on_error)
-        driver = StreamDriver(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
+        policy = reconnect_policy(reconnect)
+        drfs = ListPlan(drfs, default_event=None).drfs
+        server = host_port(self.host, self.port)
+        driver = heartbeat_driver(drfs, policy, self.heartbeat_period, server)
         deadline = self._deadline(timeout)
         if callback is not None and self._tasks is None:
             raise RuntimeError(
                 f"a callback subscription is delivered by a task of the backend's own: "
                 f"use `async with {type(self).__name__}(...) as backend:` around it"
             )
-        try:
-            async with self._kit.fail_at(deadline):
-                link = await self._open_stream(driver.drfs)
-        except TimeoutError as exc:
-            raise TimeoutError(f"no DPM list for {list(driver.drfs)} within the timeout") from exc
+        subscription = self._subscription_type(self, driver, callback, on_error)
+        await subscription._attempt(deadline)
         tasks = self._tasks
         if self.closed or (callback is not None and tasks is None):
-            await link.abort()  # nothing would ever stop it, nor end its delivery task
+            await subscription._halt()  # nothing would ever stop it, nor end its delivery task
             raise RuntimeError(f"this {type(self).__name__} was closed while subscribing")
-        subscription = self._subscription_type(self, link, driver, callback, on_error)
         self._subscriptions.add(subscription)
         if tasks is not None and callback is not None:
             tasks.start_soon(subscription._deliver, callback)
         return subscription
 
-    async def _open_stream(self, drfs: Sequence[str]) -> _Link:
-        """A new connection with a fresh list of ``drfs`` started on it; the caller bounds it."""
+    async def _open_stream(self, drfs: Sequence[str]) -> tuple[_Link, ListPlan]:
+        """A new connection with a fresh list of ``drfs`` started on it, and that list; the
+        caller bounds it."""
         link = await _Link.open(self._kit, self.host, self.port, self.heartbeat_period)
         try:
             plan = ListPlan(drfs, default_event=None)
@@ -509,7 +516,7 @@ class AsyncDPMBackend(AsyncBackend):
         except BaseException:
             await link.abort()
             raise
-        return link
+        return link, plan
 
     def _deadline(self, timeout: float | None) -> float:
         if self.closed:
@@ -530,14 +537,16 @@ class AsyncDPMSubscription(AsyncSubscription):
     def __init__(
         self,
         backend: AsyncDPMBackend,
-        link: _Link,
         driver: StreamDriver,
         callback: ReadingCallback | None = None,
         on_error: ErrorCallback | None = None,
     ) -> None:
         self._backend = backend
         self._kit = backend._kit
-        self._link: _Link | None = link  # None between a broken connection and the next
+        self._link: _Link | None = None  # None between a broken connection and the next
+        self._plan: ListPlan | None = None  # the list running on _link
+        # the first attempt's failure (made by subscribe()), until the stream reports it
+        self._failure: BaseException | None = None
         self._driver = driver
         self._callback = callback
         self._on_error = on_error
@@ -546,7 +555,7 @@ class AsyncDPMSubscription(AsyncSubscription):
         self._stopping = self._kit.event()  # set by stop(): it cuts a reconnection pause short
         self._connecting: Any = None  # the deadline scope of a reconnection under way
         self.stopped = False
-        self.exc: ConnectionLost | None = None
+        self.exc: Ending | None = None
         self.dropped = 0  # nothing is turned away: readings wait in an unbounded buffer
 
     def readings(self, timeout: float | None = None) -> _Readings:
@@ -554,9 +563,11 @@ class AsyncDPMSubscription(AsyncSubscription):
 
         ``timeout`` is seconds to wait for each next reading (None waits
         forever, 0 yields only what already arrived). If the server breaks
-        the connection or falls silent past its heartbeats, the subscription
-        connects again (a connection attempt may outlast ``timeout``) and
-        yields a :class:`Gap`; with reconnection off or out of attempts it
+        the connection or falls silent past its heartbeats (or does not start
+        the list in that time), the subscription yields an open :class:`Gap`
+        at once, connects again (a connection attempt may outlast ``timeout``)
+        and yields the closed gap when the list runs; with reconnection off or
+        out of attempts it
         stops and raises :class:`ConnectionLost` (after passing it to
         ``on_error``, if given). Use with ``async for``; leaving the loop
         early needs no clean-up. A callback subscription has no readings to
@@ -572,7 +583,7 @@ class AsyncDPMSubscription(AsyncSubscription):
         try:
             while (reading := await self._next_reading(None)) is not None:
                 await self._call(callback, reading)
-        except ConnectionLost as exc:
+        except (ConnectionLost, AuthenticationError) as exc:  # the driver gave up
             await self._report(exc)
         except Exception as exc:  # a bug: it ends this stream, never the task group
             if self.stopped:  # stop() from another task, mid-receive: the end asked for
@@ -582,7 +593,7 @@ class AsyncDPMSubscription(AsyncSubscription):
             self.exc.__cause__ = exc
             await self._report(self.exc)
 
-    async def _report(self, error: ConnectionLost) -> None:
+    async def _report(self, error: Ending) -> None:
         """Tell ``on_error`` that the stream died; with no one to tell, log it."""
         if self._on_error is not None:
             await self._call(self._on_error, error)
@@ -613,39 +624,49 @@ class AsyncDPMSubscription(AsyncSubscription):
     async def _receive(self, deadline: float | None) -> bool:
         """Buffer what arrives by ``deadline``, reconnecting if need be; False when the wait
         is over or the stream stopped."""
-        link = self._link
-        if link is None:
+        if self._failure is not None:  # the first attempt failed: that is an outage
+            failure, self._failure = self._failure, None
+            await self._broke(describe(failure), failure)
+            return True
+        link, plan, driver = self._link, self._plan, self._driver
+        if link is None or plan is None:
             return await self._reconnect(deadline)
-        until, dead = link.client.stream_wait(deadline)
+        until, cause = driver.wait(link.client.overdue_at, deadline)
         try:
             async with self._kit.fail_at(until):
                 made = await link.pump()
         except self._kit.closed:  # stop() from another task closed the connection
             return False
         except TimeoutError as exc:  # before OSError: it is one
-            if self.stopped or not dead:
+            if self.stopped or cause is None:
                 return False  # the caller's wait is over; the stream goes on
-            await self._broke(SILENT, exc)
+            await self._broke(cause, exc)
             return True
         except self._backend._broken as exc:
             if self.stopped:  # stop() from another task closed the connection
                 return False
-            await self._broke(str(exc), exc)
+            await self._broke(describe(exc), exc)
             return True
-        if made:  # most bytes are heartbeats: no clock read for them
-            self._buffer.extend(self._driver.received([r for _, r in made], datetime.now(UTC)))
+        if made or driver.starting:  # most bytes are heartbeats: no clock read for them
+            readings, at = [r for _, r in made], datetime.now(UTC)
+            self._buffer.extend(driver.received(readings, at, started=plan.started))
         return not self.stopped
 
     async def _broke(self, cause: str, exc: BaseException) -> None:
-        """Drop the dead connection and note when to try again; ConnectionLost if never."""
+        """Drop the dead connection, buffer the open gap of the outage and note when to try
+        again; the driver's error (ConnectionLost) if never."""
         link, self._link = self._link, None
         if link is not None:
             await link.abort()
-        step = self._driver.broke(cause, datetime.now(UTC), self._kit.now())
+        step = self._driver.broke(cause, datetime.now(UTC), self._kit.now(), error=exc)
         if isinstance(step, GiveUp):
             await self._halt()
             self.exc = step.error
-            raise self.exc from exc
+            if step.error is exc:
+                raise step.error
+            raise step.error from exc
+        if step.gap is not None:
+            self._buffer.append(step.gap)
 
     async def _halt(self) -> None:
         """End the stream without a word to the server: its connection is dropped."""
@@ -667,25 +688,44 @@ class AsyncDPMSubscription(AsyncSubscription):
                 return False
         if self.stopped:
             return False
+        # TimeoutError included: it is an OSError; the driver ends the stream on refused
+        # credentials
+        failures: tuple[type[BaseException], ...] = (*self._backend._broken, AuthenticationError)
         try:
-            async with self._kit.fail_at(self._kit.now() + self._backend.timeout) as scope:
-                self._connecting = scope
-                link = await self._backend._open_stream(self.drfs)
-        except self._backend._broken as exc:  # TimeoutError included: it is an OSError
+            await self._connect(self._kit.now() + self._backend.timeout)
+        except failures as exc:
             # stop() may have run in another task during the await; the casts keep mypy
             # from holding on to the check above (which would make this unreachable)
             if cast(bool, self.stopped):  # stop() cut the attempt short
                 return False
-            await self._broke(str(exc) or "no DPM list within the timeout", exc)
-            return True
+            await self._broke(describe(exc), exc)
+        return True
+
+    async def _attempt(self, deadline: float) -> None:
+        """The first connection, made by subscribe() by ``deadline``: a failure is the
+        stream's first outage, reported by the first wait for a reading."""
+        try:
+            await self._connect(deadline)
+        except self._backend._broken as exc:  # TimeoutError included: it is an OSError
+            self._failure = exc
+
+    async def _connect(self, deadline: float) -> None:
+        """Connect and send the list by ``deadline`` (stop() cuts it short); the closed gap
+        of an outage comes when the list runs."""
+        at = datetime.now(UTC)
+        try:
+            async with self._kit.fail_at(deadline) as scope:
+                self._connecting = scope
+                link, plan = await self._backend._open_stream(self.drfs)
+        except TimeoutError as exc:
+            raise TimeoutError("no DPM list within the timeout") from exc
         finally:
             self._connecting = None
-        if cast(bool, self.stopped):  # stop() ran while this connected
+        if self.stopped:  # stop() ran while this connected
             await link.abort()
-            return False
-        self._link = link
-        self._buffer.extend(self._driver.connected(datetime.now(UTC)))
-        return True
+            return
+        self._link, self._plan = link, plan
+        self._driver.sent(at, self._kit.now())
 
     async def stop(self) -> None:
         """Stop the stream (``StopList``) and close its connection; later calls do nothing."""
@@ -730,7 +770,7 @@ class _Readings:
         if not self._over:
             try:
                 reading = await self._subscription._next_reading(self._timeout)
-            except ConnectionLost as exc:
+            except (ConnectionLost, AuthenticationError) as exc:  # the stream ended
                 self._over = True
                 await self._subscription._report(exc)
                 raise

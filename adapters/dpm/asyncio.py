@@ -31,8 +31,9 @@ on an idle one before any reply (the server had closed it) is repeated once
 on another. Each subscription has a connection of its own, as a DPM list
 streams until stopped; if it dies, the subscription connects again while it
 is being iterated (pausing as its :class:`~acnet_proto.streams.reconnect.Reconnect`
-policy says) and yields a :class:`~acnet_proto.streams.reconnect.Gap` where readings
-are missing, or with ``reconnect=False`` ends with
+policy says), yielding an open :class:`~acnet_proto.streams.reconnect.Gap` as soon
+as it is found dead and a closed one when the list runs again, or with
+``reconnect=False`` ends with
 :class:`~acnet_proto.errors.ConnectionLost`. The protocol is in :mod:`acnet_proto.engine.client` and
 :mod:`acnet_proto.plans.lists`, the backend in :mod:`acnet_proto.adapters.dpm._async`;
 this module only supplies its I/O, on asyncio streams.

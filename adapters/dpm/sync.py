@@ -16,9 +16,10 @@
 One connection carries the reads; each subscription opens its own, as DPM
 lists stream until stopped, and opens another (pausing as its
 :class:`~acnet_proto.streams.reconnect.Reconnect` policy says, inside
-``readings()``) if that one dies, yielding a
-:class:`~acnet_proto.streams.reconnect.Gap` where readings are missing. Nothing here
-is thread-safe: use the threaded adapter for that.
+``readings()``) if that one dies or cannot be made, yielding an open
+:class:`~acnet_proto.streams.reconnect.Gap` as soon as it is found dead and a
+closed one when the list runs again. Nothing here is thread-safe: use the
+threaded adapter for that.
 
 Settings need ``auth=KerberosAuth()`` and ``role=``; without them the client
 is read-only, so a script that only looks needs no Kerberos and cannot set
@@ -36,24 +37,28 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from acnet_proto.adapters._streams import describe
 from acnet_proto.adapters.dpm._blocking import _left, _Link, apply_settings, open_stream, run_plan
-from acnet_proto.api.auth import Auth
+from acnet_proto.api.auth import Auth, AuthHolder
 from acnet_proto.api.backend import setting_pairs
-from acnet_proto.api.config import check_timeout
+from acnet_proto.api.config import check_timeout, host_port
 from acnet_proto.engine import HEARTBEAT_PERIOD
-from acnet_proto.errors import ProtocolError
+from acnet_proto.errors import AuthenticationError, ProtocolError
 from acnet_proto.plans.lists import ListPlan, ReadBatch, value_of
 from acnet_proto.plans.settings import WriteSequence, dpm_write_batch
-from acnet_proto.streams.driver import GiveUp, StreamDriver, Wait
-from acnet_proto.streams.reconnect import SILENT, Gap, Reconnect, reconnect_policy
+from acnet_proto.streams.driver import GiveUp, StreamDriver, Wait, heartbeat_driver
+from acnet_proto.streams.reconnect import Gap, Reconnect, reconnect_policy
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = ["SyncClient", "SyncSubscription"]
 
+# what a stream's connection (or an attempt to make one) dies of; a timeout is an OSError
+_BROKEN = (OSError, ProtocolError)
+
 DEFAULT_TIMEOUT = 5.0
 
 
-class SyncClient:
+class SyncClient(AuthHolder):
     """A blocking DPM client. Connects on first use; ``close()`` or ``with`` ends it.
 
     ``heartbeat_period``: how often the server sends a heartbeat on an open
@@ -111,7 +116,8 @@ class SyncClient:
         repeated once on a new one.
         """
         batch = ReadBatch(drfs)
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        seconds = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + seconds
         while True:
             reused = self._link is not None
             try:
@@ -121,7 +127,7 @@ class SyncClient:
                 return batch.readings()
             except TimeoutError as exc:
                 self.close()
-                raise batch.timed_out(exc) from exc
+                raise batch.timed_out(seconds, exc) from exc
             except (OSError, ProtocolError) as exc:
                 self.close()
                 if not batch.may_repeat(reused):  # else: the server closed the idle connection
@@ -165,31 +171,52 @@ class SyncClient:
     ) -> SyncSubscription:
         """Start streaming ``drfs`` on a connection of its own.
 
-        ``timeout`` bounds connecting (and each reconnection). ``reconnect``:
-        if the connection dies later, connect again with the default
-        :class:`Reconnect` policy (True), a policy of your own, or not at all
-        (False: ``readings()`` raises :class:`ConnectionLost`).
+        ``timeout`` bounds connecting (and each reconnection). The first
+        connection is made here, but a server that cannot be reached is an
+        outage like any later one: ``readings()`` yields an open :class:`Gap`
+        and reconnects. ``reconnect``: if the connection dies, connect again
+        with the default :class:`Reconnect` policy (True), a policy of your
+        own, or not at all (False: ``readings()`` raises :class:`ConnectionLost`).
         """
-        driver = StreamDriver(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
-        return SyncSubscription(self, self._open_stream(driver.drfs, timeout), driver)
+        policy = reconnect_policy(reconnect)
+        drfs = ListPlan(drfs, default_event=None).drfs
+        server = host_port(self.host, self.port)
+        driver = heartbeat_driver(drfs, policy, self.heartbeat_period, server)
+        return SyncSubscription(self, driver, timeout)
 
-    def _open_stream(self, drfs: Sequence[str], timeout: float | None = None) -> _Link:
-        """A new connection with a fresh list of ``drfs`` started on it."""
+    def _open_stream(
+        self, drfs: Sequence[str], timeout: float | None = None
+    ) -> tuple[_Link, ListPlan]:
+        """A new connection with a fresh list of ``drfs`` started on it, and that list."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         plan = ListPlan(drfs, default_event=None)
-        return open_stream(self.host, self.port, plan, deadline, self.heartbeat_period)
+        return open_stream(self.host, self.port, plan, deadline, self.heartbeat_period), plan
 
 
 class SyncSubscription:
-    """A running stream; iterate :meth:`readings`, then :meth:`stop` (or use ``with``)."""
+    """A running stream; iterate :meth:`readings`, then :meth:`stop` (or use ``with``).
 
-    def __init__(self, client: SyncClient, link: _Link, driver: StreamDriver) -> None:
+    Made by :meth:`SyncClient.subscribe`, which makes the first connection
+    attempt here (within ``timeout``); if it fails, ``readings()`` begins
+    with that outage.
+    """
+
+    def __init__(
+        self, client: SyncClient, driver: StreamDriver, timeout: float | None = None
+    ) -> None:
         self._client = client
-        self._link: _Link | None = link  # None between a broken connection and the next
+        self._link: _Link | None = None  # None between a broken connection and the next
+        self._plan: ListPlan | None = None  # the list running on _link
         self._driver = driver
         self.drfs = list(driver.drfs)
         self._buffer: deque[Reading | Gap] = deque()
         self.stopped = False
+        # the first attempt's failure, until readings() reports it
+        self._failure: Exception | None = None
+        try:
+            self._connect(timeout)
+        except _BROKEN as exc:
+            self._failure = exc
 
     def __enter__(self) -> SyncSubscription:
         return self
@@ -203,9 +230,11 @@ class SyncSubscription:
         """Yield ``(reading, self)`` pairs until :meth:`stop` or ``timeout`` of quiet.
 
         ``timeout`` is seconds to wait for each next reading (None waits
-        forever, 0 drains what already arrived). A dead or silent server is
-        replaced by a new connection and a :class:`Gap`; with reconnection off
-        or out of attempts, :class:`ConnectionLost` is raised.
+        forever, 0 drains what already arrived). A connection found dead
+        (closed, broken, silent past the heartbeat rule, or its list not
+        started in that time) yields an open :class:`Gap` at once; the next
+        connection yields the closed gap when its list runs. With reconnection
+        off or out of attempts, :class:`ConnectionLost` is raised instead.
         """
         while not self.stopped:
             # the wait is for the next reading: bytes that make none do not restart it
@@ -217,34 +246,44 @@ class SyncSubscription:
 
     def _wait(self, deadline: float | None) -> bool:
         """Buffer what comes by ``deadline``, reconnecting if need be; False when it passed."""
-        link = self._link
-        if link is None:
+        if self._failure is not None:  # the first attempt failed: that is an outage
+            failure, self._failure = self._failure, None
+            self._broke(describe(failure), failure)
+            return True
+        link, plan, driver = self._link, self._plan, self._driver
+        if link is None or plan is None:
             return self._reconnect(deadline)
         now = time.monotonic()
-        until, dead = link.client.stream_wait(deadline)
+        until, cause = driver.wait(link.client.overdue_at, deadline)
         try:
             made = link.pump_for(max(0.0, min(until - now, 3600.0)))
-        except TimeoutError:
-            if not dead:
+        except TimeoutError as exc:
+            if cause is None:
                 return False
-            self._broke(SILENT, None)
+            self._broke(cause, exc)
             return True
-        except (OSError, ProtocolError) as exc:
-            self._broke(str(exc), exc)
+        except _BROKEN as exc:
+            self._broke(describe(exc), exc)
             return True
-        if made:  # most bytes are heartbeats: no clock read for them
-            self._buffer.extend(self._driver.received([r for _, r in made], datetime.now(UTC)))
+        if made or driver.starting:  # most bytes are heartbeats: no clock read for them
+            readings = [r for _, r in made]
+            self._buffer.extend(driver.received(readings, datetime.now(UTC), started=plan.started))
         return True
 
-    def _broke(self, cause: str, exc: BaseException | None) -> None:
-        """Drop the dead connection; ConnectionLost if the driver gives up."""
+    def _broke(self, cause: str, exc: BaseException) -> None:
+        """Drop the dead connection and buffer the open gap of the outage; the driver's
+        error (ConnectionLost) if it gives up."""
         link, self._link = self._link, None
         if link is not None:
             link.close()
-        step = self._driver.broke(cause, datetime.now(UTC), time.monotonic())
+        step = self._driver.broke(cause, datetime.now(UTC), time.monotonic(), error=exc)
         if isinstance(step, GiveUp):
             self.stopped = True
+            if step.error is exc:  # refused credentials: the failure is the end itself
+                raise step.error
             raise step.error from exc
+        if step.gap is not None:
+            self._buffer.append(step.gap)
 
     def _reconnect(self, deadline: float | None) -> bool:
         """Wait for the next attempt and make it, unless ``deadline`` comes first."""
@@ -254,12 +293,16 @@ class SyncSubscription:
             if not step.then_connect:
                 return False
         try:
-            self._link = self._client._open_stream(self.drfs)
-        except (OSError, ProtocolError) as exc:
-            self._broke(str(exc), exc)
-            return True
-        self._buffer.extend(self._driver.connected(datetime.now(UTC)))
+            self._connect()
+        except (*_BROKEN, AuthenticationError) as exc:  # the driver ends the stream on the latter
+            self._broke(describe(exc), exc)
         return True
+
+    def _connect(self, timeout: float | None = None) -> None:
+        """A new connection with the list sent on it; the closed gap comes when it runs."""
+        at = datetime.now(UTC)
+        self._link, self._plan = self._client._open_stream(self.drfs, timeout)
+        self._driver.sent(at, time.monotonic())
 
     def stop(self) -> None:
         """Stop the stream and close its connection."""

@@ -31,8 +31,12 @@ stream. A stream whose connection dies (the server closed it, sent bytes
 that break the protocol, or missed several 2 s heartbeats) connects again,
 its reader thread pausing between attempts as
 :class:`~acnet_proto.streams.reconnect.Reconnect` says (exponential backoff with
-jitter; ``stop()`` cuts a pause short), sends its list again, and hands the
-consumer a :class:`~acnet_proto.streams.reconnect.Gap` where readings are missing.
+jitter; ``stop()`` cuts a pause short), sends its list again. The consumer
+hears of it at once, from an open :class:`~acnet_proto.streams.reconnect.Gap`
+delivered when the connection is found dead, and gets the closed gap when
+the list runs again; a list the server does not start within the same
+three heartbeat periods counts as a dead connection too, and so does a
+server that cannot be reached when subscribing.
 With ``reconnect=False``, or once the attempts run out, it ends with
 :class:`~acnet_proto.errors.ConnectionLost`, passed to ``on_error``, raised
 by ``readings()``, and logged if neither is there to see it.
@@ -45,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import selectors
 import socket
 import threading
@@ -58,11 +63,12 @@ from acnet_proto.adapters._streams import (
     JOIN_PATIENCE,
     StreamRegistry,
     ThreadedSubscription,
+    describe,
     resume,
     warn_dropping,
 )
 from acnet_proto.adapters.dpm._blocking import _left, _Link, apply_settings, open_stream, run_plan
-from acnet_proto.api.auth import Auth
+from acnet_proto.api.auth import Auth, AuthHolder
 from acnet_proto.api.backend import (
     DEFAULT_QUEUE_SIZE,
     Backend,
@@ -81,13 +87,14 @@ from acnet_proto.api.config import (
     check_pool_size,
     check_port,
     check_timeout,
+    host_port,
 )
 from acnet_proto.engine import HEARTBEAT_PERIOD
-from acnet_proto.errors import ConnectionLost, ProtocolError
+from acnet_proto.errors import AuthenticationError, ConnectionLost, ProtocolError
 from acnet_proto.plans.lists import ListPlan, ReadBatch
 from acnet_proto.plans.settings import dpm_write_batch
-from acnet_proto.streams.driver import StreamDriver
-from acnet_proto.streams.reconnect import SILENT, Gap, Reconnect, reconnect_policy, summary
+from acnet_proto.streams.driver import Ending, StreamDriver, heartbeat_driver
+from acnet_proto.streams.reconnect import Gap, Reconnect, reconnect_policy, summary
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = ["DPMBackend", "DPMHTTPBackend", "DPMSubscription", "DispatchMode"]
@@ -173,7 +180,6 @@ class DPMSubscription(ThreadedSubscription):
     def __init__(
         self,
         backend: DPMBackend,
-        link: _Link,
         driver: StreamDriver,
         callback: ReadingCallback | None,
         on_error: ErrorCallback | None,
@@ -182,7 +188,11 @@ class DPMSubscription(ThreadedSubscription):
     ) -> None:
         super().__init__(list(driver.drfs), callback, on_error, queue)
         self._backend = backend
-        self._link = link
+        # the connection and its list; None between a dead connection and the next
+        self._link: _Link | None = None
+        self._plan: ListPlan | None = None
+        # the first attempt's failure (made by subscribe()), until the reader reports it
+        self._failure: Exception | None = None
         self._driver = driver
         # the callback the reader thread calls itself (DIRECT mode), else None
         self._direct: ReadingCallback | None = callback if mode is DispatchMode.DIRECT else None
@@ -225,10 +235,10 @@ class DPMSubscription(ThreadedSubscription):
     # -- the reader thread -----------------------------------------------------------
 
     def _read(self) -> None:
-        error: ConnectionLost | None = None
+        error: Ending | None = None
         try:
             self._stream()
-        except ConnectionLost as exc:
+        except (ConnectionLost, AuthenticationError) as exc:  # the driver gave up
             error = exc
         except Exception as exc:  # OSError, ProtocolError, or a bug: the stream is dead either way
             error = ConnectionLost(f"the stream of {summary(self.drfs)} broke: {exc}")
@@ -240,48 +250,73 @@ class DPMSubscription(ThreadedSubscription):
             self._finish(error)
 
     def _stream(self) -> None:
-        """Pump one connection after another until stopped, or until the driver gives up."""
+        """Pump one connection after another until stopped, or until the driver gives up.
+
+        Each outage is told at once (its open gap, delivered by :func:`resume`)."""
         driver = self._driver
+        failure, self._failure = self._failure, None
         while True:
-            try:
-                self._pump()
-                return  # stopped
-            except (OSError, ProtocolError) as exc:
-                failure: Exception = exc
-            self._link.close()
-            step = driver.broke(str(failure), datetime.now(UTC), time.monotonic())
-            gaps = resume(driver, step, self._connect, self._stopped_after, _BROKEN, failure)
-            if gaps is None:
+            if failure is None:
+                try:
+                    self._pump()
+                    return  # stopped
+                except _BROKEN as exc:
+                    failure = exc
+                self._drop_link()
+            step = driver.broke(
+                describe(failure), datetime.now(UTC), time.monotonic(), error=failure
+            )
+            connected = resume(
+                driver, step, self._connect, self._stopped_after, _BROKEN, self._deliver, failure
+            )
+            if not connected:
                 return
-            for gap in gaps:
-                self._deliver(gap)
+            failure = None
+
+    def _attempt(self) -> None:
+        """The first connection, made by subscribe(): a failure is the stream's first outage."""
+        try:
+            self._connect()
+        except _BROKEN as exc:
+            self._failure = exc
 
     def _connect(self) -> None:
-        self._link = self._backend._open_stream(self.drfs)
+        at = datetime.now(UTC)
+        self._link, self._plan = self._backend._open_stream(self.drfs)
+        self._driver.sent(at, time.monotonic())
+
+    def _drop_link(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
 
     def _stopped_after(self, seconds: float) -> bool:
         with self._cond:
             return self._cond.wait_for(lambda: self._stop_requested, seconds)
 
     def _pump(self) -> None:
-        link = self._link
+        """Deliver what the connection brings until stopped; raises TimeoutError (with the
+        driver's cause) when it is found dead of silence or of a list never started."""
+        link, plan, driver = self._link, self._plan, self._driver
+        assert link is not None and plan is not None  # _pump runs on a connection
         with selectors.DefaultSelector() as selector:
             selector.register(link.sock, selectors.EVENT_READ)
             selector.register(self._wake_r, selectors.EVENT_READ)
             while True:
-                overdue = link.client.overdue_at
-                wait = None if overdue is None else max(0.0, overdue - time.monotonic())
+                until, cause = driver.wait(link.client.overdue_at)
+                wait = None if until == math.inf else max(0.0, until - time.monotonic())
                 ready = selector.select(wait)
                 if self._stop_requested:
                     return
                 if not ready:
-                    raise TimeoutError(SILENT)
+                    raise TimeoutError(cause)
                 try:
                     made = link.pump_for(0)
                 except TimeoutError:
                     continue  # readable, yet nothing to read: a spurious wakeup
-                if made:
-                    for item in self._driver.received([r for _, r in made], datetime.now(UTC)):
+                if made or driver.starting:  # most bytes are heartbeats: no clock read for them
+                    readings, at = [r for _, r in made], datetime.now(UTC)
+                    for item in driver.received(readings, at, started=plan.started):
                         self._deliver(item)
 
     def _deliver(self, reading: Reading | Gap) -> None:
@@ -300,15 +335,17 @@ class DPMSubscription(ThreadedSubscription):
             warn_dropping(self.drfs, self._queue)
 
     def _close_link(self, polite: bool) -> None:
-        if polite:
-            with contextlib.suppress(OSError, ProtocolError):  # it is closing either way
-                self._link.send(self._link.client.end(time.monotonic()))
-        self._link.close()
+        link = self._link
+        if link is not None:
+            if polite:
+                with contextlib.suppress(OSError, ProtocolError):  # it is closing either way
+                    link.send(link.client.end(time.monotonic()))
+            link.close()
         with self._wake_lock:
             self._wake_w.close()
         self._wake_r.close()
 
-    def _finish(self, error: ConnectionLost | None) -> None:
+    def _finish(self, error: Ending | None) -> None:
         with self._cond:
             self._ended = True
             if error is not None and not self._stop_requested:
@@ -334,7 +371,7 @@ class DPMSubscription(ThreadedSubscription):
             self._report(self._exc)
 
 
-class DPMBackend(StreamRegistry, Backend):
+class DPMBackend(AuthHolder, StreamRegistry, Backend):
     """DPM over TCP (the seeds' ``DPMHTTPBackend``), safe to share between threads.
 
     ``host``/``port``: the DPM proxy; ``pool_size``: most connections for
@@ -394,7 +431,8 @@ class DPMBackend(StreamRegistry, Backend):
         try:
             self._run(batch, deadline)
         except TimeoutError as exc:
-            raise batch.timed_out(exc) from exc
+            seconds = self.timeout if timeout is None else timeout
+            raise batch.timed_out(seconds, exc) from exc
         except (OSError, ProtocolError) as exc:
             raise batch.disconnected(f"{self._host}:{self._port}: {exc}") from exc
         return batch.readings()
@@ -447,42 +485,47 @@ class DPMBackend(StreamRegistry, Backend):
     ) -> DPMSubscription:
         """Stream ``drfs`` on a new connection; see :meth:`Backend.subscribe`.
 
-        Connects (within the backend's timeout) and sends the list before
-        returning: a refused connection raises here (OSError, or
-        :class:`~acnet_proto.errors.ConnectionRefusedByProxy`).
-        ``dispatch_mode`` picks the thread that runs ``callback``;
-        ``queue_size`` bounds the readings held for a slow consumer.
-        ``reconnect``: if the connection dies later, connect again with the
-        default :class:`Reconnect` policy (True), a policy of your own, or
-        not at all (False: the stream ends with :class:`ConnectionLost`).
+        Makes the first connection (within the backend's timeout) and sends
+        the list before returning. A server that cannot be reached is not
+        raised here: it is the stream's first outage, told as any later one
+        (an open :class:`Gap`, then reconnection; with ``reconnect=False`` the
+        stream ends with :class:`ConnectionLost` from ``readings()`` or to
+        ``on_error``). ``dispatch_mode`` picks the thread that runs
+        ``callback``; ``queue_size`` bounds the readings held for a slow
+        consumer. ``reconnect``: if the connection dies, connect again with
+        the default :class:`Reconnect` policy (True), a policy of your own,
+        or not at all (False: the stream ends with :class:`ConnectionLost`).
         """
         self._check_open()
         check_callbacks(callback, on_error)
         if not isinstance(dispatch_mode, DispatchMode):
             raise TypeError(f"dispatch_mode must be a DispatchMode, not {dispatch_mode!r}")
         queue = ReadingQueue(queue_size)
-        driver = StreamDriver(ListPlan(drfs, default_event=None).drfs, reconnect_policy(reconnect))
-        link = self._open_stream(driver.drfs)
+        policy = reconnect_policy(reconnect)
+        drfs = ListPlan(drfs, default_event=None).drfs
+        server = host_port(self._host, self._port)
+        driver = heartbeat_driver(drfs, policy, self.heartbeat_period, server)
+        subscription = DPMSubscription(self, driver, callback, on_error, dispatch_mode, queue)
         try:
-            subscription = DPMSubscription(
-                self, link, driver, callback, on_error, dispatch_mode, queue
-            )
+            subscription._attempt()
         except BaseException:
-            link.close()
+            subscription._close_link(polite=False)
             raise
         self._register(subscription, lambda: subscription._close_link(polite=False))
         subscription._start()
         return subscription
 
-    def _open_stream(self, drfs: Sequence[str]) -> _Link:
-        """A new connection with the list of ``drfs`` started on it, within the timeout.
+    def _open_stream(self, drfs: Sequence[str]) -> tuple[_Link, ListPlan]:
+        """A new connection with the list of ``drfs`` started on it, within the timeout,
+        and that list.
 
         Each connection gets a list plan of its own: what one learned (an
         entry refused, the metadata) is learned afresh on the next.
         """
         plan = ListPlan(drfs, default_event=None)
         deadline = self._deadline(None)
-        return open_stream(self._host, self._port, plan, deadline, self.heartbeat_period)
+        link = open_stream(self._host, self._port, plan, deadline, self.heartbeat_period)
+        return link, plan
 
     def close(self) -> None:
         """Stop every stream (joining its threads) and close every pooled connection."""

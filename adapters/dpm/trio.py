@@ -28,8 +28,8 @@ streams and cancel scopes: reads borrow a ready connection from a pool of at
 most ``pool_size`` (repeated once on another if an idle one turns out closed
 before any reply), each subscription has a connection of its own (connected
 again, as its :class:`~acnet_proto.streams.reconnect.Reconnect` policy says, if it
-dies while being iterated, with a :class:`~acnet_proto.streams.reconnect.Gap` where
-readings are missing), and every
+dies while being iterated, with an open :class:`~acnet_proto.streams.reconnect.Gap`
+as soon as it is found dead and a closed one when the list runs again), and every
 deadline is a cancel scope, so a caller's own ``trio.move_on_after`` around
 any call also works (a connection cancelled mid-list is closed, not pooled).
 Settings (``write``, ``write_many``, with ``auth=`` and ``role=``) use one

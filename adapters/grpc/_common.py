@@ -40,10 +40,11 @@ from acnet_proto.api.config import (
 from acnet_proto.errors import (
     AuthenticationError,
     ConnectionLost,
+    PolicyDenied,
     ProtocolError,
-    ReadError,
     SettingOutcomeUnknown,
 )
+from acnet_proto.proxy.decision import POLICY_METADATA
 from acnet_proto.services.daq import GRPCReadBatch, GRPCStream, SettingBatch
 from acnet_proto.streams.driver import GiveUp
 from acnet_proto.streams.reconnect import Gap, Reconnect, reconnect_policy, summary
@@ -56,9 +57,11 @@ __all__ = [
     "AsyncGRPCConfig",
     "BearerMetadata",
     "GRPCConfig",
+    "StreamEnd",
     "StreamThread",
     "code_name",
     "describe",
+    "policy_denied",
     "read_blocking",
     "read_failed",
     "stream_failure",
@@ -85,6 +88,8 @@ CHANNEL_OPTIONS = (
 )
 _REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 ENDED_EARLY = "the server ended the stream before answering every DRF"
+#: What ends a subscription for good: the connection, or a supervised proxy's policy.
+StreamEnd = ConnectionLost | PolicyDenied
 
 
 def _nothing() -> None:
@@ -114,23 +119,50 @@ def stream_failure(stream: GRPCStream, error: Exception) -> ConnectionLost:
     """The end of ``stream`` for a failure outside a call's replies: a call that could not
     start (a closed channel), or a bug. Never retried."""
     step = stream.broke(None, describe(error), datetime.now(UTC), time.monotonic())
-    assert isinstance(step, GiveUp)  # a failure with no gRPC code is never retried
+    # a failure with no gRPC code is never retried, and is no AuthenticationError
+    assert isinstance(step, GiveUp) and isinstance(step.error, ConnectionLost)
     step.error.__cause__ = error
     return step.error
 
 
-def read_failed(batch: GRPCReadBatch, error: BaseException) -> ReadError:
-    """The :class:`ReadError` for a ``Read`` that failed: missing entries get ``ACNET_REQTMO``
-    if its deadline passed, ``ACNET_DISCONNECTED`` otherwise."""
+def policy_denied(error: BaseException, drfs: Sequence[str], action: str) -> PolicyDenied | None:
+    """The :class:`PolicyDenied` a failed call stands for, if a supervised proxy's policy
+    refused it: ``PERMISSION_DENIED`` with the policy named in the trailing metadata
+    (:data:`~acnet_proto.proxy.POLICY_METADATA`). None for any other failure, a bare
+    ``PERMISSION_DENIED`` included (a server refusing the caller's role, say).
+
+    ``action`` is what was refused (``"read"``, ``"set"``, ``"stream"``). The one place
+    gRPC failures become :class:`PolicyDenied`, for every gRPC backend.
+    """
+    if _code(error) != grpc.StatusCode.PERMISSION_DENIED:
+        return None
+    trailing = getattr(error, "trailing_metadata", None)
+    pairs = (trailing() if callable(trailing) else None) or ()
+    policy = next((value for key, value in pairs if key == POLICY_METADATA), None)
+    if not isinstance(policy, str) or not policy:
+        return None
+    return PolicyDenied(policy, drfs, error.details() or "", action)  # type: ignore[attr-defined]
+
+
+def read_failed(batch: GRPCReadBatch, error: BaseException, seconds: float) -> Exception:
+    """What a ``Read`` that failed raises: :class:`PolicyDenied` if a supervised proxy's policy
+    refused it; else a :class:`ReadError` whose missing entries get ``ACNET_REQTMO`` if its
+    deadline (``seconds``) passed, ``ACNET_DISCONNECTED`` otherwise."""
+    denied = policy_denied(error, batch.drfs, "read")
+    if denied is not None:
+        return denied
     if _code(error) == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return batch.timed_out()
+        return batch.timed_out(seconds)
     return batch.disconnected(describe(error))
 
 
 def write_failed(batch: SettingBatch, error: BaseException) -> Exception:
-    """What a failed ``Set`` raises: a refused token (``UNAUTHENTICATED``) or caller
-    (``PERMISSION_DENIED``) is an :class:`AuthenticationError`; anything else leaves the
-    outcome unknown."""
+    """What a failed ``Set`` raises: :class:`PolicyDenied` if a supervised proxy's policy
+    refused it; a refused token (``UNAUTHENTICATED``) or caller (``PERMISSION_DENIED``) is
+    an :class:`AuthenticationError`; anything else leaves the outcome unknown."""
+    denied = policy_denied(error, batch.drfs, "set")
+    if denied is not None:
+        return denied
     code = _code(error)
     if code in _REFUSED:
         what = "token" if code == grpc.StatusCode.UNAUTHENTICATED else "settings"
@@ -233,7 +265,7 @@ def read_blocking(
             if batch.done:
                 break
     except grpc.RpcError as e:
-        raise read_failed(batch, e) from e
+        raise read_failed(batch, e, seconds) from e
     except ProtocolError as e:
         raise batch.disconnected(e) from e
     finally:
@@ -295,12 +327,13 @@ class AsyncGRPCConfig(GRPCConfig, Generic[_S]):
         """Start streaming ``drfs`` (give each an event, e.g. ``@p,1000``).
 
         Returns at once: a server that cannot be reached is an outage like
-        any other. ``reconnect``: if the stream breaks because the server
+        any other (an open :class:`Gap` from ``readings()``, then
+        reconnection). ``reconnect``: if the stream breaks because the server
         went away, call again with the default :class:`Reconnect` policy
         (True), a policy of your own, or not at all (False: the stream ends
         with :class:`ConnectionLost` from ``readings()``).
         """
-        stream = GRPCStream(drfs, reconnect_policy(reconnect))
+        stream = GRPCStream(drfs, reconnect_policy(reconnect), self.target)
         check_queue_size(queue_size)
         self.seconds(None)  # raises if closed
         subscription = self._subscription_type(self._stub, stream, queue_size, self._subscriptions)
@@ -314,7 +347,8 @@ class StreamThread:
     Every reading (and :class:`Gap`) goes to ``deliver(item)``, in order, on
     that thread; then ``finish(error)`` is called once: None when the server
     ended the stream or :meth:`cancel` was called, a :class:`ConnectionLost`
-    when it broke for good.
+    when it broke for good, a :class:`PolicyDenied` when a supervised proxy
+    refused it.
     """
 
     def __init__(
@@ -322,7 +356,7 @@ class StreamThread:
         stub: DAQStub,
         stream: GRPCStream,
         deliver: Callable[[Reading | Gap], None],
-        finish: Callable[[ConnectionLost | None], None],
+        finish: Callable[[StreamEnd | None], None],
     ) -> None:
         self._stub = stub
         self._stream = stream
@@ -358,10 +392,10 @@ class StreamThread:
             log.warning("%s is still in a callback %s s after stop()", name, JOIN_PATIENCE)
 
     def _run(self) -> None:
-        error: ConnectionLost | None = None
+        error: StreamEnd | None = None
         try:
             self._calls()
-        except ConnectionLost as e:
+        except (ConnectionLost, PolicyDenied) as e:
             error = e
         except Exception as e:  # a call that could not start, or a bug: the stream is over
             error = stream_failure(self._stream, e)
@@ -376,7 +410,7 @@ class StreamThread:
 
     def _calls(self) -> None:
         """Make one call after another until the server ends one, cancel(), or the stream is
-        lost (raised)."""
+        lost or refused (raised)."""
         stream = self._stream
         while (call := self._next_call()) is not None:
             try:
@@ -388,7 +422,11 @@ class StreamThread:
                 call.cancel()
                 if self._cancelled.is_set():
                     return
+                denied = policy_denied(e, stream.drfs, "stream")
+                if denied is not None:  # the proxy would refuse every new call too
+                    raise denied from e
                 step = stream.broke(code_name(e), describe(e), datetime.now(UTC), time.monotonic())
                 # the next call is the next attempt: there is nothing to connect first
-                if resume(stream.driver, step, _nothing, self._cancelled.wait, (), e) is None:
+                wait = self._cancelled.wait
+                if not resume(stream.driver, step, _nothing, wait, (), self._deliver, e):
                     return

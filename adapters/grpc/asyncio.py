@@ -21,14 +21,17 @@ loop that uses it: use a backend from one event loop.
 A subscription's stream is read by a task of its own into a bounded queue,
 so ``readings(timeout)`` waits on the queue, never on the call: cancelling a
 pending grpc.aio ``read()`` would cancel the whole call. When the stream
-breaks because the server went away, that task sleeps as the subscription's
-:class:`~acnet_proto.streams.reconnect.Reconnect` policy says (``stop()`` cancels
-the sleep) and calls again, and ``readings()`` yields a
-:class:`~acnet_proto.streams.reconnect.Gap` before the first reading of the new
-call; with ``reconnect=False``, out of attempts, or on a failure that is the
+breaks because the server went away, ``readings()`` yields an open
+:class:`~acnet_proto.streams.reconnect.Gap` at once; that task sleeps as the
+subscription's :class:`~acnet_proto.streams.reconnect.Reconnect` policy says
+(``stop()`` cancels the sleep) and calls again, and ``readings()`` yields the
+closed gap before the first reading of the new call; with
+``reconnect=False``, out of attempts, or on a failure that is the
 server's answer, ``readings()`` raises
 :class:`~acnet_proto.errors.ConnectionLost` (see
-:class:`~acnet_proto.services.daq.GRPCStream` for which is which).
+:class:`~acnet_proto.services.daq.GRPCStream` for which is which), or
+:class:`~acnet_proto.errors.PolicyDenied` if a supervised proxy's policy
+refused it.
 """
 
 from __future__ import annotations
@@ -50,8 +53,10 @@ from acnet_proto.adapters.grpc._common import (
     DEFAULT_PORT,
     ENDED_EARLY,
     AsyncGRPCConfig,
+    StreamEnd,
     code_name,
     describe,
+    policy_denied,
     read_failed,
     stream_failure,
     write_failed,
@@ -64,7 +69,7 @@ from acnet_proto.api.backend import (
     ReadingQueue,
 )
 from acnet_proto.api.config import DEFAULT_TIMEOUT
-from acnet_proto.errors import ConnectionLost, ProtocolError
+from acnet_proto.errors import ConnectionLost, PolicyDenied, ProtocolError
 from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 from acnet_proto.services.daq import GRPCReadBatch, GRPCStream, SettingBatch
 from acnet_proto.streams.driver import GiveUp
@@ -106,7 +111,7 @@ class AsyncioGRPCSubscription(AsyncSubscription):
         self._queue = ReadingQueue(queue_size)
         self._arrived = asyncio.Event()
         self._ended = False
-        self._exc: ConnectionLost | None = None
+        self._exc: StreamEnd | None = None
         self._reader = asyncio.create_task(self._read(), name=f"acnet-grpc-stream {self.drfs[0]}")
 
     @property
@@ -136,7 +141,7 @@ class AsyncioGRPCSubscription(AsyncSubscription):
     async def _read(self) -> None:
         try:
             await self._calls()
-        except ConnectionLost as e:
+        except (ConnectionLost, PolicyDenied) as e:
             self._exc = e
         except Exception as e:  # a call that could not start, or a bug: the stream is over
             self._exc = stream_failure(self._stream, e)
@@ -161,6 +166,9 @@ class AsyncioGRPCSubscription(AsyncSubscription):
                 code: str | None = "CANCELLED"
                 cause = "CANCELLED: the call was cancelled"
             except (grpc.RpcError, ProtocolError) as e:
+                denied = policy_denied(e, stream.drfs, "stream")
+                if denied is not None:  # the proxy would refuse every new call too
+                    raise denied from e
                 failure, code, cause = e, code_name(e), describe(e)
             finally:
                 call.cancel()
@@ -168,6 +176,8 @@ class AsyncioGRPCSubscription(AsyncSubscription):
             step = stream.broke(code, cause, datetime.now(UTC), loop.time())
             if isinstance(step, GiveUp):
                 raise step.error from failure
+            if step.gap is not None:  # the outage, told as it begins
+                self._push([step.gap])
             pause = max(0.0, step.until - loop.time())
             log.info(
                 "the stream of %s broke (%s); again in %.3f s", summary(self.drfs), cause, pause
@@ -233,7 +243,8 @@ class AsyncioGRPCBackend(AsyncGRPCConfig[AsyncioGRPCSubscription], AsyncBackend)
         what arrived. Bad DRF text raises :class:`ValueError` before any I/O.
         """
         batch = GRPCReadBatch(drfs)
-        call = self._stub.Read(batch.request(), timeout=self.seconds(timeout))
+        seconds = self.seconds(timeout)
+        call = self._stub.Read(batch.request(), timeout=seconds)
         try:
             async for reply in call:
                 batch.feed(reply)
@@ -244,7 +255,7 @@ class AsyncioGRPCBackend(AsyncGRPCConfig[AsyncioGRPCSubscription], AsyncBackend)
                 raise
             raise batch.disconnected("the server cancelled the call") from e
         except grpc.RpcError as e:
-            raise read_failed(batch, e) from e
+            raise read_failed(batch, e, seconds) from e
         except ProtocolError as e:
             raise batch.disconnected(e) from e
         finally:

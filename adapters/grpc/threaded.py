@@ -21,6 +21,9 @@ carrying ``authorization: Bearer <token>`` from the backend's
 :class:`~acnet_proto.api.auth.JWTAuth`; without one, writes raise
 :class:`~acnet_proto.errors.AuthenticationError` before any I/O, as does a
 server that refuses the token (``UNAUTHENTICATED``/``PERMISSION_DENIED``).
+A supervised proxy's policy refusing a read or a setting raises
+:class:`~acnet_proto.errors.PolicyDenied`, naming the policy; a stream it
+refuses ends with one.
 Any other failure of a ``Set`` raises
 :class:`~acnet_proto.errors.SettingOutcomeUnknown`: the settings may have
 been applied. The token is never logged, shown in a repr or sent with reads.
@@ -37,9 +40,10 @@ breaks because the server went away (``UNAVAILABLE``, or ``CANCELLED`` /
 :data:`~acnet_proto.services.daq.TRANSIENT_CODES`) makes the ``Read`` call
 again, its thread pausing between attempts as
 :class:`~acnet_proto.streams.reconnect.Reconnect` says (exponential backoff with
-jitter; ``stop()`` cuts a pause short), and hands the consumer a
-:class:`~acnet_proto.streams.reconnect.Gap` before the first reading of the new
-call. With ``reconnect=False``, once the attempts run out, or on any other
+jitter; ``stop()`` cuts a pause short). The consumer gets an open
+:class:`~acnet_proto.streams.reconnect.Gap` as soon as the call fails, and the
+closed one before the first reading of the new call. With
+``reconnect=False``, once the attempts run out, or on any other
 failure (a refusal such as ``INVALID_ARGUMENT`` or ``PERMISSION_DENIED``, a
 reply that breaks the protocol) it ends with
 :class:`~acnet_proto.errors.ConnectionLost`, passed to ``on_error``, raised
@@ -71,6 +75,7 @@ from acnet_proto.adapters.grpc._common import (
     CHANNEL_OPTIONS,
     DEFAULT_PORT,
     GRPCConfig,
+    StreamEnd,
     StreamThread,
     read_blocking,
     write_blocking,
@@ -88,9 +93,6 @@ from acnet_proto.api.backend import (
 from acnet_proto.api.config import (
     DEFAULT_TIMEOUT,
     resolve_endpoint,
-)
-from acnet_proto.errors import (
-    ConnectionLost,
 )
 from acnet_proto.services.daq import GRPCReadBatch, GRPCStream, SettingBatch
 from acnet_proto.streams.reconnect import Gap, Reconnect, reconnect_policy
@@ -140,7 +142,7 @@ class GRPCSubscription(ThreadedSubscription):
         if not queued and self._queue.dropped == 1:
             warn_dropping(self.drfs, self._queue)
 
-    def _finish(self, error: ConnectionLost | None) -> None:
+    def _finish(self, error: StreamEnd | None) -> None:
         with self._cond:
             self._ended = True
             if not self._stop_requested:
@@ -201,7 +203,8 @@ class GRPCBackend(GRPCConfig, StreamRegistry, Backend):
         """Stream ``drfs`` (give each an event, e.g. ``@p,1000``); see :meth:`Backend.subscribe`.
 
         Returns at once: a server that cannot be reached is an outage like
-        any other (below). ``queue_size`` bounds the readings held for a
+        any other (below): an open :class:`Gap`, then reconnection.
+        ``queue_size`` bounds the readings held for a
         slow ``readings()`` consumer. ``reconnect``: if the stream breaks
         because the server went away, call again with the default
         :class:`Reconnect` policy (True), a policy of your own, or not at
@@ -209,7 +212,7 @@ class GRPCBackend(GRPCConfig, StreamRegistry, Backend):
         """
         check_callbacks(callback, on_error)
         queue = ReadingQueue(queue_size)
-        stream = GRPCStream(drfs, reconnect_policy(reconnect))
+        stream = GRPCStream(drfs, reconnect_policy(reconnect), self.target)
         self.seconds(None)  # closed?
         subscription = GRPCSubscription(self, stream, callback, on_error, queue)
         self._register(subscription, subscription._stream.cancel)

@@ -24,9 +24,10 @@ or cancellation there loses nothing. Readings beyond ``queue_size`` waiting
 are dropped and counted in ``dropped``. That thread also calls again when
 the stream breaks because the server went away, pausing as the
 subscription's :class:`~acnet_proto.streams.reconnect.Reconnect` policy says
-(``stop()`` cuts the pause short), and ``readings()`` yields a
-:class:`~acnet_proto.streams.reconnect.Gap` before the first reading of the new
-call; with ``reconnect=False``, out of attempts, or on a failure that is the
+(``stop()`` cuts the pause short), and ``readings()`` yields an open
+:class:`~acnet_proto.streams.reconnect.Gap` as the call fails and the closed
+one before the first reading of the new call; with
+``reconnect=False``, out of attempts, or on a failure that is the
 server's answer, ``readings()`` raises
 :class:`~acnet_proto.errors.ConnectionLost`. Use a backend from one
 ``trio.run``.
@@ -51,6 +52,7 @@ from acnet_proto.adapters.grpc._common import (
     CHANNEL_OPTIONS,
     DEFAULT_PORT,
     AsyncGRPCConfig,
+    StreamEnd,
     StreamThread,
     read_blocking,
     write_blocking,
@@ -59,7 +61,6 @@ from acnet_proto.adapters.grpc.stubs.DAQ_pb2_grpc import DAQStub
 from acnet_proto.api.auth import JWTAuth
 from acnet_proto.api.backend import AsyncBackend, AsyncSubscription, make_room
 from acnet_proto.api.config import DEFAULT_TIMEOUT
-from acnet_proto.errors import ConnectionLost
 from acnet_proto.services.daq import GRPCReadBatch, GRPCStream, SettingBatch
 from acnet_proto.streams.reconnect import Gap
 from acnet_proto.types import Reading, WriteResult
@@ -123,7 +124,7 @@ class TrioGRPCSubscription(AsyncSubscription):
         self.stopped = False
         self._closed = False
         self._owners = owners
-        self._exc: ConnectionLost | None = None
+        self._exc: StreamEnd | None = None
         self._token = trio.lowlevel.current_trio_token()
         self._send, self._receive = trio.open_memory_channel[Reading | Gap](queue_size)
         self._stream = StreamThread(stub, stream, self._deliver, self._finish)
@@ -168,7 +169,7 @@ class TrioGRPCSubscription(AsyncSubscription):
     def _deliver(self, reading: Reading | Gap) -> None:
         self._soon(self._push, reading)
 
-    def _finish(self, error: ConnectionLost | None) -> None:
+    def _finish(self, error: StreamEnd | None) -> None:
         self._soon(self._end, error)
 
     def _soon(self, function: Callable[..., None], argument: Any) -> None:
@@ -203,7 +204,7 @@ class TrioGRPCSubscription(AsyncSubscription):
         for item in (*held, gap):
             self._send.send_nowait(item)
 
-    def _end(self, error: ConnectionLost | None) -> None:
+    def _end(self, error: StreamEnd | None) -> None:
         self._exc = error
         self._send.close()
 

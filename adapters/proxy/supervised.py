@@ -27,9 +27,13 @@ server serves ``Read`` and ``Set`` of the DAQ service (the spec's §4):
   reads never do. Settings are made by ``backend.write_many``, one call at a
   time, and each gets its status in the reply.
 
-Every call goes through the policies (:func:`acnet_proto.proxy.policies.decide`,
+Every call goes through the policies (:func:`acnet_proto.proxy.decide`,
 where the rules are): a denial ends it ``PERMISSION_DENIED`` with the reason
-as details. DRFs that cannot be checked (empty, unparsable) end it
+as details and the name of who refused as the trailing metadata
+``acnet-proto-policy`` (:data:`~acnet_proto.proxy.POLICY_METADATA`), which
+our clients raise as :class:`~acnet_proto.errors.PolicyDenied` (a backend
+that raises one, e.g. a client of another supervised proxy, is passed on
+the same way). DRFs that cannot be checked (empty, unparsable) end it
 ``INVALID_ARGUMENT``. Backend failures: bad values ``INVALID_ARGUMENT``, a
 backend without the credentials to write ``PERMISSION_DENIED``, a setting
 whose outcome is unknown ``UNKNOWN``, a refused connection ``UNAVAILABLE``,
@@ -67,12 +71,15 @@ from acnet_proto.adapters.grpc.stubs import DAQ_pb2_grpc
 from acnet_proto.api.backend import DEFAULT_QUEUE_SIZE, Backend, Subscription
 from acnet_proto.errors import (
     AuthenticationError,
+    PolicyDenied,
     ReadError,
     RemoteProtocolError,
     SettingOutcomeUnknown,
 )
 from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 from acnet_proto.proxy import (
+    POLICY_METADATA,
+    SERVER_RULES,
     Policy,
     PolicyDecision,
     RequestContext,
@@ -285,10 +292,17 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
             log.exception("the audit log failed")
 
     def _refuse(
-        self, ctx: RequestContext, context: grpc.ServicerContext, code: grpc.StatusCode, why: str
+        self,
+        ctx: RequestContext,
+        context: grpc.ServicerContext,
+        code: grpc.StatusCode,
+        why: str,
+        policy: str | None = None,
     ) -> NoReturn:
-        self._audit(ctx, PolicyDecision(False, why), context)
+        self._audit(ctx, PolicyDecision(False, why, policy=policy), context)
         log.warning("refused %s from %s (%s): %s", ctx.rpc_method, ctx.peer, code.name, why)
+        if policy is not None:  # how a client tells a policy's refusal from any other
+            context.set_trailing_metadata(((POLICY_METADATA, policy),))
         _abort(context, code, why)
 
     def _admit(
@@ -297,7 +311,8 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
         """The allowing verdict and the call's audit seq; aborts the call if it is denied."""
         decision = self._decide(ctx, context)
         if not decision.allowed:
-            self._refuse(ctx, context, grpc.StatusCode.PERMISSION_DENIED, decision.reason or "")
+            why, policy = decision.reason or "", decision.policy or SERVER_RULES
+            self._refuse(ctx, context, grpc.StatusCode.PERMISSION_DENIED, why, policy)
         seq = self._audit(ctx, decision, context)
         log.info("allowed %s of %s from %s", ctx.rpc_method, summary(ctx.drfs), ctx.peer)
         return decision, seq
@@ -362,6 +377,8 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
                     for index in indices:
                         yield _reply(index, item, context)
                 elif handle.stopped and stream.items.empty():
+                    if isinstance(handle.exc, PolicyDenied):
+                        self._backend_failed("Read", drfs, handle.exc, context)
                     if handle.exc is not None:
                         _abort(
                             context,
@@ -421,7 +438,10 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
     def _backend_failed(
         self, method: str, drfs: list[str], error: Exception, context: grpc.ServicerContext
     ) -> NoReturn:
-        if isinstance(error, AuthenticationError):
+        if isinstance(error, PolicyDenied):  # a proxy behind this one refused: say whose policy
+            context.set_trailing_metadata(((POLICY_METADATA, error.policy),))
+            code, why = grpc.StatusCode.PERMISSION_DENIED, error.reason
+        elif isinstance(error, AuthenticationError):
             code, why = grpc.StatusCode.PERMISSION_DENIED, f"the proxy's backend refused: {error}"
         elif isinstance(error, SettingOutcomeUnknown):
             code, why = grpc.StatusCode.UNKNOWN, str(error)

@@ -374,9 +374,10 @@ def test_bad_input_and_misuse() -> None:
         plan.next_url()
     with pytest.raises(RuntimeError, match="not done"):
         plan.readings()
-    failed = plan.failed(TimeoutError("slow"), timed_out=True)
+    failed = plan.timed_out(2.5, TimeoutError("slow"))
     assert [status_name(r) for r in failed.readings] == ["ACNET_REQTMO"]
     assert "0 of 1 readings arrived" in failed.message
+    assert "within 2.5 s" in failed.readings[0].message
 
 
 # ================================================================ the backend and the simulated CGI

@@ -165,3 +165,61 @@ def test_settings_apply_and_refuse_alike(client: Client) -> None:
     assert [r.drf for r in results] == ["Z:ACLTST", "G:AMANDA"]
     assert results[0].ok and not results[1].ok and results[1].error_code < 0
     assert client.read("G:AMANDA.SETTING", timeout=5) == pytest.approx(1.0)
+
+
+# --- subscribing to a server that cannot be reached: one contract for every backend ---------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _unreachable(name: str, request: pytest.FixtureRequest) -> Client:
+    """A client of backend ``name`` aimed at a port where nothing listens."""
+    port = _free_port()
+    if name.startswith("dpm-"):
+        return ADAPTERS[name.removeprefix("dpm-")]("127.0.0.1", port, timeout=2)
+    if name.startswith("grpc"):
+        pytest.importorskip("grpc")
+        return GRPC_ADAPTERS[name]("127.0.0.1", port)
+    pytest.importorskip("pika")
+    pytest.importorskip("gssapi")
+    from acnet_proto.adapters.dmq import DMQBackend
+    from acnet_proto.adapters.kerberos import KerberosAuth
+
+    request.getfixturevalue("kdc")  # a ticket: Kerberos works, the broker is what is missing
+    auth = KerberosAuth()
+    return BlockingClient(DMQBackend("127.0.0.1", port, auth, service=_SERVICE, timeout=2))
+
+
+_SERVICE = "daeset/bd/localhost@FNAL.GOV"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", STREAMING)
+def test_an_unreachable_server_is_the_streams_first_outage(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    # subscribe() returns a handle; the stream says at once that it has no connection (an
+    # open Gap), tries as its policy says, then ends with ConnectionLost: never a builtin
+    # or library error, from subscribe() or from readings()
+    from acnet_proto.errors import ConnectionLost
+    from acnet_proto.streams.reconnect import Gap, Reconnect
+
+    policy = Reconnect(max_retries=1, initial_backoff=0.05, jitter=0.0)
+    client = _unreachable(name, request)
+    try:
+        [opened] = client.stream(["M:OUTTMP@p,100"], 1, timeout=10, reconnect=policy)
+        assert isinstance(opened, Gap) and opened.open and opened.cause
+        with pytest.raises(ConnectionLost, match="gave up after 1 reconnection") as retried:
+            client.stream(["M:OUTTMP@p,100"], 10, timeout=10, reconnect=policy)
+        with pytest.raises(ConnectionLost, match=r"M:OUTTMP@p,100 is lost") as at_once:
+            client.stream(["M:OUTTMP@p,100"], 10, timeout=10, reconnect=False)
+    finally:
+        client.close()
+    assert retried.value.__cause__ is not None  # the transport failure, chained
+    assert "reconnection" not in str(at_once.value)

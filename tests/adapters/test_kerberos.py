@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from acnet_proto.adapters.sim._processes import find_program
 from acnet_proto.engine._state import Role
 from acnet_proto.engine.client import ClientConnection
 from acnet_proto.engine.connection import DPMConnection
@@ -24,7 +25,9 @@ from acnet_proto.sim.settings import ServerSettings
 from tests.support.servers.kdc import KDC
 
 pytest.importorskip("gssapi")
-from acnet_proto.adapters.kerberos import KerberosAcceptor, KerberosAuth
+from gssapi.raw.misc import GSSError
+
+from acnet_proto.adapters.kerberos import KerberosAcceptor, KerberosAuth, credential_error
 
 pytestmark = pytest.mark.integration
 
@@ -93,8 +96,91 @@ def test_no_ticket_says_to_run_kinit(kdc: KDC, tmp_path: Path) -> None:
 
 
 def test_expired_ticket_is_refused_at_construction(kdc: KDC) -> None:
-    with pytest.raises(AuthenticationError, match="kinit"):
+    with pytest.raises(AuthenticationError) as caught:
         KerberosAuth(ccache=kdc.expired_ccache("operator"))
+    assert_from_gssapi(caught.value, "has expired", "kinit")
+
+
+# ------------------------------------------------------- every gssapi failure, typed
+
+
+def kdestroy(kdc: KDC, ccache: Path) -> None:
+    done = kdc.run(find_program("kdestroy"), "-c", f"FILE:{ccache}")
+    assert done.returncode == 0, done.stderr
+
+
+def assert_from_gssapi(error: AuthenticationError, *words: str) -> None:
+    """``error`` names the cause and the next step, and chains gssapi's exception."""
+    text = str(error)
+    assert all(w in text for w in words), (text, words)
+    assert isinstance(error.__cause__, GSSError)
+
+
+# GSS major codes: what libkrb5 answers for each kind of credential failure
+EXPIRED, NO_CRED, DEFECTIVE, BAD_NAME, FAILURE = 0xB0000, 0x70000, 0xA0000, 0x20000, 0xD0000
+
+
+@pytest.mark.parametrize(
+    ("major", "words"),
+    [
+        (EXPIRED, ("ticket for operator@FNAL.GOV has expired", "kinit operator@FNAL.GOV")),
+        (NO_CRED, ("no Kerberos ticket for operator@FNAL.GOV", "kinit operator@FNAL.GOV")),
+        (DEFECTIVE, ("ticket for operator@FNAL.GOV is gone", "destroyed", "kinit operator")),
+        (BAD_NAME, ("'daeset/bd@FNAL.GOV' is not a valid Kerberos principal",)),
+        (FAILURE, ("Kerberos refused a context for daeset/bd@FNAL.GOV", "kinit operator")),
+    ],
+)
+def test_each_gssapi_failure_says_what_happened_and_what_to_do(
+    major: int, words: tuple[str, ...]
+) -> None:
+    error = credential_error(GSSError(major, 0), "operator@FNAL.GOV", "daeset/bd@FNAL.GOV")
+    assert isinstance(error, AuthenticationError)
+    assert all(w in str(error) for w in words), str(error)
+    assert "Kerberos: " in str(error)  # libkrb5's own reason, quoted
+
+
+def test_an_unknown_principal_without_a_name_says_plain_kinit() -> None:
+    assert "run `kinit` to get one" in str(credential_error(GSSError(NO_CRED, 0)))
+
+
+def test_a_destroyed_ticket_fails_principal_and_context_typed(kdc: KDC) -> None:
+    ccache = kdc.kinit("operator")
+    auth = KerberosAuth(ccache=ccache)
+    assert auth.principal == "operator@FNAL.GOV"
+    kdestroy(kdc, ccache)
+    for call in (lambda: auth.principal, lambda: auth.context(f"{SERVICE}@FNAL.GOV"), auth.check):
+        with pytest.raises(AuthenticationError) as caught:
+            call()
+        assert_from_gssapi(caught.value, "no Kerberos ticket for operator@FNAL.GOV", "kinit")
+    assert repr(auth) == "KerberosAuth(principal='operator@FNAL.GOV')"  # a repr never raises
+
+
+def test_a_context_started_before_the_cache_went_fails_its_step_typed(kdc: KDC) -> None:
+    ccache = kdc.kinit("operator")
+    context = KerberosAuth(ccache=ccache).context(f"{SERVICE}@FNAL.GOV")
+    ccache.unlink()  # the file gone from under gssapi's credentials handle
+    with pytest.raises(AuthenticationError) as caught:
+        context.step(None)
+    assert_from_gssapi(caught.value, "operator@FNAL.GOV is gone", "kinit operator@FNAL.GOV")
+
+
+def test_a_service_the_kdc_does_not_know_is_named(kdc: KDC) -> None:
+    context = KerberosAuth().context("nosuch/service@FNAL.GOV")
+    with pytest.raises(AuthenticationError) as caught:
+        context.step(None)
+    assert_from_gssapi(caught.value, "does not know nosuch/service@FNAL.GOV", "krb5.conf")
+
+
+def test_a_principal_missing_from_the_cache_is_named(kdc: KDC) -> None:
+    with pytest.raises(AuthenticationError) as caught:
+        KerberosAuth(name="outsider@FNAL.GOV")  # the session cache holds operator only
+    assert_from_gssapi(caught.value, "no Kerberos ticket for outsider@FNAL.GOV", "kinit outsider")
+
+
+def test_a_malformed_principal_name_is_named(kdc: KDC) -> None:
+    with pytest.raises(AuthenticationError) as caught:
+        KerberosAuth(name="a@@b@")
+    assert_from_gssapi(caught.value, "'a@@b@' is not a valid Kerberos principal")
 
 
 def test_tampered_mic_is_refused(kdc: KDC) -> None:

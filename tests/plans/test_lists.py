@@ -631,3 +631,51 @@ def test_readings_backfill_missing_entries_with_the_given_status(missing: Any) -
         assert reading.value is None
     assert readings[2].meta is not None and readings[2].name == "Z:ACLTST"
     assert not batch.done  # backfilling is a view, not a reply
+
+
+# ------------------------------------------------- what a one-shot read refuses, and its timeout
+
+
+def _one_shot_plans() -> list[Any]:
+    from acnet_proto.services.acl import ACLRead
+    from acnet_proto.services.daq import GRPCReadBatch
+    from acnet_proto.services.dmq import ReadJob
+
+    return [ReadBatch, GRPCReadBatch, ReadJob, ACLRead]
+
+
+@pytest.mark.parametrize("plan", _one_shot_plans(), ids=lambda p: p.__name__)
+@pytest.mark.parametrize("never", ["Z:ACLTST@N", "z@acltst@n", "Z:ACLTS1[0:2]@N"])
+def test_every_one_shot_read_refuses_at_n_naming_it_and_what_to_use(plan: Any, never: str) -> None:
+    with pytest.raises(DRFError) as caught:
+        plan(["M:OUTTMP", never])
+    error = caught.value
+    assert (error.text, error.position) == (never, never.rfind("@"))
+    assert str(error).startswith(f"cannot read {never!r}")
+    assert "@N never sends data" in str(error) and "@I" in str(error)
+    plan(["M:OUTTMP", never[: never.rfind("@")] + "@I"])  # the same device, read now: fine
+
+
+def test_a_timeout_names_what_is_missing_and_the_timeout_set() -> None:
+    drfs = ["M:OUTTMP", "Z:ACLTST", "G:AMANDA", "Z:ACLTS1", "Z:ACLTS2"]
+    batch = ReadBatch(drfs)
+    batch.feed(dpm.ScalarReply(ref_id=1, timestamp=MILLIS, cycle=0, status=0, data=1.0))
+    error = batch.timed_out(0.5, TimeoutError("all 2 pooled connections stayed busy"))
+    assert error.message == (
+        "read timed out: no reading of Z:ACLTST, G:AMANDA, Z:ACLTS1 and 1 more "
+        "within 0.5 s (timeout=0.5) (all 2 pooled connections stayed busy); "
+        "1 of 5 readings arrived; pass a longer timeout if the devices answer slowly"
+    )
+    first, *late = error.readings
+    assert first.value == 1.0
+    assert {r.status for r in late} == {REQTMO}
+    late_text = "ACNET_REQTMO [1 -6]: no reading within 0.5 s (timeout=0.5)"
+    assert {r.message for r in late} == {late_text}
+    plain = ReadBatch(["M:OUTTMP"]).timed_out(5, TimeoutError("timed out")).message
+    assert plain.startswith("read timed out: no reading of M:OUTTMP within 5 s (timeout=5); ")
+
+
+def test_error_reading_text_stands_in_for_the_status_text() -> None:
+    reading = error_reading("M:X", REQTMO, text="no reading within 2 s", note="slow")
+    assert reading.message == "ACNET_REQTMO [1 -6]: no reading within 2 s: slow"
+    assert reading.status == REQTMO

@@ -322,5 +322,4 @@ def test_jwt_from_env_prefers_acnet_over_pacsys(monkeypatch: pytest.MonkeyPatch)
     assert JWTAuth.from_env().principal == "ours"
     monkeypatch.delenv("ACNET_JWT_TOKEN")
     monkeypatch.delenv("PACSYS_JWT_TOKEN")
-    with pytest.raises(ValueError, match="ACNET_JWT_TOKEN or PACSYS_JWT_TOKEN"):
-        JWTAuth.from_env()
+    assert JWTAuth.from_env() is None  # as the seeds say: None when unset

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from acnet_proto.proxy import (
+    SERVER_RULES,
     DeviceAccessPolicy,
     Policy,
     PolicyDecision,
@@ -72,21 +73,33 @@ def test_a_policy_may_not_change_the_request_it_checks() -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "policies", "reason"),
+    ("method", "policies", "reason", "who"),
     [
-        ("Set", [], "No policy explicitly allows write operations"),
-        ("Set", [ReadOnlyPolicy()], "Write operations disabled"),
-        ("Set", [DeviceAccessPolicy(["G:*"])], "No write policy approves: Z:ACLTST, M:OUTTMP"),
-        ("Set", [WRITE_Z], "No write policy approves: M:OUTTMP"),
-        ("Read", [DeviceAccessPolicy(["M:*"], mode="deny")], "Device M:OUTTMP is denied"),
-        ("Read", [WRITE_Z], None),
-        ("Set", [WRITE_Z, DeviceAccessPolicy(["M:OUTTMP"], action="set")], None),
+        ("Set", [], "No policy explicitly allows write operations", SERVER_RULES),
+        ("Set", [ReadOnlyPolicy()], "Write operations disabled", "ReadOnlyPolicy"),
+        (
+            "Set",
+            [DeviceAccessPolicy(["G:*"])],
+            "No write policy approves: Z:ACLTST, M:OUTTMP",
+            "DeviceAccessPolicy",
+        ),
+        ("Set", [WRITE_Z], "No write policy approves: M:OUTTMP", "DeviceAccessPolicy"),
+        (
+            "Read",
+            [DeviceAccessPolicy(["M:*"], mode="deny")],
+            "Device M:OUTTMP is denied",
+            "DeviceAccessPolicy",
+        ),
+        ("Read", [WRITE_Z], None, None),
+        ("Set", [WRITE_Z, DeviceAccessPolicy(["M:OUTTMP"], action="set")], None, None),
     ],
 )
-def test_what_the_proxy_decides(method: str, policies: list[Policy], reason: str | None) -> None:
+def test_what_the_proxy_decides(
+    method: str, policies: list[Policy], reason: str | None, who: str | None
+) -> None:
     values = [1.0, 2.0] if method == "Set" else None
     decision = decide(policies, context(method, ["Z:ACLTST", "M:OUTTMP"], values))
-    assert (decision.allowed, decision.reason) == (reason is None, reason)
+    assert (decision.allowed, decision.reason, decision.policy) == (reason is None, reason, who)
 
 
 def test_devices_named_by_index_are_refused_when_policies_match_names() -> None:
@@ -94,6 +107,22 @@ def test_devices_named_by_index_are_refused_when_policies_match_names() -> None:
     assert decide([], ctx).allowed
     decision = decide([DeviceAccessPolicy(["M:*"], mode="deny")], ctx)
     assert decision.reason == "'0:27235' names its device by index; policies match device names"
+    assert decision.policy == SERVER_RULES
+
+
+def test_a_denial_names_the_policy_unless_it_named_itself() -> None:
+    class Curfew(Policy):
+        def check(self, ctx: RequestContext) -> PolicyDecision:
+            return PolicyDecision(False, "after hours")
+
+    class Named(Policy):
+        def check(self, ctx: RequestContext) -> PolicyDecision:
+            return PolicyDecision(False, "no", policy="night shift rules")
+
+    ctx = context("Read", ["M:OUTTMP"])
+    assert evaluate_policies([Curfew()], ctx).policy == "Curfew"
+    assert evaluate_policies([Named(), Curfew()], ctx).policy == "night shift rules"
+    assert evaluate_policies([RateLimitPolicy(1)] * 2, ctx).policy == "RateLimitPolicy"
 
 
 def test_the_context_never_holds_the_token() -> None:

@@ -403,7 +403,7 @@ def test_read_job_deadline_and_disconnect_fill_the_rest() -> None:
     job.receive("R.Z:ACLTST@I", sample(daqdata.DoubleSampleReply(value=45.0, time=T)))
     with pytest.raises(RuntimeError, match="not done"):
         job.readings()
-    timed_out = job.timed_out()
+    timed_out = job.timed_out(2.0)
     assert isinstance(timed_out, ReadError) and "1 of 2" in timed_out.message
     assert [r.status.name for r in timed_out.readings] == ["ACNET_REQTMO", None]
     assert job.disconnected("boom").readings[0].status.name == "ACNET_DISCONNECTED"

@@ -172,3 +172,22 @@ def test_a_full_queue_drops_new_readings_but_never_a_gap() -> None:
     assert queue.push(gap1) and queue.dropped == 2
     assert queue.push(gap2) and queue.dropped == 3
     assert [queue.pop() for _ in range(len(queue))] == [r1, gap1, gap2]
+
+
+def test_an_outage_is_told_by_an_open_gap_as_it_begins() -> None:
+    recovery = Recovery(["M:OUTTMP@p,1000"], Reconnect(jitter=0.0), server="dpm.example:6802")
+    with pytest.raises(RuntimeError, match="no outage"):
+        recovery.opened()
+    recovery.broke("the server closed the connection", T0)
+    recovery.broke("connection refused", T0 + timedelta(seconds=1))  # the same outage
+    gap = recovery.opened()
+    assert gap == Gap(("M:OUTTMP@p,1000",), T0, None, "connection refused", 0, "dpm.example:6802")
+    assert gap.open and gap.duration is None and not gap.ok and gap.value is None
+    assert str(gap) == (
+        "the stream of M:OUTTMP@p,1000 lost its connection to dpm.example:6802 at "
+        "2026-01-01T00:00:00.000+00:00 (connection refused); "
+        "reconnecting, readings from then on are missing"
+    )
+    closed = recovery.resumed(T0 + timedelta(seconds=2))
+    assert not closed.open and closed.server == "dpm.example:6802"
+    assert closed.duration == timedelta(seconds=2)

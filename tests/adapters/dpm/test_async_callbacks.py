@@ -423,9 +423,11 @@ def test_a_gap_reaches_the_callback_in_its_place(lib: Library, sim: SimServer) -
     # the first connection breaks mid-frame after the list started and two readings came
     with Proxy((sim.host, sim.port), first_only(Fault("close-mid", at=6))) as proxy:
         lib.run(main)
-    gaps = [item for item in items if isinstance(item, Gap)]
-    assert len(gaps) == 1 and items.index(gaps[0]) == 2
-    assert list(gaps[0].drfs) == DRFS and gaps[0].attempts == 1
+    opened, closed = [item for item in items if isinstance(item, Gap)]
+    # the outage is told as it begins, and again when the list runs
+    assert items.index(opened) == 2 and items.index(closed) == 3
+    assert opened.open and not closed.open and opened.since == closed.since
+    assert list(closed.drfs) == DRFS and closed.attempts == 1
     assert errors == [] and len(proxy.connections) == 2
 
 

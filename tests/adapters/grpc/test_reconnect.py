@@ -96,9 +96,13 @@ def free_port() -> int:
 
 
 def assert_resumed(items: list[Reading | Gap], gaps: int) -> list[Gap]:
-    """``items`` are good readings of :data:`DRF`, in time order, with ``gaps`` gaps between."""
-    found = [i for i, item in enumerate(items) if isinstance(item, Gap)]
+    """``items`` are good readings of :data:`DRF`, in time order, with ``gaps`` outages
+    between, each an open gap then its closed one (returned)."""
+    found = [i for i, item in enumerate(items) if isinstance(item, Gap) and not item.open]
     assert len(found) == gaps, items
+    for i in found:  # told as it began, then again when back
+        opened = items[i - 1]
+        assert isinstance(opened, Gap) and opened.open and opened.since == items[i].since
     assert found[0] > 0 and found[-1] < len(items) - 1, "readings come before and after a gap"
     readings = [item for item in items if not isinstance(item, Gap)]
     assert all(r.ok and r.drf == DRF for r in readings), readings
@@ -123,7 +127,8 @@ def test_a_gap_comes_before_the_first_reading_after_an_outage() -> None:
     stream = GRPCStream([DRF], Reconnect(initial_backoff=0.5, jitter=0.0))
     broke_at = datetime(2026, 1, 1, tzinfo=UTC)
     assert [r.value for r in stream.feed(reply(), broke_at)] == [41.5]
-    assert stream.broke("UNAVAILABLE", "UNAVAILABLE: gone", broke_at) == Wait(0.5)
+    step = stream.broke("UNAVAILABLE", "UNAVAILABLE: gone", broke_at)
+    assert step == Wait(0.5, gap=Gap((DRF,), broke_at, None, "UNAVAILABLE: gone", 0))
     assert stream.broke("UNAVAILABLE", "UNAVAILABLE: refused", broke_at) == Wait(1.0)  # backing off
     back = broke_at + timedelta(seconds=2)
     gap, reading = stream.feed(reply(), back)
@@ -131,7 +136,8 @@ def test_a_gap_comes_before_the_first_reading_after_an_outage() -> None:
     assert (gap.since, gap.until, gap.attempts) == (broke_at, back, 2)
     assert gap.cause == "UNAVAILABLE: refused"
     assert [type(r) for r in stream.feed(reply(), back)] == [Reading]  # one gap per outage
-    assert stream.broke("UNAVAILABLE", "again", back) == Wait(0.5)  # a reading came: count afresh
+    step = stream.broke("UNAVAILABLE", "again", back)
+    assert step == Wait(0.5, gap=Gap((DRF,), back, None, "again", 0))  # a reading: count afresh
 
 
 def test_an_empty_reply_is_no_sign_of_life() -> None:
@@ -195,7 +201,7 @@ def test_callbacks_get_the_gap_in_order() -> None:
 
     def take(item: Reading | Gap, handle: Any) -> None:
         items.append(item)
-        if any(isinstance(i, Gap) for i in items[:-2]):
+        if any(isinstance(i, Gap) and not i.open for i in items[:-2]):
             resumed.set()
 
     with bouncing(0.1) as sim, GRPCBackend("127.0.0.1", sim.port) as backend:
@@ -235,8 +241,11 @@ def test_a_server_that_stays_away_ends_the_stream(flavour: str) -> None:
 def test_an_unreachable_server_is_an_outage_too(flavour: str) -> None:
     policy = Reconnect(max_retries=1, initial_backoff=0.05)
     gave_up = "gave up after 1 reconnection attempt"
-    with client_on(flavour, free_port()) as client, pytest.raises(ConnectionLost, match=gave_up):
-        client.stream([DRF], count=1, timeout=GUARD, reconnect=policy)
+    with client_on(flavour, free_port()) as client:
+        [opened] = client.stream([DRF], count=1, timeout=GUARD, reconnect=policy)
+        assert isinstance(opened, Gap) and opened.open and "UNAVAILABLE" in opened.cause
+        with pytest.raises(ConnectionLost, match=gave_up):
+            client.stream([DRF], count=2, timeout=GUARD, reconnect=policy)
 
 
 class Refusing(DAQ_pb2_grpc.DAQServicer):

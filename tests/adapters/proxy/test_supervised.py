@@ -33,7 +33,7 @@ from acnet_proto.adapters.grpc.threaded import GRPCBackend
 from acnet_proto.adapters.proxy.supervised import AuditLog, SupervisedServer
 from acnet_proto.adapters.sim.dpm import SimServer
 from acnet_proto.api.auth import JWTAuth
-from acnet_proto.errors import AuthenticationError, ConnectionLost, ReadError
+from acnet_proto.errors import ConnectionLost
 from acnet_proto.protos.controls.common.v1 import device_pb2
 from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 from acnet_proto.proxy import (
@@ -111,6 +111,7 @@ def refusal(call: Callable[[], Any]) -> tuple[grpc.StatusCode, str]:
 
 
 WRITE_Z = DeviceAccessPolicy(["Z:*"], mode="allow", action="set")
+AGAIN = "the proxy will refuse it again: ask its operator, or change the request"
 
 
 # --- through a real server: reads and streams ------------------------------------------------
@@ -260,19 +261,6 @@ def test_read_only_denies_settings_and_allows_reads() -> None:
             "Write operations disabled",
         )
     assert fake.writes == []
-
-
-def test_our_client_reports_denials() -> None:
-    policies = [ReadOnlyPolicy(), DeviceAccessPolicy(["M:*"], mode="deny", action="read")]
-    with (
-        serving(fake_backend(), policies=policies, token=TOKEN) as server,
-        GRPCBackend("127.0.0.1", server.port, auth=JWTAuth(TOKEN)) as client,
-    ):
-        with pytest.raises(AuthenticationError, match="refused the settings: Write operations"):
-            client.write("Z:ACLTST", 1.0)
-        with pytest.raises(ReadError, match="PERMISSION_DENIED: Device M:OUTTMP is denied"):
-            client.get_many(["Z:ACLTST", "M:OUTTMP"])
-        assert client.read("Z:ACLTST") == 45.0
 
 
 @pytest.mark.parametrize(
@@ -657,16 +645,25 @@ def test_our_server_answers_as_pacsys_does() -> None:
     ]
     with serving(fake_backend(), policies=policies, token=TOKEN) as server:
         ours = outcomes(server.port)
-    assert ours == theirs
-    assert ours[0] == 72.5 and ours[2] is True
-    assert "PERMISSION_DENIED: Device G:AMANDA is denied" in ours[1]
-    assert ours[3:] == [
+    # the same answers and reasons; only ours name the policy, so only ours are PolicyDenied
+    assert ours[0] == theirs[0] == 72.5 and ours[2] is theirs[2] is True
+    assert "PERMISSION_DENIED: Device G:AMANDA is denied" in theirs[1]
+    assert theirs[3:5] == [
         "AuthenticationError: the DAQ service refused the settings: "
         "Value 150.0 for Z:ACLTST outside range [0, 100]",
         "AuthenticationError: the DAQ service refused the settings: "
         "No write policy approves: M:OUTTMP",
-        "AuthenticationError: the DAQ service refused the token: Invalid or missing bearer token",
     ]
+    assert [ours[1], *ours[3:5]] == [
+        "PolicyDenied: the supervised proxy's DeviceAccessPolicy refused to read G:AMANDA: "
+        f"Device G:AMANDA is denied; {AGAIN}",
+        "PolicyDenied: the supervised proxy's ValueRangePolicy refused to set Z:ACLTST: "
+        f"Value 150.0 for Z:ACLTST outside range [0, 100]; {AGAIN}",
+        "PolicyDenied: the supervised proxy's DeviceAccessPolicy refused to set M:OUTTMP: "
+        f"No write policy approves: M:OUTTMP; {AGAIN}",
+    ]
+    refused = "the DAQ service refused the token: Invalid or missing bearer token"
+    assert ours[5] == theirs[5] == f"AuthenticationError: {refused}"  # a bad token is no policy's
 
 
 def test_values_survive_the_proxy_unchanged() -> None:

@@ -1,0 +1,117 @@
+"""The servers ``--sim`` and ``acnet-proto demo`` start in this process, and their credentials.
+
+Nothing leaves the machine: each simulator listens on a free loopback port.
+Settings over DPM are authenticated by a throwaway MIT Kerberos KDC in a
+temporary directory (:func:`throwaway_kdc`); over gRPC by a token signed
+with a key made up for the run (:func:`simulated_grpc`). DMQ needs a
+RabbitMQ broker, which cannot be started in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from acnet_proto.adapters.cli.exits import usage
+from acnet_proto.adapters.sim._processes import ServerUnavailable
+
+__all__ = ["Simulated", "simulated", "throwaway_kdc"]
+
+#: the principal the throwaway KDC gives a ticket to (what ``kinit`` would)
+OPERATOR = "operator@FNAL.GOV"
+
+
+@dataclass
+class Simulated:
+    """Where a simulator listens (``host``/``port``, or ``url`` for ACL) and its credentials."""
+
+    host: str = ""
+    port: int = 0
+    url: str = ""
+    #: keywords the backend factory needs for settings (``auth=``, ``role=``)
+    credentials: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def throwaway_kdc() -> Iterator[Path]:
+    """A KDC for FNAL.GOV with a ticket for operator@FNAL.GOV; yields the service keytab.
+
+    This process's Kerberos variables point at it until the block ends.
+    :class:`ServerUnavailable` (or RuntimeError) if krb5kdc cannot be started.
+    """
+    from acnet_proto.adapters.sim.kdc import start_kdc
+
+    with tempfile.TemporaryDirectory(prefix="acnet-proto-kdc-") as workdir:
+        kdc = start_kdc(Path(workdir))
+        saved = {name: os.environ.get(name) for name in kdc.env_vars()}
+        os.environ.update(kdc.env_vars())
+        try:
+            yield kdc.keytab
+        finally:
+            kdc.stop()
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+@contextlib.contextmanager
+def simulated(backend: str, settings: bool) -> Iterator[Simulated]:
+    """Run the simulator of ``backend`` for the block; with ``settings``, one that takes them."""
+    with contextlib.ExitStack() as stack:
+        if backend == "dpm":
+            yield _simulated_dpm(stack, settings)
+        elif backend == "grpc":
+            yield _simulated_grpc(stack, settings)
+        elif backend == "acl":
+            from acnet_proto.adapters.sim.acl import ACLSimServer
+
+            yield Simulated(url=stack.enter_context(ACLSimServer()).base_url)
+        else:
+            usage(
+                f"--sim cannot run {backend}: it needs a RabbitMQ broker; start "
+                "`acnet-proto sim --dmq-url amqp://HOST` and pass --host/--port instead"
+            )
+
+
+def _simulated_dpm(stack: contextlib.ExitStack, settings: bool) -> Simulated:
+    from acnet_proto.adapters.kerberos import KerberosAuth
+    from acnet_proto.adapters.sim.dpm import SimServer
+
+    if not settings:
+        sim = stack.enter_context(SimServer.in_thread())
+        return Simulated(sim.host, sim.port)
+    try:
+        keytab = stack.enter_context(throwaway_kdc())
+    except (ServerUnavailable, RuntimeError) as exc:
+        usage(
+            f"--sim settings need a Kerberos KDC in-process, which cannot start ({exc}); "
+            "install krb5-kdc, or run `acnet-proto sim --keytab FILE` and pass --host/--port"
+        )
+    sim = stack.enter_context(SimServer.in_thread(keytab=keytab))
+    credentials = {"auth": KerberosAuth(OPERATOR), "role": "testing"}
+    return Simulated(sim.host, sim.port, credentials=credentials)
+
+
+def _simulated_grpc(stack: contextlib.ExitStack, settings: bool) -> Simulated:
+    from acnet_proto.adapters.sim.daq import DAQSimServer
+
+    key = secrets.token_hex(32)
+    sim = stack.enter_context(DAQSimServer(jwt_key=key))
+    credentials: dict[str, Any] = {}
+    if settings:
+        import jwt
+
+        from acnet_proto.api.auth import JWTAuth
+
+        claims = {"sub": OPERATOR, "exp": int(time.time()) + 3600}
+        credentials["auth"] = JWTAuth(jwt.encode(claims, key, algorithm="HS256"))
+    return Simulated(sim.host, sim.port, credentials=credentials)
