@@ -1,4 +1,5 @@
 import contextlib
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +15,12 @@ from tests.support.servers.rabbitmq import RabbitMQ, start_rabbitmq
 # which on a loaded 2-core machine would fail correct code at random.
 settings.register_profile("acnet", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("acnet")
+
+# A non-interactive shell starts a background job with SIGINT ignored, and a child
+# process inherits that: the CLIs these tests stop with Ctrl-C would never hear it.
+# A Python handler here is reset to the default in every child the tests start.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

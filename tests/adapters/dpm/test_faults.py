@@ -435,8 +435,10 @@ def test_a_thousand_faults_leak_no_socket_thread_or_task(adapter: str, sim: SimS
         finally:
             client.close()
         assert proxy.settle(5)
-        settle_until(lambda: (open_fds(), threading.active_count()) == (fds, threads))
-        assert (open_fds(), threading.active_count()) == (fds, threads)
+        # no more than before: sockets that earlier tests left closing may close meanwhile
+        settle_until(lambda: open_fds() <= fds and threading.active_count() <= threads)
+        assert open_fds() <= fds
+        assert threading.active_count() <= threads
     assert outcomes.get("ok") and len(outcomes) > 2, outcomes  # the faults did bite, not always
 
 
