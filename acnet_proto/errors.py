@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from acnet_proto._text import summary
+
 __all__ = [
     "ACLError",
     "AcnetProtoError",
@@ -125,13 +127,16 @@ class ReadError(AcnetProtoError):
 
     ``readings`` has one entry per requested device, in input order: the ones
     that arrived, and error readings for the rest. The transport failure, if
-    any, is chained as ``__cause__``.
+    any, is chained as ``__cause__``. ``timed_out`` is True when the read's
+    deadline passed (the rest are ``ACNET_REQTMO``), False when it ended
+    otherwise (e.g. the connection failed: ``ACNET_DISCONNECTED``).
     """
 
-    def __init__(self, readings: Sequence[Any], message: str) -> None:
+    def __init__(self, readings: Sequence[Any], message: str, *, timed_out: bool = False) -> None:
         super().__init__(message)
         self.readings = list(readings)
         self.message = message
+        self.timed_out = timed_out
 
 
 class AuthenticationError(AcnetProtoError):
@@ -156,8 +161,7 @@ class PolicyDenied(AcnetProtoError):
         self.drf = ", ".join(self.drfs)
         self.reason = reason
         self.action = action
-        more = len(self.drfs) - 1
-        named = self.drfs[0] + (f" and {more} more" if more > 0 else "") if self.drfs else "?"
+        named = summary(self.drfs) if self.drfs else "?"
         super().__init__(
             f"the supervised proxy's {policy} refused to {action} {named}: {reason}; "
             "the proxy will refuse it again: ask its operator, or change the request"

@@ -133,9 +133,15 @@ class Status:
         """Negative error number: it failed."""
         return self.error < 0
 
+    @property
+    def label(self) -> str:
+        """What ``str()`` shows before the text: the name (else the facility's, else
+        ``STATUS``) and the codes, ``"DPM_PRIV [17 -17]"``."""
+        name = self.name or facility_name(self.facility) or "STATUS"
+        return f"{name} [{self.facility} {self.error}]"
+
     def __str__(self) -> str:
-        label = self.name or facility_name(self.facility) or "STATUS"
-        return f"{label} [{self.facility} {self.error}]: {self.text}"
+        return f"{self.label}: {self.text}"
 
 
 def facility_name(facility: int) -> str | None:

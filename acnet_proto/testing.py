@@ -58,6 +58,7 @@ from acnet_proto.api.config import check_timeout
 from acnet_proto.errors import ConnectionLost
 from acnet_proto.plans.lists import ListPlan, ReadBatch, error_reading
 from acnet_proto.status import Status
+from acnet_proto.streams.reconnect import Reconnect
 from acnet_proto.types import DeviceMeta, Reading, ValueType, WriteResult
 
 __all__ = ["FakeBackend", "FakeSubscription"]
@@ -435,8 +436,8 @@ class FakeBackend(Backend):
         batch = _FakeRead(drfs)
         seconds = self.timeout if timeout is None else check_timeout(timeout)
         self.reads += batch.drfs
-        for index, (drf, wire) in enumerate(zip(batch.drfs, batch.wire, strict=True)):
-            request = _drf.parse(wire)
+        # the plan's parse: an entry's key and range are the same with or without its @I
+        for index, (drf, request) in enumerate(zip(batch.drfs, batch.requests, strict=True)):
             if _key(request) not in self._silent:
                 batch.answer(index, self._answer(drf, request))
         if not batch.done:
@@ -481,8 +482,13 @@ class FakeBackend(Backend):
         on_error: ErrorCallback | None = None,
         *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        reconnect: bool | Reconnect = True,
     ) -> FakeSubscription:
-        """A subscription fed by :meth:`emit_reading`; callbacks run inside it."""
+        """A subscription fed by :meth:`emit_reading`; callbacks run inside it.
+
+        ``reconnect`` is taken as every backend takes it; the fake never
+        reconnects (:meth:`emit_error` ends the stream).
+        """
         self._check_open()
         check_callbacks(callback, on_error)
         plan = ListPlan(drfs, default_event=None)

@@ -1,4 +1,5 @@
-"""What the thread-fed subscriptions and their backends share.
+"""What the thread-fed subscriptions and their backends share, and the default timeout of
+every backend here.
 
 A stream's thread (DPM's reader, gRPC's
 :class:`~acnet_proto.adapters.grpc._common.StreamThread`, DMQ's I/O thread) pushes
@@ -9,6 +10,7 @@ them all when the backend closes. When a stream's connection dies, its
 thread carries out the :class:`~acnet_proto.streams.driver.StreamDriver`'s
 decisions with :func:`resume`: the one reconnection loop of every blocking
 stream, which tells the consumer of an outage (the open gap) as it begins.
+A backend resolves each call's ``timeout`` with :class:`DefaultTimeout`.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from acnet_proto.types import Reading
 
 __all__ = [
     "JOIN_PATIENCE",
+    "DefaultTimeout",
     "StreamRegistry",
     "ThreadedSubscription",
+    "arrived",
     "describe",
     "resume",
     "warn_dropping",
@@ -66,7 +70,6 @@ def resume(
     stopped_after: Callable[[float], bool],
     broken: tuple[type[Exception], ...],
     deliver: Callable[[Gap], object],
-    failure: BaseException | None = None,
     cause_of: Callable[[Exception], tuple[str, bool]] | None = None,
 ) -> bool:
     """Carry out ``step``, the driver's answer to a dead connection, and the steps after it,
@@ -80,14 +83,12 @@ def resume(
     attempt could mend it (by default: its text, and yes); the driver itself
     ends the stream on an :class:`~acnet_proto.errors.AuthenticationError`.
     Returns True once connected (the closed gap comes when the list runs),
-    False if stopped; raises the driver's error (from the last failure) when
+    False if stopped; raises the driver's error (caused by the last failure) when
     it gives up.
     """
     while True:
         if isinstance(step, GiveUp):
-            if step.error is failure:
-                raise step.error
-            raise step.error from failure
+            raise step.error
         if step.gap is not None:
             deliver(step.gap)
         pause = max(0.0, step.until - time.monotonic())
@@ -98,12 +99,24 @@ def resume(
         try:
             connect()
         except broken as exc:
-            failure = exc
             text, retry = cause_of(exc) if cause_of is not None else (describe(exc), True)
             now = time.monotonic()
             step = driver.broke(text, datetime.now(UTC), now, retry=retry, error=exc)
             continue
         return True
+
+
+def arrived(
+    driver: StreamDriver, made: Sequence[tuple[int, Reading]], started: bool
+) -> Sequence[Reading | Gap]:
+    """What to deliver of the ``(index, reading)`` pairs that bytes from a DPM server made,
+    once its list ``started`` (see :meth:`StreamDriver.received`).
+
+    The clock is read only when there is something to tell: most bytes are heartbeats.
+    """
+    if not made and not driver.starting:
+        return ()
+    return driver.received([reading for _, reading in made], datetime.now(UTC), started=started)
 
 
 def describe(failure: BaseException) -> str:
@@ -173,7 +186,23 @@ class ThreadedSubscription(QueuedSubscription):
             yield reading, self
 
 
-class StreamRegistry:
+class DefaultTimeout:
+    """A backend's default ``timeout`` (seconds), and what a call's own ``timeout`` comes to."""
+
+    timeout: float
+
+    def _seconds(self, timeout: float | None) -> float:
+        """The seconds an operation may take: ``timeout`` (checked: positive and finite), or
+        the default when None."""
+        return self.timeout if timeout is None else check_timeout(timeout)
+
+    def _deadline(self, timeout: float | None) -> float:
+        """When an operation of ``timeout`` seconds (None: the default) must end, on the
+        monotonic clock."""
+        return time.monotonic() + self._seconds(timeout)
+
+
+class StreamRegistry(DefaultTimeout):
     """A threaded backend's live subscriptions, and whether it is closed (``closed``).
 
     ``_lock`` guards both (a backend may guard more of its own state with
@@ -181,8 +210,6 @@ class StreamRegistry:
     ``stop()`` calls :meth:`_forget`; the backend's ``close()`` calls
     :meth:`_stop_streams` first.
     """
-
-    timeout: float
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -192,10 +219,6 @@ class StreamRegistry:
     def _check_open(self) -> None:
         if self.closed:
             raise RuntimeError(f"this {type(self).__name__} is closed")
-
-    def _deadline(self, timeout: float | None) -> float:
-        """When an operation of ``timeout`` seconds (None: the default) must end."""
-        return time.monotonic() + (self.timeout if timeout is None else check_timeout(timeout))
 
     def _register(self, subscription: Subscription, discard: Callable[[], None]) -> None:
         """Keep ``subscription``; if the backend closed meanwhile, ``discard()`` it and raise."""

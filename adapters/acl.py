@@ -59,6 +59,7 @@ from acnet_proto.services.acl import (
     script_error,
     script_query,
 )
+from acnet_proto.streams.reconnect import Reconnect
 from acnet_proto.types import Reading
 
 __all__ = ["ENVIRONMENT", "ACLBackend", "RawTargetAdapter", "acl"]
@@ -257,6 +258,8 @@ class ACLBackend(Backend):
         drfs: Sequence[str | _drf.DataRequest],
         callback: ReadingCallback | None = None,
         on_error: ErrorCallback | None = None,
+        *,
+        reconnect: bool | Reconnect = True,
     ) -> Subscription:
         """Refused: ACL over HTTP answers each request once; it has no streams."""
         raise NotImplementedError(

@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from acnet_proto.adapters.dpm.threaded import DPMBackend
@@ -52,12 +53,15 @@ from acnet_proto.types import Reading, WriteResult
 
 __all__ = [
     "BACKENDS",
+    "KINDS",
+    "BackendKind",
     "configure",
     "default_backend",
     "dpm",
     "dpm_http",
     "get",
     "get_many",
+    "make_backend",
     "read",
     "read_many",
     "shutdown",
@@ -65,9 +69,6 @@ __all__ = [
     "write",
     "write_many",
 ]
-
-#: the kinds of global backend ``configure(backend=...)`` takes (None: "dpm")
-BACKENDS = ("dpm", "grpc", "dmq", "acl")
 
 
 class _Unset:
@@ -107,8 +108,9 @@ def configure(
     """Settings for the global backend and DevDB client; they win over the environment.
 
     Only the settings given change; None clears one (back to the
-    environment or the default). A global backend or DevDB client already
-    made is closed, and the next call makes one with the new settings.
+    environment or the default). A global backend already made is closed
+    (the DevDB client, if its settings change), and the next call makes one
+    with the new settings.
     ``backend`` is the kind of global backend: ``"dpm"`` (the default),
     ``"grpc"``, ``"dmq"`` or ``"acl"``. ``auth`` is what settings (and
     every DMQ operation) need: ``KerberosAuth()`` (``"krb"`` makes one now,
@@ -132,11 +134,12 @@ def configure(
         _check_combination({**_configured, **changes})
         if changes.get("auth") == "krb":
             changes["auth"] = _kerberos()
-        _close_locked()
+        _close_backend_locked()
         _configured.update(changes)
     if "devdb_host" in changes or "devdb_port" in changes:
         from acnet_proto.adapters.devdb import configure_default
 
+        # closes the shared DevDB client: the next use makes one with these settings
         configure_default(_configured.get("devdb_host"), _configured.get("devdb_port"))
 
 
@@ -173,26 +176,16 @@ def _check_role(role: object, name: str) -> str:
     return role
 
 
-# per kind of backend: the kinds of credentials it takes (None: none at all)
-_TAKES = {"dpm": (None, "kerberos"), "grpc": (None, "jwt"), "dmq": ("kerberos",), "acl": (None,)}
-_NEEDS = {
-    "dpm": "KerberosAuth() (or 'krb')",
-    "grpc": "JWTAuth(token)",
-    "dmq": "KerberosAuth() (or 'krb'): DMQ authenticates every operation, reads too",
-    "acl": "none: ACL is read-only",
-}
-
-
 def _check_combination(settings: Mapping[str, Any]) -> None:
     """ConfigurationError for credentials or a role the configured kind of backend cannot use."""
     kind = settings.get("backend") or "dpm"
     auth = settings.get("auth")
     given = None if auth is None else ("kerberos" if auth == "krb" else auth.kind)
-    if given not in _TAKES[kind]:
+    if given not in KINDS[kind].takes:
         raise ConfigurationError(
-            f"backend={kind!r} cannot use auth={auth!r}; its credentials: {_NEEDS[kind]}"
+            f"backend={kind!r} cannot use auth={auth!r}; its credentials: {KINDS[kind].needs}"
         )
-    if settings.get("role") is not None and kind != "dpm":
+    if settings.get("role") is not None and not KINDS[kind].role:
         raise ConfigurationError(f"role= is for the DPM backend only, not backend={kind!r}")
 
 
@@ -210,17 +203,17 @@ def _kerberos() -> Auth:
 def shutdown() -> None:
     """Close the global backend (its streams too) and DevDB client, if made; settings are kept."""
     with _lock:
-        _close_locked()
+        _close_backend_locked()
+        devdb = sys.modules.get(_DEVDB_MODULE)  # not imported: there is no client to close
+        if devdb is not None:
+            devdb.close_default()
 
 
-def _close_locked() -> None:
+def _close_backend_locked() -> None:
     global _backend
     backend, _backend = _backend, None
     if backend is not None:
         backend.close()
-    devdb = sys.modules.get(_DEVDB_MODULE)  # not imported: there is no client to close
-    if devdb is not None:
-        devdb.close_default()
 
 
 def default_backend() -> Backend:
@@ -238,30 +231,34 @@ def default_backend() -> Backend:
 def _make(settings: Mapping[str, Any]) -> Backend:
     """A backend of the configured kind, from ``settings`` then the environment."""
     kind = settings.get("backend") or "dpm"
-    auth = settings.get("auth")
-    if kind == "dpm":
-        found = resolve_dpm(**{name: settings.get(name) for name in _DPM_SETTINGS})
-        return DPMBackend(
-            found.host,
-            found.port,
-            found.pool_size,
-            found.timeout,
-            auth=auth,
-            role=settings.get("role"),
-        )
+    credentials = {"auth": settings.get("auth"), "role": settings.get("role")}
+    if kind == "dpm":  # configure()'s host, port, pool_size and timeout are DPM's
+        dpm_settings = {name: settings.get(name) for name in _DPM_SETTINGS}
+        return make_backend(kind, **dpm_settings, **credentials)
     timeout = resolve_timeout(settings.get("timeout"), default=None)  # None: the kind's own
+    return make_backend(kind, timeout=timeout, **credentials)
+
+
+def make_backend(
+    kind: str,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    timeout: float | None = None,
+    auth: Auth | None = None,
+    role: str | None = None,
+    pool_size: int | None = None,
+) -> Backend:
+    """A new backend of ``kind`` (one of :data:`BACKENDS`), made by that kind's factory.
+
+    Arguments left None come from the environment, then the kind's
+    defaults. For ACL, ``host`` is the CGI's base URL and ``port`` is not
+    used; ``role`` and ``pool_size`` are DPM's (see :data:`KINDS` for the
+    credentials each kind takes). A kind whose extra is not installed is a
+    :class:`ConfigurationError` naming it (``pip install 'acnet-proto[grpc]'``).
+    """
     try:
-        if kind == "grpc":
-            from acnet_proto.adapters.grpc.threaded import grpc_backend
-
-            return grpc_backend(auth=auth if isinstance(auth, JWTAuth) else None, timeout=timeout)
-        if kind == "dmq":
-            from acnet_proto.adapters.dmq import dmq
-
-            return dmq(auth=auth, timeout=timeout)
-        from acnet_proto.adapters.acl import acl
-
-        return acl(timeout=timeout)
+        return KINDS[kind].make(host, port, timeout, auth, role, pool_size)
     except ImportError as exc:
         raise ConfigurationError(
             f"backend={kind!r} needs its extra: pip install 'acnet-proto[{kind}]' ({exc})"
@@ -294,6 +291,83 @@ def dpm(
 
 #: pacsys's name for :func:`dpm`.
 dpm_http = dpm
+
+#: a kind's factory: (host, port, timeout, auth, role, pool_size) -> a new backend
+_Factory = Callable[
+    [str | None, int | None, float | None, Auth | None, str | None, int | None], Backend
+]
+
+
+@dataclass(frozen=True, slots=True)
+class BackendKind:
+    """What one kind of backend takes (``configure(backend=...)``, the tools' ``-b``)."""
+
+    #: makes one (see :func:`make_backend`)
+    make: _Factory
+    #: the kinds of credentials it takes: None (none at all), "kerberos", "jwt"
+    takes: tuple[str | None, ...]
+    #: what to give it, for the error naming credentials it cannot use
+    needs: str
+    #: whether it takes a settings role
+    role: bool = False
+    #: what it cannot do at all, and why: {"stream": ..., "set": ...}
+    cannot: Mapping[str, str] = field(default_factory=dict)
+
+
+def _dpm(
+    host: str | None,
+    port: int | None,
+    timeout: float | None,
+    auth: Auth | None,
+    role: str | None,
+    pool_size: int | None,
+) -> Backend:
+    return dpm(host, port, pool_size, timeout, auth=auth, role=role)
+
+
+def _grpc(
+    host: str | None, port: int | None, timeout: float | None, auth: Auth | None, *_: object
+) -> Backend:
+    from acnet_proto.adapters.grpc.threaded import grpc_backend
+
+    jwt = auth if isinstance(auth, JWTAuth) else None  # the only kind it takes
+    return grpc_backend(host, port, auth=jwt, timeout=timeout)
+
+
+def _dmq(
+    host: str | None, port: int | None, timeout: float | None, auth: Auth | None, *_: object
+) -> Backend:
+    from acnet_proto.adapters.dmq import dmq
+
+    return dmq(host, port, auth=auth, timeout=timeout)
+
+
+def _acl(url: str | None, port: int | None, timeout: float | None, *_: object) -> Backend:
+    from acnet_proto.adapters.acl import acl
+
+    return acl(url, timeout)
+
+
+_ACL_READ_ONLY = "ACL is read-only"
+
+#: every kind of backend, by the name ``configure(backend=...)`` and ``-b`` take
+KINDS: Mapping[str, BackendKind] = {
+    "dpm": BackendKind(_dpm, (None, "kerberos"), "KerberosAuth() (or 'krb')", role=True),
+    "grpc": BackendKind(_grpc, (None, "jwt"), "JWTAuth(token)"),
+    "dmq": BackendKind(
+        _dmq,
+        ("kerberos",),
+        "KerberosAuth() (or 'krb'): DMQ authenticates every operation, reads too",
+    ),
+    "acl": BackendKind(
+        _acl,
+        (None,),
+        f"none: {_ACL_READ_ONLY}",
+        cannot={"stream": "ACL over HTTP answers each request once", "set": _ACL_READ_ONLY},
+    ),
+}
+#: the kinds of global backend ``configure(backend=...)`` takes (None: "dpm")
+BACKENDS = tuple(KINDS)
 
 
 def _device_list(devices: Sequence[DeviceSpec]) -> list[DeviceSpec]:

@@ -74,11 +74,11 @@ def credential_error(
     """
     detail = _detail(exc)
     words = detail.lower()
-    who = f" for {principal}" if principal else ""
-    kinit = f"run `kinit {principal}`" if principal else "run `kinit`"
     if isinstance(exc, ExpiredCredentialsError) or "expired" in words:
-        what, then = f"the Kerberos ticket{who} has expired", f"{kinit} to get a new one"
-    elif isinstance(exc, InvalidCredentialsError):
+        return _expired(principal, detail)
+    who = f" for {principal}" if principal else ""
+    kinit = _kinit(principal)
+    if isinstance(exc, InvalidCredentialsError):
         # credentials read before, whose cache has gone since (kdestroy, or the file removed)
         what = f"the Kerberos ticket{who} is gone: its credential cache was destroyed"
         then = f"{kinit} to get a new one"
@@ -94,7 +94,26 @@ def credential_error(
     else:
         target = f" a context for {service}" if service else " the credentials"
         what, then = f"Kerberos refused{target}", f"{kinit} for a fresh ticket"
-    return AuthenticationError(f"{what} (Kerberos: {detail}); {then}, then try again")
+    return _refused(what, detail, then)
+
+
+def _kinit(principal: str | None) -> str:
+    return f"run `kinit {principal}`" if principal else "run `kinit`"
+
+
+def _expired(principal: str | None, detail: str | None = None) -> AuthenticationError:
+    """The :class:`AuthenticationError` for ``principal``'s expired ticket: run ``kinit``."""
+    who = f" for {principal}" if principal else ""
+    then = f"{_kinit(principal)} to get a new one"
+    return _refused(f"the Kerberos ticket{who} has expired", detail, then)
+
+
+def _refused(what: str, detail: str | None = None, then: str | None = None) -> AuthenticationError:
+    """The :class:`AuthenticationError` every Kerberos failure here raises: ``what`` happened,
+    libkrb5's ``detail`` (when there is one), then what to do next (``then``), if anything."""
+    said = "" if detail is None else f" (Kerberos: {detail})"
+    advice = "" if then is None else f"; {then}, then try again"
+    return AuthenticationError(f"{what}{said}{advice}")
 
 
 class KerberosAuth(Auth):
@@ -130,10 +149,7 @@ class KerberosAuth(Auth):
             raise credential_error(exc, self._known) from exc
         self._known = principal
         if lifetime is not None and lifetime <= 0:
-            raise AuthenticationError(
-                f"the Kerberos ticket for {principal} has expired; "
-                f"run `kinit {principal}` to get a new one, then try again"
-            )
+            raise _expired(principal)
         return creds
 
     def check(self) -> None:
@@ -201,10 +217,6 @@ class KerberosContext:
             raise credential_error(exc, self.initiator, self.service) from exc
 
 
-def _refused(what: str, exc: Exception) -> AuthenticationError:
-    return AuthenticationError(f"{what} (Kerberos: {_detail(exc)})")
-
-
 class KerberosAcceptor:
     """The server side: accepts contexts with a keytab and checks MICs.
 
@@ -218,7 +230,7 @@ class KerberosAcceptor:
             self._creds = gssapi.Credentials(name=name, usage="accept", store=store)
         except GSS_FAILURES as exc:
             where = keytab or "the default keytab"
-            raise _refused(f"cannot accept as {service}: is it in {where}?", exc) from exc
+            raise _refused(f"cannot accept as {service}: is it in {where}?", _detail(exc)) from exc
         self._inner: gssapi.SecurityContext | None = None
 
     def step(self, token: bytes) -> bytes | None:
@@ -231,12 +243,12 @@ class KerberosAcceptor:
             complete = bool(self._inner.complete)
         except GSS_FAILURES as exc:
             self._inner = None
-            raise _refused("the client's Kerberos token was refused", exc) from exc
+            raise _refused("the client's Kerberos token was refused", _detail(exc)) from exc
         if not complete:
             # Kerberos accepts in one step (AP-REQ in, AP-REP out); an incomplete
             # context here carries a KRB-ERROR, e.g. for a replayed authenticator.
             self._inner = None
-            raise AuthenticationError(
+            raise _refused(
                 "the client's Kerberos token was refused (replayed, expired or for another service)"
             )
         return reply

@@ -29,7 +29,7 @@ from acnet_proto import drf as _drf
 from acnet_proto.errors import ReadError
 from acnet_proto.plans.lists import value_of, values_of
 from acnet_proto.plans.settings import WriteSequence
-from acnet_proto.streams.reconnect import Gap
+from acnet_proto.streams.reconnect import Gap, Reconnect
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = [
@@ -317,12 +317,16 @@ class Backend(abc.ABC):
         drfs: Sequence[str | _drf.DataRequest],
         callback: ReadingCallback | None = None,
         on_error: ErrorCallback | None = None,
+        *,
+        reconnect: bool | Reconnect = True,
     ) -> Subscription:
         """Start streaming ``drfs`` (give each an event, e.g. ``@p,1000``).
 
         With ``callback``, each reading is passed to ``callback(reading,
         handle)``; without, iterate ``handle.readings()``. ``on_error(exc,
-        handle)`` is called if the stream dies.
+        handle)`` is called if the stream dies. ``reconnect``: if the stream
+        breaks, connect again with the default :class:`Reconnect` policy
+        (True), a policy of your own, or not at all (False).
         """
 
     @abc.abstractmethod

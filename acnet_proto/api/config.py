@@ -57,6 +57,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
 
 _T = TypeVar("_T")
 _N = TypeVar("_N", int, float)
+_D = TypeVar("_D", bound=float | None)  # resolve_timeout's default: None only if passed
 
 _NO_HOST = (
     "no DPM host is configured: set ACNET_DPM_HOST (e.g. ACNET_DPM_HOST=localhost "
@@ -171,15 +172,15 @@ def resolve_dpm(
         host=host,
         port=_pick(port, "port", int, check_port, DEFAULT_PORT, env),
         pool_size=_pick(pool_size, "pool_size", int, check_pool_size, DEFAULT_POOL_SIZE, env),
-        timeout=_pick(timeout, "timeout", float, check_timeout, DEFAULT_TIMEOUT, env),
+        timeout=resolve_timeout(timeout, env),
     )
 
 
 def resolve_timeout(
     timeout: float | None = None,
     environ: Mapping[str, str] | None = None,
-    default: float | None = DEFAULT_TIMEOUT,
-) -> float | None:
+    default: float | _D = DEFAULT_TIMEOUT,
+) -> float | _D:
     """A default operation timeout: ``timeout`` if not None, else ``ACNET_TIMEOUT``, else
     ``PACSYS_TIMEOUT``, else ``default`` (None: leave it to the backend's own default)."""
     env = os.environ if environ is None else environ

@@ -30,7 +30,8 @@ Writes go to the backend's ``write`` (which needs its ``auth`` and
 its field or ``field=``, e.g. ``"RAW"``); ``control``/``on``/``off``/
 ``reset`` the CONTROL property. With ``verify``, a successful setting is
 read back (SETTING, or the STATUS bit the command changes) until it
-matches; see :mod:`acnet_proto.api.verify`.
+matches; see :mod:`acnet_proto.api.verify`. :meth:`Device.confirm` does that
+for a setting sent another way (``write_many``).
 """
 
 from __future__ import annotations
@@ -257,13 +258,9 @@ class Device:
             )
         check = resolve_verify(verify)
         target = self._target(_P.SETTING, field)
-        backend = self._backend_or_global()
         setting = _drf.DataRequest(self.name, _P.SETTING, self._request.range, target)
-        result = backend.write(setting.to_drf(), value, timeout)
-        if check is None:
-            return result
-        readback = self._drf_for(_P.SETTING, target)
-        return confirm(result, lambda: backend.read(readback, timeout), value, check, _pause(sleep))
+        result = self._backend_or_global().write(setting.to_drf(), value, timeout)
+        return self.confirm(result, value, check, field=field, timeout=timeout, sleep=sleep)
 
     def control(
         self,
@@ -283,12 +280,51 @@ class Device:
         check = resolve_verify(verify)
         control = _drf.DataRequest(self.name, _P.CONTROL)
         result = self._backend_or_global().write(control.to_drf(), command, timeout)
+        return self.confirm(result, command, check, timeout=timeout, sleep=sleep)
+
+    def confirm(
+        self,
+        result: WriteResult,
+        value: Any,
+        verify: Verify | bool | None = True,
+        *,
+        prop: str | None = None,
+        field: str | None = None,
+        timeout: float | None = None,
+        sleep: Sleep | None = None,
+    ) -> WriteResult:
+        """``result`` (of setting this device to ``value``) with the verdict of reading it back.
+
+        The second half of :meth:`write` and :meth:`control`, for a setting
+        sent some other way (e.g. in a batch, with ``write_many``). A
+        :class:`BasicControl` ``value`` is read back as the STATUS bit it
+        changes (ON for ON/OFF, READY for RESET/TRIP, POSITIVE, RAMP,
+        REMOTE) until that shows; any other value as the SETTING property
+        (or ``prop``, e.g. ``"ANALOG"``; this device's range, and its field
+        or ``field``) until it matches. ``verify`` is a :class:`Verify`, True
+        for the defaults, or None/False: ``result`` as it is; a refused
+        setting is returned as it is too. ``sleep`` runs before each readback
+        (by default the blocking adapters' pause). ``prop`` and ``field``
+        with a command are a ValueError: its STATUS bit is fixed.
+        """
+        check = resolve_verify(verify)
+        read, expected = self._readback(value, prop, field, timeout)
         if check is None:
             return result
-        bit, expected = CONTROL_READBACK[command]
-        return confirm(
-            result, lambda: self.status(field=bit, timeout=timeout), expected, check, _pause(sleep)
-        )
+        return confirm(result, read, expected, check, _pause(sleep))
+
+    def _readback(
+        self, value: Any, prop: str | None, field: str | None, timeout: float | None
+    ) -> tuple[Callable[[], Any], Any]:
+        """How :meth:`confirm` reads back a setting to ``value``, and what it should read."""
+        if isinstance(value, BasicControl):
+            if prop is not None or field is not None:
+                raise ValueError("a command is read back as its STATUS bit: leave out prop/field")
+            bit, expected = CONTROL_READBACK[value]
+            return (lambda: self.status(field=bit, timeout=timeout)), expected
+        which = _P.SETTING if prop is None else self._property(prop)
+        drf = self._drf_for(which, self._target(which, field))
+        return (lambda: self._backend_or_global().read(drf, timeout)), value
 
     def on(
         self,

@@ -28,6 +28,7 @@ from typing import Any, cast
 import numpy as np
 
 from acnet_proto import drf as _drf
+from acnet_proto._text import summary
 from acnet_proto.engine.events import ConnectionEvent, DataReply, StaleReply
 from acnet_proto.errors import DeviceError, ReadError
 from acnet_proto.pc import dpm
@@ -63,21 +64,16 @@ _NAMED = 3  # how many DRFs a message names before "and N more"
 _SAYS_NOTHING = frozenset({"timed out", "deadline passed", "no data waiting"})
 
 
-def _brief(drfs: Sequence[str]) -> str:
-    """``drfs`` named for a message: the first few, then how many more."""
-    shown = ", ".join(drfs[:_NAMED])
-    return shown if len(drfs) <= _NAMED else f"{shown} and {len(drfs) - _NAMED} more"
-
-
-def check_readable(drfs: Sequence[str]) -> None:
+def check_readable(drfs: Sequence[str], requests: Sequence[_drf.DataRequest]) -> None:
     """:class:`~acnet_proto.drf.DRFError` for the first of ``drfs`` with the event ``@N``.
 
     ``@N`` (never) is how settings are sent: a device asked for it sends no
     data, so a read of it could only wait out its timeout. Every one-shot
-    read refuses it before any I/O, whatever the backend.
+    read refuses it before any I/O, whatever the backend. ``requests`` are
+    ``drfs`` parsed (every plan has them parsed already).
     """
-    for drf in drfs:
-        if isinstance(_drf.parse(drf).event, _drf.NeverEvent):
+    for drf, request in zip(drfs, requests, strict=True):
+        if isinstance(request.event, _drf.NeverEvent):
             raise _drf.DRFError(
                 drf,
                 drf.rfind("@"),
@@ -111,8 +107,8 @@ def error_reading(
     says the caller's, not ``ACNET_REQTMO``'s "6.5 min").
     """
     status = status if isinstance(status, Status) else Status.from_int(status)
-    head = str(status) if text is None else f"{str(status).removesuffix(status.text)}{text}"
-    message = f"{head}{': ' + note if note else ''}"
+    said = status.text if text is None else text
+    message = f"{status.label}: {said}{': ' + note if note else ''}"
     return Reading(
         drf,
         facility_code=status.facility,
@@ -213,13 +209,16 @@ class ListPlan:
                     f"drfs[{i}] must be a DRF string or DataRequest, not {type(d).__name__}: {d!r}"
                 )
         self.drfs = [d.to_drf() if isinstance(d, _drf.DataRequest) else d for d in drfs]
-        self.wire = [
-            d if default_event is None else _drf.with_default_event(d, default_event)
-            for d in self.drfs
-        ]
-        if default_event is None:
-            for d in self.drfs:
-                _drf.parse(d)
+        #: ``drfs`` parsed, in the same order
+        self.requests: list[_drf.DataRequest] = []
+        #: ``drfs`` as sent: with ``default_event`` where they name none
+        self.wire: list[str] = []
+        for d in self.drfs:
+            self.requests.append(_drf.parse(d))
+            # with_default_event parses ``d`` again: a hit in parse's cache, just filled
+            self.wire.append(
+                d if default_event is None else _drf.with_default_event(d, default_event)
+            )
         self.meta: list[DeviceMeta | None] = [None] * len(drfs)
         self.failed: list[bool] = [False] * len(drfs)
         #: True once the server answered ``StartList``: the list runs (or failed as a whole)
@@ -312,9 +311,10 @@ class FirstReadings:
     #: What messages call this read (``"DMQ read"``).
     _what = "read"
 
-    def _expect_readings(self) -> None:
-        """Wait for one reading of each of ``drfs``; :func:`check_readable` refuses ``@N``."""
-        check_readable(self.drfs)
+    def _expect_readings(self, requests: Sequence[_drf.DataRequest]) -> None:
+        """Wait for one reading of each of ``drfs`` (``requests``: them parsed);
+        :func:`check_readable` refuses ``@N``."""
+        check_readable(self.drfs, requests)
         self.results = [None] * len(self.drfs)
         self._missing = len(self.drfs)
 
@@ -389,7 +389,9 @@ class FirstReadings:
         status = _TIMED_OUT if timed_out else _DISCONNECTED
         progress = f"{self.arrived} of {len(self.drfs)} readings arrived"
         then = f"; {advice}" if advice else ""
-        return ReadError(self.readings(status, note, text), f"{message}; {progress}{then}")
+        return ReadError(
+            self.readings(status, note, text), f"{message}; {progress}{then}", timed_out=timed_out
+        )
 
     def timed_out(self, timeout: float, cause: object = None) -> ReadError:
         """The :class:`ReadError` for a deadline that passed: entries still waiting get
@@ -398,10 +400,11 @@ class FirstReadings:
         was being waited for) goes into the message when it says something. Adapters
         raise it ``from`` the timeout."""
         waiting = [drf for drf, got in zip(self.drfs, self.results, strict=True) if got is None]
+        named = summary(waiting, _NAMED)
         within = f"within {timeout:g} s (timeout={timeout:g})"
         said = "" if cause is None else str(cause)
         detail = f" ({said})" if said and said not in _SAYS_NOTHING else ""
-        message = f"{self._what} timed out: no reading of {_brief(waiting)} {within}{detail}"
+        message = f"{self._what} timed out: no reading of {named} {within}{detail}"
         advice = "pass a longer timeout if the devices answer slowly"
         return self._ended(message, timed_out=True, text=f"no reading {within}", advice=advice)
 
@@ -415,7 +418,7 @@ class ReadBatch(FirstReadings, ListPlan):
 
     def __init__(self, drfs: Sequence[str | _drf.DataRequest]) -> None:
         super().__init__(drfs, default_event="I")
-        self._expect_readings()
+        self._expect_readings(self.requests)
 
     def feed(self, event: ConnectionEvent) -> list[tuple[int, Reading]]:
         return self._keep(super().feed(event))

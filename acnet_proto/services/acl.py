@@ -398,9 +398,10 @@ class ACLRead(FirstReadings):
         max_url_length: int = MAX_URL_LENGTH,
     ) -> None:
         # checked as every DPM read checks them, with the same errors
-        self.drfs: list[str] = ListPlan(drfs, default_event=None).drfs
-        self._requests = [_drf.parse(text) for text in self.drfs]
-        self._expect_readings()
+        plan = ListPlan(drfs, default_event=None)
+        self.drfs: list[str] = plan.drfs
+        self._requests = plan.requests
+        self._expect_readings(self._requests)
         self._commands: list[str] = [""] * len(self.drfs)
         pending = []
         for index, request in enumerate(self._requests):

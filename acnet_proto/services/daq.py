@@ -358,9 +358,9 @@ class GRPCStream:
                         deliver(item)
                 break                                   # the server ended it: all sent
             except grpc.RpcError as e:
-                step = stream.broke(e.code().name, str(e), datetime.now(UTC), monotonic())
+                step = stream.broke(e.code().name, str(e), datetime.now(UTC), monotonic(), e)
                 if isinstance(step, GiveUp):
-                    raise step.error from e
+                    raise step.error                    # caused by e
                 if step.gap is not None:
                     deliver(step.gap)                   # the outage, told at once
             sleep(step.until - monotonic())             # cut short by stop()
@@ -391,18 +391,26 @@ class GRPCStream:
         names its entry by index), so a new call needs nothing reset."""
         return self.plan.request()
 
-    def feed(self, reply: DAQ_pb2.ReadingReply, at: datetime) -> list[Reading | Gap]:
+    def feed(self, reply: DAQ_pb2.ReadingReply, at: datetime) -> Sequence[Reading | Gap]:
         """What one reply (arriving at ``at``, UTC) gives the user, in order: its readings,
         after the closed :class:`Gap` (whose ``until`` is ``at``) if an outage ends with
         them."""
         return self.driver.received([reading for _, reading in self.plan.feed(reply)], at)
 
-    def broke(self, code: str | None, cause: str, at: datetime, now: float = 0.0) -> Wait | GiveUp:
+    def broke(
+        self,
+        code: str | None,
+        cause: str,
+        at: datetime,
+        now: float = 0.0,
+        error: BaseException | None = None,
+    ) -> Wait | GiveUp:
         """The call failed at ``at`` (``now`` on the adapter's clock) with gRPC status
         ``code`` (its name; None for a failure that is not a gRPC status), because of
-        ``cause``: wait before calling again (delivering the open gap of an outage as it
-        begins), or give up."""
-        return self.driver.broke(cause, at, now, retry=code in TRANSIENT_CODES)
+        ``cause`` (the failure ``error``, if there is one: the ``__cause__`` of the error
+        given up with): wait before calling again (delivering the open gap of an outage
+        as it begins), or give up."""
+        return self.driver.broke(cause, at, now, retry=code in TRANSIENT_CODES, error=error)
 
 
 class GRPCReadBatch(ReadBatch):

@@ -510,6 +510,7 @@ class _ReadingJob(_Job):
     def __init__(self, drfs: Sequence[str | _drf.DataRequest], default_event: str | None) -> None:
         plan = ListPlan(drfs, default_event)  # checks every DRF before anything is sent
         self.drfs: list[str] = plan.drfs
+        self.requests: list[_drf.DataRequest] = plan.requests
         self.wire: list[str] = plan.wire
         self._where: dict[str, list[int]] = {}
         for index, wire in enumerate(self.wire):
@@ -570,7 +571,7 @@ class ReadJob(FirstReadings, _ReadingJob):
 
     def __init__(self, drfs: Sequence[str | _drf.DataRequest]) -> None:
         super().__init__(drfs, default_event="I")
-        self._expect_readings()
+        self._expect_readings(self.requests)
 
     def receive(
         self,

@@ -12,16 +12,17 @@ answers with what to do next.
   ``then_connect``, make the next attempt (else the caller's own wait ended
   first, and the attempt stays due);
 - :data:`CONNECT`: make the next attempt now;
-- :class:`GiveUp` ``(error)``: the stream is over; end it with ``error``, a
-  :class:`~acnet_proto.errors.ConnectionLost` (or the
-  :class:`~acnet_proto.errors.AuthenticationError` a reconnection met).
+- :class:`GiveUp` ``(error)``: the stream is over; raise ``error``, a
+  :class:`~acnet_proto.errors.ConnectionLost` (whose ``__cause__`` is the
+  failure given to :meth:`StreamDriver.broke`, if any), or the
+  :class:`~acnet_proto.errors.AuthenticationError` a reconnection met.
 
 A blocking adapter, after its connection died of ``exc``::
 
     step = driver.broke(str(exc), datetime.now(UTC), time.monotonic(), error=exc)
     while True:
         if isinstance(step, GiveUp):
-            raise step.error from exc
+            raise step.error
         if step.gap is not None:
             deliver(step.gap)               # the outage, told at once
         if stopped_during(step.until - time.monotonic()):
@@ -57,9 +58,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from acnet_proto import drf as _drf
+from acnet_proto.api.config import host_port
 from acnet_proto.engine.connection import MISSED_HEARTBEATS
 from acnet_proto.errors import AuthenticationError, ConnectionLost
-from acnet_proto.streams.reconnect import SILENT, Gap, Reconnect, Recovery, summary
+from acnet_proto.plans.lists import ListPlan
+from acnet_proto.streams.reconnect import (
+    SILENT,
+    Gap,
+    Reconnect,
+    Recovery,
+    reconnect_policy,
+    summary,
+)
 
 __all__ = [
     "CONNECT",
@@ -133,7 +144,13 @@ class StreamDriver:
         self.start_within = start_within
         self._sent_at: datetime | None = None  # when the list went out on this connection
         self._start_due: float | None = None  # when it must run by, on the adapter's clock
-        self._starting = False
+        # the cause of a connection whose list did not start in time (made once, not per wait)
+        self._unstarted = (
+            None
+            if start_within is None
+            else f"the server did not start the list within {start_within:g} s "
+            "of its request (it kept the connection open without answering it)"
+        )
 
     @property
     def down(self) -> bool:
@@ -143,7 +160,7 @@ class StreamDriver:
     @property
     def starting(self) -> bool:
         """True from :meth:`sent` until the list is seen to run."""
-        return self._starting
+        return self._sent_at is not None
 
     def broke(
         self,
@@ -163,17 +180,23 @@ class StreamDriver:
         mend (a refusal, a reply that breaks the protocol): give up at once.
         Otherwise wait as the policy says, or give up when it allows no more
         attempts. The first failure of an outage gives, in its :class:`Wait`,
-        the open :class:`Gap` to deliver at once.
+        the open :class:`Gap` to deliver at once. A :class:`ConnectionLost`
+        given up with has ``error`` as its ``__cause__``: raise it as it is.
         """
-        self._starting, self._start_due, self._sent_at = False, None, None
+        self._sent_at = self._start_due = None
         if isinstance(error, AuthenticationError):
             return GiveUp(error)
+        recovery = self.recovery
         if not retry:
-            return GiveUp(ConnectionLost(f"the stream of {summary(self.drfs)} broke: {cause}"))
-        opening = not self.recovery.down
-        if self.recovery.broke(cause, at, now) is None:
-            return GiveUp(self.recovery.lost())
-        return Wait(self.recovery.retry_at, gap=self.recovery.opened() if opening else None)
+            lost = ConnectionLost(f"the stream of {summary(self.drfs)} broke: {cause}")
+        else:
+            opening = not recovery.down
+            if recovery.broke(cause, at, now) is not None:
+                return Wait(recovery.retry_at, gap=recovery.opened() if opening else None)
+            lost = recovery.lost()
+        if error is not None:
+            lost.__cause__ = error
+        return GiveUp(lost)
 
     def next_step(self, now: float, deadline: float | None = None) -> Wait | Connect:
         """While :attr:`down`, for a caller whose own wait ends at ``deadline`` (None: no
@@ -188,7 +211,6 @@ class StreamDriver:
         """A new connection sent the list at ``at`` (UTC; the ``until`` of the outage's
         closed gap), ``now`` on the adapter's clock: it must run by ``now + start_within``."""
         self._sent_at = at
-        self._starting = True
         self._start_due = None if self.start_within is None else now + self.start_within
 
     def wait(
@@ -207,53 +229,54 @@ class StreamDriver:
         if silent_at is not None:
             until, cause = silent_at, SILENT
         if self._start_due is not None and self._start_due < until:
-            until, cause = self._start_due, self._unstarted()
+            until, cause = self._start_due, self._unstarted
         if deadline is not None and deadline < until:
             return deadline, None
         return until, cause
 
-    def _unstarted(self) -> str:
-        return (
-            f"the server did not start the list within {self.start_within:g} s "
-            "of its request (it kept the connection open without answering it)"
-        )
-
-    def connected(self, at: datetime) -> list[Gap]:
-        """The list runs (seen at ``at``) on a new connection: the closed gap to deliver now,
-        before any reading (none when there was no outage). Short for
-        ``received([], at, started=True)``."""
-        return self.received([], at, started=True)
-
     def received(
         self, readings: Sequence[T], at: datetime, *, started: bool = False
-    ) -> list[T | Gap]:
+    ) -> Sequence[T | Gap]:
         """Readings arrived at ``at`` (and, if ``started``, the server said the list runs):
-        what to deliver, in order (the closed gap of an outage first).
+        what to deliver, in order (the closed gap of an outage first; else ``readings``
+        themselves).
 
         Either shows the list runs; the gap's ``until`` is when the list was
         :meth:`sent`, or ``at`` for an adapter that does not say. A reading
         shows the connection works: the next outage counts its attempts from
         0 again.
         """
-        items: list[T | Gap] = list(readings)
-        if not items and not started:
-            return items
-        since_sent = self._sent_at
-        self._starting, self._start_due, self._sent_at = False, None, None
         recovery = self.recovery
-        if recovery.down:
-            items.insert(0, recovery.resumed(at if since_sent is None else since_sent))
+        items: Sequence[T | Gap] = readings
+        # running as usual (the common case) there is nothing to end or add
+        if (self._sent_at is not None or recovery.down) and (readings or started):
+            since, self._sent_at, self._start_due = self._sent_at, None, None
+            if recovery.down:
+                items = [recovery.resumed(at if since is None else since), *readings]
         if readings:
             recovery.heard()
         return items
 
 
 def heartbeat_driver(
-    drfs: Sequence[str], policy: Reconnect | None, heartbeat_period: float, server: str
+    drfs: Sequence[str | _drf.DataRequest],
+    reconnect: bool | Reconnect,
+    heartbeat_period: float,
+    host: str,
+    port: int,
 ) -> StreamDriver:
-    """The driver of a stream whose server heartbeats every ``heartbeat_period`` seconds
-    (DPM over TCP): its list must start as soon as silence would make the connection dead,
-    within :data:`~acnet_proto.engine.MISSED_HEARTBEATS` periods, so that a dead server and
-    one that never starts the list are told in the same time."""
+    """The driver of a DPM/TCP subscription to ``drfs`` on ``host:port``, whose server
+    heartbeats every ``heartbeat_period`` seconds.
+
+    ``reconnect`` is a ``subscribe(..., reconnect=)`` argument (see
+    :func:`~acnet_proto.streams.reconnect.reconnect_policy`); ``drfs`` are
+    checked as a DPM list sends them (a :class:`~acnet_proto.plans.lists.ListPlan`),
+    so bad ones raise before any I/O. The list must start as soon as silence
+    would make the connection dead, within
+    :data:`~acnet_proto.engine.MISSED_HEARTBEATS` periods, so that a dead server
+    and one that never starts the list are told in the same time.
+    """
+    policy = reconnect_policy(reconnect)
+    names = ListPlan(drfs, default_event=None).drfs
     start_within = MISSED_HEARTBEATS * heartbeat_period
-    return StreamDriver(drfs, policy, start_within=start_within, server=server)
+    return StreamDriver(names, policy, start_within=start_within, server=host_port(host, port))

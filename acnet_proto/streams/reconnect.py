@@ -5,8 +5,8 @@ break the protocol, or silence past the heartbeat rule) connects again after
 a pause, adds its entries again and carries on. Its user is told, in the
 stream itself, by a :class:`Gap` where readings are missing: an open one as
 soon as the connection is found dead, a closed one when the list runs
-again; never a silent hole. :class:`Reconnect` says how hard to try; when reconnection is off or
-the tries run out, the stream ends with
+again; never a silent hole. :class:`Reconnect` says how hard to try; when
+reconnection is off or the tries run out, the stream ends with
 :class:`~acnet_proto.errors.ConnectionLost` as before.
 
 Nothing here reads a clock or sleeps. :func:`backoff` is a pure function of
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeGuard
 
+from acnet_proto._text import summary  # re-exported: streams and adapters name DRFs with it
 from acnet_proto.errors import ConnectionLost
 
 __all__ = ["SILENT", "Gap", "Reconnect", "Recovery", "backoff", "reconnect_policy", "summary"]
@@ -184,11 +185,6 @@ class Gap:
             f"gap of {seconds:.3f} s in the stream of {summary(self.drfs)} "
             f"({self.cause}; back after {self.attempts} attempt(s))"
         )
-
-
-def summary(drfs: Sequence[str]) -> str:
-    """``drfs`` named briefly for messages: the first, and how many more."""
-    return drfs[0] if len(drfs) == 1 else f"{drfs[0]} and {len(drfs) - 1} more"
 
 
 class Recovery:

@@ -12,15 +12,13 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from acnet_proto.adapters.cli.exits import NO_CONNECTION, CLIError, usage
+from acnet_proto.adapters.cli.exits import NO_CONNECTION, UNREACHABLE, CLIError, usage
 from acnet_proto.adapters.cli.simulators import Simulated, simulated
+from acnet_proto.adapters.default import make_backend
 from acnet_proto.api.backend import Backend
-from acnet_proto.errors import ConnectionLost, ProtocolError
 
 __all__ = ["connect"]
 
-#: what a dead or unreachable server looks like from inside the block
-_UNREACHABLE = (OSError, ProtocolError, ConnectionLost)
 _NAMES = {"dpm": "DPM", "grpc": "DAQ gRPC", "dmq": "DMQ", "acl": "the ACL CGI"}
 
 
@@ -38,7 +36,7 @@ def connect(args: argparse.Namespace, *, settings: bool = False) -> Iterator[Bac
             yield backend
         except BrokenPipeError:  # stdout closed (`| head`): not the server's fault
             raise
-        except _UNREACHABLE as exc:
+        except UNREACHABLE as exc:
             raise CLIError(
                 NO_CONNECTION,
                 f"no connection to {where}: {exc}; check the host and port, "
@@ -48,24 +46,11 @@ def connect(args: argparse.Namespace, *, settings: bool = False) -> Iterator[Bac
 
 def _open(args: argparse.Namespace, place: Simulated | None, settings: bool) -> Backend:
     """The backend itself: its factory, with the options and credentials it uses."""
-    host = place.host if place else args.host
-    port = place.port if place else args.port
-    credentials = place.credentials if place else _credentials(args, settings)
-    if args.backend == "dpm":
-        from acnet_proto.adapters.default import dpm
-
-        return dpm(host, port, timeout=args.timeout, **credentials)
-    if args.backend == "grpc":
-        from acnet_proto.adapters.grpc.threaded import grpc_backend
-
-        return grpc_backend(host, port, timeout=args.timeout, **credentials)
-    if args.backend == "dmq":
-        from acnet_proto.adapters.dmq import dmq
-
-        return dmq(host, port, timeout=args.timeout, **credentials)
-    from acnet_proto.adapters.acl import acl
-
-    return acl(place.url if place else None, args.timeout)
+    if place is None:
+        host, port, credentials = args.host, args.port, _credentials(args, settings)
+    else:
+        host, port, credentials = place.host, place.port, place.credentials
+    return make_backend(args.backend, host, port, timeout=args.timeout, **credentials)
 
 
 def _credentials(args: argparse.Namespace, settings: bool) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from acnet_proto import drf as _drf
-from acnet_proto.adapters.cli.exits import OK, USAGE, CLIError, drf_problem, report, usage
+from acnet_proto.adapters.cli.exits import OK, CLIError, explain, report, usage
 
 __all__ = ["DEFAULT_EVENT", "Checked", "for_devices", "for_reading", "for_streaming"]
 
@@ -37,12 +37,10 @@ def _check(
     for text in texts:
         try:
             checked.drfs.append(usable(text, _drf.parse(text)))
-        except _drf.DRFError as exc:
-            report(prog, drf_problem(exc))
-            checked.code = USAGE
-        except CLIError as exc:
-            report(prog, exc.message)
-            checked.code = max(checked.code, exc.code)
+        except (_drf.DRFError, CLIError) as exc:
+            code, message = explain(exc)
+            report(prog, message)
+            checked.code = max(checked.code, code)
     return checked
 
 

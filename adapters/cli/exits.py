@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from acnet_proto.api.backend import Backend
 from acnet_proto.drf import DRFError
 from acnet_proto.errors import (
     AcnetProtoError,
@@ -35,18 +36,22 @@ from acnet_proto.errors import (
     ReadError,
     SettingOutcomeUnknown,
 )
-from acnet_proto.status import Status
+from acnet_proto.types import Reading
 
 __all__ = [
     "DEVICE_ERROR",
     "INTERRUPTED",
     "NO_CONNECTION",
     "OK",
+    "UNREACHABLE",
     "USAGE",
     "CLIError",
     "drf_problem",
+    "explain",
+    "get_readings",
     "read_failure",
     "report",
+    "reported",
     "run_tool",
     "usage",
 ]
@@ -56,6 +61,9 @@ DEVICE_ERROR = 1
 USAGE = 2
 NO_CONNECTION = 3
 INTERRUPTED = 130
+
+#: what a dead or unreachable server looks like (exit 3)
+UNREACHABLE = (OSError, ProtocolError, ConnectionLost)
 
 
 class CLIError(AcnetProtoError):
@@ -85,15 +93,21 @@ def drf_problem(exc: DRFError) -> str:
     )
 
 
-_DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
-
-
 def read_failure(exc: ReadError) -> CLIError:
-    """What a read cut short means: no connection (exit 3) if the connection failed or
-    broke (the read marks what never came ``ACNET_DISCONNECTED``), else a timeout (exit 1)."""
-    if any(reading.status == _DISCONNECTED for reading in exc.readings):
-        return CLIError(NO_CONNECTION, f"{exc}; check the host and port, and that the server is up")
-    return CLIError(DEVICE_ERROR, f"{exc} (--timeout sets how long to wait)")
+    """What a read cut short means: a timeout (exit 1) if its deadline passed, else no
+    connection (exit 3: the connection failed or broke)."""
+    if exc.timed_out:
+        return CLIError(DEVICE_ERROR, f"{exc} (--timeout sets how long to wait)")
+    return CLIError(NO_CONNECTION, f"{exc}; check the host and port, and that the server is up")
+
+
+def get_readings(backend: Backend, drfs: Sequence[str]) -> tuple[list[Reading], CLIError | None]:
+    """The readings of ``drfs`` in one batch; if the read was cut short, what arrived (error
+    readings for the rest) and why (:func:`read_failure`), else None."""
+    try:
+        return backend.get_many(drfs), None
+    except ReadError as exc:
+        return exc.readings, read_failure(exc)
 
 
 def report(prog: str, message: str) -> None:
@@ -102,8 +116,16 @@ def report(prog: str, message: str) -> None:
     print(f"{prog}: {text}", file=sys.stderr, flush=True)
 
 
-def _explain(exc: BaseException) -> tuple[int, str]:
-    """The exit status and the line for an error a command did not handle itself."""
+def reported(prog: str, code: int, failure: CLIError | None) -> int:
+    """``code``; with a ``failure``, that reported (after what was printed) and the higher code."""
+    if failure is None:
+        return code
+    report(prog, failure.message)
+    return max(code, failure.code)
+
+
+def explain(exc: BaseException) -> tuple[int, str]:
+    """The exit status and the line for an error (a command's own, or one it did not handle)."""
     if isinstance(exc, CLIError):
         return exc.code, exc.message
     if isinstance(exc, DRFError):
@@ -114,8 +136,8 @@ def _explain(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, AuthenticationError):
         return USAGE, str(exc)
     if isinstance(exc, ReadError):
-        return _explain(read_failure(exc))
-    if isinstance(exc, SettingOutcomeUnknown | ConnectionLost | ProtocolError | OSError):
+        return explain(read_failure(exc))
+    if isinstance(exc, (SettingOutcomeUnknown, *UNREACHABLE)):
         return NO_CONNECTION, f"{exc}; check that the server is up, then try again"
     if isinstance(exc, AcnetProtoError):
         return DEVICE_ERROR, str(exc)
@@ -137,6 +159,6 @@ def run_tool(
         os.dup2(devnull, sys.stdout.fileno())  # so that the exit's flush does not fail again
         return OK
     except Exception as exc:
-        code, message = _explain(exc)
+        code, message = explain(exc)
         report(prog, message)
         return code

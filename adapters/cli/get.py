@@ -6,10 +6,9 @@ from collections.abc import Sequence
 
 from acnet_proto.adapters.cli.connect import connect
 from acnet_proto.adapters.cli.drfs import for_reading
-from acnet_proto.adapters.cli.exits import DEVICE_ERROR, OK, read_failure, report
+from acnet_proto.adapters.cli.exits import DEVICE_ERROR, OK, get_readings, reported
 from acnet_proto.adapters.cli.options import Parser, connection_options
 from acnet_proto.adapters.cli.output import Printer
-from acnet_proto.errors import ReadError
 
 __all__ = ["acget"]
 
@@ -30,15 +29,8 @@ def acget(argv: Sequence[str] | None, prog: str = "acget") -> int:
         return checked.code
     printer = Printer(args.format, timestamps=args.timestamp)
     with connect(args) as backend:
-        try:
-            readings = backend.get_many(checked.drfs)
-        except ReadError as exc:
-            for reading in exc.readings:
-                printer.reading(reading)
-            failure = read_failure(exc)
-            report(prog, failure.message)
-            return max(checked.code, failure.code)
+        readings, failure = get_readings(backend, checked.drfs)
     for reading in readings:
         printer.reading(reading)
     errors = DEVICE_ERROR if any(not r.ok for r in readings) else OK
-    return max(checked.code, errors)
+    return reported(prog, max(checked.code, errors), failure)

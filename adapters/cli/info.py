@@ -16,18 +16,17 @@ from typing import Any
 from acnet_proto import drf as _drf
 from acnet_proto.adapters.cli.connect import connect
 from acnet_proto.adapters.cli.drfs import for_devices
-from acnet_proto.adapters.cli.exits import DEVICE_ERROR, OK, read_failure, report
+from acnet_proto.adapters.cli.exits import DEVICE_ERROR, OK, get_readings, reported
 from acnet_proto.adapters.cli.options import Parser, connection_options
 from acnet_proto.adapters.cli.output import (
     Printer,
     error_text,
-    json_value,
+    reading_json,
     reading_text,
     units_of,
-    value_text,
+    value_cell,
     when_text,
 )
-from acnet_proto.errors import ReadError
 from acnet_proto.status import Status
 from acnet_proto.types import DeviceMeta, Reading
 
@@ -106,38 +105,22 @@ def acinfo(argv: Sequence[str] | None, prog: str = "acinfo") -> int:
         return checked.code
     per_device = [_P.DESCRIPTION, *(prop for _, prop in PROPERTIES)]
     requests = [f"{name}.{prop.value}@I" for name in checked.drfs for prop in per_device]
-    failure = None
     with connect(args) as backend:
-        try:
-            readings = backend.get_many(requests)
-        except ReadError as exc:
-            readings, failure = exc.readings, read_failure(exc)
+        readings, failure = get_readings(backend, requests)
     size = len(per_device)
     devices = [
         _Device(name, readings[i * size], readings[i * size + 1 : (i + 1) * size])
         for i, name in enumerate(checked.drfs)
     ]
-    _show(args.format, devices, args.verbose)
+    Printer(args.format).records(
+        devices,
+        ["device", "property", "value", "units", "error"],
+        text=lambda device: _text(device, args.verbose),
+        json=lambda device: _json(device, args.verbose),
+        rows=lambda device: _rows(device, args.verbose),
+    )
     code = max(checked.code, DEVICE_ERROR if any(d.failed for d in devices) else OK)
-    if failure is not None:
-        report(prog, failure.message)
-        code = max(code, failure.code)
-    return code
-
-
-def _show(fmt: str, devices: Sequence[_Device], verbose: bool) -> None:
-    printer = Printer(fmt)
-    rows: list[list[Any]] = [["device", "property", "value", "units", "error"]]
-    for device in devices:
-        if fmt == "json":
-            printer.json_line(_json(device, verbose))
-        elif fmt == "csv":
-            rows += _rows(device, verbose)
-        else:
-            for line in _text(device, verbose):
-                printer.line(line)
-    if fmt == "csv":
-        printer.rows(rows)
+    return reported(prog, code, failure)
 
 
 def _text(device: _Device, verbose: bool) -> list[str]:
@@ -157,11 +140,8 @@ def _json(device: _Device, verbose: bool) -> dict[str, Any]:
         return {**data, "error": device.problem}
     data.update((label.replace(" ", "_"), value) for label, value in device.about())
     for label, reading in device.shown(verbose):
-        data[label.replace(" ", "_")] = {
-            "value": json_value(reading.value) if reading.ok else None,
-            "units": units_of(reading) or None,
-            "error": error_text(reading) or None,
-        }
+        shown = reading_json(reading)
+        data[label.replace(" ", "_")] = {key: shown[key] for key in ("value", "units", "error")}
     return data
 
 
@@ -170,6 +150,6 @@ def _rows(device: _Device, verbose: bool) -> list[list[Any]]:
         return [[device.name, "", "", "", device.problem]]
     rows = [[device.name, label, value, "", ""] for label, value in device.about()]
     for label, reading in device.shown(verbose):
-        value = value_text(reading.value) if reading.ok else ""
-        rows.append([device.name, label, value, units_of(reading), error_text(reading)])
+        row = [device.name, label, value_cell(reading), units_of(reading), error_text(reading)]
+        rows.append(row)
     return rows

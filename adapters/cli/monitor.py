@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any, cast
 
 from acnet_proto.adapters.cli.connect import connect
 from acnet_proto.adapters.cli.drfs import for_streaming
@@ -52,10 +51,8 @@ def acmonitor(argv: Sequence[str] | None, prog: str = "acmonitor") -> int:
     if not checked.drfs:
         return checked.code
     with connect(args) as backend:
-        # every backend that streams takes reconnect=; the base class does not name it
-        streaming: Any = cast(Any, backend)
         policy = Reconnect(max_retries=args.reconnect)
-        with streaming.subscribe(checked.drfs, reconnect=policy) as stream:
+        with backend.subscribe(checked.drfs, reconnect=policy) as stream:
             return max(checked.code, _follow(prog, args, stream))
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from acnet_proto.adapters.cli.exits import usage
+from acnet_proto.adapters.default import BACKENDS, KINDS
 
 __all__ = [
     "BACKENDS",
@@ -26,18 +27,22 @@ __all__ = [
     "whole_number",
 ]
 
-BACKENDS = ("dpm", "grpc", "dmq", "acl")
 FORMATS = ("text", "json", "csv")
 
-#: what each backend cannot do at all (ACL over HTTP answers each request once, read-only)
-_CANNOT = {"acl": {"stream": "ACL over HTTP answers each request once", "set": "ACL is read-only"}}
+#: the backends that take no --host/--port (ACL's URL comes from $ACNET_ACL_URL)
+_NO_ADDRESS = ("acl",)
 
-#: options each backend cannot use (ACL's URL comes from $ACNET_ACL_URL)
-_UNUSED_BY_BACKEND = {
-    "acl": ("host", "port", "role", "principal"),
-    "grpc": ("role", "principal"),
-    "dmq": ("role",),
-}
+
+def _unused(backend: str) -> list[str]:
+    """The options ``backend`` cannot use: --role unless it takes one, --principal unless it
+    takes Kerberos credentials (and --host/--port for :data:`_NO_ADDRESS`)."""
+    kind = KINDS[backend]
+    unused = ["host", "port"] if backend in _NO_ADDRESS else []
+    if not kind.role:
+        unused.append("role")
+    if "kerberos" not in kind.takes:
+        unused.append("principal")
+    return unused
 
 
 #: what argparse should take for a negative number, not an option: -5, -1e-3, -.5, -inf, -nan
@@ -65,7 +70,7 @@ class Parser(argparse.ArgumentParser):
         """``parse_args(argv)``, then a usage error for an option the backend does not use."""
         ns = self.parse_args(argv)
         backend = getattr(ns, "backend", None)
-        for name in _UNUSED_BY_BACKEND.get(backend or "", ()):
+        for name in _unused(backend) if backend is not None else ():
             if getattr(ns, name, None) is not None:
                 usage(f"--{name} is not used by the {backend} backend; leave it out")
         return ns
@@ -73,9 +78,9 @@ class Parser(argparse.ArgumentParser):
 
 def require(backend: str, operation: str) -> None:
     """A usage error if ``backend`` cannot do ``operation`` (``"stream"`` or ``"set"``)."""
-    why = _CANNOT.get(backend, {}).get(operation)
+    why = KINDS[backend].cannot.get(operation)
     if why is not None:
-        able = ", ".join(b for b in BACKENDS if operation not in _CANNOT.get(b, {}))
+        able = ", ".join(b for b in BACKENDS if operation not in KINDS[b].cannot)
         usage(f"the {backend} backend cannot {operation} ({why}); use -b {able.replace(', ', '|')}")
 
 

@@ -13,9 +13,9 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import numpy as np
 
@@ -30,9 +30,12 @@ __all__ = [
     "reading_json",
     "reading_text",
     "units_of",
+    "value_cell",
     "value_text",
     "when_text",
 ]
+
+_T = TypeVar("_T")
 
 
 def is_numeric(value: Any) -> bool:
@@ -88,6 +91,11 @@ def error_text(outcome: Reading | WriteResult) -> str:
     return outcome.message or str(outcome.status)
 
 
+def value_cell(reading: Reading) -> str:
+    """The value for a CSV cell (:func:`value_text`), or ``""`` for an error reading."""
+    return value_text(reading.value) if reading.ok else ""
+
+
 def units_of(reading: Reading) -> str:
     """The reading's units if its value is numeric, else ``""``."""
     return (reading.units or "") if reading.ok and is_numeric(reading.value) else ""
@@ -133,7 +141,7 @@ class Printer:
         if self.fmt == "json":
             self.json_line(reading_json(reading))
         elif self._csv is not None:
-            value = value_text(reading.value) if reading.ok else ""
+            value = value_cell(reading)
             row = [drf, when_text(reading.timestamp), value, units_of(reading), error_text(reading)]
             self._csv_row(row)
         else:
@@ -160,6 +168,29 @@ class Printer:
     def rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """CSV rows, header included, for the tools whose columns are not a reading's."""
         csv.writer(self.out, lineterminator="\n").writerows(rows)
+
+    def records(
+        self,
+        items: Iterable[_T],
+        header: Sequence[str],
+        *,
+        text: Callable[[_T], Iterable[str]],
+        json: Callable[[_T], Mapping[str, Any]],
+        rows: Callable[[_T], Iterable[Sequence[Any]]],
+    ) -> None:
+        """Each of ``items`` as its ``text`` lines, its ``json`` object, or its CSV ``rows``
+        (those all at the end, under ``header``), for the tools whose columns are their own."""
+        table: list[Sequence[Any]] = [header]
+        for item in items:
+            if self.fmt == "json":
+                self.json_line(json(item))
+            elif self.fmt == "csv":
+                table += rows(item)
+            else:
+                for line in text(item):
+                    self.line(line)
+        if self.fmt == "csv":
+            self.rows(table)
 
     def _done(self) -> None:
         if self.flush:

@@ -24,9 +24,10 @@ from acnet_proto.adapters.cli.exits import (
     OK,
     USAGE,
     CLIError,
-    drf_problem,
-    read_failure,
+    explain,
+    get_readings,
     report,
+    reported,
     usage,
 )
 from acnet_proto.adapters.cli.options import (
@@ -39,18 +40,16 @@ from acnet_proto.adapters.cli.options import (
 from acnet_proto.adapters.cli.output import (
     Printer,
     error_text,
-    json_value,
+    reading_json,
     reading_text,
-    units_of,
-    value_text,
+    value_cell,
 )
 from acnet_proto.adapters.cli.values import Setting, plan, typed
-from acnet_proto.adapters.default import pause
 from acnet_proto.api.backend import Backend
 from acnet_proto.api.device import Device
-from acnet_proto.api.verify import CONTROL_READBACK, Verify, confirm
+from acnet_proto.api.verify import Verify
 from acnet_proto.drf import DRFError
-from acnet_proto.errors import ReadError, SettingOutcomeUnknown
+from acnet_proto.errors import SettingOutcomeUnknown
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = ["acput"]
@@ -99,10 +98,8 @@ def acput(argv: Sequence[str] | None, prog: str = "acput") -> int:
         outcome = _apply(backend, settings, check)
     _show(args.format, settings, outcome)
     code = OK if all(r.confirmed for r in outcome.results) else DEVICE_ERROR
-    if outcome.failure is not None:  # written and shown as far as known: now say what failed
-        report(prog, outcome.failure.message)
-        code = max(code, outcome.failure.code)
-    return code
+    # written and shown as far as known: now say what failed, if anything did
+    return reported(prog, code, outcome.failure)
 
 
 def _apply(backend: Backend, settings: Sequence[Setting], check: Verify | None) -> _Outcome:
@@ -142,10 +139,8 @@ def _plans(prog: str, pairs: Sequence[str]) -> list[Setting]:
     for drf, text in zip(pairs[::2], pairs[1::2], strict=True):
         try:
             settings.append(plan(drf, text))
-        except DRFError as exc:
-            problems.append(drf_problem(exc))
-        except CLIError as exc:
-            problems.append(exc.message)
+        except (DRFError, CLIError) as exc:
+            problems.append(explain(exc)[1])
     if problems:
         for problem in problems[:-1]:
             report(prog, problem)
@@ -156,37 +151,35 @@ def _plans(prog: str, pairs: Sequence[str]) -> list[Setting]:
 
 def _read(backend: Backend, settings: Sequence[Setting]) -> tuple[list[Reading], CLIError | None]:
     """The readback of each setting; if the read failed, what arrived and why it failed."""
-    try:
-        return backend.get_many([s.readback for s in settings]), None
-    except ReadError as exc:
-        return exc.readings, read_failure(exc)
+    return get_readings(backend, [s.readback for s in settings])
 
 
 def _verified(
     backend: Backend, setting: Setting, value: Any, result: WriteResult, check: Verify
 ) -> WriteResult:
     """``result`` with the verdict of reading the setting (or the status bit) back."""
-    if setting.command is None:
-        return confirm(result, lambda: backend.read(setting.readback), value, check, pause)
-    bit, expected = CONTROL_READBACK[setting.command]
-    device = Device(setting.device, backend)
-    return confirm(result, lambda: device.status(field=bit), expected, check, pause)
+    if setting.command is not None:  # the whole device's STATUS bit, as its Old and New show
+        return Device(setting.device, backend).confirm(result, value, check)
+    # the property, range and field that were set, as Old and New show them
+    device = Device(setting.target, backend)
+    return device.confirm(result, value, check, prop=setting.target.property.value)
 
 
 def _show(fmt: str, settings: Sequence[Setting], outcome: _Outcome) -> None:
-    printer = Printer(fmt)
-    rows: list[list[Any]] = [["drf", "old", "new", "units", "ok", "verified", "error"]]
-    each = zip(settings, outcome.before, outcome.results, outcome.after, strict=True)
-    for setting, old, result, new in each:
-        if fmt == "csv":
-            rows.append(_csv_row(setting, old, result, new))
-        elif fmt == "json":
-            printer.json_line(_json(setting, old, result, new))
-        else:
-            printer.line(f"Old : {setting.drf} {reading_text(old)}")
-            printer.line(f"New : {setting.drf} {_outcome(result, new)}")
-    if fmt == "csv":
-        printer.rows(rows)
+    Printer(fmt).records(
+        zip(settings, outcome.before, outcome.results, outcome.after, strict=True),
+        ["drf", "old", "new", "units", "ok", "verified", "error"],
+        text=lambda pair: _text(*pair),
+        json=lambda pair: _json(*pair),
+        rows=lambda pair: [_csv_row(*pair)],
+    )
+
+
+def _text(setting: Setting, old: Reading, result: WriteResult, new: Reading) -> list[str]:
+    return [
+        f"Old : {setting.drf} {reading_text(old)}",
+        f"New : {setting.drf} {_outcome(result, new)}",
+    ]
 
 
 def _outcome(result: WriteResult, new: Reading) -> str:
@@ -201,12 +194,13 @@ def _outcome(result: WriteResult, new: Reading) -> str:
 
 
 def _json(setting: Setting, old: Reading, result: WriteResult, new: Reading) -> dict[str, Any]:
+    before, after = reading_json(old), reading_json(new)
     return {
         "drf": setting.drf,
         "ok": result.ok,
-        "old": json_value(old.value) if old.ok else None,
-        "new": json_value(new.value) if new.ok else None,
-        "units": units_of(new) or units_of(old) or None,
+        "old": before["value"],
+        "new": after["value"],
+        "units": after["units"] or before["units"],
         "verified": result.verified,
         "error": None if result.confirmed else (result.message or str(result.status)),
     }
@@ -214,6 +208,6 @@ def _json(setting: Setting, old: Reading, result: WriteResult, new: Reading) -> 
 
 def _csv_row(setting: Setting, old: Reading, result: WriteResult, new: Reading) -> list[Any]:
     data = _json(setting, old, result, new)
-    shown = [value_text(r.value) if r.ok else "" for r in (old, new)]
     verified = "" if result.verified is None else result.verified
-    return [setting.drf, *shown, data["units"] or "", result.ok, verified, data["error"] or ""]
+    row = [setting.drf, value_cell(old), value_cell(new), data["units"] or ""]
+    return [*row, result.ok, verified, data["error"] or ""]

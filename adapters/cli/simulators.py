@@ -30,11 +30,11 @@ OPERATOR = "operator@FNAL.GOV"
 
 @dataclass
 class Simulated:
-    """Where a simulator listens (``host``/``port``, or ``url`` for ACL) and its credentials."""
+    """Where a simulator listens (``host``/``port``; for ACL, ``host`` is the CGI's base URL,
+    as :func:`~acnet_proto.adapters.default.make_backend` takes it) and its credentials."""
 
     host: str = ""
     port: int = 0
-    url: str = ""
     #: keywords the backend factory needs for settings (``auth=``, ``role=``)
     credentials: dict[str, Any] = field(default_factory=dict)
 
@@ -74,7 +74,7 @@ def simulated(backend: str, settings: bool) -> Iterator[Simulated]:
         elif backend == "acl":
             from acnet_proto.adapters.sim.acl import ACLSimServer
 
-            yield Simulated(url=stack.enter_context(ACLSimServer()).base_url)
+            yield Simulated(stack.enter_context(ACLSimServer()).base_url)
         else:
             usage(
                 f"--sim cannot run {backend}: it needs a RabbitMQ broker; start "

@@ -31,7 +31,9 @@ class Setting:
 
     ``drf`` as typed; ``target`` the request to set; ``readback`` the one to
     read before and after (the SETTING, or for a command the STATUS);
-    ``text`` the value as typed; ``command`` the control command, if any.
+    ``text`` the value as typed; ``command`` the control command, if any;
+    ``numbers`` each comma-separated part of ``text`` as a number (None where
+    it is not one; empty for a command).
     """
 
     drf: str
@@ -39,6 +41,7 @@ class Setting:
     readback: str
     text: str
     command: BasicControl | None
+    numbers: tuple[float | None, ...]
 
     @property
     def device(self) -> str:
@@ -54,13 +57,12 @@ def plan(drf: str, text: str) -> Setting:
         if command is None:
             usage(f"{text!r} is not a command for {drf}; use one of {_NAMES_TEXT}")
         status = _drf.DataRequest(target.device, _P.STATUS, event=immediate)
-        return Setting(drf, target, status.to_drf(), text, command)
-    for part in text.split(","):
-        number = _number(part)
-        if number is not None and not math.isfinite(number):
-            usage(f"{text!r} for {drf} is not a finite number; give a finite value")
+        return Setting(drf, target, status.to_drf(), text, command, ())
+    numbers = tuple(_number(part) for part in text.split(","))
+    if any(n is not None and not math.isfinite(n) for n in numbers):
+        usage(f"{text!r} for {drf} is not a finite number; give a finite value")
     readback = replace(target, event=immediate).to_drf()
-    return Setting(drf, target, readback, text, None)
+    return Setting(drf, target, readback, text, None, numbers)
 
 
 def typed(setting: Setting, current: Reading) -> Any:
@@ -81,15 +83,14 @@ def typed(setting: Setting, current: Reading) -> Any:
             return bytes.fromhex(setting.text)
         except ValueError:
             usage(f"{setting.drf} takes raw bytes: give hex digits, not {setting.text!r}")
-    numbers = [_number(part) for part in setting.text.split(",")]
-    if any(n is None for n in numbers):
+    if any(n is None for n in setting.numbers):
         if not current.ok:  # what the device takes is unknown: the server will say
             return setting.text
         hint = ""
         if setting.text.strip().lower() in CONTROL_NAMES:
             hint = f"; to send the command: acput {setting.device}.CONTROL {setting.text}"
         usage(f"{setting.text!r} is not a number, and {setting.drf} takes numbers{hint}")
-    values = [n for n in numbers if n is not None]
+    values = [n for n in setting.numbers if n is not None]
     return values[0] if len(values) == 1 else values
 
 

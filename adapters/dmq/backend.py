@@ -30,7 +30,6 @@ import pika.exceptions
 from acnet_proto import drf as _drf
 from acnet_proto.adapters._streams import StreamRegistry
 from acnet_proto.adapters.dmq._broker import (
-    BROKER_REFUSALS,
     DISCONNECTED,
     GRACE,
     START_FAILURES,
@@ -42,7 +41,7 @@ from acnet_proto.adapters.dmq._broker import (
     new_id,
     refused,
 )
-from acnet_proto.adapters.dmq.subscription import DMQSubscription
+from acnet_proto.adapters.dmq.subscription import DMQSubscription, cause_of
 from acnet_proto.adapters.dpm._blocking import _left
 from acnet_proto.adapters.kerberos import KerberosAuth
 from acnet_proto.api.auth import Auth
@@ -263,7 +262,7 @@ class DMQBackend(StreamRegistry, Backend):
             finished = op.done.wait(_left(deadline))
         except TimeoutError as exc:
             with op.lock:
-                raise job.timed_out(self.timeout if timeout is None else timeout) from exc
+                raise job.timed_out(self._seconds(timeout)) from exc
         except (pika.exceptions.AMQPError, OSError, ConnectionLost) as exc:
             with op.lock:
                 raise job.disconnected(exc) from exc
@@ -278,7 +277,7 @@ class DMQBackend(StreamRegistry, Backend):
             if op.error is not None:
                 raise job.disconnected(op.error) from op.error
             assert not finished
-            raise job.timed_out(self.timeout if timeout is None else timeout)
+            raise job.timed_out(self._seconds(timeout))
 
     # -- writes --------------------------------------------------------------------------
 
@@ -392,10 +391,11 @@ class DMQBackend(StreamRegistry, Backend):
             self._start_stream(subscription)
         except START_FAILURES as exc:
             # the stream's first outage: the handle reports it and reconnects
-            where = f"{self.host}:{self.port}"
+            where = driver.recovery.server
             lost = ConnectionLost(f"could not start the job on the DMQ broker {where}: {exc}")
             lost.__cause__ = exc
-            subscription._broken(lost, retry=not isinstance(exc, BROKER_REFUSALS))
+            _, retry = cause_of(exc)
+            subscription._broken(lost, retry=retry)
         except BaseException:
             # The I/O thread may start the job yet (and reconnect it if the connection
             # dies); stopped, it never streams to a handle nobody holds.

@@ -53,9 +53,9 @@ __all__ = ["DMQSubscription"]
 log = logging.getLogger(__name__)
 
 
-def _cause_of(failure: Exception) -> tuple[str, bool]:
-    """A failed restart: what to call it, and whether another attempt could mend it (not when
-    the broker refused our credentials)."""
+def cause_of(failure: Exception) -> tuple[str, bool]:
+    """A job that failed to start (again): what a restart's failure is called, and whether
+    another attempt could mend it (not when the broker refused our credentials)."""
     return f"reconnecting failed: {failure}", not isinstance(failure, BROKER_REFUSALS)
 
 
@@ -135,14 +135,13 @@ class DMQSubscription(ThreadedSubscription):
             if self._ended or self._stop_requested:
                 return
             now = time.monotonic()
-            step = self._driver.broke(str(error), datetime.now(UTC), now, retry=retry)
+            step = self._driver.broke(str(error), datetime.now(UTC), now, retry=retry, error=error)
             if isinstance(step, GiveUp):
-                step.error.__cause__ = error
                 thread = None
             else:
                 name = f"acnet-dmq-reconnect {summary(self.drfs)}"
                 thread = threading.Thread(
-                    target=self._reconnect, args=(step, error), name=name, daemon=True
+                    target=self._reconnect, args=(step,), name=name, daemon=True
                 )
                 self._reconnector = thread
         if thread is None:
@@ -151,7 +150,7 @@ class DMQSubscription(ThreadedSubscription):
         else:
             thread.start()
 
-    def _reconnect(self, step: Wait, failure: ConnectionLost) -> None:
+    def _reconnect(self, step: Wait) -> None:
         """Queue the open gap of the outage, pause, then start the job on a (new)
         connection; again, until it runs or the driver gives up. The closed gap is queued on
         the I/O thread at the server's first word on the new job (:meth:`_deliver`), before
@@ -164,8 +163,7 @@ class DMQSubscription(ThreadedSubscription):
                 self._stopped_after,
                 (*START_FAILURES, AuthenticationError),
                 self._push_one,
-                failure,
-                _cause_of,
+                cause_of,
             )
         except (ConnectionLost, AuthenticationError) as exc:  # the driver gave up
             # (at once for Kerberos refusing the credentials: trying again cannot help)
@@ -194,9 +192,8 @@ class DMQSubscription(ThreadedSubscription):
             if not readings and not self._driver.starting:
                 return
             items = self._driver.received(readings, datetime.now(UTC), started=True)
-        for item in items:
-            if isinstance(item, Gap):
-                log.info("the stream of %s is back: %s", summary(self.drfs), item)
+        if items and isinstance(items[0], Gap):  # a closed gap only ever comes first
+            log.info("the stream of %s is back: %s", summary(self.drfs), items[0])
         self._push(items)
 
     def _push_one(self, item: Reading | Gap) -> None:

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Protocol, Self, TypeVar, cast
 
 from acnet_proto import drf as _drf
-from acnet_proto.adapters._streams import describe
+from acnet_proto.adapters._streams import DefaultTimeout, arrived, describe
 from acnet_proto.api.auth import Auth, AuthHolder
 from acnet_proto.api.backend import AsyncBackend, AsyncSubscription, check_callbacks, setting_pairs
 from acnet_proto.api.config import (
@@ -43,15 +43,14 @@ from acnet_proto.api.config import (
     check_pool_size,
     check_port,
     check_timeout,
-    host_port,
 )
 from acnet_proto.engine import HEARTBEAT_PERIOD
 from acnet_proto.engine.client import ClientConnection
-from acnet_proto.errors import AuthenticationError, ConnectionLost, ProtocolError
+from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.plans.lists import ListPlan, ReadBatch
 from acnet_proto.plans.settings import GSSContext, WritePlan, dpm_write_batch, outcome_unknown
 from acnet_proto.streams.driver import Ending, GiveUp, StreamDriver, Wait, heartbeat_driver
-from acnet_proto.streams.reconnect import Gap, Reconnect, reconnect_policy, summary
+from acnet_proto.streams.reconnect import Gap, Reconnect, summary
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = [
@@ -280,7 +279,7 @@ async def _each(steps: Sequence[Callable[[], Awaitable[object]]]) -> None:
         raise failure
 
 
-class AsyncDPMBackend(AuthHolder, AsyncBackend):
+class AsyncDPMBackend(AuthHolder, DefaultTimeout, AsyncBackend):
     """A DPM/TCP client on the event loop of ``_kit``. ``aclose()`` or ``async with`` ends it.
 
     ``timeout`` is the default total deadline of each call, in seconds;
@@ -393,7 +392,7 @@ class AsyncDPMBackend(AuthHolder, AsyncBackend):
             async with self._kit.fail_at(deadline):
                 await self._run(batch)
         except TimeoutError as exc:  # before OSError: it is one
-            raise batch.timed_out(self.timeout if timeout is None else timeout) from exc
+            raise batch.timed_out(self._seconds(timeout)) from exc
         except self._broken as exc:
             raise batch.disconnected(exc) from exc
         return batch.readings()
@@ -485,10 +484,7 @@ class AsyncDPMBackend(AuthHolder, AsyncBackend):
         (False).
         """
         check_callbacks(callback, on_error)
-        policy = reconnect_policy(reconnect)
-        drfs = ListPlan(drfs, default_event=None).drfs
-        server = host_port(self.host, self.port)
-        driver = heartbeat_driver(drfs, policy, self.heartbeat_period, server)
+        driver = heartbeat_driver(drfs, reconnect, self.heartbeat_period, self.host, self.port)
         deadline = self._deadline(timeout)
         if callback is not None and self._tasks is None:
             raise RuntimeError(
@@ -519,10 +515,11 @@ class AsyncDPMBackend(AuthHolder, AsyncBackend):
         return link, plan
 
     def _deadline(self, timeout: float | None) -> float:
+        """When a call of ``timeout`` seconds (None: the default) must end, on the loop's
+        clock; RuntimeError once the backend is closed."""
         if self.closed:
             raise RuntimeError(f"this {type(self).__name__} is closed")
-        seconds = self.timeout if timeout is None else check_timeout(timeout)
-        return self._kit.now() + seconds
+        return self._kit.now() + self._seconds(timeout)
 
 
 class AsyncDPMSubscription(AsyncSubscription):
@@ -545,8 +542,8 @@ class AsyncDPMSubscription(AsyncSubscription):
         self._kit = backend._kit
         self._link: _Link | None = None  # None between a broken connection and the next
         self._plan: ListPlan | None = None  # the list running on _link
-        # the first attempt's failure (made by subscribe()), until the stream reports it
-        self._failure: BaseException | None = None
+        # the error the driver gave up with, for the next wait to raise (after what came first)
+        self._lost: Ending | None = None
         self._driver = driver
         self._callback = callback
         self._on_error = on_error
@@ -583,7 +580,7 @@ class AsyncDPMSubscription(AsyncSubscription):
         try:
             while (reading := await self._next_reading(None)) is not None:
                 await self._call(callback, reading)
-        except (ConnectionLost, AuthenticationError) as exc:  # the driver gave up
+        except ConnectionLost as exc:  # the driver gave up
             await self._report(exc)
         except Exception as exc:  # a bug: it ends this stream, never the task group
             if self.stopped:  # stop() from another task, mid-receive: the end asked for
@@ -623,11 +620,12 @@ class AsyncDPMSubscription(AsyncSubscription):
 
     async def _receive(self, deadline: float | None) -> bool:
         """Buffer what arrives by ``deadline``, reconnecting if need be; False when the wait
-        is over or the stream stopped."""
-        if self._failure is not None:  # the first attempt failed: that is an outage
-            failure, self._failure = self._failure, None
-            await self._broke(describe(failure), failure)
-            return True
+        is over or the stream stopped. Raises the driver's error (ConnectionLost) once it
+        gave up, ending the stream."""
+        if self._lost is not None:
+            await self._halt()
+            self.exc = self._lost
+            raise self._lost
         link, plan, driver = self._link, self._plan, self._driver
         if link is None or plan is None:
             return await self._reconnect(deadline)
@@ -647,25 +645,19 @@ class AsyncDPMSubscription(AsyncSubscription):
                 return False
             await self._broke(describe(exc), exc)
             return True
-        if made or driver.starting:  # most bytes are heartbeats: no clock read for them
-            readings, at = [r for _, r in made], datetime.now(UTC)
-            self._buffer.extend(driver.received(readings, at, started=plan.started))
+        self._buffer.extend(arrived(driver, made, plan.started))
         return not self.stopped
 
     async def _broke(self, cause: str, exc: BaseException) -> None:
         """Drop the dead connection, buffer the open gap of the outage and note when to try
-        again; the driver's error (ConnectionLost) if never."""
+        again; if never, keep the driver's error for the next wait to raise."""
         link, self._link = self._link, None
         if link is not None:
             await link.abort()
         step = self._driver.broke(cause, datetime.now(UTC), self._kit.now(), error=exc)
         if isinstance(step, GiveUp):
-            await self._halt()
-            self.exc = step.error
-            if step.error is exc:
-                raise step.error
-            raise step.error from exc
-        if step.gap is not None:
+            self._lost = step.error
+        elif step.gap is not None:
             self._buffer.append(step.gap)
 
     async def _halt(self) -> None:
@@ -688,12 +680,9 @@ class AsyncDPMSubscription(AsyncSubscription):
                 return False
         if self.stopped:
             return False
-        # TimeoutError included: it is an OSError; the driver ends the stream on refused
-        # credentials
-        failures: tuple[type[BaseException], ...] = (*self._backend._broken, AuthenticationError)
         try:
             await self._connect(self._kit.now() + self._backend.timeout)
-        except failures as exc:
+        except self._backend._broken as exc:  # TimeoutError included: it is an OSError
             # stop() may have run in another task during the await; the casts keep mypy
             # from holding on to the check above (which would make this unreachable)
             if cast(bool, self.stopped):  # stop() cut the attempt short
@@ -703,11 +692,11 @@ class AsyncDPMSubscription(AsyncSubscription):
 
     async def _attempt(self, deadline: float) -> None:
         """The first connection, made by subscribe() by ``deadline``: a failure is the
-        stream's first outage, reported by the first wait for a reading."""
+        stream's first outage, from that moment (its open gap the first item)."""
         try:
             await self._connect(deadline)
         except self._backend._broken as exc:  # TimeoutError included: it is an OSError
-            self._failure = exc
+            await self._broke(describe(exc), exc)
 
     async def _connect(self, deadline: float) -> None:
         """Connect and send the list by ``deadline`` (stop() cuts it short); the closed gap
@@ -770,7 +759,7 @@ class _Readings:
         if not self._over:
             try:
                 reading = await self._subscription._next_reading(self._timeout)
-            except (ConnectionLost, AuthenticationError) as exc:  # the stream ended
+            except ConnectionLost as exc:  # the stream ended
                 self._over = True
                 await self._subscription._report(exc)
                 raise

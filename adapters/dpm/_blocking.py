@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import socket
 import time
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from acnet_proto.engine import HEARTBEAT_PERIOD
 from acnet_proto.engine.client import ClientConnection, Plan
+from acnet_proto.errors import ProtocolError
+from acnet_proto.plans.lists import ListPlan
 from acnet_proto.plans.settings import WriteBatch, WritePlan, outcome_unknown
+from acnet_proto.streams.driver import StreamDriver
 from acnet_proto.types import Reading
 
-__all__ = ["_Link", "_left", "apply_settings", "open_stream", "run_plan"]
+__all__ = ["_BROKEN", "_Link", "_left", "apply_settings", "open_stream", "run_plan"]
+
+#: What a stream's connection (or an attempt to make one) dies of; a timeout is an OSError.
+_BROKEN = (OSError, ProtocolError)
 
 
 class _Link:
@@ -64,20 +71,26 @@ def _left(deadline: float) -> float:
 
 
 def open_stream(
-    host: str, port: int, plan: Plan, deadline: float, heartbeat_period: float = HEARTBEAT_PERIOD
-) -> _Link:
-    """A new link with ``plan`` (a subscription's list) sent and started on it.
+    host: str, port: int, driver: StreamDriver, deadline: float, heartbeat_period: float
+) -> tuple[_Link, ListPlan]:
+    """A new link with a fresh list of the driver's DRFs sent on it, and that list; the
+    driver is told it was :meth:`~acnet_proto.streams.driver.StreamDriver.sent`.
 
-    Raises what connecting raises (OSError, TimeoutError at ``deadline``,
-    ProtocolError); nothing is left open then.
+    Each connection gets a list plan of its own: what one learned (an entry
+    refused, the metadata) is learned afresh on the next. Raises what
+    connecting raises (OSError, TimeoutError at ``deadline``, ProtocolError);
+    nothing is left open then.
     """
+    at = datetime.now(UTC)
+    plan = ListPlan(driver.drfs, default_event=None)
     link = _Link(host, port, deadline, heartbeat_period)
     try:
         link.send(link.client.begin(plan, time.monotonic()))
     except BaseException:
         link.close()
         raise
-    return link
+    driver.sent(at, time.monotonic())
+    return link, plan
 
 
 class _FinitePlan(Plan, Protocol):

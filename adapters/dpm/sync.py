@@ -37,28 +37,32 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from acnet_proto.adapters._streams import describe
-from acnet_proto.adapters.dpm._blocking import _left, _Link, apply_settings, open_stream, run_plan
+from acnet_proto.adapters._streams import DefaultTimeout, arrived, describe
+from acnet_proto.adapters.dpm._blocking import (
+    _BROKEN,
+    _left,
+    _Link,
+    apply_settings,
+    open_stream,
+    run_plan,
+)
 from acnet_proto.api.auth import Auth, AuthHolder
 from acnet_proto.api.backend import setting_pairs
-from acnet_proto.api.config import check_timeout, host_port
+from acnet_proto.api.config import check_timeout
 from acnet_proto.engine import HEARTBEAT_PERIOD
-from acnet_proto.errors import AuthenticationError, ProtocolError
+from acnet_proto.errors import ProtocolError
 from acnet_proto.plans.lists import ListPlan, ReadBatch, value_of
 from acnet_proto.plans.settings import WriteSequence, dpm_write_batch
-from acnet_proto.streams.driver import GiveUp, StreamDriver, Wait, heartbeat_driver
-from acnet_proto.streams.reconnect import Gap, Reconnect, reconnect_policy
+from acnet_proto.streams.driver import Ending, GiveUp, StreamDriver, Wait, heartbeat_driver
+from acnet_proto.streams.reconnect import Gap, Reconnect
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = ["SyncClient", "SyncSubscription"]
 
-# what a stream's connection (or an attempt to make one) dies of; a timeout is an OSError
-_BROKEN = (OSError, ProtocolError)
-
 DEFAULT_TIMEOUT = 5.0
 
 
-class SyncClient(AuthHolder):
+class SyncClient(AuthHolder, DefaultTimeout):
     """A blocking DPM client. Connects on first use; ``close()`` or ``with`` ends it.
 
     ``heartbeat_period``: how often the server sends a heartbeat on an open
@@ -102,8 +106,7 @@ class SyncClient(AuthHolder):
     def connect(self, timeout: float | None = None) -> SyncClient:
         """Connect now rather than at the first read; returns ``self``."""
         if self._link is None:
-            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-            self._link = _Link(self.host, self.port, deadline, self.heartbeat_period)
+            self._link = _Link(self.host, self.port, self._deadline(timeout), self.heartbeat_period)
         return self
 
     def get_many(self, drfs: Sequence[str], timeout: float | None = None) -> list[Reading]:
@@ -116,7 +119,7 @@ class SyncClient(AuthHolder):
         repeated once on a new one.
         """
         batch = ReadBatch(drfs)
-        seconds = self.timeout if timeout is None else timeout
+        seconds = self._seconds(timeout)
         deadline = time.monotonic() + seconds
         while True:
             reused = self._link is not None
@@ -151,7 +154,7 @@ class SyncClient(AuthHolder):
         is raised and nothing is sent again.
         """
         batch = dpm_write_batch(setting_pairs(settings), self.auth, self.role)
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        deadline = self._deadline(timeout)
         link, self._writer = self._writer, None
         self._writer = apply_settings(link, batch, self.auth, self.host, self.port, deadline)
         return batch.write_results()
@@ -171,34 +174,23 @@ class SyncClient(AuthHolder):
     ) -> SyncSubscription:
         """Start streaming ``drfs`` on a connection of its own.
 
-        ``timeout`` bounds connecting (and each reconnection). The first
-        connection is made here, but a server that cannot be reached is an
-        outage like any later one: ``readings()`` yields an open :class:`Gap`
-        and reconnects. ``reconnect``: if the connection dies, connect again
+        ``timeout`` bounds the first connection (reconnections take the
+        client's ``timeout``). The first connection is made here, but a
+        server that cannot be reached is an outage like any later one:
+        ``readings()`` yields an open :class:`Gap` and reconnects. ``reconnect``: if the connection dies, connect again
         with the default :class:`Reconnect` policy (True), a policy of your
         own, or not at all (False: ``readings()`` raises :class:`ConnectionLost`).
         """
-        policy = reconnect_policy(reconnect)
-        drfs = ListPlan(drfs, default_event=None).drfs
-        server = host_port(self.host, self.port)
-        driver = heartbeat_driver(drfs, policy, self.heartbeat_period, server)
+        driver = heartbeat_driver(drfs, reconnect, self.heartbeat_period, self.host, self.port)
         return SyncSubscription(self, driver, timeout)
-
-    def _open_stream(
-        self, drfs: Sequence[str], timeout: float | None = None
-    ) -> tuple[_Link, ListPlan]:
-        """A new connection with a fresh list of ``drfs`` started on it, and that list."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        plan = ListPlan(drfs, default_event=None)
-        return open_stream(self.host, self.port, plan, deadline, self.heartbeat_period), plan
 
 
 class SyncSubscription:
     """A running stream; iterate :meth:`readings`, then :meth:`stop` (or use ``with``).
 
     Made by :meth:`SyncClient.subscribe`, which makes the first connection
-    attempt here (within ``timeout``); if it fails, ``readings()`` begins
-    with that outage.
+    attempt here (within ``timeout``); if it fails, that is the stream's first
+    outage, from that moment: ``readings()`` begins with it.
     """
 
     def __init__(
@@ -211,12 +203,12 @@ class SyncSubscription:
         self.drfs = list(driver.drfs)
         self._buffer: deque[Reading | Gap] = deque()
         self.stopped = False
-        # the first attempt's failure, until readings() reports it
-        self._failure: Exception | None = None
+        # the error the driver gave up with, for the next wait to raise (after what came first)
+        self._lost: Ending | None = None
         try:
             self._connect(timeout)
         except _BROKEN as exc:
-            self._failure = exc
+            self._broke(describe(exc), exc)
 
     def __enter__(self) -> SyncSubscription:
         return self
@@ -245,11 +237,11 @@ class SyncSubscription:
             yield self._buffer.popleft(), self
 
     def _wait(self, deadline: float | None) -> bool:
-        """Buffer what comes by ``deadline``, reconnecting if need be; False when it passed."""
-        if self._failure is not None:  # the first attempt failed: that is an outage
-            failure, self._failure = self._failure, None
-            self._broke(describe(failure), failure)
-            return True
+        """Buffer what comes by ``deadline``, reconnecting if need be; False when it passed.
+        Raises the driver's error (ConnectionLost) once it gave up."""
+        if self._lost is not None:
+            self.stopped = True
+            raise self._lost
         link, plan, driver = self._link, self._plan, self._driver
         if link is None or plan is None:
             return self._reconnect(deadline)
@@ -265,24 +257,19 @@ class SyncSubscription:
         except _BROKEN as exc:
             self._broke(describe(exc), exc)
             return True
-        if made or driver.starting:  # most bytes are heartbeats: no clock read for them
-            readings = [r for _, r in made]
-            self._buffer.extend(driver.received(readings, datetime.now(UTC), started=plan.started))
+        self._buffer.extend(arrived(driver, made, plan.started))
         return True
 
     def _broke(self, cause: str, exc: BaseException) -> None:
-        """Drop the dead connection and buffer the open gap of the outage; the driver's
-        error (ConnectionLost) if it gives up."""
+        """Drop the dead connection and buffer the open gap of the outage; if the driver
+        gives up, keep its error for the next wait to raise."""
         link, self._link = self._link, None
         if link is not None:
             link.close()
         step = self._driver.broke(cause, datetime.now(UTC), time.monotonic(), error=exc)
         if isinstance(step, GiveUp):
-            self.stopped = True
-            if step.error is exc:  # refused credentials: the failure is the end itself
-                raise step.error
-            raise step.error from exc
-        if step.gap is not None:
+            self._lost = step.error
+        elif step.gap is not None:
             self._buffer.append(step.gap)
 
     def _reconnect(self, deadline: float | None) -> bool:
@@ -294,15 +281,19 @@ class SyncSubscription:
                 return False
         try:
             self._connect()
-        except (*_BROKEN, AuthenticationError) as exc:  # the driver ends the stream on the latter
+        except _BROKEN as exc:
             self._broke(describe(exc), exc)
         return True
 
     def _connect(self, timeout: float | None = None) -> None:
         """A new connection with the list sent on it; the closed gap comes when it runs."""
-        at = datetime.now(UTC)
-        self._link, self._plan = self._client._open_stream(self.drfs, timeout)
-        self._driver.sent(at, time.monotonic())
+        client = self._client
+        # subscribe()'s timeout was never checked (0 makes the first attempt an outage at
+        # once), and checking it now would make a call that worked raise
+        deadline = time.monotonic() + (client.timeout if timeout is None else timeout)
+        self._link, self._plan = open_stream(
+            client.host, client.port, self._driver, deadline, client.heartbeat_period
+        )
 
     def stop(self) -> None:
         """Stop the stream and close its connection."""

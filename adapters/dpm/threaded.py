@@ -63,11 +63,19 @@ from acnet_proto.adapters._streams import (
     JOIN_PATIENCE,
     StreamRegistry,
     ThreadedSubscription,
+    arrived,
     describe,
     resume,
     warn_dropping,
 )
-from acnet_proto.adapters.dpm._blocking import _left, _Link, apply_settings, open_stream, run_plan
+from acnet_proto.adapters.dpm._blocking import (
+    _BROKEN,
+    _left,
+    _Link,
+    apply_settings,
+    open_stream,
+    run_plan,
+)
 from acnet_proto.api.auth import Auth, AuthHolder
 from acnet_proto.api.backend import (
     DEFAULT_QUEUE_SIZE,
@@ -87,21 +95,18 @@ from acnet_proto.api.config import (
     check_pool_size,
     check_port,
     check_timeout,
-    host_port,
 )
 from acnet_proto.engine import HEARTBEAT_PERIOD
-from acnet_proto.errors import AuthenticationError, ConnectionLost, ProtocolError
+from acnet_proto.errors import ConnectionLost, ProtocolError
 from acnet_proto.plans.lists import ListPlan, ReadBatch
 from acnet_proto.plans.settings import dpm_write_batch
-from acnet_proto.streams.driver import Ending, StreamDriver, heartbeat_driver
-from acnet_proto.streams.reconnect import Gap, Reconnect, reconnect_policy, summary
+from acnet_proto.streams.driver import Ending, GiveUp, StreamDriver, Wait, heartbeat_driver
+from acnet_proto.streams.reconnect import Gap, Reconnect, summary
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = ["DPMBackend", "DPMHTTPBackend", "DPMSubscription", "DispatchMode"]
 
 log = logging.getLogger(__name__)
-# what a stream's connection dies of (a silent server: TimeoutError, an OSError)
-_BROKEN = (OSError, ProtocolError)
 
 
 def _still_open(link: _Link) -> bool:
@@ -191,8 +196,9 @@ class DPMSubscription(ThreadedSubscription):
         # the connection and its list; None between a dead connection and the next
         self._link: _Link | None = None
         self._plan: ListPlan | None = None
-        # the first attempt's failure (made by subscribe()), until the reader reports it
-        self._failure: Exception | None = None
+        # the driver's answer to the first attempt's failure (made by subscribe()), for the
+        # reader to carry out: the outage began then
+        self._first: Wait | GiveUp | None = None
         self._driver = driver
         # the callback the reader thread calls itself (DIRECT mode), else None
         self._direct: ReadingCallback | None = callback if mode is DispatchMode.DIRECT else None
@@ -238,7 +244,7 @@ class DPMSubscription(ThreadedSubscription):
         error: Ending | None = None
         try:
             self._stream()
-        except (ConnectionLost, AuthenticationError) as exc:  # the driver gave up
+        except ConnectionLost as exc:  # the driver gave up
             error = exc
         except Exception as exc:  # OSError, ProtocolError, or a bug: the stream is dead either way
             error = ConnectionLost(f"the stream of {summary(self.drfs)} broke: {exc}")
@@ -254,36 +260,38 @@ class DPMSubscription(ThreadedSubscription):
 
         Each outage is told at once (its open gap, delivered by :func:`resume`)."""
         driver = self._driver
-        failure, self._failure = self._failure, None
+        step, self._first = self._first, None
         while True:
-            if failure is None:
+            if step is None:
                 try:
                     self._pump()
                     return  # stopped
                 except _BROKEN as exc:
-                    failure = exc
-                self._drop_link()
-            step = driver.broke(
-                describe(failure), datetime.now(UTC), time.monotonic(), error=failure
-            )
-            connected = resume(
-                driver, step, self._connect, self._stopped_after, _BROKEN, self._deliver, failure
-            )
-            if not connected:
+                    self._drop_link()
+                    step = self._broke(exc)
+            if not resume(driver, step, self._connect, self._stopped_after, _BROKEN, self._deliver):
                 return
-            failure = None
+            step = None
 
     def _attempt(self) -> None:
-        """The first connection, made by subscribe(): a failure is the stream's first outage."""
+        """The first connection, made by subscribe(): a failure is the stream's first outage,
+        from that moment; the reader tells it."""
         try:
             self._connect()
         except _BROKEN as exc:
-            self._failure = exc
+            self._first = self._broke(exc)
+
+    def _broke(self, exc: Exception) -> Wait | GiveUp:
+        """The driver's answer to the connection (or an attempt to make one) dying of ``exc``,
+        now."""
+        return self._driver.broke(describe(exc), datetime.now(UTC), time.monotonic(), error=exc)
 
     def _connect(self) -> None:
-        at = datetime.now(UTC)
-        self._link, self._plan = self._backend._open_stream(self.drfs)
-        self._driver.sent(at, time.monotonic())
+        backend = self._backend
+        deadline = backend._deadline(None)
+        self._link, self._plan = open_stream(
+            backend.host, backend.port, self._driver, deadline, backend.heartbeat_period
+        )
 
     def _drop_link(self) -> None:
         link, self._link = self._link, None
@@ -314,10 +322,8 @@ class DPMSubscription(ThreadedSubscription):
                     made = link.pump_for(0)
                 except TimeoutError:
                     continue  # readable, yet nothing to read: a spurious wakeup
-                if made or driver.starting:  # most bytes are heartbeats: no clock read for them
-                    readings, at = [r for _, r in made], datetime.now(UTC)
-                    for item in driver.received(readings, at, started=plan.started):
-                        self._deliver(item)
+                for item in arrived(driver, made, plan.started):
+                    self._deliver(item)
 
     def _deliver(self, reading: Reading | Gap) -> None:
         if self._direct is not None:
@@ -431,8 +437,7 @@ class DPMBackend(AuthHolder, StreamRegistry, Backend):
         try:
             self._run(batch, deadline)
         except TimeoutError as exc:
-            seconds = self.timeout if timeout is None else timeout
-            raise batch.timed_out(seconds, exc) from exc
+            raise batch.timed_out(self._seconds(timeout), exc) from exc
         except (OSError, ProtocolError) as exc:
             raise batch.disconnected(f"{self._host}:{self._port}: {exc}") from exc
         return batch.readings()
@@ -501,10 +506,7 @@ class DPMBackend(AuthHolder, StreamRegistry, Backend):
         if not isinstance(dispatch_mode, DispatchMode):
             raise TypeError(f"dispatch_mode must be a DispatchMode, not {dispatch_mode!r}")
         queue = ReadingQueue(queue_size)
-        policy = reconnect_policy(reconnect)
-        drfs = ListPlan(drfs, default_event=None).drfs
-        server = host_port(self._host, self._port)
-        driver = heartbeat_driver(drfs, policy, self.heartbeat_period, server)
+        driver = heartbeat_driver(drfs, reconnect, self.heartbeat_period, self._host, self._port)
         subscription = DPMSubscription(self, driver, callback, on_error, dispatch_mode, queue)
         try:
             subscription._attempt()
@@ -514,18 +516,6 @@ class DPMBackend(AuthHolder, StreamRegistry, Backend):
         self._register(subscription, lambda: subscription._close_link(polite=False))
         subscription._start()
         return subscription
-
-    def _open_stream(self, drfs: Sequence[str]) -> tuple[_Link, ListPlan]:
-        """A new connection with the list of ``drfs`` started on it, within the timeout,
-        and that list.
-
-        Each connection gets a list plan of its own: what one learned (an
-        entry refused, the metadata) is learned afresh on the next.
-        """
-        plan = ListPlan(drfs, default_event=None)
-        deadline = self._deadline(None)
-        link = open_stream(self._host, self._port, plan, deadline, self.heartbeat_period)
-        return link, plan
 
     def close(self) -> None:
         """Stop every stream (joining its threads) and close every pooled connection."""

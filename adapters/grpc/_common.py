@@ -20,10 +20,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import grpc
 
 from acnet_proto import drf as _drf
-from acnet_proto.adapters._streams import (
-    JOIN_PATIENCE,
-    resume,
-)
+from acnet_proto.adapters import _streams
+from acnet_proto.adapters._streams import JOIN_PATIENCE, DefaultTimeout, resume
 from acnet_proto.adapters.grpc.stubs.DAQ_pb2_grpc import DAQStub
 from acnet_proto.api.auth import JWTAuth
 from acnet_proto.api.backend import (
@@ -108,20 +106,20 @@ def code_name(error: BaseException) -> str | None:
 
 
 def describe(error: BaseException) -> str:
-    """A gRPC failure as ``CODE: details``; anything else as its text."""
+    """A gRPC failure as ``CODE: details``; anything else as
+    :func:`acnet_proto.adapters._streams.describe` says it."""
     code = _code(error)
     if code is not None:
         return f"{code.name}: {error.details()}"  # type: ignore[attr-defined]
-    return str(error) or type(error).__name__
+    return _streams.describe(error)
 
 
 def stream_failure(stream: GRPCStream, error: Exception) -> ConnectionLost:
     """The end of ``stream`` for a failure outside a call's replies: a call that could not
     start (a closed channel), or a bug. Never retried."""
-    step = stream.broke(None, describe(error), datetime.now(UTC), time.monotonic())
+    step = stream.broke(None, describe(error), datetime.now(UTC), time.monotonic(), error)
     # a failure with no gRPC code is never retried, and is no AuthenticationError
     assert isinstance(step, GiveUp) and isinstance(step.error, ConnectionLost)
-    step.error.__cause__ = error
     return step.error
 
 
@@ -183,7 +181,7 @@ class BearerMetadata(tuple[tuple[str, str], ...]):
         return "(('authorization', 'Bearer <redacted>'),)"
 
 
-class GRPCConfig:
+class GRPCConfig(DefaultTimeout):
     """What the three gRPC backends share: where, how long, and the credentials."""
 
     def __init__(self, host: str, port: int, auth: JWTAuth | None, timeout: float) -> None:
@@ -230,7 +228,7 @@ class GRPCConfig:
         """The deadline of one call: ``timeout``, or the backend's default."""
         if self.closed:
             raise RuntimeError(f"this {type(self).__name__} is closed")
-        return self.timeout if timeout is None else check_timeout(timeout)
+        return self._seconds(timeout)
 
     def write_metadata(self) -> BearerMetadata:
         """The call metadata carrying the token; :class:`AuthenticationError` without one."""
@@ -425,8 +423,9 @@ class StreamThread:
                 denied = policy_denied(e, stream.drfs, "stream")
                 if denied is not None:  # the proxy would refuse every new call too
                     raise denied from e
-                step = stream.broke(code_name(e), describe(e), datetime.now(UTC), time.monotonic())
+                now = time.monotonic()
+                step = stream.broke(code_name(e), describe(e), datetime.now(UTC), now, e)
                 # the next call is the next attempt: there is nothing to connect first
                 wait = self._cancelled.wait
-                if not resume(stream.driver, step, _nothing, wait, (), self._deliver, e):
+                if not resume(stream.driver, step, _nothing, wait, (), self._deliver):
                     return

@@ -173,9 +173,9 @@ class AsyncioGRPCSubscription(AsyncSubscription):
             finally:
                 call.cancel()
             loop = asyncio.get_running_loop()
-            step = stream.broke(code, cause, datetime.now(UTC), loop.time())
+            step = stream.broke(code, cause, datetime.now(UTC), loop.time(), failure)
             if isinstance(step, GiveUp):
-                raise step.error from failure
+                raise step.error
             if step.gap is not None:  # the outage, told as it begins
                 self._push([step.gap])
             pause = max(0.0, step.until - loop.time())
@@ -184,7 +184,7 @@ class AsyncioGRPCSubscription(AsyncSubscription):
             )
             await asyncio.sleep(pause)  # stop() cancels it
 
-    def _push(self, items: list[Reading | Gap]) -> None:
+    def _push(self, items: Sequence[Reading | Gap]) -> None:
         for item in items:
             if not self._queue.push(item) and self._queue.dropped == 1:
                 warn_dropping(self.drfs, self._queue)

@@ -59,7 +59,6 @@ metadata, so ``units`` is None.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -238,7 +237,6 @@ def grpc_backend(
     ``ACNET_JWT_TOKEN``/``PACSYS_JWT_TOKEN`` when one is set (writes need it).
     """
     host, port = resolve_endpoint("GRPC", host, port, DEFAULT_PORT, "--grpc-port 50051")
-    if auth is None and any(os.environ.get(v) for v in ("ACNET_JWT_TOKEN", "PACSYS_JWT_TOKEN")):
-        auth = JWTAuth.from_env()
+    auth = auth if auth is not None else JWTAuth.from_env()
     seconds = DEFAULT_TIMEOUT if timeout is None else timeout
     return GRPCBackend(host, port, auth=auth, timeout=seconds)

@@ -199,6 +199,13 @@ def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -
     raise AssertionError("grpc's abort() returned")  # it raises; this tells type checkers so
 
 
+def _deny(context: grpc.ServicerContext, policy: str, why: str) -> NoReturn:
+    """End the call ``PERMISSION_DENIED`` with ``why``, naming the ``policy`` that refused it in
+    the :data:`~acnet_proto.proxy.POLICY_METADATA` trailer (our clients raise PolicyDenied)."""
+    context.set_trailing_metadata(((POLICY_METADATA, policy),))
+    _abort(context, grpc.StatusCode.PERMISSION_DENIED, why)
+
+
 class _Stream:
     """A backend subscription's readings, handed from its thread to the call's."""
 
@@ -302,7 +309,7 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
         self._audit(ctx, PolicyDecision(False, why, policy=policy), context)
         log.warning("refused %s from %s (%s): %s", ctx.rpc_method, ctx.peer, code.name, why)
         if policy is not None:  # how a client tells a policy's refusal from any other
-            context.set_trailing_metadata(((POLICY_METADATA, policy),))
+            _deny(context, policy, why)
         _abort(context, code, why)
 
     def _admit(
@@ -377,9 +384,9 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
                     for index in indices:
                         yield _reply(index, item, context)
                 elif handle.stopped and stream.items.empty():
-                    if isinstance(handle.exc, PolicyDenied):
-                        self._backend_failed("Read", drfs, handle.exc, context)
-                    if handle.exc is not None:
+                    if isinstance(handle.exc, PolicyDenied):  # a proxy behind this one refused
+                        _deny(context, handle.exc.policy, handle.exc.reason)
+                    if handle.exc is not None:  # any other end: UNAVAILABLE, not a failed call
                         _abort(
                             context,
                             grpc.StatusCode.UNAVAILABLE,
@@ -439,9 +446,8 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
         self, method: str, drfs: list[str], error: Exception, context: grpc.ServicerContext
     ) -> NoReturn:
         if isinstance(error, PolicyDenied):  # a proxy behind this one refused: say whose policy
-            context.set_trailing_metadata(((POLICY_METADATA, error.policy),))
-            code, why = grpc.StatusCode.PERMISSION_DENIED, error.reason
-        elif isinstance(error, AuthenticationError):
+            _deny(context, error.policy, error.reason)
+        if isinstance(error, AuthenticationError):
             code, why = grpc.StatusCode.PERMISSION_DENIED, f"the proxy's backend refused: {error}"
         elif isinstance(error, SettingOutcomeUnknown):
             code, why = grpc.StatusCode.UNKNOWN, str(error)

@@ -144,15 +144,25 @@ class KDC:
             raise RuntimeError(f"kinit {principal} failed: {res.stderr.strip()}")
         return ccache
 
-    def expired_ccache(self, principal: str = "operator") -> Path:
-        """A ccache whose only TGT has expired, by more than the allowed clock skew."""
-        ccache = self.kinit(principal, lifetime="1s")
-        deadline = time.monotonic() + 10
+    def kdestroy(self, ccache: Path) -> None:
+        """Destroy the tickets in ``ccache``, as a user's ``kdestroy`` does."""
+        res = self.run(find_program("kdestroy"), "-c", f"FILE:{ccache}")
+        if res.returncode != 0:
+            raise RuntimeError(f"kdestroy -c {ccache} failed: {res.stderr.strip()}")
+
+    def wait_until_expired(self, ccache: Path, within: float = 10.0) -> None:
+        """Return once ``ccache`` holds no valid ticket; RuntimeError after ``within`` seconds."""
+        deadline = time.monotonic() + within
         # klist -s fails once no valid ticket remains; poll rather than guess a sleep.
         while self.run(find_program("klist"), "-s", "-c", f"FILE:{ccache}").returncode == 0:
             if time.monotonic() > deadline:
                 raise RuntimeError("ticket did not expire in time")
-            time.sleep(0.25)
+            time.sleep(0.2)
+
+    def expired_ccache(self, principal: str = "operator") -> Path:
+        """A ccache whose only TGT has expired, by more than the allowed clock skew."""
+        ccache = self.kinit(principal, lifetime="1s")
+        self.wait_until_expired(ccache)
         time.sleep(CLOCKSKEW + 0.5)
         return ccache
 

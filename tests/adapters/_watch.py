@@ -4,17 +4,19 @@ The outage tests of every backend (tests/adapters/*/test_outage_notice.py) kill 
 under a live subscription and check *when* the subscription told its user: a
 :class:`Watcher` runs one flavour's subscription (its callbacks, or its ``readings()``)
 on a thread and records ``(monotonic seconds, item)`` for every reading, gap and
-error, while the test stops and starts servers.
+error, while the test stops and starts servers. The policy they reconnect with
+(:data:`PATIENT`) and the port where nothing listens (:func:`free_port`) are here too.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from acnet_proto.streams.reconnect import Gap
+from acnet_proto.streams.reconnect import Gap, Reconnect
 from acnet_proto.types import Reading
 
 #: What a run gets: ``record(item)`` for each reading, gap or error, and the event that
@@ -22,6 +24,15 @@ from acnet_proto.types import Reading
 Run = Callable[[Callable[[object], None], threading.Event], None]
 #: How long any wait here may take before the test calls it a hang.
 GUARD = 10.0
+#: Keeps trying while the server is away (a pause short enough to come back soon).
+PATIENT = Reconnect(max_retries=None, initial_backoff=0.1, max_backoff=0.2, jitter=0.0)
+
+
+def free_port() -> int:
+    """A local port where nothing listens (just now: another process may take it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import pytest
 from acnet_proto.errors import ReadError
 from acnet_proto.sim import SettingsPolicy
 from acnet_proto.types import ValueType
+from tests.adapters._watch import free_port
 from tests.support.clients import ADAPTERS, GRPC_ADAPTERS, BlockingClient, Client
 
 POLICY = SettingsPolicy.from_toml('default_roles = ["testing"]\n[roles.testing]\nallow = ["Z:*"]\n')
@@ -170,17 +171,9 @@ def test_settings_apply_and_refuse_alike(client: Client) -> None:
 # --- subscribing to a server that cannot be reached: one contract for every backend ---------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _unreachable(name: str, request: pytest.FixtureRequest) -> Client:
     """A client of backend ``name`` aimed at a port where nothing listens."""
-    port = _free_port()
+    port = free_port()
     if name.startswith("dpm-"):
         return ADAPTERS[name.removeprefix("dpm-")]("127.0.0.1", port, timeout=2)
     if name.startswith("grpc"):

@@ -9,6 +9,7 @@ first operation, so the kind made can be looked at without a server.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 import acnet_proto
 from acnet_proto.adapters import default
+from acnet_proto.adapters.dpm.threaded import DPMBackend
 from acnet_proto.api.auth import Auth, JWTAuth
 from acnet_proto.errors import AuthenticationError, ConfigurationError
 from acnet_proto.testing import FakeBackend
@@ -148,6 +150,34 @@ def test_devdb_settings_reach_both_devdb_clients(monkeypatch: pytest.MonkeyPatch
     assert devdb.default_devdb() is not shared
     acnet_proto.configure(devdb_host=None)  # back to the environment; the port stays
     assert (devdb.default_devdb().host, devdb.default_devdb().port) == ("from.environment", 7000)
+
+
+def test_only_devdb_settings_replace_the_shared_devdb_client() -> None:
+    pytest.importorskip("grpc")
+    from acnet_proto.adapters import devdb
+
+    acnet_proto.configure(devdb_host="devdb.example")
+    shared = devdb.default_devdb()
+    acnet_proto.configure(default_timeout=2.0, backend="acl")  # not DevDB's: the client stays
+    assert devdb.default_devdb() is shared
+    acnet_proto.configure(devdb_port=7001)
+    assert devdb.default_devdb() is not shared and devdb.default_devdb().port == 7001
+
+
+def test_make_backend_makes_each_kind_and_names_a_missing_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("requests")
+    url = "http://acl.example/cgi-bin/acl.pl"  # ACL's "host" is the CGI's base URL
+    with default.make_backend("acl", url, timeout=1.5) as acl:
+        assert type(acl).__name__ == "ACLBackend" and acl.timeout == 1.5
+        assert getattr(acl, "base_url", None) == url
+    with default.make_backend("dpm", "dpm.example", 6803, pool_size=2) as dpm:
+        assert isinstance(dpm, DPMBackend)
+        assert (dpm.host, dpm.port, dpm.pool_size) == ("dpm.example", 6803, 2)
+    monkeypatch.setitem(sys.modules, "acnet_proto.adapters.dmq", None)  # as if not installed
+    with pytest.raises(ConfigurationError, match=r"pip install 'acnet-proto\[dmq\]'"):
+        default.make_backend("dmq", auth=Kerberosish())
 
 
 # ------------------------------------------------- credentials through configure()

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from acnet_proto.adapters.sim._processes import find_program
 from acnet_proto.engine._state import Role
 from acnet_proto.engine.client import ClientConnection
 from acnet_proto.engine.connection import DPMConnection
@@ -22,7 +21,7 @@ from acnet_proto.plans.settings import AuthFlow
 from acnet_proto.sim import SettingsPolicy
 from acnet_proto.sim.policy import DPM_DBPRIV, DPM_PRIV
 from acnet_proto.sim.settings import ServerSettings
-from tests.support.servers.kdc import KDC
+from tests.support.servers.kdc import KDC, assert_from_gssapi
 
 pytest.importorskip("gssapi")
 from gssapi.raw.misc import GSSError
@@ -104,18 +103,6 @@ def test_expired_ticket_is_refused_at_construction(kdc: KDC) -> None:
 # ------------------------------------------------------- every gssapi failure, typed
 
 
-def kdestroy(kdc: KDC, ccache: Path) -> None:
-    done = kdc.run(find_program("kdestroy"), "-c", f"FILE:{ccache}")
-    assert done.returncode == 0, done.stderr
-
-
-def assert_from_gssapi(error: AuthenticationError, *words: str) -> None:
-    """``error`` names the cause and the next step, and chains gssapi's exception."""
-    text = str(error)
-    assert all(w in text for w in words), (text, words)
-    assert isinstance(error.__cause__, GSSError)
-
-
 # GSS major codes: what libkrb5 answers for each kind of credential failure
 EXPIRED, NO_CRED, DEFECTIVE, BAD_NAME, FAILURE = 0xB0000, 0x70000, 0xA0000, 0x20000, 0xD0000
 
@@ -147,7 +134,7 @@ def test_a_destroyed_ticket_fails_principal_and_context_typed(kdc: KDC) -> None:
     ccache = kdc.kinit("operator")
     auth = KerberosAuth(ccache=ccache)
     assert auth.principal == "operator@FNAL.GOV"
-    kdestroy(kdc, ccache)
+    kdc.kdestroy(ccache)
     for call in (lambda: auth.principal, lambda: auth.context(f"{SERVICE}@FNAL.GOV"), auth.check):
         with pytest.raises(AuthenticationError) as caught:
             call()

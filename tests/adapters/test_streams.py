@@ -55,7 +55,6 @@ def test_refused_credentials_end_the_stream_at_the_first_attempt() -> None:
     driver = StreamDriver(DRFS, Reconnect(max_retries=None, initial_backoff=0.001))
     expired = AuthenticationError("the Kerberos ticket expired: run kinit")
     connect = Attempts(expired, expired)
-    failure = ConnectionLost("the connection broke")
     with pytest.raises(AuthenticationError) as raised:
         resume(
             driver,
@@ -64,7 +63,6 @@ def test_refused_credentials_end_the_stream_at_the_first_attempt() -> None:
             lambda seconds: False,
             (OSError, AuthenticationError),
             lambda gap: None,
-            failure,
         )
     assert raised.value is expired and connect.made == 1  # not retried
 

@@ -25,6 +25,7 @@ from acnet_proto.api.device import (
     Device,
     ScalarDevice,
     TextDevice,
+    Verify,
     bound_backend,
     drf_of,
 )
@@ -33,7 +34,7 @@ from acnet_proto.errors import DeviceError
 from acnet_proto.sim import DeviceModel
 from acnet_proto.streams.reconnect import Gap
 from acnet_proto.testing import FakeBackend
-from acnet_proto.types import Reading, ValueType
+from acnet_proto.types import Reading, ValueType, WriteResult
 
 MODEL = """
 [[device]]
@@ -267,6 +268,32 @@ def test_await_next_passes_over_a_gap_to_the_first_reading() -> None:
             yield Stream()
 
     assert Device("M:OUTTMP@p,1000", Reconnecting()).await_next(timeout=1.0) is reading
+
+
+# ------------------------------------------------------------------ confirm()
+
+
+def test_confirm_reads_back_a_setting_sent_another_way(fake: FakeBackend) -> None:
+    """write()'s second half: the SETTING (or ``prop``) read back, or a command's STATUS bit."""
+    naps: list[float] = []
+    quick = Verify(attempts=2, delay=0.25)
+    temp = Device("M:OUTTMP", fake)
+    (sent,) = fake.write_many([("M:OUTTMP", 42.0)])
+    verified = temp.confirm(sent, 42.0, quick, sleep=naps.append)
+    assert (verified.verified, verified.readback, verified.attempts) == (True, 42.0, 1)
+    assert fake.reads == ["M:OUTTMP.SETTING@I"] and naps == [0.25]
+    wrong = temp.confirm(sent, 43.0, quick, sleep=naps.append)
+    assert (wrong.verified, wrong.attempts) == (False, 2) and "not 43.0" in str(wrong.message)
+    assert temp.confirm(sent, 43.0, None) is sent  # not asked to verify: as it is
+    alarm = Device("Z:ACLTST.ANALOG.MAX", fake)
+    assert alarm.confirm(WriteResult(alarm.drf), 100.0, quick, prop="ANALOG", sleep=naps.append)
+    assert fake.reads[-1] == "Z:ACLTST.ANALOG.MAX@I"
+    on = Device("Z:ACLTST", fake).confirm(
+        WriteResult("Z:ACLTST.CONTROL"), BasicControl.ON, quick, sleep=naps.append
+    )
+    assert on.verified is True and fake.reads[-1] == "Z:ACLTST.STATUS.ON@I"
+    with pytest.raises(ValueError, match="STATUS bit"):
+        temp.confirm(sent, BasicControl.OFF, quick, prop="SETTING")
 
 
 # ------------------------------------------------ against a simulated DPM

@@ -20,7 +20,7 @@ from pacsys.backends.dpm_http import _reply_to_reading as pacsys_reading
 
 from acnet_proto.drf import DRFError, parse
 from acnet_proto.engine.events import StaleReply
-from acnet_proto.errors import DeviceError
+from acnet_proto.errors import DeviceError, ReadError
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
 from acnet_proto.plans.lists import (
@@ -673,6 +673,12 @@ def test_a_timeout_names_what_is_missing_and_the_timeout_set() -> None:
     assert {r.message for r in late} == {late_text}
     plain = ReadBatch(["M:OUTTMP"]).timed_out(5, TimeoutError("timed out")).message
     assert plain.startswith("read timed out: no reading of M:OUTTMP within 5 s (timeout=5); ")
+
+
+def test_a_read_error_says_whether_its_deadline_passed() -> None:
+    assert ReadBatch(["M:OUTTMP"]).timed_out(5).timed_out is True
+    assert ReadBatch(["M:OUTTMP"]).disconnected(ConnectionResetError("reset")).timed_out is False
+    assert ReadError([], "no value for M:OUTTMP").timed_out is False  # not cut short at all
 
 
 def test_error_reading_text_stands_in_for_the_status_text() -> None:

@@ -41,7 +41,7 @@ def test_the_first_failure_of_an_outage_tells_it_at_once_with_an_open_gap() -> N
     assert isinstance(later, Wait) and later.gap is None
     # the list runs again: the closed gap spans the outage, from the same moment
     back = T0 + timedelta(seconds=2)
-    [closed] = driver.connected(back)
+    [closed] = driver.received([], back, started=True)
     assert (closed.since, closed.until, closed.open) == (T0, back, False)
     assert (closed.cause, closed.attempts, closed.server) == (
         "connection refused",
@@ -98,6 +98,15 @@ def test_other_failures_given_as_errors_are_retried() -> None:
     assert step.gap.cause == "[Errno 111] Connection refused"
 
 
+def test_the_connection_lost_given_up_with_is_caused_by_the_failure() -> None:
+    reset = ConnectionResetError(104, "Connection reset by peer")
+    out = StreamDriver(DRFS, None).broke(str(reset), T0, 0.0, error=reset)
+    assert isinstance(out, GiveUp) and out.error.__cause__ is reset
+    unmendable = StreamDriver(DRFS, STEADY).broke("no", T0, 0.0, retry=False, error=reset)
+    assert isinstance(unmendable, GiveUp) and unmendable.error.__cause__ is reset
+    assert StreamDriver(DRFS, None).broke("gone", T0, 0.0).error.__cause__ is None  # type: ignore[union-attr]
+
+
 def test_next_step_waits_for_the_attempt_then_connects() -> None:
     driver = StreamDriver(DRFS, STEADY)
     driver.broke("gone", T0, now=10.0)  # the attempt is due at 10.5
@@ -115,11 +124,11 @@ def test_next_step_ends_the_callers_wait_first_when_it_ends_first() -> None:
 
 def test_the_list_running_delivers_the_closed_gap_at_once() -> None:
     driver = StreamDriver(DRFS, STEADY)
-    assert driver.connected(T0) == []  # the first connection ends no outage
+    assert driver.received([], T0, started=True) == []  # the first connection ends no outage
     driver.broke("gone", T0, 0.0)
     driver.broke("refused", T0 + timedelta(seconds=1), 1.0)
     back = T0 + timedelta(seconds=3)
-    [gap] = driver.connected(back)
+    [gap] = driver.received([], back, started=True)
     assert gap == Gap(tuple(DRFS), T0, back, "refused", 2)
     assert not driver.down
     assert driver.received(["r1"], back) == ["r1"]  # the gap came already
@@ -203,6 +212,6 @@ def test_a_list_never_started_is_an_outage_told_once_until_one_runs() -> None:
 
 
 def test_a_heartbeat_stream_must_start_as_soon_as_silence_would_count() -> None:
-    driver = heartbeat_driver(DRFS, STEADY, 0.5, "127.0.0.1:6802")
+    driver = heartbeat_driver(DRFS, STEADY, 0.5, "127.0.0.1", 6802)
     assert driver.start_within == MISSED_HEARTBEATS * 0.5
     assert driver.recovery.server == "127.0.0.1:6802"

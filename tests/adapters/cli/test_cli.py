@@ -14,13 +14,10 @@ from acnet_proto.adapters.cli import main as cli
 from acnet_proto.adapters.sim.dpm import SimServer
 from acnet_proto.engine._state import Role
 from acnet_proto.engine.transcript import load, replay
+from tests.adapters.cli.installed import where
 from tests.support.vectors import SHARED
 
 TRANSCRIPTS = SHARED / "transcripts"
-
-
-def where(sim: SimServer) -> list[str]:
-    return ["--host", sim.host, "--port", str(sim.port)]
 
 
 @pytest.mark.parametrize("name", ["read-one-shot", "stream-with-heartbeat", "write-kerberos"])

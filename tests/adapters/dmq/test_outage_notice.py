@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from acnet_proto.streams.reconnect import Reconnect
-from tests.adapters._watch import Run, Watcher, check_outage, gap, readings_after
+from tests.adapters._watch import PATIENT, Run, Watcher, check_outage, gap, readings_after
 from tests.adapters.dmq.test_reconnect import Relay
 from tests.support.servers.kdc import KDC
 from tests.support.servers.rabbitmq import RabbitMQ
@@ -33,7 +32,6 @@ SERVICE = "daeset/bd/localhost@FNAL.GOV"
 DRF = "M:OUTTMP@p,100"
 SILENCE = 1.0  # the backend's server_silence: a job silent this long is gone
 SLACK = 1.0  # the I/O thread's tick, and a loaded machine's scheduling
-PATIENT = Reconnect(max_retries=None, initial_backoff=0.1, max_backoff=0.2, jitter=0.0)
 
 
 @pytest.fixture

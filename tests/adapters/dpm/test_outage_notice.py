@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -26,7 +26,16 @@ from acnet_proto.adapters.sim.dpm import SimServer
 from acnet_proto.engine import MISSED_HEARTBEATS
 from acnet_proto.errors import ConnectionLost
 from acnet_proto.streams.reconnect import SILENT, Gap, Reconnect
-from tests.adapters._watch import Run, Seen, Watcher, check_outage, gap, readings_after
+from tests.adapters._watch import (
+    PATIENT,
+    Run,
+    Seen,
+    Watcher,
+    check_outage,
+    free_port,
+    gap,
+    readings_after,
+)
 from tests.support.faults import Fault, Proxy
 
 pytestmark = pytest.mark.integration
@@ -35,8 +44,6 @@ HB = 0.1  # the heartbeat period of the sim and the clients
 DETECT = MISSED_HEARTBEATS * HB  # silence, or a list not started, this long is a dead server
 SLACK = 1.0  # a loaded machine's scheduling; a hang still fails
 DRF = "M:OUTTMP@p,20"
-#: Keeps trying while the server is away (a pause short enough to come back soon).
-PATIENT = Reconnect(max_retries=None, initial_backoff=0.1, max_backoff=0.2, jitter=0.0)
 FLAVOURS = ["sync", "threaded", "asyncio", "trio"]
 
 
@@ -204,12 +211,6 @@ def test_a_list_started_on_the_next_connection_closes_the_gap(flavour: str) -> N
     assert len(proxy.connections) == 2
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_an_unreachable_server_is_an_outage_from_the_start(flavour: str) -> None:
     # subscribe() returns: the open gap, then the end, reach callbacks and readings() alike
     policy = Reconnect(max_retries=2, initial_backoff=0.05, jitter=0.0)
@@ -227,3 +228,32 @@ def test_an_unreachable_server_without_reconnection_ends_the_stream_at_once(flav
         lost = watcher.wait_for(error, SLACK)
     assert watcher.items() == [lost.item] and isinstance(lost.item, ConnectionLost)
     assert f"the stream of {DRF} is lost" in str(lost.item)
+
+
+def test_an_unreachable_servers_outage_dates_from_the_failed_attempt() -> None:
+    # not from the first wait for a reading, however much later that comes
+    policy = Reconnect(max_retries=1, initial_backoff=0.05, jitter=0.0)
+    with SyncClient("127.0.0.1", free_port(), timeout=1, heartbeat_period=HB) as client:
+        sub = client.subscribe([DRF], reconnect=policy)
+        subscribed = datetime.now(UTC)
+        time.sleep(0.3)
+        opened, _ = next(sub.readings(timeout=SLACK))
+        assert isinstance(opened, Gap) and opened.open and opened.since <= subscribed
+        sub.stop()
+
+
+def test_an_unreachable_servers_outage_dates_from_the_failed_attempt_async() -> None:
+    policy = Reconnect(max_retries=1, initial_backoff=0.05, jitter=0.0)
+
+    async def main() -> None:
+        port = free_port()
+        async with AsyncioDPMBackend("127.0.0.1", port, timeout=1, heartbeat_period=HB) as dpm:
+            sub = await dpm.subscribe([DRF], reconnect=policy)
+            subscribed = datetime.now(UTC)
+            await asyncio.sleep(0.3)
+            async for opened, _ in sub.readings(timeout=SLACK):
+                assert isinstance(opened, Gap) and opened.open and opened.since <= subscribed
+                break
+            await sub.stop()
+
+    asyncio.run(main())

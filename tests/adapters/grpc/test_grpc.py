@@ -52,6 +52,7 @@ from acnet_proto.services import daq as gv
 from acnet_proto.sim import DeviceModel, SettingsPolicy
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, ValueType
+from tests.adapters._watch import free_port
 from tests.support import ROOT
 from tests.support.clients import GRPC_ADAPTERS, Client
 from tests.support.vectors import SHARED
@@ -133,12 +134,6 @@ class Mute:
 
     def close(self) -> None:
         self._listener.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(params=list(GRPC_ADAPTERS))

@@ -22,12 +22,11 @@ from acnet_proto.adapters.grpc.asyncio import AsyncioGRPCBackend
 from acnet_proto.adapters.grpc.threaded import GRPCBackend
 from acnet_proto.adapters.sim.daq import DAQSimServer
 from acnet_proto.errors import ConnectionLost
-from acnet_proto.streams.reconnect import Gap, Reconnect
-from tests.adapters._watch import Run, Watcher, check_outage, gap, readings_after
+from acnet_proto.streams.reconnect import Gap
+from tests.adapters._watch import PATIENT, Run, Watcher, check_outage, gap, readings_after
 
 DRF = "M:OUTTMP@p,20"
 SLACK = 1.0  # a failed call is noticed at once: this is a loaded machine's scheduling
-PATIENT = Reconnect(max_retries=None, initial_backoff=0.1, max_backoff=0.2, jitter=0.0)
 FLAVOURS = ["grpc", "grpc-asyncio", "grpc-trio"]
 
 

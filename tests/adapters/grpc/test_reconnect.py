@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from acnet_proto.services.daq import TRANSIENT_CODES, GRPCStream, reading_reply
 from acnet_proto.streams.driver import GiveUp, Wait
 from acnet_proto.streams.reconnect import Gap, Reconnect
 from acnet_proto.types import Reading, ValueType
+from tests.adapters._watch import free_port
 from tests.support.clients import GRPC_ADAPTERS
 
 DRF = "M:OUTTMP@p,20"
@@ -87,12 +87,6 @@ def bouncing(*after: float, restart: bool = True) -> Iterator[Bouncing]:
 def client_on(flavour: str, port: int) -> Iterator[Any]:
     with contextlib.closing(GRPC_ADAPTERS[flavour]("127.0.0.1", port)) as client:
         yield client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def assert_resumed(items: list[Reading | Gap], gaps: int) -> list[Gap]:
