@@ -177,9 +177,10 @@ class SyncClient(AuthHolder, DefaultTimeout):
         ``timeout`` bounds the first connection (reconnections take the
         client's ``timeout``). The first connection is made here, but a
         server that cannot be reached is an outage like any later one:
-        ``readings()`` yields an open :class:`Gap` and reconnects. ``reconnect``: if the connection dies, connect again
-        with the default :class:`Reconnect` policy (True), a policy of your
-        own, or not at all (False: ``readings()`` raises :class:`ConnectionLost`).
+        ``readings()`` yields an open :class:`Gap` and reconnects.
+        ``reconnect``: if the connection dies, connect again with the default
+        :class:`Reconnect` policy (True), a policy of your own, or not at all
+        (False: ``readings()`` raises :class:`ConnectionLost`).
         """
         driver = heartbeat_driver(drfs, reconnect, self.heartbeat_period, self.host, self.port)
         return SyncSubscription(self, driver, timeout)
