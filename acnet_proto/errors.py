@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from acnet_proto._text import summary
+from acnet_proto._text import decimal, summary
 
 __all__ = [
     "ACLError",
@@ -100,7 +100,7 @@ class ConnectionRefusedByProxy(RemoteProtocolError):
         )
         self.status_line = status_line
         parts = status_line.split()
-        self.status_code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+        self.status_code = decimal(parts[1]) if len(parts) > 1 else None
 
 
 class DeviceError(AcnetProtoError):

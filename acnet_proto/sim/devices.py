@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acnet_proto import drf
+from acnet_proto._text import decimal
 
 __all__ = [
     "FLOAT_BYTES",
@@ -265,10 +266,8 @@ class DeviceFamily:
 
     def index_of_name(self, name: str) -> int | None:
         rest = name[len(self.prefix) :]
-        if name.startswith(self.prefix) and len(rest) == self.digits and rest.isdigit():
-            index = int(rest)
-            return index if index < self.count else None
-        return None
+        index = decimal(rest) if name.startswith(self.prefix) and len(rest) == self.digits else None
+        return index if index is not None and index < self.count else None
 
     def index_of_di(self, di: int) -> int | None:
         index = di - self.first_di

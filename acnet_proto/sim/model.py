@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 
 from acnet_proto import drf
+from acnet_proto._text import decimal
 from acnet_proto.pc import dpm
 from acnet_proto.sim.binding import Entry, RequestRejected, bind
 from acnet_proto.sim.codes import DPM_BAD_EVENT, DPM_BAD_REQUEST, DPM_NO_SUCH_DEVICE
@@ -94,8 +95,9 @@ class DeviceModel:
         found = self._devices.get(name)
         if found is not None:
             return found
-        if name.startswith("0:") and name[2:].isdigit():
-            return self._device_by_di(int(name[2:]))
+        index = decimal(name[2:]) if name.startswith("0:") else None
+        if index is not None:
+            return self._device_by_di(index)
         for family in self._families:
             index = family.index_of_name(name)
             if index is not None:

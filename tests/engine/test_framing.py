@@ -396,3 +396,10 @@ def test_transcript_client_side_decodes_as_requests(path: Path) -> None:
     assert c2s[:end] == HANDSHAKE
     requests = decode_all(FrameSplitter(), c2s[end:], dpm.decode_request)
     assert requests
+
+
+def test_a_status_line_with_digits_int_refuses_has_no_code() -> None:
+    # "²".isdigit() is true, int("²") raises: the refusal must still be the typed error
+    error = refuse([b"HTTP/1.1 \xb2\xb9\xb9 Unavailable\r\n\r\n"])
+    assert error.status_line == "HTTP/1.1 ²¹¹ Unavailable"
+    assert error.status_code is None

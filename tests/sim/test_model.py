@@ -214,7 +214,7 @@ def test_the_family_has_ten_thousand_scalars(model: DeviceModel) -> None:
     assert (first.di, last.di) == (900000, 909999)
     assert last.description == "simulated scalar 9999"
     assert last.kind is Kind.SCALAR and last.units == "V" and last.settable
-    for missing in ("Z:SIM10000", "Z:SIM999", "Z:SIMABCD", "0:910000"):
+    for missing in ("Z:SIM10000", "Z:SIM999", "Z:SIMABCD", "Z:SIM²²²²", "0:910000", "0:²"):
         assert model.device(missing) is None, missing
 
 

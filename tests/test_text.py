@@ -1,0 +1,21 @@
+"""acnet_proto._text: wording and peer-text numbers shared across the core."""
+
+from __future__ import annotations
+
+import pytest
+
+from acnet_proto._text import decimal, summary
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("503", 503), ("0", 0), ("007", 7), ("", None), ("²", None), ("5²", None), ("-1", None)],
+)
+def test_decimal_takes_ascii_digits_only(text: str, number: int | None) -> None:
+    assert decimal(text) == number
+
+
+def test_summary_names_the_first_and_counts_the_rest() -> None:
+    assert summary(["A", "B", "C"]) == "A and 2 more"
+    assert summary(["A", "B", "C"], shown=3) == "A, B, C"
+    assert summary(["A"]) == "A"
