@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["decimal", "summary"]
+__all__ = ["SHOWN_CHARS", "decimal", "shown", "summary"]
+
+#: How much of a peer's text or bytes :func:`shown` keeps.
+SHOWN_CHARS = 200
 
 
 def summary(names: Sequence[str], shown: int = 1) -> str:
@@ -21,3 +24,19 @@ def decimal(text: str) -> int | None:
     peer's text checked with it alone could still raise a bare ValueError.
     """
     return int(text) if text.isascii() and text.isdigit() else None
+
+
+def shown(data: str | bytes | bytearray | memoryview, limit: int = SHOWN_CHARS) -> str:
+    """A peer's ``data`` made safe for a log line or a message: printable ASCII (``repr``
+    escapes), at most about ``limit`` characters, then how much was left out.
+
+    Peer text goes through this before any log or error shows it, so a hostile
+    peer can neither forge log lines (newlines, terminal escapes) nor make one
+    record megabytes long.
+    """
+    size = len(data)
+    head = bytes(data[:limit]) if not isinstance(data, str) else data[:limit]
+    text = ascii(head)
+    if len(text) > limit + 3:  # escapes lengthen it: keep the limit on what is written
+        text = text[:limit] + "..."
+    return text if size <= limit else f"{text} (+{size - limit} more)"
