@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from acnet_proto._text import decimal, summary
+from acnet_proto._text import decimal, shown, summary
 
 __all__ = [
     "ACLError",
@@ -87,20 +87,26 @@ class DecodeError(RemoteProtocolError):
 
 
 class ConnectionRefusedByProxy(RemoteProtocolError):
-    """The DPM proxy answered the handshake with an HTTP status instead of frames.
+    """The server (a DPM proxy, or a server at its connection limit) answered the
+    handshake with an HTTP status instead of frames.
 
     ``status_line`` is what it sent, e.g. ``"HTTP/1.1 503 Service Unavailable"``;
     ``status_code`` is the number in it, or ``None`` if there was none.
     """
 
     def __init__(self, status_line: str) -> None:
-        super().__init__(
-            f"the DPM proxy refused the connection: {status_line!r}; "
-            "check the host and port, or try again later"
-        )
-        self.status_line = status_line
         parts = status_line.split()
+        self.status_line = status_line
         self.status_code = decimal(parts[1]) if len(parts) > 1 else None
+        advice = (
+            "it is busy: try again later"
+            if self.status_code == 503
+            else "check the host and port, or try again later"
+        )
+        super().__init__(
+            f"the server refused the connection with an HTTP status, {shown(status_line)}; "
+            + advice
+        )
 
 
 class DeviceError(AcnetProtoError):

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from acnet_proto._text import shown
 from acnet_proto.errors import AcnetProtoError
 
 __all__ = [
@@ -94,7 +95,8 @@ class Status:
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         entry = _table().by_name.get(name.upper())
         if entry is None:
-            raise UnknownStatusName(f"no ACNET status is named {name!r}")
+            # the name may be a peer's text (ACL prints one): bounded and escaped
+            raise UnknownStatusName(f"no ACNET status is named {shown(name)}")
         return entry[0]
 
     @property

@@ -48,6 +48,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from acnet_proto import drf as _drf
+from acnet_proto._text import shown
 from acnet_proto.api.backend import Backend, ErrorCallback, ReadingCallback, Subscription
 from acnet_proto.api.config import DEFAULT_TIMEOUT, check_timeout
 from acnet_proto.errors import ACLError, ConfigurationError, RemoteProtocolError
@@ -56,6 +57,7 @@ from acnet_proto.services.acl import (
     MAX_URL_LENGTH,
     ACLRead,
     check_base_url,
+    decode_output,
     script_error,
     script_query,
 )
@@ -192,12 +194,9 @@ class ACLBackend(Backend):
                 hint = f"; it redirects to {where}: use that as base_url" if where else ""
                 raise ACLError(
                     f"the ACL CGI at {self.base_url} answered HTTP {response.status_code} "
-                    f"{response.reason}{hint}"
+                    f"{shown(response.reason or '')}{hint}"
                 )
-            try:
-                return response.content.decode(response.encoding or "utf-8", "replace")
-            except LookupError:  # a charset Python does not know
-                return response.content.decode("utf-8", "replace")
+            return decode_output(response.content, response.encoding)
 
     def get_many(
         self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
@@ -238,7 +237,7 @@ class ACLBackend(Backend):
             raise ACLError(f"ACL script {command!r}: the request failed: {e}") from e
         error = script_error(output)
         if error is not None:
-            raise ACLError(f"ACL stopped the script {command!r}: {error.line}")
+            raise ACLError(f"ACL stopped the script {command!r}: {shown(error.line)}")
         return output
 
     def write(

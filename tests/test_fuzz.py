@@ -1,9 +1,10 @@
-"""The atheris harnesses (codec, engine): bounded libFuzzer runs, and hypothesis driving them.
+"""The atheris harnesses (codec, engine, text): bounded libFuzzer runs, and hypothesis driving them.
 
-The libFuzzer runs are ``slow`` (about 60 s together: 30 s on the codec, 20 s
-on the engine, plus start-up); the hypothesis tests are quick and run
-everywhere, even without atheris. A longer run is one command, see
-``fuzz/fuzz_codec.py`` and ``fuzz/fuzz_engine.py``.
+The libFuzzer runs are ``slow`` (about 70 s together: 30 s on the codec, 20 s
+on the engine, 10 s on the parsers of peer text, plus start-up); the
+hypothesis tests are quick and run everywhere, even without atheris. A
+longer run is one command, see ``fuzz/fuzz_codec.py``, ``fuzz/fuzz_engine.py``
+and ``fuzz/fuzz_text.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tests.support.vectors import SHARED
 
 FUZZ_DIR = ROOT / "fuzz"
 #: name -> seconds of libFuzzer in the bounded run
-FUZZ_SECONDS = {"codec": 30, "engine": 20}
+FUZZ_SECONDS = {"codec": 30, "engine": 20, "text": 10}
 # Start-up (instrumenting the package, loading the corpus) comes on top of
 # FUZZ_SECONDS; this only stops a wedged run, it is not the budget.
 SUBPROCESS_TIMEOUT = 180
@@ -52,7 +53,8 @@ def _load(name: str, path: Path) -> types.ModuleType:
 def _stub_atheris() -> types.ModuleType:
     """Just enough of atheris for the harness module to import without it."""
     stub = types.ModuleType("atheris")
-    stub.instrument_imports = contextlib.nullcontext  # type: ignore[attr-defined]
+    # fuzz_text.py names what to instrument: take and ignore it
+    stub.instrument_imports = lambda **_: contextlib.nullcontext()  # type: ignore[attr-defined]
     return stub
 
 
@@ -74,6 +76,7 @@ def _load_harness(name: str) -> types.ModuleType:
 
 harness = _load_harness("codec")
 engine_harness = _load_harness("engine")
+text_harness = _load_harness("text")
 
 
 def _seed_corpus(name: str, dest: Path) -> int:
@@ -140,6 +143,35 @@ def test_engine_seeds_replay_whole_conversations() -> None:
     assert len(seeds) == 2 * len(list((SHARED / "transcripts").glob("*.jsonl")))
     for seed in seeds:
         engine_harness.test_one_input(seed)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(sorted(text_harness.SELECTORS)), st.binary(max_size=512))
+def test_text_harness_accepts_any_input_for_every_parser(target: str, body: bytes) -> None:
+    # each parser of peer text may raise only its own typed errors; anything else is a finding
+    text_harness.test_one_input(bytes([text_harness.SELECTORS[target]]) + body)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(sorted(text_harness.SELECTORS)), st.text(max_size=300))
+def test_text_harness_accepts_any_text_for_every_parser(target: str, text: str) -> None:
+    # st.binary rarely makes valid UTF-8 beyond ASCII: give the text parsers any code point
+    body = text.encode("utf-8", "surrogatepass")
+    text_harness.test_one_input(bytes([text_harness.SELECTORS[target]]) + body)
+
+
+@pytest.mark.parametrize("path", list(_corpus_files("text")), ids=lambda p: p.name[:12])
+def test_text_harness_accepts_every_committed_seed(path: Path) -> None:
+    text_harness.test_one_input(path.read_bytes())
+
+
+def test_text_seeds_reach_every_parser_in_the_harness_order() -> None:
+    make_corpus = _load("make_corpus", FUZZ_DIR / "make_corpus.py")
+    assert list(make_corpus.TEXT_SEEDS) == list(text_harness.SELECTORS)
+    seeds = make_corpus.SEEDS["text"](SHARED)
+    assert {seed[0] for seed in seeds} == set(text_harness.SELECTORS.values())
+    for seed in seeds:
+        text_harness.test_one_input(seed)
 
 
 # ------------------------------------------------------------- libFuzzer side

@@ -188,3 +188,12 @@ def test_loads_from_source_tree(monkeypatch: pytest.MonkeyPatch) -> None:
         assert len(status.known_statuses()) == len(CODES)
     finally:
         status._table.cache_clear()
+
+
+def test_from_name_shows_a_long_or_hostile_name_bounded_and_escaped() -> None:
+    # ACL prints status names: one that is no status may be megabytes of anything
+    name = "DIO_\x1b[2J" + "X" * 100_000
+    with pytest.raises(UnknownStatusName) as info:
+        Status.from_name(name)
+    message = str(info.value)
+    assert "DIO_\\x1b[2J" in message and "\x1b" not in message and len(message) < 300

@@ -142,6 +142,10 @@ def _claims_of(token: str) -> dict[str, Any]:
     except (binascii.Error, ValueError) as exc:
         problem = f"the JWT payload is not base64url JSON ({exc}; token not shown)"
         raise ConfigurationError(problem) from None
+    except RecursionError:
+        # json gives up on deep nesting with RecursionError, which is no ValueError
+        problem = "the JWT payload nests its JSON too deeply to read (token not shown)"
+        raise ConfigurationError(problem) from None
     if not isinstance(claims, dict):
         raise ConfigurationError("the JWT payload is not a JSON object (token not shown)")
     return claims

@@ -29,6 +29,8 @@ from collections import Counter, deque
 from collections.abc import Mapping
 from typing import TypeVar, cast
 
+from acnet_proto._text import shown
+from acnet_proto.drf import MAX_DRF_LENGTH
 from acnet_proto.engine._state import (
     CONNECTION_TRANSITIONS,
     LIST_TRANSITIONS,
@@ -174,7 +176,9 @@ class DPMConnection:
 
     @property
     def entries(self) -> dict[int, str]:
-        """The current list: ref_id to DRF, as added (a copy)."""
+        """The current list: ref_id to DRF, as added (a copy). In the server role a DRF
+        longer than :data:`~acnet_proto.drf.MAX_DRF_LENGTH` keeps only its first
+        ``MAX_DRF_LENGTH + 1`` characters (enough to tell it is too long)."""
         return dict(self._c.entries)
 
     @property
@@ -439,13 +443,15 @@ class DPMConnection:
             ref, drf = add.ref_id, add.drf_request
             if ref in c.entries:
                 raise self._violation(
-                    local, f"ref_id {ref} is already on the list ({c.entries[ref]!r})"
+                    local, f"ref_id {ref} is already on the list ({shown(c.entries[ref])})"
                 )
             if ref < 0 or (ref == 0 and not drf.startswith("#")):
                 raise self._violation(
                     local, f"ref_id must be >= 1 (0 is only for '#' list properties), got {ref}"
                 )
-            c.entries[ref] = drf
+            # A peer's DRF longer than any valid one is refused by whoever serves the list;
+            # keeping only its head means a peer cannot make the engine hold megabytes.
+            c.entries[ref] = drf if local else drf[: MAX_DRF_LENGTH + 1]
             c.awaiting_add_reply[ref] += 1
         elif name == "RemoveFromList_request":
             ref = cast(dpm.RemoveFromListRequest, message).ref_id

@@ -30,13 +30,14 @@ import numpy as np
 from acnet_proto import drf as _drf
 from acnet_proto._text import summary
 from acnet_proto.engine.events import ConnectionEvent, DataReply, StaleReply
-from acnet_proto.errors import DeviceError, ReadError
+from acnet_proto.errors import DeviceError, ReadError, RemoteProtocolError
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
 from acnet_proto.status import Status
 from acnet_proto.types import DeviceMeta, Reading, ValueType
 
 __all__ = [
+    "UNREADABLE",
     "FirstReadings",
     "ListPlan",
     "ReadBatch",
@@ -44,6 +45,7 @@ __all__ = [
     "check_readable",
     "error_reading",
     "reading_from_reply",
+    "timestamp",
     "value_of",
     "values_of",
 ]
@@ -83,11 +85,24 @@ def check_readable(drfs: Sequence[str], requests: Sequence[_drf.DataRequest]) ->
             )
 
 
+#: What a reading is when its reply cannot stand for one (e.g. stamped with no date).
+UNREADABLE = Status.from_name("ACNET_RPLYPACK")
+
+
 def timestamp(millis: int) -> datetime | None:
-    """Milliseconds since the Unix epoch as a UTC datetime; 0 means "not stamped"."""
+    """Milliseconds since the Unix epoch as a UTC datetime; 0 means "not stamped".
+
+    A peer's stamp no date can hold (past the year 9999) raises
+    :class:`~acnet_proto.errors.RemoteProtocolError`.
+    """
     if not millis:
         return None
-    return datetime.fromtimestamp(millis / 1000, UTC)
+    try:
+        return datetime.fromtimestamp(millis / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise RemoteProtocolError(
+            f"a reply is stamped {millis} ms after 1970, which is no date"
+        ) from None
 
 
 def error_reading(
@@ -155,7 +170,19 @@ def _value_of(reply: Message) -> tuple[Any, ValueType]:
 
 
 def reading_from_reply(reply: Message, drf: str, meta: DeviceMeta | None = None) -> Reading:
-    """The :class:`Reading` a data reply (or a per-entry ``StatusReply``) stands for."""
+    """The :class:`Reading` a data reply (or a per-entry ``StatusReply``) stands for.
+
+    A reply no reading can stand for (stamped with no date) is an
+    ``ACNET_RPLYPACK`` error reading of its entry: it spoils that reading, not
+    the connection.
+    """
+    try:
+        return _reading_of(reply, drf, meta)
+    except RemoteProtocolError as e:
+        return error_reading(drf, UNREADABLE, meta, note=str(e))
+
+
+def _reading_of(reply: Message, drf: str, meta: DeviceMeta | None) -> Reading:
     if type(reply) is dpm.StatusReply:
         return error_reading(drf, reply.status, meta, at=reply.timestamp, cycle=reply.cycle)
     value, value_type = _value_of(reply)

@@ -1,21 +1,69 @@
 """The supervised proxy's audit records: JSON lines of each call and reply, and the capture file.
 
 The bearer token is never in them (:meth:`~acnet_proto.proxy.decision.RequestContext.of_call`
-drops the ``authorization`` metadata).
+drops the ``authorization`` metadata), nor is any other metadata.
+
+Every record is bounded, because refused calls come from anyone who can reach the
+port (an unbounded log once grew 528 MB in 4.8 s):
+
+- **text** a peer chose (DRFs, the peer's name, a denial's reason, text values) is cut
+  to a number of characters *as written* (JSON escapes counted), then
+  ``... (+N more chars)`` says how much was left out; :func:`audit_line` escapes
+  everything outside printable ASCII, so no record can hold a newline, a
+  terminal escape or a forged record;
+- an **allowed** call (:data:`ALLOWED`) is the audit trail: every DRF and every
+  setting is listed (each DRF is valid, so at most
+  :data:`~acnet_proto.drf.MAX_DRF_LENGTH` characters), a value array beyond
+  1,024 elements is summarised by its first 1,024 with the setting marked
+  ``"truncated": true`` and its length in ``"items"``, and ``raw`` holds the
+  whole request; its record is bounded by the request (the server's
+  ``max_request_bytes``);
+- a **refused** call (:data:`REFUSED`) lists its first 8 DRFs (then
+  ``"drfs_omitted": K``), text cut at 200 characters, values at 4 elements, and
+  of its request only the first 256 bytes (``raw_head``, with ``raw_bytes`` the
+  whole size); if the line is still over 4,096 characters its values, then its
+  raw head, then its DRFs are left out (``"values_omitted"``, ...). A refused
+  record is therefore at most 4 KiB, whatever was sent.
+
+A record that lost anything says so: ``"truncated": true``.
+
+Refused calls are also rate-limited before they are written: :class:`RefusalBudget`
+decides which, and :func:`summary_entry` is the record that counts the rest.
+Pure: no clock (callers pass ``now``), no I/O.
 """
 
 from __future__ import annotations
 
 import base64
 import enum
+import json
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from acnet_proto.drf import MAX_DRF_LENGTH
+from acnet_proto.errors import ConfigurationError
+from acnet_proto.limits import DEFAULT_LIMITS, peer_address
 from acnet_proto.proxy.decision import PolicyDecision, RequestContext
 
-__all__ = ["audit_entry", "json_value", "proto_record", "reply_entry"]
+__all__ = [
+    "ALLOWED",
+    "REFUSED",
+    "SUMMARY_PEERS",
+    "RecordBounds",
+    "RefusalBudget",
+    "Unwritten",
+    "audit_entry",
+    "audit_line",
+    "captured",
+    "clipped",
+    "json_value",
+    "proto_record",
+    "reply_entry",
+    "summary_entry",
+]
 
 
 def json_value(value: Any) -> Any:
@@ -37,30 +85,196 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def _raw(message: object) -> str | None:
+# -- bounds ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBounds:
+    """How much of a call one record keeps.
+
+    ``drfs``: DRFs (and settings) listed, None for all; ``text_chars``: characters of
+    each text, as JSON writes it; ``value_items``: elements of each value array;
+    ``raw_bytes``: bytes of the request kept as ``raw_head`` (None: the whole
+    request as ``raw``); ``record_chars``: the longest line (None: no limit).
+    """
+
+    drfs: int | None
+    text_chars: int
+    value_items: int
+    raw_bytes: int | None
+    record_chars: int | None
+
+    def __post_init__(self) -> None:
+        for name in ("drfs", "text_chars", "value_items", "raw_bytes", "record_chars"):
+            value = getattr(self, name)
+            optional = name in ("drfs", "raw_bytes", "record_chars")
+            if not ((optional and value is None) or (type(value) is int and value >= 1)):
+                raise ConfigurationError(
+                    f"RecordBounds.{name} must be a positive integer"
+                    f"{' or None' if optional else ''}, got {value!r}"
+                )
+
+
+#: An allowed call's record: the audit trail of what was read or set.
+ALLOWED = RecordBounds(
+    drfs=None, text_chars=MAX_DRF_LENGTH, value_items=1024, raw_bytes=None, record_chars=None
+)
+#: A refused call's record: enough to see who tried what, at most 4 KiB.
+REFUSED = RecordBounds(drfs=8, text_chars=200, value_items=4, raw_bytes=256, record_chars=4096)
+
+
+def _cost(char: str) -> int:
+    """Characters JSON (ASCII only) writes for ``char``."""
+    if " " <= char < "\x7f":
+        return 2 if char in '"\\' else 1
+    return 12 if ord(char) > 0xFFFF else 6  # \uXXXX (twice for a surrogate pair)
+
+
+def clipped(text: object, limit: int) -> tuple[str, bool]:
+    """``text`` cut so that JSON writes at most about ``limit`` characters of it, then
+    ``... (+N more chars)``; and True if it was cut."""
+    text = text if isinstance(text, str) else str(text)
+    budget, end = limit, 0
+    for char in text[:limit]:
+        budget -= _cost(char)
+        if budget < 0:
+            break
+        end += 1
+    if end == len(text):
+        return text, False
+    return f"{text[:end]}... (+{len(text) - end} more chars)", True
+
+
+class _Record:
+    """One record being built: its bounds, and whether anything was left out."""
+
+    def __init__(self, bounds: RecordBounds) -> None:
+        self.bounds = bounds
+        self.truncated = False
+
+    def text(self, value: object) -> str:
+        text, cut = clipped(value, self.bounds.text_chars)
+        self.truncated |= cut
+        return text
+
+    def value(self, value: Any) -> tuple[Any, bool]:
+        """``value`` as JSON holds it, within the bounds; True if anything was left out."""
+        own = _Record(self.bounds)
+        shown = own._value(value)
+        self.truncated |= own.truncated
+        return shown, own.truncated
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            value = value.item()
+        if isinstance(value, (np.ndarray, list, tuple)):
+            head = value[: self.bounds.value_items]
+            self.truncated |= len(value) > len(head)
+            return [self._value(v) for v in head]
+        if isinstance(value, dict):
+            items = list(value.items())
+            self.truncated |= len(items) > self.bounds.value_items
+            return {self.text(k): self._value(v) for k, v in items[: self.bounds.value_items]}
+        if isinstance(value, (bytes, bytearray)):
+            keep = self.bounds.text_chars // 2  # two hex digits a byte
+            if len(value) <= keep:
+                return bytes(value).hex()
+            self.truncated = True
+            return f"{bytes(value[:keep]).hex()}... (+{len(value) - keep} more bytes)"
+        if isinstance(value, str):
+            return self.text(value)
+        return json_value(value)
+
+
+def _raw(message: object) -> bytes | None:
     serialize = getattr(message, "SerializeToString", None)
-    return None if serialize is None else base64.b64encode(serialize()).decode("ascii")
+    return None if serialize is None else bytes(serialize())
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# -- records -----------------------------------------------------------------------------------
 
 
 def audit_entry(
-    seq: int, ts: str, ctx: RequestContext, decision: PolicyDecision, *, raw: bool = False
+    seq: int,
+    ts: str,
+    ctx: RequestContext,
+    decision: PolicyDecision,
+    *,
+    raw: bool = False,
+    bounds: RecordBounds | None = None,
 ) -> dict[str, Any]:
-    """The ``"in"`` record of a call: who, what, the verdict and why; with ``raw``, the
-    request's protobuf bytes (base64). Never the call's metadata."""
+    """The ``"in"`` record of a call: who, what, the verdict and why (a refusal also
+    names its ``policy``: None when the proxy's own checks refused, a malformed call or
+    a missing token); with ``raw``, the request's protobuf bytes (base64).
+
+    ``bounds``: :data:`ALLOWED` or :data:`REFUSED` by the verdict, unless given (see the
+    module docstring). Never the call's metadata.
+    """
+    bounds = bounds or (ALLOWED if decision.allowed else REFUSED)
+    record = _Record(bounds)
+    listed = ctx.drfs if bounds.drfs is None else ctx.drfs[: bounds.drfs]
     entry: dict[str, Any] = {
         "ts": ts,
         "seq": seq,
         "dir": "in",
-        "peer": ctx.peer,
-        "method": ctx.rpc_method,
-        "drfs": list(ctx.drfs),
+        "peer": record.text(ctx.peer),
+        "method": record.text(ctx.rpc_method),
+        "drfs": [record.text(d) for d in listed],
         "allowed": decision.allowed,
-        "reason": decision.reason,
+        "reason": None if decision.reason is None else record.text(decision.reason),
     }
+    if not decision.allowed:
+        entry["policy"] = None if decision.policy is None else record.text(decision.policy)
+    if len(listed) < len(ctx.drfs):
+        entry["drfs_omitted"] = len(ctx.drfs) - len(listed)
+        record.truncated = True
     if ctx.values:
-        entry["values"] = [{"drf": d, "value": json_value(v)} for d, v in ctx.values]
+        entry["values"] = [_setting(record, d, v) for d, v in ctx.values[: len(listed)]]
     if raw and (data := _raw(ctx.raw_request)) is not None:
-        entry["raw"] = data
+        _add_raw(entry, record, data)
+    if record.truncated:
+        entry["truncated"] = True
+    return _within(entry, bounds.record_chars, len(ctx.values))
+
+
+def _setting(record: _Record, drf: str, value: Any) -> dict[str, Any]:
+    shown, cut = record.value(value)
+    setting: dict[str, Any] = {"drf": record.text(drf), "value": shown}
+    if cut:
+        setting["truncated"] = True
+        if isinstance(value, (np.ndarray, list, tuple, dict, bytes, bytearray)):
+            setting["items"] = len(value)
+    return setting
+
+
+def _add_raw(entry: dict[str, Any], record: _Record, data: bytes) -> None:
+    limit = record.bounds.raw_bytes
+    if limit is None or len(data) <= limit:
+        entry["raw"] = _b64(data)
+        return
+    entry["raw_head"], entry["raw_bytes"] = _b64(data[:limit]), len(data)
+    record.truncated = True
+
+
+def _within(entry: dict[str, Any], limit: int | None, settings: int) -> dict[str, Any]:
+    """``entry``, its values, raw head and DRFs left out in turn until its line fits."""
+    if limit is None:
+        return entry
+    for key, note, count in (
+        ("values", "values_omitted", settings),
+        ("raw_head", None, 0),
+        ("drfs", "drfs_omitted", len(entry["drfs"]) + entry.get("drfs_omitted", 0)),
+    ):
+        if len(audit_line(entry)) <= limit:
+            break
+        if entry.pop(key, None) is not None:
+            entry["truncated"] = True
+            if note is not None:
+                entry[note] = count
     return entry
 
 
@@ -68,10 +282,31 @@ def reply_entry(
     seq: int, ts: str, peer: str, method: str, reply: object, *, raw: bool = False
 ) -> dict[str, Any]:
     """The ``"out"`` record of one reply to call ``seq``; with ``raw``, its protobuf bytes."""
-    entry: dict[str, Any] = {"ts": ts, "seq": seq, "dir": "out", "peer": peer, "method": method}
+    peer_text, _ = clipped(peer, ALLOWED.text_chars)
+    method_text, _ = clipped(method, ALLOWED.text_chars)
+    entry: dict[str, Any] = {"ts": ts, "seq": seq, "dir": "out", "peer": peer_text}
+    entry["method"] = method_text
     if raw and (data := _raw(reply)) is not None:
-        entry["raw"] = data
+        entry["raw"] = _b64(data)
     return entry
+
+
+def audit_line(entry: dict[str, Any]) -> str:
+    """``entry`` as one line of the audit log: JSON in printable ASCII, then a newline.
+
+    JSON escapes control characters and (ASCII only) everything beyond ASCII; DEL is
+    escaped too, so a peer's text cannot break a line or reach a terminal as is.
+    """
+    return json.dumps(entry, separators=(",", ":")).replace("\x7f", "\\u007f") + "\n"
+
+
+def captured(message: object, allowed: bool, bounds: RecordBounds = REFUSED) -> bytes | None:
+    """The bytes of ``message`` for the capture file: an allowed call's always; a refused
+    one's only up to ``bounds.raw_bytes`` (a message cut short could not be read back)."""
+    data = _raw(message)
+    if data is None or allowed or bounds.raw_bytes is None or len(data) <= bounds.raw_bytes:
+        return data
+    return None
 
 
 # the binary capture file: per message, a tag byte, its length (varint), its bytes
@@ -88,3 +323,162 @@ def proto_record(method: str, direction: str, data: bytes) -> bytes:
         length >>= 7
     varint.append(length)
     return bytes((tag,)) + bytes(varint) + data
+
+
+# -- the rate of refused records ---------------------------------------------------------------
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+    def refill(self, now: float, capacity: int, per_second: float) -> None:
+        self.tokens = min(capacity, self.tokens + max(now - self.at, 0.0) * per_second)
+        self.at = max(now, self.at)
+
+
+@dataclass
+class Unwritten:
+    """Refused calls counted but not written: per peer address, and from peers beyond
+    the ones tracked (``others``); ``first``/``last``: when (``now``) the first and last
+    of them came."""
+
+    peers: dict[str, int] = field(default_factory=dict)
+    others: int = 0
+    first: float = 0.0
+    last: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.peers.values()) + self.others
+
+
+class RefusalBudget:
+    """Which refused calls an audit log writes: at most ``per_peer`` a minute from one peer
+    address (its port ignored) and ``total`` a minute in all, as token buckets (a burst of
+    that many, then one every ``60 / per_peer`` s); the rest are counted.
+
+    :meth:`unwritten` hands over the count for a summary record once the burst has been
+    quiet for ``quiet_period`` s, or once ``interval`` s after its first unwritten call
+    (so a flood that never stops still gets one summary a minute). At most ``max_peers``
+    peers are tracked: beyond them a peer has only the ``total`` budget, and its
+    unwritten calls are counted as ``others``.
+    """
+
+    def __init__(
+        self,
+        per_peer: int = 60,
+        total: int = 600,
+        *,
+        interval: float = 60.0,
+        quiet_period: float = DEFAULT_LIMITS.quiet_period,
+        max_peers: int = 1024,
+    ) -> None:
+        for name, count in (("per_peer", per_peer), ("total", total), ("max_peers", max_peers)):
+            if type(count) is not int or count < 1:
+                raise ConfigurationError(f"{name} must be a positive integer, got {count!r}")
+        for name, seconds in (("interval", interval), ("quiet_period", quiet_period)):
+            ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+            if not (ok and math.isfinite(seconds) and seconds > 0):
+                raise ConfigurationError(f"{name} must be a positive number, got {seconds!r}")
+        self.per_peer, self.total, self.max_peers = per_peer, total, max_peers
+        self.interval, self.quiet_period = float(interval), float(quiet_period)
+        self._buckets: dict[str, _Bucket] = {}
+        self._all: _Bucket | None = None
+        self._unwritten = Unwritten()
+
+    def __repr__(self) -> str:
+        return f"RefusalBudget({self.per_peer}, {self.total}, interval={self.interval})"
+
+    @property
+    def rule(self) -> str:
+        """The budget in words, for the summary record."""
+        return (
+            f"refused calls beyond {self.per_peer} per {self.interval:g}s from one peer address "
+            f"({self.total} in all) are counted, not written"
+        )
+
+    @property
+    def pending(self) -> bool:
+        """True if refused calls were counted that no summary has reported yet."""
+        return self._unwritten.total > 0
+
+    def admit(self, peer: str, now: float) -> bool:
+        """True if the refused call of ``peer`` at ``now`` is written; else it is counted."""
+        address = peer_address(peer)
+        every = self._all = self._all or _Bucket(self.total, now)
+        every.refill(now, self.total, self.total / self.interval)
+        own = self._bucket(address, now)
+        if own is not None:
+            own.refill(now, self.per_peer, self.per_peer / self.interval)
+        if every.tokens >= 1 and (own is None or own.tokens >= 1):
+            every.tokens -= 1
+            if own is not None:
+                own.tokens -= 1
+            return True
+        self._count(address, now)
+        return False
+
+    def _bucket(self, address: str, now: float) -> _Bucket | None:
+        if address not in self._buckets and len(self._buckets) >= self.max_peers:
+            for key in [k for k, b in self._buckets.items() if b.at + self.interval <= now]:
+                del self._buckets[key]  # idle a whole interval: full again
+            if len(self._buckets) >= self.max_peers:
+                return None
+        return self._buckets.setdefault(address, _Bucket(self.per_peer, now))
+
+    def _count(self, address: str, now: float) -> None:
+        unwritten = self._unwritten
+        if not self.pending:
+            unwritten.first = now
+        unwritten.last = now
+        if address in unwritten.peers or len(unwritten.peers) < self.max_peers:
+            unwritten.peers[address] = unwritten.peers.get(address, 0) + 1
+        else:
+            unwritten.others += 1
+
+    def unwritten(self, now: float, *, final: bool = False) -> Unwritten | None:
+        """The calls counted since the last summary, if one is due at ``now`` (always with
+        ``final``: the log is closing); then they are forgotten. None if none is due."""
+        counted = self._unwritten
+        if not self.pending:
+            return None
+        quiet = now - counted.last >= self.quiet_period
+        if not (final or quiet or now - counted.first >= self.interval):
+            return None
+        self._unwritten = Unwritten()
+        return counted
+
+
+#: Peers one summary record names (those with the most unwritten calls).
+SUMMARY_PEERS = 32
+
+
+def summary_entry(seq: int, ts: str, unwritten: Unwritten, rule: str) -> dict[str, Any]:
+    """The ``"summary"`` record of refused calls that were counted, not written.
+
+    ``unwritten``: how many in all; ``peers``: peer address (no port) -> how many, for the
+    :data:`SUMMARY_PEERS` peers with the most (``peers_omitted``: how many peers were not
+    named); ``untracked``: calls from peers beyond the budget's ``max_peers``;
+    ``seconds``: from the first of them to the last; ``rule``: the budget that held them
+    back. For example ``{"ts": ..., "seq": 70, "dir": "summary", "unwritten": 4937,
+    "peers": {"ipv4:127.0.0.1": 4937}, "seconds": 3.2, "rule": "refused calls beyond 60
+    per 60s from one peer address (600 in all) are counted, not written"}``.
+    """
+    ranked = sorted(unwritten.peers.items(), key=lambda item: -item[1])
+    named = ranked[:SUMMARY_PEERS]
+    entry: dict[str, Any] = {
+        "ts": ts,
+        "seq": seq,
+        "dir": "summary",
+        "unwritten": unwritten.total,
+        "peers": {clipped(peer, REFUSED.text_chars)[0]: count for peer, count in named},
+        "seconds": round(unwritten.last - unwritten.first, 3),
+        "rule": rule,
+    }
+    if len(ranked) > len(named):
+        entry["peers_omitted"] = len(ranked) - len(named)
+    if unwritten.others:
+        entry["untracked"] = unwritten.others
+    return entry

@@ -1,8 +1,11 @@
 """A supervised call as the policies see it, their verdict, and how the verdicts combine.
 
 Each call becomes a :class:`RequestContext` and goes through :func:`decide`
-(the rules are in :mod:`acnet_proto.proxy`). Pure: time is the context's
-``now`` (the server's monotonic clock).
+(the rules are in :mod:`acnet_proto.proxy`). The context carries each DRF's
+canonical :class:`~acnet_proto.proxy.targets.Target`, computed once when the
+call arrives: policies decide on it, never on the DRF as written. Pure: time
+is the context's ``now`` (the server's monotonic clock); index names are
+resolved by the server's ``name_of``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from acnet_proto import drf as _drf
+from acnet_proto._text import shown
+from acnet_proto.proxy.targets import NameOf, Target, targets_of
 
 __all__ = [
     "POLICY_METADATA",
@@ -20,6 +25,7 @@ __all__ = [
     "Policy",
     "PolicyDecision",
     "RequestContext",
+    "cannot_judge",
     "decide",
     "evaluate_policies",
     "is_one_shot",
@@ -35,9 +41,9 @@ POLICY_METADATA = "acnet-proto-policy"
 SERVER_RULES = "SupervisedServer"
 
 
-def device_of(drf: str) -> str:
-    """The canonical device a DRF names."""
-    return _drf.parse(drf).device
+def _device(ctx: RequestContext, slot: int) -> str:
+    target = ctx.targets[slot]
+    return shown(ctx.drfs[slot]) if target is None else target.device
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,11 @@ class RequestContext:
     ``(drf, value)`` aligned with ``drfs`` (empty for a ``Read``);
     ``raw_request`` the protobuf message; ``allowed`` the approved slot
     indices; ``now`` the server's monotonic clock, in seconds, when the call
-    arrived.
+    arrived. ``targets`` are the DRFs' canonical targets (of the setting, for
+    a ``Set``), aligned with ``drfs``: None for a DRF that is not valid; left
+    empty, they are computed without an index resolver. ``resolves_indices``
+    says whether the server had a resolver (it words the refusal of an index
+    it could not resolve).
     """
 
     drfs: list[str]
@@ -62,6 +72,13 @@ class RequestContext:
     raw_request: object = None
     allowed: frozenset[int] = frozenset()
     now: float = 0.0
+    targets: tuple[Target | None, ...] = ()
+    resolves_indices: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.targets) != len(self.drfs):
+            computed = targets_of(self.drfs, write=self.rpc_method == "Set")
+            object.__setattr__(self, "targets", computed)
 
     @classmethod
     def of_call(
@@ -73,9 +90,13 @@ class RequestContext:
         values: Sequence[tuple[str, Any]] = (),
         raw_request: object = None,
         now: float = 0.0,
+        *,
+        name_of: NameOf | None = None,
     ) -> RequestContext:
         """The context of a call as it arrives: reads all approved, settings none;
-        secrets (``authorization``) left out of ``metadata``."""
+        secrets (``authorization``) left out of ``metadata``; each DRF's target
+        computed, its index name (``0:<di>``) resolved by ``name_of`` if given
+        (see :data:`~acnet_proto.proxy.targets.NameOf`)."""
         if rpc_method not in _METHODS:
             raise ValueError(f"rpc_method must be one of {_METHODS}, got {rpc_method!r}")
         kept = {
@@ -84,7 +105,19 @@ class RequestContext:
             if str(key).lower() not in _SECRET_METADATA
         }
         slots = frozenset(range(len(drfs))) if rpc_method == "Read" else frozenset()
-        return cls(list(drfs), rpc_method, peer, kept, list(values), raw_request, slots, now)
+        targets = targets_of(drfs, write=rpc_method == "Set", name_of=name_of)
+        return cls(
+            list(drfs),
+            rpc_method,
+            peer,
+            kept,
+            list(values),
+            raw_request,
+            slots,
+            now,
+            targets,
+            name_of is not None,
+        )
 
 
 @dataclass(frozen=True)
@@ -134,13 +167,13 @@ def malformed(drfs: Sequence[str], rpc_method: str) -> str | None:
     padded, not printable ASCII, does not parse, or (for a ``Set``) cannot be written."""
     for index, drf in enumerate(drfs):
         if not drf or drf != drf.strip() or not (drf.isascii() and drf.isprintable()):
-            return f"DRF {index} ({drf!r}) is empty, padded or not printable ASCII"
+            return f"DRF {index} ({shown(drf)}) is empty, padded or not printable ASCII"
         try:
             _drf.parse(drf)
             if rpc_method == "Set":
                 _drf.to_write_drf(drf)
         except _drf.DRFError as e:
-            return f"DRF {index} ({drf!r}) is not valid: {e.problem}"
+            return f"DRF {index} ({shown(drf)}) is not valid: {e.problem}"
     return None
 
 
@@ -149,9 +182,31 @@ def is_one_shot(drfs: Sequence[str]) -> bool:
     return all(isinstance(_drf.parse(d).event, _drf.ImmediateEvent) for d in drfs)
 
 
-def _check_context(policy: Policy, ctx: RequestContext, drfs: list[str], method: str) -> None:
+def cannot_judge(ctx: RequestContext) -> str | None:
+    """Why no policy can judge ``ctx`` (None if one can): the first DRF with no target
+    (not valid), or whose device is named by an index the server could not resolve."""
+    for drf, target in zip(ctx.drfs, ctx.targets):
+        if target is None:
+            return malformed([drf], ctx.rpc_method) or f"DRF {shown(drf)} has no target"
+        if target.resolved:
+            continue
+        if not ctx.resolves_indices:
+            return (
+                f"{shown(drf)} names its device by index, and this server has no resolver "
+                "for index names; policies match device names: use the device's name "
+                "(or give the server a name_of resolver)"
+            )
+        return (
+            f"{shown(drf)} names its device by index, and the server's resolver does not "
+            "know it; policies match device names: use the device's name"
+        )
+    return None
+
+
+def _check_context(policy: Policy, ctx: RequestContext, original: RequestContext) -> None:
     name = type(policy).__name__
-    if ctx.drfs != drfs or ctx.rpc_method != method:
+    drfs, method = original.drfs, original.rpc_method
+    if ctx.drfs != drfs or ctx.rpc_method != method or ctx.targets != original.targets:
         raise ValueError(f"{name} changed the request's DRFs or method; policies may not")
     if not ctx.allowed <= frozenset(range(len(drfs))):
         raise ValueError(f"{name} approved a slot the request does not have")
@@ -167,14 +222,13 @@ def evaluate_policies(policies: Sequence[Policy], ctx: RequestContext) -> Policy
     (its class name, unless it named itself). A policy that changes the DRFs,
     the method or which settings are made raises ValueError (a bug in it).
     """
-    drfs, method = list(ctx.drfs), ctx.rpc_method
     current = ctx
     for policy in policies:
         decision = policy.check(current)
         if not decision.allowed:
             return replace(decision, policy=decision.policy or type(policy).__name__)
         if decision.ctx is not None:
-            _check_context(policy, decision.ctx, drfs, method)
+            _check_context(policy, decision.ctx, ctx)
             current = decision.ctx
     return PolicyDecision(True, ctx=current)
 
@@ -183,9 +237,8 @@ def decide(policies: Sequence[Policy], ctx: RequestContext) -> PolicyDecision:
     """The proxy's verdict on ``ctx`` (see the module docstring); give it DRFs that
     :func:`malformed` accepts."""
     if policies:
-        alias = next((d for d in ctx.drfs if device_of(d).startswith("0:")), None)
-        if alias is not None:
-            why = f"{alias!r} names its device by index; policies match device names"
+        why = cannot_judge(ctx)
+        if why is not None:
             return deny(why, SERVER_RULES)
     decision = evaluate_policies(policies, ctx)
     if not decision.allowed:
@@ -194,7 +247,7 @@ def decide(policies: Sequence[Policy], ctx: RequestContext) -> PolicyDecision:
     unapproved = [i for i in range(len(ctx.drfs)) if i not in decision.ctx.allowed]
     if not unapproved:
         return decision
-    names = ", ".join(dict.fromkeys(device_of(ctx.drfs[i]) for i in unapproved))
+    names = ", ".join(dict.fromkeys(_device(ctx, i) for i in unapproved))
     if ctx.rpc_method == "Read":
         return deny(f"Read denied by policy: {names}", SERVER_RULES)
     approvers = ", ".join(dict.fromkeys(type(p).__name__ for p in policies if p.allows_writes))

@@ -3,6 +3,14 @@
 Each is a :class:`~acnet_proto.proxy.decision.Policy`; how their verdicts
 combine is :func:`~acnet_proto.proxy.decision.decide`'s.
 
+Every decision is made on the context's canonical targets
+(:mod:`acnet_proto.proxy.targets`), never on the DRF as written: patterns
+match the device's name (an index name ``0:<di>`` resolved by the server's
+``name_of``, else refused: :func:`~acnet_proto.proxy.decision.cannot_judge`),
+and range and slew limits apply to each element of the target's data, so
+``Z:ACLTST``, ``z_acltst``, ``Z:ACLTST[0]``, ``Z:ACLTST.SETTING.SCALED`` and
+``Z:ACLTST.SETTING[:]`` are one setting of element 0 to all of them.
+
 The policies (the seeds' names and semantics):
 
 - :class:`ReadOnlyPolicy`: denies every ``Set``.
@@ -12,16 +20,17 @@ The policies (the seeds' names and semantics):
 - :class:`RateLimitPolicy`: at most ``max_requests`` calls per peer address
   (its port ignored, so reconnecting does not reset it) in any
   ``window_seconds``.
-- :class:`ValueRangePolicy`: settings of matching devices must be numbers in
-  ``[min, max]`` (every matching range applies).
-- :class:`SlewRatePolicy`: settings of matching devices may change by at
-  most ``max_step`` per write and ``max_rate`` per second since the last
-  setting it allowed (the first is always allowed).
+- :class:`ValueRangePolicy`: each element a setting of a matching device
+  sets must be a number in ``[min, max]`` (every matching range applies).
+- :class:`SlewRatePolicy`: each element of a matching device may change by
+  at most ``max_step`` per write and ``max_rate`` per second since the last
+  setting of that element it allowed (the first is always allowed).
 
 Range and slew limits are in engineering units, so a setting they limit
-must be numbers: text, and raw bytes or RAW/PRIMARY fields, are denied
-unless the device is in ``allow_raw``; CONTROL commands are not values and
-pass (limit them with :class:`DeviceAccessPolicy`).
+must be numbers, one per element it addresses: text, and raw bytes, byte
+ranges (``{offset:length}``) or device-unit fields (RAW, PRIMARY, RAW_MIN,
+...), are denied unless the device is in ``allow_raw``; CONTROL commands
+are not values and pass (limit them with :class:`DeviceAccessPolicy`).
 
 Pure: time is the context's ``now`` (the server's monotonic clock), so
 policies never read a clock. Stateful policies (rate, slew) are not
@@ -37,19 +46,22 @@ import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from acnet_proto import drf as _drf
+from acnet_proto._text import SHOWN_CHARS, shown
+from acnet_proto.limits import peer_address
 from acnet_proto.proxy.decision import (
     ALLOW,
     Policy,
     PolicyDecision,
     RequestContext,
+    cannot_judge,
     deny,
-    device_of,
 )
+from acnet_proto.proxy.targets import UNSCALED_FIELDS, Target
 
 __all__ = [
     "DeviceAccessPolicy",
@@ -60,14 +72,18 @@ __all__ = [
     "ValueRangePolicy",
 ]
 
-_P, _F = _drf.Property, _drf.Field
-# payloads in these fields are device units, not the engineering units limits are in
-_UNSCALED_FIELDS = frozenset({_F.RAW, _F.PRIMARY})
+_P = _drf.Property
 _IDLE_PEERS = 100  # prune a rate limiter's idle peers beyond this many
+_L = TypeVar("_L")
 
 
-def _write_target(drf: str) -> _drf.DataRequest:
-    return _drf.parse(_drf.to_write_drf(drf))
+def _targets(ctx: RequestContext) -> tuple[list[Target], PolicyDecision | None]:
+    """The context's targets; or a denial if one cannot be judged (decide() refuses such a
+    call before any policy runs: this keeps a policy safe when called on its own)."""
+    why = cannot_judge(ctx)
+    if why is not None:
+        return [], deny(why)
+    return [t for t in ctx.targets if t is not None], None
 
 
 # --- the policies ----------------------------------------------------------------------------
@@ -159,7 +175,10 @@ class DeviceAccessPolicy(Policy):
     def check(self, ctx: RequestContext) -> PolicyDecision:
         if self.action not in ("all", ctx.rpc_method.lower()):
             return ALLOW
-        names = [device_of(d) for d in ctx.drfs]
+        targets, denial = _targets(ctx)
+        if denial is not None:
+            return denial
+        names = [t.device for t in targets]
         if self.mode == "deny":
             denied = next((n for n in names if self.matches(n)), None)
             return ALLOW if denied is None else deny(f"Device {denied} is denied")
@@ -175,13 +194,6 @@ def _positive(value: object, name: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be positive and finite, got {value!r}")
     return float(value)
-
-
-def _peer_address(peer: str) -> str:
-    """``peer`` without its port: ``ipv4:10.0.0.1:5555`` -> ``ipv4:10.0.0.1``."""
-    if peer.startswith(("ipv4:", "ipv6:")):
-        return peer.rsplit(":", 1)[0]
-    return peer
 
 
 class RateLimitPolicy(Policy):
@@ -202,7 +214,7 @@ class RateLimitPolicy(Policy):
         if len(self._calls) > _IDLE_PEERS:
             for peer in [p for p, times in self._calls.items() if not times or times[-1] <= cutoff]:
                 del self._calls[peer]
-        times = self._calls.setdefault(_peer_address(ctx.peer), deque())
+        times = self._calls.setdefault(peer_address(ctx.peer), deque())
         while times and times[0] <= cutoff:
             times.popleft()
         if len(times) >= self.max_requests:
@@ -235,6 +247,35 @@ def _numbers(value: object) -> list[float] | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Limited(Generic[_L]):
+    """A setting a limit applies to: the DRF as sent, its target, the limit, and the
+    ``(element, number)`` pairs it sets."""
+
+    drf: str
+    target: Target
+    limit: _L
+    numbers: list[tuple[int, float]]
+
+    def where(self, element: int) -> str:
+        """Which element a denial is about, when the setting addresses more than one."""
+        many = self.target.range is not None or len(self.numbers) > 1
+        return f" (element {element})" if many else ""
+
+
+def _shown_value(value: object) -> str:
+    if isinstance(value, (str, bytes, bytearray)):
+        return shown(value)
+    text = ascii(value)  # a peer's value: escaped, and bounded below
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
+
+
+def _raw_write(target: Target) -> str:
+    if target.field in UNSCALED_FIELDS:
+        return f"{target.field.name} field"
+    return "Byte range" if isinstance(target.range, _drf.ByteRange) else "Raw byte"
+
+
 class _LimitedWrites(Policy):
     """What range and slew limits share: which settings they limit, and which they cannot."""
 
@@ -242,30 +283,38 @@ class _LimitedWrites(Policy):
         self.allow_raw = () if allow_raw is None else _patterns(allow_raw, "allow_raw")
 
     def limited(
-        self, ctx: RequestContext, limit_of: Callable[[str], Any]
-    ) -> tuple[list[tuple[str, Any, Any, list[float]]], PolicyDecision | None]:
-        """The settings ``limit_of(device)`` limits, as ``(target, name, limit, numbers)``;
-        or a denial for one that cannot be compared with a limit."""
-        out = []
-        for drf, value in ctx.values:
-            target = _write_target(drf)
+        self, ctx: RequestContext, limit_of: Callable[[str], _L | None]
+    ) -> tuple[list[_Limited[_L]], PolicyDecision | None]:
+        """The settings ``limit_of(device)`` limits; or a denial for one that cannot be
+        compared with a limit."""
+        targets, denial = _targets(ctx)
+        if denial is not None:
+            return [], denial
+        out: list[_Limited[_L]] = []
+        for (drf, value), target in zip(ctx.values, targets):
             limit = limit_of(target.device)
             if limit is None or target.property is _P.CONTROL:
                 continue  # CONTROL carries commands, not values
             name = target.device
-            raw = isinstance(value, (bytes, bytearray)) or target.field in _UNSCALED_FIELDS
-            if raw:
+            if isinstance(value, (bytes, bytearray)) or target.raw:
                 if any(_glob(name, p) for p in self.allow_raw):
                     continue  # an exempt structured write: nothing to compare
-                what = "Raw byte" if target.field is None else f"{target.field.name} field"
                 return [], deny(
-                    f"{what} write to limited device {name} is not comparable to its "
-                    "engineering-unit limit (allow_raw exempts a device)"
+                    f"{_raw_write(target)} write to limited device {name} is not comparable "
+                    "to its engineering-unit limit (allow_raw exempts a device)"
                 )
             numbers = _numbers(value)
             if numbers is None:
-                return [], deny(f"Non-numeric value {value!r} for limited device {name}")
-            out.append((target.to_drf(), name, limit, numbers))
+                return [], deny(
+                    f"Non-numeric value {_shown_value(value)} for limited device {name}"
+                )
+            elements = target.elements(len(numbers))
+            if elements is None:
+                return [], deny(
+                    f"{len(numbers)} values for {target.label}{target.range}: a limited "
+                    "setting gives one value for each element of its range"
+                )
+            out.append(_Limited(drf, target, limit, list(zip(elements, numbers))))
         return out, None
 
 
@@ -308,12 +357,14 @@ class ValueRangePolicy(_LimitedWrites):
         settings, denial = self.limited(ctx, self._bounds)
         if denial is not None:
             return denial
-        for _, name, (low, high), numbers in settings:
+        for setting in settings:
+            name, (low, high) = setting.target.label, setting.limit
             if low > high:
                 return deny(f"Contradictory value ranges for {name}: [{low}, {high}] is empty")
-            for number in numbers:
+            for element, number in setting.numbers:
                 if not low <= number <= high:  # NaN fails too
-                    return deny(f"Value {number} for {name} outside range [{low}, {high}]")
+                    where = setting.where(element)
+                    return deny(f"Value {number} for {name} outside range [{low}, {high}]{where}")
         return ALLOW
 
 
@@ -341,11 +392,14 @@ class SlewRatePolicy(_LimitedWrites):
     """Deny settings that change a device too much at once, or too fast.
 
     ``limits``: glob pattern -> :class:`SlewLimit` (the first matching
-    pattern applies). The first setting of a target (device, property,
-    field, range) is always allowed; each allowed one becomes the target's
-    history (even if the backend then fails it). A call that sets one
-    limited target twice is denied: both would be compared with the same
-    history. ``allow_raw`` as for :class:`ValueRangePolicy`.
+    pattern applies). History is kept per element of the canonical target
+    (device, property, field, element index), so every spelling of a setting
+    shares it, and an array write ``[2:4]`` compares elements 2, 3 and 4 each
+    with its own. The first setting of an element is always allowed; each
+    allowed one becomes the element's history (even if the backend then fails
+    it). A call that sets one limited element twice, in any spellings, is
+    denied: both would be compared with the same history. ``allow_raw`` as
+    for :class:`ValueRangePolicy`.
     """
 
     def __init__(self, limits: dict[str, SlewLimit], *, allow_raw: list[str] | None = None) -> None:
@@ -357,7 +411,7 @@ class SlewRatePolicy(_LimitedWrites):
             if not isinstance(limit, SlewLimit):
                 raise TypeError(f"limits[{pattern!r}] must be a SlewLimit, got {limit!r}")
         self.limits = dict(limits)
-        self._history: dict[str, tuple[list[float], float]] = {}  # target -> (numbers, when)
+        self._history: dict[_Element, tuple[float, float]] = {}  # -> (number, when)
 
     def _limit(self, name: str) -> SlewLimit | None:
         return next((lim for p, lim in self.limits.items() if _glob(name, p)), None)
@@ -368,23 +422,59 @@ class SlewRatePolicy(_LimitedWrites):
         settings, denial = self.limited(ctx, self._limit)
         if denial is not None:
             return denial
-        targets = [target for target, *_ in settings]
-        twice = next((t for t in targets if targets.count(t) > 1), None)
+        twice = _set_twice(settings)
         if twice is not None:
-            return deny(f"{twice} is set twice in one call; slew limits allow one setting each")
-        for target, name, limit, numbers in settings:
-            last = self._history.get(target)
-            if last is None or len(last[0]) != len(numbers):
-                continue
-            before, at = last
-            step = max(abs(n - o) for n, o in zip(numbers, before))
-            if not step <= (math.inf if limit.max_step is None else limit.max_step):
-                return deny(f"Step {step} for {name} exceeds max_step {limit.max_step}")
-            if limit.max_rate is not None and step > 0:
-                elapsed = ctx.now - at
-                rate = step / elapsed if elapsed > 0 else math.inf
-                if not rate <= limit.max_rate:
-                    return deny(f"Rate {rate:.6g}/s for {name} exceeds max_rate {limit.max_rate}/s")
-        for target, _, _, numbers in settings:
-            self._history[target] = (numbers, ctx.now)
+            return deny(twice)
+        for setting in settings:
+            for element, number in setting.numbers:
+                last = self._history.get(_element_of(setting.target, element))
+                why = None if last is None else _too_fast(setting, element, number, last, ctx.now)
+                if why is not None:
+                    return deny(why)
+        for setting in settings:
+            for element, number in setting.numbers:
+                self._history[_element_of(setting.target, element)] = (number, ctx.now)
         return ALLOW
+
+
+# one element of a canonical target: (device, property, field, element index)
+_Element = tuple[str, _drf.Property, "_drf.Field | None", int]
+
+
+def _element_of(target: Target, element: int) -> _Element:
+    return (target.device, target.property, target.field, element)
+
+
+def _set_twice(settings: list[_Limited[SlewLimit]]) -> str | None:
+    """Why the call sets one element twice (None if it does not), in any spellings."""
+    first: dict[_Element, str] = {}
+    for setting in settings:
+        for element, _ in setting.numbers:
+            key = _element_of(setting.target, element)
+            if key in first:
+                return (
+                    f"{_drf.to_write_drf(setting.drf)} is set twice in one call (element "
+                    f"{element} of {setting.target.label}, also set by "
+                    f"{_drf.to_write_drf(first[key])}); slew limits allow one setting of each "
+                    "element per call"
+                )
+            first[key] = setting.drf
+    return None
+
+
+def _too_fast(
+    setting: _Limited[SlewLimit], element: int, number: float, last: tuple[float, float], now: float
+) -> str | None:
+    """Why changing ``element`` from its ``last`` (number, when) to ``number`` at ``now`` breaks
+    the setting's limit; None if it does not."""
+    limit, name, where = setting.limit, setting.target.label, setting.where(element)
+    before, at = last
+    step = abs(number - before)
+    if not step <= (math.inf if limit.max_step is None else limit.max_step):  # NaN fails too
+        return f"Step {step} for {name} exceeds max_step {limit.max_step}{where}"
+    if limit.max_rate is not None and step > 0:
+        elapsed = now - at
+        rate = step / elapsed if elapsed > 0 else math.inf
+        if not rate <= limit.max_rate:
+            return f"Rate {rate:.6g}/s for {name} exceeds max_rate {limit.max_rate}/s{where}"
+    return None

@@ -72,6 +72,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from acnet_proto import drf as _drf
+from acnet_proto._text import shown
 from acnet_proto.errors import (
     AcnetProtoError,
     ConfigurationError,
@@ -94,6 +95,7 @@ __all__ = [
     "UnsupportedRead",
     "ValueLine",
     "check_base_url",
+    "decode_output",
     "decode_query",
     "encode_script",
     "format_error",
@@ -278,6 +280,23 @@ def status_of(name: str | None) -> Status:
     return UNTRANSLATED
 
 
+def decode_output(content: bytes, charset: str | None) -> str:
+    """The CGI's answer ``content`` as text, in the ``charset`` its Content-Type named.
+
+    Undecodable bytes become U+FFFD. A charset Python does not know, one that
+    is no text encoding or cannot replace errors (``idna``, ``undefined``,
+    ``punycode``), or no name at all (a NUL in it) is the server's mistake:
+    UTF-8 is used instead, so the output is read, never a bare ``LookupError``
+    or ``ValueError``.
+    """
+    if charset:
+        try:
+            return content.decode(charset, "replace")
+        except (LookupError, ValueError):  # UnicodeError is a ValueError
+            pass
+    return content.decode("utf-8", "replace")
+
+
 def script_error(output: str) -> ErrorLine | None:
     """The first error line in ``output``, or None if ACL reported none."""
     for line in output.splitlines():
@@ -310,7 +329,7 @@ def value_of_line(request: _drf.DataRequest, text: str) -> tuple[Any, ValueType]
             hexa = digits.group(1)
             chunks.append(bytes.fromhex(hexa.zfill(len(hexa) + len(hexa) % 2))[::-1])
         if not chunks:
-            raise ValueError(f"no hex number in ACL's /raw output {text!r}")
+            raise ValueError(f"no hex number in ACL's /raw output {shown(text)}")
         return b"".join(chunks), ValueType.RAW
     if request.property in _TEXT_PROPERTIES or request.field is _F.TEXT:
         return text, ValueType.TEXT
@@ -465,7 +484,10 @@ class ACLRead(FirstReadings):
                 continue
             parsed = parse_line(line)
             if parsed is None:
-                raise RemoteProtocolError(f"the ACL CGI printed a line that is not ACL's: {line!r}")
+                raise RemoteProtocolError(
+                    f"the ACL CGI printed a line that is not ACL's: {shown(line)}; "
+                    "check that base_url is the ACL CGI"
+                )
             if isinstance(parsed, ErrorLine):
                 error = parsed
                 break  # ACL stopped here; nothing after it is a reading

@@ -126,11 +126,21 @@ def status_message(facility: int, error: int, message: str | None = None) -> sta
 
 
 def timestamp_of(reading: DAQ_pb2.Reading) -> datetime | None:
-    """The reading's time as a UTC datetime (microseconds), or None if it has none."""
+    """The reading's time as a UTC datetime (microseconds), or None if it has none.
+
+    A timestamp outside what ``google.protobuf.Timestamp`` allows (years
+    1..9999, nanos 0..999,999,999) raises :class:`RemoteProtocolError`.
+    """
     stamp = reading.timestamp
     if not (stamp.seconds or stamp.nanos):
         return None
-    return stamp.ToDatetime(tzinfo=UTC)
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise RemoteProtocolError(
+            f"the server sent timestamp seconds={stamp.seconds} nanos={stamp.nanos}: "
+            "not a time a google.protobuf.Timestamp can hold"
+        ) from None
 
 
 # --- values ------------------------------------------------------------------------------

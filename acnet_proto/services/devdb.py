@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from acnet_proto._text import shown
 from acnet_proto.api.config import check_timeout, resolve_endpoint
 from acnet_proto.errors import DeviceError
 from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
@@ -346,7 +347,8 @@ def device_infos(
             status, message = _NOT_FOUND, "not found in DevDB"
         else:
             status = _LOOKUP_FAILED
-            message = f"DevDB could not look it up: {entry.errMsg or 'no reason given'}"
+            reason = shown(entry.errMsg) if entry.errMsg else "no reason given"
+            message = f"DevDB could not look it up: {reason}"
         if failure is None:
             failure = DeviceError(entry.name, status.facility, status.error, message)
     return found, failure

@@ -37,10 +37,16 @@ import numpy as np
 
 from acnet_proto import drf as _drf
 from acnet_proto.api.device import BasicControl
-from acnet_proto.errors import DecodeError, ReadError
+from acnet_proto.errors import DecodeError, ReadError, RemoteProtocolError
 from acnet_proto.pc import daqdata
 from acnet_proto.pc._message import Message
-from acnet_proto.plans.lists import FirstReadings, ListPlan, error_reading, timestamp
+from acnet_proto.plans.lists import (
+    UNREADABLE,
+    FirstReadings,
+    ListPlan,
+    error_reading,
+    timestamp,
+)
 from acnet_proto.plans.settings import list_value
 from acnet_proto.status import Status
 from acnet_proto.types import Reading, ValueType, WriteResult
@@ -101,7 +107,6 @@ DMQ_LOGIN_REQUIRED = Status.from_name("DMQ_LOGIN_REQUIRED")
 DMQ_INVALID_REQUEST = Status.from_name("DMQ_INVALID_REQUEST")
 DMQ_SECURITY_VIOLATION = Status.from_name("DMQ_SECURITY_VIOLATION")
 
-_UNREADABLE = Status.from_name("ACNET_RPLYPACK")
 # AMQP routing keys are short strings: at most 255 bytes
 _MAX_KEY = 255
 _INT32 = (-(2**31), 2**31 - 1)
@@ -148,24 +153,30 @@ def setting_key(drf: str) -> str:
 
 def mic_body(
     body: bytes,
-    message_id: str | None,
-    correlation_id: str | None,
-    reply_to: str | None,
-    app_id: str | None,
+    message_id: str | bytes | None,
+    correlation_id: str | bytes | None,
+    reply_to: str | bytes | None,
+    app_id: str | bytes | None,
     host_address: bytes,
 ) -> bytes:
     """What a DMQ signature covers: Java's ``GSSUtil.createBody`` layout.
 
     The body, message id, correlation id, reply-to, app id and host address,
     in that order, each followed by one NUL byte; absent properties are empty
-    strings. Text is UTF-8; ``host_address`` is the raw address bytes that
-    the ``host-address`` header carries (4 for IPv4).
+    strings. Text is UTF-8; a property given as bytes (pika hands over a
+    property that is not UTF-8 as the bytes received) is taken as it is.
+    ``host_address`` is the raw address bytes that the ``host-address``
+    header carries (4 for IPv4).
     """
     parts: list[bytes] = [bytes(body)]
     for text in (message_id, correlation_id, reply_to, app_id):
-        parts.append((text or "").encode("utf-8"))
+        parts.append(_utf8(text))
     parts.append(bytes(host_address))
     return b"\0".join(parts) + b"\0"
+
+
+def _utf8(text: str | bytes | None) -> bytes:
+    return bytes(text) if isinstance(text, bytes | bytearray) else (text or "").encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +366,8 @@ def reading_from_sample(sample: Message, drf: str) -> Reading:
     of dicts), a BasicControl as :class:`~acnet_proto.api.device.BasicControl`.
     ``time`` (ms since the epoch) is the timestamp, ``cycle_time`` the cycle.
     DMQ sends no device metadata, so ``meta`` is None. Anything that is not
-    a sample is a :class:`TypeError`.
+    a sample is a :class:`TypeError`; a ``time`` no date can stand for (years
+    past 9999) a :class:`~acnet_proto.errors.RemoteProtocolError`.
     """
     if not _is_sample(sample):
         raise TypeError(f"{type(sample).__name__} is not a DAQData sample")
@@ -381,7 +393,7 @@ def _status_of(sample: daqdata.ErrorSampleReply) -> Status:
     try:
         return Status(sample.facility_code, sample.error_number)
     except (TypeError, ValueError):
-        return _UNREADABLE
+        return UNREADABLE
 
 
 def _finite(drf: str, number: float) -> float:
@@ -468,6 +480,12 @@ def setting_sample(drf: str, value: Any, time_ms: int) -> Message:
 # ---------------------------------------------------------------- client jobs
 
 
+def _reply_key(routing_key: str | bytes) -> TypeGuard[str]:
+    """True for a key replies come on (``R``...). pika hands over a key that is not UTF-8
+    as bytes: no DRF's key is, so such a delivery is nobody's reply."""
+    return isinstance(routing_key, str) and routing_key.startswith("R")
+
+
 class _Job:
     """What every client job has: its request, the INIT that sent it, when it last heard."""
 
@@ -521,24 +539,24 @@ class _ReadingJob(_Job):
         self.failure: Status | None = None
 
     def _route(
-        self, routing_key: str, body: bytes, correlation_id: str | None, now: float | None
+        self,
+        routing_key: str | bytes,
+        body: bytes,
+        correlation_id: str | bytes | None,
+        now: float | None,
     ) -> list[tuple[int, Reading]]:
         if now is not None:
             self.heard_at = now
-        if routing_key == SERVER_HEARTBEAT_KEY or not routing_key.startswith("R"):
+        if not _reply_key(routing_key) or routing_key == SERVER_HEARTBEAT_KEY:
             return []
         by_key = self._where.get(routing_key[2:], []) if routing_key.startswith("R.") else []
         try:
             sample = daqdata.decode_reply(body)
         except DecodeError as exc:
             # one garbled message spoils its entries, not the whole job
-            return [
-                (i, error_reading(self.drfs[i], _UNREADABLE, note=f"undecodable reply: {exc}"))
-                for i in by_key
-            ]
+            return self._unreadable(by_key, f"undecodable reply: {exc}")
         if not _is_sample(sample):
-            note = f"{type(sample).__name__} is not a sample"
-            return [(i, error_reading(self.drfs[i], _UNREADABLE, note=note)) for i in by_key]
+            return self._unreadable(by_key, f"{type(sample).__name__} is not a sample")
         if is_pending(sample):
             return []
         if routing_key in JOB_FAILURE_KEYS and type(sample) is daqdata.ErrorSampleReply:
@@ -548,11 +566,23 @@ class _ReadingJob(_Job):
         ref = sample.ref_id
         if ref is not None and 1 <= ref <= len(self.request.data_request):
             by_key = self._where[self.request.data_request[ref - 1]]
-        return [(i, reading_from_sample(sample, self.drfs[i])) for i in by_key]
+        return self._readings(sample, by_key)
 
     def _fail(self, sample: daqdata.ErrorSampleReply) -> list[tuple[int, Reading]]:
         self.failure = _status_of(sample)
-        return [(i, reading_from_sample(sample, drf)) for i, drf in enumerate(self.drfs)]
+        return self._readings(sample, range(len(self.drfs)))
+
+    def _readings(self, sample: Message, indexes: Iterable[int]) -> list[tuple[int, Reading]]:
+        """``sample`` as the reading of each entry in ``indexes``; one that no reading can
+        stand for (stamped with no date) spoils those entries, not the whole job."""
+        indexes = list(indexes)
+        try:
+            return [(i, reading_from_sample(sample, self.drfs[i])) for i in indexes]
+        except RemoteProtocolError as exc:
+            return self._unreadable(indexes, str(exc))
+
+    def _unreadable(self, indexes: Iterable[int], note: str) -> list[tuple[int, Reading]]:
+        return [(i, error_reading(self.drfs[i], UNREADABLE, note=note)) for i in indexes]
 
 
 class ReadJob(FirstReadings, _ReadingJob):
@@ -575,9 +605,9 @@ class ReadJob(FirstReadings, _ReadingJob):
 
     def receive(
         self,
-        routing_key: str,
+        routing_key: str | bytes,
         body: bytes,
-        correlation_id: str | None = None,
+        correlation_id: str | bytes | None = None,
         now: float | None = None,
     ) -> list[tuple[int, Reading]]:
         """Take one delivery; return the ``(index, reading)`` pairs it completed."""
@@ -601,9 +631,9 @@ class StreamJob(_ReadingJob):
 
     def receive(
         self,
-        routing_key: str,
+        routing_key: str | bytes,
         body: bytes,
-        correlation_id: str | None = None,
+        correlation_id: str | bytes | None = None,
         now: float | None = None,
     ) -> list[tuple[int, Reading]]:
         """Take one delivery; return the ``(index, reading)`` pairs it carries."""
@@ -694,25 +724,25 @@ class SettingJob(_Job):
 
     def receive(
         self,
-        routing_key: str,
+        routing_key: str | bytes,
         body: bytes,
-        correlation_id: str | None = None,
+        correlation_id: str | bytes | None = None,
         now: float | None = None,
     ) -> list[tuple[int, WriteResult]]:
         """Take one delivery; return the ``(ticket, result)`` pairs it settled."""
         if now is not None:
             self.heard_at = now
-        if not routing_key.startswith("R"):
+        if not _reply_key(routing_key):
             return []
         try:
             sample = daqdata.decode_reply(body)
         except DecodeError as exc:
             if not self.confirmed:
-                return self.fail(_UNREADABLE, f"undecodable reply to the INIT: {exc}")
-            return self._answer(_UNREADABLE, f"undecodable reply: {exc}")
+                return self.fail(UNREADABLE, f"undecodable reply to the INIT: {exc}")
+            return self._answer(UNREADABLE, f"undecodable reply: {exc}")
         if not _is_sample(sample):
             note = f"{type(sample).__name__} is not a sample"
-            return self._answer(_UNREADABLE, note) if self.confirmed else []
+            return self._answer(UNREADABLE, note) if self.confirmed else []
         if is_pending(sample):
             self.confirmed = True
             return []

@@ -130,6 +130,36 @@ class Delivery:
     app_id: str | None = None
     headers: Mapping[str, Any] | None = None
 
+    @classmethod
+    def received(
+        cls,
+        exchange: object,
+        routing_key: object,
+        body: bytes,
+        headers: Mapping[str, Any] | None = None,
+        **properties: object,
+    ) -> Delivery | None:
+        """A delivery as the AMQP client hands it over, or None if it cannot be one.
+
+        pika passes a name or property it cannot decode as UTF-8 on as bytes; no
+        job or key of ours has such a name, so a message carrying one is for no
+        one (None: drop it).
+        """
+        texts: dict[str, str | None] = {}
+        for name, value in {"exchange": exchange, "routing_key": routing_key, **properties}.items():
+            if isinstance(value, (bytes, bytearray)):
+                try:
+                    value = bytes(value).decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+            if value is not None and not isinstance(value, str):
+                return None
+            texts[name] = value
+        exchange_name, key = texts.pop("exchange"), texts.pop("routing_key")
+        if exchange_name is None or key is None:
+            return None
+        return cls(exchange_name, key, body, headers=headers, **texts)
+
     def header(self, name: str) -> bytes:
         """A header's bytes (a str is taken as UTF-8; absent: ``b""``)."""
         value = (self.headers or {}).get(name)

@@ -35,6 +35,29 @@ What is sent, and in what order (as in the recorded conversations of
 
 A client that breaks the protocol makes :meth:`DPMSession.receive` raise
 :class:`~acnet_proto.errors.RemoteProtocolError`: the server drops it.
+
+Limits (:class:`~acnet_proto.limits.ServerLimits`), decided here so that
+every server built on a session enforces the same ones:
+
+- a frame longer than ``max_request_bytes`` breaks the protocol (the engine
+  refuses its length prefix before reading the frame);
+- a DRF longer than :data:`~acnet_proto.drf.MAX_DRF_LENGTH` is refused with
+  ``DPM_BAD_REQUEST`` before it is parsed or kept;
+- the list keeps at most ``max_list_entries`` entries (list properties and
+  refused streaming entries included): the one beyond is refused with
+  :data:`TOO_MANY_ENTRIES`;
+- the engine keeps every ref a client added, refused or not, with its text,
+  until it is removed (so the client may remove it): a client that makes it
+  keep more than twice ``max_list_entries`` refs, or more than
+  ``max_request_bytes`` characters of over-long DRFs, is dropped;
+- a ``StartList`` of a list that streams (a periodic or clock entry) beyond
+  ``max_streams_per_peer`` streaming lists of its peer, or ``max_streams`` of
+  the server (counted by a shared :class:`~acnet_proto.limits.StreamQuota`), is answered
+  ``StartList_reply(status=TOO_MANY_STREAMS)`` and sends nothing more:
+  clients report that status for every entry of the list. A list answered
+  at once (``@I``) holds no stream: its work is done by the StartList reply.
+
+The limits default to :data:`~acnet_proto.limits.DEFAULT_LIMITS`.
 """
 
 from __future__ import annotations
@@ -52,6 +75,7 @@ from acnet_proto.engine import (
     SettingsNotEnabled,
 )
 from acnet_proto.errors import RemoteProtocolError
+from acnet_proto.limits import DEFAULT_LIMITS, ServerLimits, StreamQuota
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
 from acnet_proto.sim.binding import Entry, status_reply
@@ -60,11 +84,22 @@ from acnet_proto.sim.model import DeviceModel
 from acnet_proto.sim.policy import DPM_PRIV
 from acnet_proto.sim.schedule import ClockEvents, Group, fire_due, next_due, schedule
 from acnet_proto.sim.settings import ServerSettings
+from acnet_proto.status import Status
 
-__all__ = ["FIRST_LIST_ID", "DPMSession"]
+__all__ = ["FIRST_LIST_ID", "TOO_MANY_ENTRIES", "TOO_MANY_STREAMS", "DPMSession"]
 
 #: Where the real DPM's list id pool starts.
 FIRST_LIST_ID = 4096
+
+#: An entry beyond ``max_list_entries``: ``DPM_OUTOMEM`` (17/-9, "Out of memory"), what
+#: DPM answers when it will not allocate more for a list. ``DPM_LARGE_LIST`` (17/3) names
+#: the cause better but is a warning (positive), which clients may take for success.
+TOO_MANY_ENTRIES = Status.from_name("DPM_OUTOMEM").status
+
+#: A ``StartList`` beyond ``max_streams_per_peer`` / ``max_streams``: ``ACNET_BUSY``
+#: (1/-8, "Destination task busy"): an error (clients fail every entry of the list),
+#: and one that passes: the same list starts once the peer's other lists stop.
+TOO_MANY_STREAMS = Status.from_name("ACNET_BUSY").status
 
 
 class DPMSession:
@@ -76,6 +111,13 @@ class DPMSession:
     why each setting was refused (for the server's log).
     ``insecure_settings`` applies settings without authentication (only
     "is it on the list" is checked).
+
+    ``limits`` are the server's (see the module docstring for what this
+    session enforces); ``quota`` counts streaming lists across the server's
+    sessions, under the key ``peer`` (the client's address); without one,
+    the session counts its own. ``refused(limit, text)`` is told each time a
+    limit refused a request: which limit and why, for the server to log once
+    per burst.
     """
 
     def __init__(
@@ -88,15 +130,31 @@ class DPMSession:
         insecure_settings: bool = False,
         heartbeat_period: float | None = None,
         note: Callable[[str], None] | None = None,
+        limits: ServerLimits = DEFAULT_LIMITS,
+        quota: StreamQuota | None = None,
+        peer: str = "",
+        refused: Callable[[str, str], None] | None = None,
     ) -> None:
         self.model = model
         self.clock = clock
         self.settings = settings
         self.insecure_settings = insecure_settings
+        self.limits = limits
+        frames = limits.max_request_bytes
         if heartbeat_period is None:
-            self.conn = DPMConnection(Role.SERVER)
+            self.conn = DPMConnection(Role.SERVER, max_frame_size=frames)
         else:
-            self.conn = DPMConnection(Role.SERVER, heartbeat_period=heartbeat_period)
+            self.conn = DPMConnection(
+                Role.SERVER, max_frame_size=frames, heartbeat_period=heartbeat_period
+            )
+        self.quota = quota if quota is not None else StreamQuota(limits)
+        self.peer = peer
+        self._refused = refused
+        #: True while this session holds a slot of :attr:`quota` (its started list streams)
+        self.streaming = False
+        # the refs the engine keeps -> characters of each that are over-long (0 for most)
+        self._held: dict[int, int] = {}
+        self._held_chars = 0
         self._new_list_id = new_list_id
         self._note = note
         self.entries: dict[int, Entry] = {}
@@ -131,13 +189,18 @@ class DPMSession:
                 out.extend(send(reply) for reply in self._start(now, wall))
             elif isinstance(event, dpm.StopListRequest):
                 self.groups = []
+                self.release()
             elif isinstance(event, dpm.ClearListRequest):
                 self.groups = []
+                self.release()
                 self.entries.clear()
                 self.refused.clear()
+                self._held.clear()
+                self._held_chars = 0
             elif isinstance(event, dpm.RemoveFromListRequest):
                 self.entries.pop(event.ref_id, None)
                 self.refused.pop(event.ref_id, None)
+                self._held_chars -= self._held.pop(event.ref_id, 0)
                 reply = dpm.RemoveFromListReply(
                     list_id=event.list_id, ref_id=event.ref_id, status=0
                 )
@@ -163,6 +226,7 @@ class DPMSession:
                     out.append(send(_refuse_settings(request, DPM_PRIV.status)))
             elif isinstance(event, ConnectionClosed):
                 self.closed = True
+                self.release()
                 break
             else:
                 raise RemoteProtocolError(f"this simulator does not serve {event!r}")
@@ -170,6 +234,10 @@ class DPMSession:
 
     def _add(self, request: dpm.AddToListRequest) -> dpm.AddToListReply:
         ref, text = request.ref_id, request.drf_request
+        self._hold(ref, len(text) if len(text) > drf.MAX_DRF_LENGTH else 0)
+        refusal = self._over_limit(text)
+        if refusal is not None:
+            return dpm.AddToListReply(list_id=request.list_id, ref_id=ref, status=refusal)
         if text.startswith("#"):
             # a list property such as #ROLE:testing, kept for the settings layer
             key, sep, value = text[1:].partition(":")
@@ -185,21 +253,76 @@ class DPMSession:
             self.refused[ref] = reply.status
         return reply
 
+    def _hold(self, ref: int, over_long: int) -> None:
+        """Count what the engine now keeps for ``ref``; raise if a client made it keep too much."""
+        self._held[ref] = over_long
+        self._held_chars += over_long
+        entries, request = self.limits.max_list_entries, self.limits.max_request_bytes
+        if len(self._held) > 2 * entries:
+            raise RemoteProtocolError(
+                f"the client kept adding past max_list_entries={entries}: "
+                f"its list holds {len(self._held)} refs"
+            )
+        if self._held_chars > request:
+            raise RemoteProtocolError(
+                f"the client kept sending DRFs over {drf.MAX_DRF_LENGTH} characters: its "
+                f"list holds {self._held_chars} of their characters, over "
+                f"max_request_bytes={request}"
+            )
+
+    def _over_limit(self, text: str) -> int | None:
+        """The status refusing ``text`` by a limit (checked before it is parsed), or None."""
+        if len(text) > drf.MAX_DRF_LENGTH:
+            self._limit("drf length", f"the limit is {drf.MAX_DRF_LENGTH}, got {len(text)}")
+            return DPM_BAD_REQUEST
+        entries = self.limits.max_list_entries
+        if len(self.entries) + len(self.refused) + len(self.properties) >= entries:
+            self._limit("list entries", f"max_list_entries={entries}")
+            return TOO_MANY_ENTRIES
+        return None
+
+    def _limit(self, limit: str, text: str) -> None:
+        if self._refused is not None:
+            self._refused(limit, text)
+
+    def release(self) -> None:
+        """Give back the list's stream slot: the list stopped, or the connection ended."""
+        if self.streaming:
+            self.streaming = False
+            self.quota.give_back(self.peer)
+
+    @property
+    def opened(self) -> bool:
+        """True once the handshake is done (the list is open)."""
+        return self.opened_at is not None
+
     def _start(self, now: float, wall: float) -> list[Message]:
+        immediate, groups = schedule(self.entries.items(), now, self.clock)
+        if not groups:
+            self.release()  # answered at once: it holds no stream
+        elif not self.streaming:
+            refusal = self.quota.take(self.peer)
+            if refusal is not None:
+                self.groups = []
+                self._limit("streams", refusal)
+                return [dpm.StartListReply(list_id=self.conn.list_id, status=TOO_MANY_STREAMS)]
+            self.streaming = True
+        self.groups = groups
         replies: list[Message] = [entry.device_info(ref) for ref, entry in self.entries.items()]
         replies.append(dpm.StartListReply(list_id=self.conn.list_id, status=0))
         replies.extend(status_reply(ref, status, wall) for ref, status in self.refused.items())
-        immediate, self.groups = schedule(self.entries.items(), now, self.clock)
         replies.extend(entry.reply(ref, wall) for ref, entry in immediate)
         return replies
 
     def _apply(self, request: dpm.ApplySettingsRequest) -> dpm.ApplySettingsReply:
-        """Authorize each setting (principal, role, device), then apply the allowed ones."""
+        """Authorize each setting (principal, role, the name of the model device its entry
+        was bound to), then apply the allowed ones."""
         values: dict[int, object] = {}
         for array in (request.raw_array, request.scaled_array, request.text_array):
             for setting in array or ():
                 values[setting.ref_id] = setting.data
-        listed = {ref: entry.drf for ref, entry in self.entries.items()}
+        # the model's names, not the DRFs: roles must see G:AMANDA however it was spelled
+        listed = {ref: entry.device.name for ref, entry in self.entries.items()}
         if "ROLE" in self.properties:
             listed[0] = "#ROLE:" + self.properties["ROLE"]
         model = self.model

@@ -1,7 +1,10 @@
 """Who may set what: the authorization a DPM server applies to each setting.
 
 A principal holds roles; a role allows device-name patterns (globs such as
-``Z:*``) and may deny others. A client claims one role per list with
+``Z:*``) and may deny others. Patterns are matched against the device's
+canonical name, never a spelling: ``g_amanda`` and ``G:AMANDA.SETTING[0]``
+are G:AMANDA, and an index name (``0:<di>``) is allowed by no role (a server
+resolves it to the device's name first). A client claims one role per list with
 ``#ROLE:<role>``. A setting is allowed when the claimed role is one the
 principal holds and it allows the device. Failing that, a principal's
 console class (a bitmask) that shares a bit with the device's protection
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from acnet_proto.proxy.targets import device_name
 from acnet_proto.status import Status
 
 __all__ = ["DPM_DBPRIV", "DPM_PRIV", "SettingsPolicy", "SettingsRole"]
@@ -59,10 +63,14 @@ class SettingsRole:
     deny: tuple[str, ...] = ()
 
     def permits(self, device: str) -> bool:
-        device = device.upper()
-        if any(fnmatch.fnmatchcase(device, p.upper()) for p in self.deny):
+        """True if this role may set ``device`` (a name or DRF, in any spelling); never for
+        an index name or text that is not a DRF."""
+        name = device_name(device)
+        if name is None:
             return False
-        return any(fnmatch.fnmatchcase(device, p.upper()) for p in self.allow)
+        if any(fnmatch.fnmatchcase(name, p.upper()) for p in self.deny):
+            return False
+        return any(fnmatch.fnmatchcase(name, p.upper()) for p in self.allow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +132,11 @@ class SettingsPolicy:
     def authorize(
         self, principal: str, role: str | None, device: str, protection_mask: int = 0
     ) -> Status | None:
-        """None if ``principal`` acting as ``role`` may set ``device``; else the refusal."""
+        """None if ``principal`` acting as ``role`` may set ``device``; else the refusal.
+
+        The role judges ``device``'s canonical name (:meth:`SettingsRole.permits`);
+        the console class judges ``protection_mask``, whatever the name.
+        """
         if (
             role is not None
             and role in self.roles_of(principal)

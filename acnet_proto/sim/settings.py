@@ -99,22 +99,31 @@ class ServerSettings:
     ) -> dict[int, Status | None]:
         """For each ref in ``ref_ids``: None if it may be set, else the refusal status.
 
-        ``entries`` is the list (ref → DRF, ref 0 may hold ``#ROLE:<role>``);
-        ``protection(device)`` gives a device's protection mask. A ref that is
-        not on the list is refused: no one may set what they did not add.
+        ``entries`` is the list: ref → the device's name as the model knows it
+        (a DRF is read as the device it names); ref 0 may hold
+        ``#ROLE:<role>``. Roles judge the canonical name, so a server passes
+        the name of the device each entry was bound to: no role allows an
+        index name (``0:<di>``), and text that is not a DRF is refused
+        ``DPM_PRIV``. ``protection(name)`` gives a device's protection mask
+        (the console class is judged on it, whatever the name).
+        A ref that is not on the list is refused: no one may set what they
+        did not add.
         """
         role_entry = entries.get(0, "")
         role = role_entry[len(_ROLE_PREFIX) :] if role_entry.startswith(_ROLE_PREFIX) else None
         verdicts: dict[int, Status | None] = {}
         for ref in ref_ids:
-            drf = entries.get(ref) if ref > 0 else None
-            if self.principal is None or drf is None:
-                verdicts[ref] = DPM_PRIV
-                continue
-            try:
-                device = _drf.parse(drf).device
-            except ValueError:
+            device = _device(entries.get(ref)) if ref > 0 else None
+            if self.principal is None or device is None:
                 verdicts[ref] = DPM_PRIV
                 continue
             verdicts[ref] = self.policy.authorize(self.principal, role, device, protection(device))
         return verdicts
+
+
+def _device(listed: str | None) -> str | None:
+    """The device ``listed`` names, case and qualifier folded (None: nothing, or not a DRF)."""
+    try:
+        return None if listed is None else _drf.parse(listed).device
+    except (_drf.DRFError, TypeError):
+        return None

@@ -171,7 +171,11 @@ def record(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         recorder = Recorder(
-            (args.host, args.port), args.output, port=args.listen_port, redact=not args.no_redact
+            (args.host, args.port),
+            args.output,
+            port=args.listen_port,
+            redact=not args.no_redact,
+            on_refused=lambda refusal: print(refusal, flush=True),
         )
         await recorder.start()
         print(

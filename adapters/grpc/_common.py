@@ -62,6 +62,7 @@ __all__ = [
     "policy_denied",
     "read_blocking",
     "read_failed",
+    "retry_within",
     "stream_failure",
     "write_blocking",
     "write_failed",
@@ -140,6 +141,24 @@ def policy_denied(error: BaseException, drfs: Sequence[str], action: str) -> Pol
     if not isinstance(policy, str) or not policy:
         return None
     return PolicyDenied(policy, drfs, error.details() or "", action)  # type: ignore[attr-defined]
+
+
+def retry_within(batch: GRPCReadBatch, error: BaseException, deadline: float) -> float | None:
+    """The seconds a failed one-shot ``Read`` may be tried again for (with
+    ``wait_for_ready``); None: raise ``error``.
+
+    Only a call the server closed the connection under before any reply came,
+    as our servers do at their connection limit (``ServerLimits.max_connections``),
+    and only while its deadline (monotonic) has time left: the server is busy,
+    not gone (a server that is not there refuses the connection, and that fails
+    at once). A ``Set`` is never tried again: a connection closed under it may
+    have been closed after the setting was made.
+    """
+    left = deadline - time.monotonic()
+    if batch.arrived or left <= 0 or _code(error) != grpc.StatusCode.UNAVAILABLE:
+        return None
+    details = error.details()  # type: ignore[attr-defined]
+    return left if isinstance(details, str) and "Socket closed" in details else None
 
 
 def read_failed(batch: GRPCReadBatch, error: BaseException, seconds: float) -> Exception:
@@ -254,7 +273,25 @@ def read_blocking(
     ``started(call)`` is told the call as soon as it exists (so another
     thread can cancel it). Failures raise :class:`ReadError` with what arrived.
     """
-    call = stub.Read(batch.request(), timeout=seconds)
+    deadline = time.monotonic() + seconds
+    try:
+        try:
+            _read_into(batch, stub.Read(batch.request(), timeout=seconds), started)
+        except grpc.RpcError as e:
+            if (left := retry_within(batch, e, deadline)) is None:
+                raise
+            call = stub.Read(batch.request(), timeout=left, wait_for_ready=True)
+            _read_into(batch, call, started)
+    except grpc.RpcError as e:
+        raise read_failed(batch, e, seconds) from e
+    except ProtocolError as e:
+        raise batch.disconnected(e) from e
+    if not batch.done:
+        raise batch.disconnected(ENDED_EARLY)
+    return batch.readings()
+
+
+def _read_into(batch: GRPCReadBatch, call: Any, started: Callable[[Any], None] | None) -> None:
     if started is not None:
         started(call)
     try:
@@ -262,15 +299,8 @@ def read_blocking(
             batch.feed(reply)
             if batch.done:
                 break
-    except grpc.RpcError as e:
-        raise read_failed(batch, e, seconds) from e
-    except ProtocolError as e:
-        raise batch.disconnected(e) from e
     finally:
         call.cancel()  # done with it: the server stops streaming what is left
-    if not batch.done:
-        raise batch.disconnected(ENDED_EARLY)
-    return batch.readings()
 
 
 def write_blocking(

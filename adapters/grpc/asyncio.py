@@ -39,6 +39,7 @@ from __future__ import annotations
 # Absolute imports make this the standard library's asyncio, not a module of ours.
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +59,7 @@ from acnet_proto.adapters.grpc._common import (
     describe,
     policy_denied,
     read_failed,
+    retry_within,
     stream_failure,
     write_failed,
 )
@@ -244,12 +246,14 @@ class AsyncioGRPCBackend(AsyncGRPCConfig[AsyncioGRPCSubscription], AsyncBackend)
         """
         batch = GRPCReadBatch(drfs)
         seconds = self.seconds(timeout)
-        call = self._stub.Read(batch.request(), timeout=seconds)
+        deadline = time.monotonic() + seconds
         try:
-            async for reply in call:
-                batch.feed(reply)
-                if batch.done:
-                    break
+            try:
+                await self._read_into(batch, seconds, wait=False)
+            except grpc.RpcError as e:
+                if (left := retry_within(batch, e, deadline)) is None:
+                    raise
+                await self._read_into(batch, left, wait=True)
         except asyncio.CancelledError as e:
             if _cancelled_by_caller():
                 raise
@@ -258,11 +262,19 @@ class AsyncioGRPCBackend(AsyncGRPCConfig[AsyncioGRPCSubscription], AsyncBackend)
             raise read_failed(batch, e, seconds) from e
         except ProtocolError as e:
             raise batch.disconnected(e) from e
-        finally:
-            call.cancel()
         if not batch.done:
             raise batch.disconnected(ENDED_EARLY)
         return batch.readings()
+
+    async def _read_into(self, batch: GRPCReadBatch, seconds: float, *, wait: bool) -> None:
+        call = self._stub.Read(batch.request(), timeout=seconds, wait_for_ready=wait)
+        try:
+            async for reply in call:
+                batch.feed(reply)
+                if batch.done:
+                    break
+        finally:
+            call.cancel()
 
     async def write_many(
         self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None

@@ -1,9 +1,48 @@
-"""What our gRPC servers share: listening on ``host``:``port``, starting, stopping, serving.
+"""What our gRPC servers share: listening on ``host``:``port``, the limits every client is held
+to (:class:`~acnet_proto.limits.ServerLimits`), starting, stopping, serving.
 
 The simulated DAQ (:mod:`acnet_proto.adapters.sim.daq`) and DevDB
 (:mod:`acnet_proto.adapters.sim.devdb`) services and the supervised server
 (:mod:`acnet_proto.adapters.proxy.supervised`) are each a :class:`GRPCServer` that
 adds its own services to a thread-pooled ``grpc.server``.
+
+How each limit is enforced, and what a client sees:
+
+- ``handshake_timeout``: a connection that has not sent the HTTP/2 preface
+  within it is closed (grpc's ``grpc.server_handshake_timeout_ms``).
+- ``idle_timeout``: a connection with no call in flight for that long gets
+  a ``GOAWAY`` and is closed (``grpc.max_connection_idle_ms``); an open
+  stream keeps its connection.
+- ``max_connections``: grpc's connection quota
+  (``grpc.max_allowed_incoming_connections``) closes each new connection
+  at once while that many are open, half-open ones included; they are freed
+  by the two timeouts above. grpc cannot shed an older idle connection for
+  a new one: a call refused so fails ``UNAVAILABLE`` ("Socket closed"),
+  unless it waits for its channel (``wait_for_ready``), which reconnects
+  until the call's deadline.
+- ``max_request_bytes``: a larger message is refused ``RESOURCE_EXHAUSTED``
+  by grpc before it is parsed (``grpc.max_receive_message_length``).
+- ``max_streams_per_peer`` / ``max_streams``: streaming calls open per
+  client address (any port) and per server, counted by :class:`StreamSlots`
+  (:func:`~acnet_proto.limits.peer_address` says which address a peer is);
+  the newest beyond either ends ``RESOURCE_EXHAUSTED`` at once, its details
+  naming the limit. There is no cap per HTTP/2 connection
+  (``grpc.max_concurrent_streams``): in grpcio 1.85 a connection at that cap
+  stalls the new calls of every other connection until its own end.
+- The thread pool has a thread for each of ``max_streams`` streams plus
+  :data:`UNARY_WORKERS` more, so streams never hold the threads unary calls
+  (a ``Set``, a one-shot ``Read``, a DevDB call) need; a call beyond the
+  pool is refused ``RESOURCE_EXHAUSTED`` at once (grpc's
+  ``maximum_concurrent_rpcs``; details "Concurrent RPC limit exceeded!"),
+  never left waiting for its deadline.
+- ``max_list_entries`` and :data:`~acnet_proto.drf.MAX_DRF_LENGTH`: a
+  request with more entries, or an entry longer, is refused
+  ``INVALID_ARGUMENT`` before anything of it is kept
+  (:func:`~acnet_proto.limits.request_problem`).
+
+Refusals are logged once per burst of each kind
+(:class:`~acnet_proto.adapters._refusals.RefusalLog`), with the peer's text
+bounded and escaped (:func:`~acnet_proto._text.shown`).
 """
 
 from __future__ import annotations
@@ -12,33 +51,85 @@ import abc
 
 # Absolute imports make this the standard library's asyncio, not a module of ours.
 import asyncio
-from collections.abc import Callable
+import contextlib
+import dataclasses
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Self, TypeVar
+from typing import NoReturn, Self, TypeVar
 
 import grpc
 
+from acnet_proto.adapters._refusals import RefusalLog, StreamSlots
 from acnet_proto.api.config import host_port
+from acnet_proto.limits import DEFAULT_LIMITS, ServerLimits, peer_address, request_problem
 
-__all__ = ["GRPCServer", "serve_until_cancelled"]
+__all__ = [
+    "UNARY_WORKERS",
+    "GRPCServer",
+    "StreamSlots",
+    "abort",
+    "peer_address",
+    "request_problem",
+    "serve_until_cancelled",
+    "with_max_streams",
+]
+# StreamSlots, peer_address and request_problem are re-exported: this module's callers and
+# tests knew them here first.
+
+log = logging.getLogger(__name__)
+
+#: Threads kept for unary calls beside the ``max_streams`` that streams may hold: what a
+#: ``Set`` or a one-shot ``Read`` finds free however many streams run.
+UNARY_WORKERS = 16
+
+
+def abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+    """End the call with ``code`` and ``details`` (grpc's ``abort``, typed as never returning)."""
+    context.abort(code, details)
+    raise AssertionError("grpc's abort() returned")  # it raises; this tells type checkers so
+
+
+def with_max_streams(limits: ServerLimits, max_streams: int | None) -> ServerLimits:
+    """``limits`` with ``max_streams`` in place of its own (None: ``limits`` as they are): what
+    a server's older ``max_streams=`` argument means."""
+    if max_streams is None:
+        return limits
+    return dataclasses.replace(limits, max_streams=max_streams)
+
+
+#: How a gRPC server words its refusals in the log.
+_FIRST = "{what} refused {kind}{source}: {why} (once per burst: more may follow)"
+_TOTAL = "{what} refused {count} {kind} in the burst that just ended"
 
 
 class GRPCServer(abc.ABC):
     """A gRPC server on ``host``:``port`` (0: a free port); :meth:`start` (or ``with``) starts it.
 
-    ``workers`` is how many calls are served at once. A subclass says what it
-    is in :attr:`_what` (for errors), names its threads with
-    :attr:`_thread_prefix` and adds its services in :meth:`_add_services`.
+    It holds its clients to ``limits`` as the module says. A subclass
+    says what it is in :attr:`_what` (for errors), names its threads with
+    :attr:`_thread_prefix`, sets :attr:`_streams` False if it serves no
+    streaming calls, and adds its services in :meth:`_add_services`.
     """
 
     #: How errors name the server, e.g. ``"the simulated DAQ"``.
     _what: str
     _thread_prefix: str
+    #: Whether it serves streaming calls (each holds a thread while it runs).
+    _streams: bool = True
 
-    def __init__(self, host: str, port: int, workers: int) -> None:
+    def __init__(self, host: str, port: int, limits: ServerLimits = DEFAULT_LIMITS) -> None:
+        if not isinstance(limits, ServerLimits):
+            raise TypeError(f"limits must be a ServerLimits, not {type(limits).__name__}")
         self._host = host
         self._port = port
-        self._workers = workers
+        self.limits = limits
+        #: The streams open now, per client address.
+        self.streams = StreamSlots(limits.max_streams_per_peer, limits.max_streams)
+        self._refusals = RefusalLog(
+            self._what, log, limits.quiet_period, first=_FIRST, total=_TOTAL
+        )
         self._server: grpc.Server | None = None
 
     @property
@@ -50,9 +141,23 @@ class GRPCServer(abc.ABC):
         """The port it listens on (the real one once started, even if 0 was asked)."""
         return self._port
 
+    @property
+    def workers(self) -> int:
+        """Its threads, the calls it serves at once: ``max_streams`` + :data:`UNARY_WORKERS`."""
+        return (self.limits.max_streams if self._streams else 0) + UNARY_WORKERS
+
     def __repr__(self) -> str:
         state = "listening" if self._server is not None else "stopped"
         return f"{type(self).__name__}({self._host!r}, {self._port}, {state})"
+
+    def _options(self) -> list[tuple[str, int]]:
+        limits = self.limits
+        return [
+            ("grpc.server_handshake_timeout_ms", _ms(limits.handshake_timeout)),
+            ("grpc.max_connection_idle_ms", _ms(limits.idle_timeout)),
+            ("grpc.max_allowed_incoming_connections", limits.max_connections),
+            ("grpc.max_receive_message_length", limits.max_request_bytes),
+        ]
 
     @abc.abstractmethod
     def _add_services(self, server: grpc.Server) -> None:
@@ -62,8 +167,8 @@ class GRPCServer(abc.ABC):
         """Start listening; returns once calls are accepted. OSError if the port is taken."""
         if self._server is not None:
             raise RuntimeError(f"this {type(self).__name__} is already started")
-        pool = ThreadPoolExecutor(self._workers, thread_name_prefix=self._thread_prefix)
-        server = grpc.server(pool)
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix=self._thread_prefix)
+        server = grpc.server(pool, options=self._options(), maximum_concurrent_rpcs=self.workers)
         self._add_services(server)
         where = f"{self._host}:{self._port}"
         try:
@@ -80,6 +185,7 @@ class GRPCServer(abc.ABC):
         server, self._server = self._server, None
         if server is not None:
             server.stop(None).wait()
+            self._refusals.flush()
 
     def __enter__(self) -> Self:
         self.start()
@@ -87,6 +193,53 @@ class GRPCServer(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    # -- refusals ---------------------------------------------------------------------------
+
+    def refuse(
+        self, context: grpc.ServicerContext, code: grpc.StatusCode, kind: str, why: str
+    ) -> NoReturn:
+        """End the call ``code`` with ``why`` as details, logged once per burst of ``kind``."""
+        self.note_refusal(context, kind, why)
+        abort(context, code, why)
+
+    def note_refusal(self, context: grpc.ServicerContext, kind: str, why: str) -> None:
+        """Log a refusal of ``kind`` (``"Read INVALID_ARGUMENT"``), once per burst."""
+        self._refusals.refused(kind, context.peer() or "unknown", why)
+
+    def check_request(
+        self, names: Sequence[str | int], what: str, context: grpc.ServicerContext
+    ) -> None:
+        """Refuse the call ``INVALID_ARGUMENT`` if :func:`request_problem` finds one in
+        ``names``, before anything of them is kept."""
+        why = request_problem(names, what, self.limits)
+        if why is not None:
+            self.refuse(context, grpc.StatusCode.INVALID_ARGUMENT, f"{what} too large", why)
+
+    @contextlib.contextmanager
+    def stream_slot(
+        self,
+        context: grpc.ServicerContext,
+        refuse: Callable[[grpc.StatusCode, str], NoReturn] | None = None,
+    ) -> Iterator[None]:
+        """Hold one of :attr:`streams`' slots while a streaming call runs; if the client's
+        address or the server has no slot left, end the call ``RESOURCE_EXHAUSTED`` (by
+        ``refuse(code, why)`` if given, say to audit it too)."""
+        peer = context.peer() or "unknown"
+        why = self.streams.take(peer)
+        if why is not None:
+            if refuse is not None:
+                refuse(grpc.StatusCode.RESOURCE_EXHAUSTED, why)
+            self.refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "a stream", why)
+        try:
+            yield
+        finally:
+            self.streams.give_back(peer)
+
+
+def _ms(seconds: float) -> int:
+    # grpc's channel arguments are C ints
+    return min(max(1, math.ceil(seconds * 1000)), 2**31 - 1)
 
 
 _Server = TypeVar("_Server", bound=GRPCServer)

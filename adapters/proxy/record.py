@@ -3,7 +3,9 @@
 Point a client (pacsys, the lab's tools, ours) at the proxy; it forwards
 every byte to the real server unchanged and writes each connection's
 conversation as a JSONL transcript (see :mod:`acnet_proto.engine.transcript`).
-Kerberos tokens and MICs are zeroed in the file unless ``redact=False``.
+Kerberos tokens and MICs are zeroed in the file unless ``redact=False``; a
+connection whose secrets cannot be zeroed is not written at all (see
+:attr:`Recorder.refused`).
 """
 
 from __future__ import annotations
@@ -11,22 +13,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from acnet_proto.engine.transcript import Line, dump, redact
+from acnet_proto.engine.transcript import Line, RedactionError, dump, redact
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "Refusal"]
 
 log = logging.getLogger(__name__)
 _CHUNK = 256 * 1024
+_THREAD_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A connection that was not recorded: ``path`` is where it would have gone."""
+
+    path: Path
+    error: RedactionError
+
+    def __str__(self) -> str:
+        return f"not recorded: {self.path}: {self.error}"
 
 
 class Recorder:
     """Forwards connections on ``host``:``port`` to ``upstream``, recording each one.
 
     The first connection is written to ``output``; later ones to
-    ``output`` with ``-2``, ``-3``, ... before the suffix.
+    ``output`` with ``-2``, ``-3``, ... before the suffix. Each connection is
+    held in memory until it closes, then written in one go and added to
+    :attr:`written`. With ``redact`` (the default) a connection whose
+    Kerberos secrets cannot be zeroed (:class:`RedactionError`) is written
+    nowhere: it is logged as a warning, added to :attr:`refused` and passed to
+    ``on_refused`` if given.
     """
 
     def __init__(
@@ -37,13 +59,16 @@ class Recorder:
         port: int = 0,
         *,
         redact: bool = True,
+        on_refused: Callable[[Refusal], None] | None = None,
     ) -> None:
         self.upstream = upstream
         self.output = Path(output)
         self.host = host
         self.port = port
         self.redact = redact
+        self.on_refused = on_refused
         self.written: list[Path] = []
+        self.refused: list[Refusal] = []
         self._server: asyncio.Server | None = None
         self._count = 0
 
@@ -56,6 +81,29 @@ class Recorder:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+
+    @classmethod
+    @contextlib.contextmanager
+    def in_thread(
+        cls, upstream: tuple[str, int], output: str | Path, **options: Any
+    ) -> Iterator[Recorder]:
+        """A recorder on an event loop of its own in a daemon thread, for sync code.
+
+        Yields once it is listening (read ``.host``/``.port``); on exit stops
+        it and joins the thread.
+        """
+        recorder = cls(upstream, output, **options)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="recorder", daemon=True)
+        thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(recorder.start(), loop).result(_THREAD_TIMEOUT)
+            yield recorder
+        finally:
+            asyncio.run_coroutine_threadsafe(recorder.aclose(), loop).result(_THREAD_TIMEOUT)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(_THREAD_TIMEOUT)
+            loop.close()
 
     def _path(self, number: int) -> Path:
         if number == 1:
@@ -76,7 +124,20 @@ class Recorder:
             _pump(reader, up_writer, lambda d: lines.append(Line("c2s", d))),
             _pump(up_reader, writer, lambda d: lines.append(Line("s2c", d))),
         )
-        dump(redact(lines) if self.redact else lines, path)
+        self._write(lines, path)
+
+    def _write(self, lines: list[Line], path: Path) -> None:
+        """Write the transcript, or refuse it when its secrets cannot be zeroed."""
+        try:
+            kept = redact(lines) if self.redact else lines
+        except RedactionError as exc:
+            refusal = Refusal(path, exc)
+            self.refused.append(refusal)
+            log.warning("%s", refusal)
+            if self.on_refused is not None:
+                self.on_refused(refusal)
+            return
+        dump(kept, path)
         self.written.append(path)
         log.info("recorded %d writes to %s", len(lines), path)
 

@@ -43,9 +43,18 @@ anything else ``INTERNAL``.
 line; a setting is not made unless its record was written. The bearer
 token is never logged, recorded or echoed.
 
-The server runs on grpc's thread-pool server (each open stream holds one of
-``max_streams`` threads), like the simulated DAQ service, and uses no event
-loop.
+The server runs on grpc's thread-pool server, like the simulated DAQ
+service, and uses no event loop. It holds its clients to ``limits``
+(:class:`~acnet_proto.limits.ServerLimits`, enforced as
+:mod:`acnet_proto.adapters.grpc.server` says): a streaming ``Read`` beyond
+``max_streams_per_peer`` per client address or ``max_streams`` in all ends
+``RESOURCE_EXHAUSTED``; each stream holds one of ``max_streams`` threads,
+and ``Set`` and one-shot reads have threads of their own that streams can
+never take. A list of more than ``max_list_entries`` DRFs or settings, or a
+DRF longer than :data:`~acnet_proto.drf.MAX_DRF_LENGTH`, is refused
+``INVALID_ARGUMENT`` before it is parsed, kept or audited in full (its
+audit record names it in bounded form). Refusals are logged once per burst,
+the peer's text bounded and escaped.
 """
 
 from __future__ import annotations
@@ -58,12 +67,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any, NoReturn
 
 import grpc
 
 from acnet_proto import drf as _drf
-from acnet_proto.adapters.grpc.server import GRPCServer
+from acnet_proto._text import shown
+from acnet_proto.adapters.grpc.server import (
+    GRPCServer,
+    abort,
+    request_problem,
+    with_max_streams,
+)
 from acnet_proto.adapters.grpc.stubs import DAQ_pb2_grpc
 from acnet_proto.adapters.proxy.audit_log import AuditLog
 from acnet_proto.api.backend import DEFAULT_QUEUE_SIZE, Backend, Subscription
@@ -74,10 +90,12 @@ from acnet_proto.errors import (
     RemoteProtocolError,
     SettingOutcomeUnknown,
 )
+from acnet_proto.limits import DEFAULT_LIMITS, ServerLimits
 from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 from acnet_proto.proxy import (
     POLICY_METADATA,
     SERVER_RULES,
+    NameOf,
     Policy,
     PolicyDecision,
     RequestContext,
@@ -95,21 +113,20 @@ log = logging.getLogger(__name__)
 
 #: The DAQ service's port.
 DEFAULT_PORT = 50051
-DEFAULT_MAX_STREAMS = 64
 _POLL = 0.25  # how often a stream looks at its backend's subscription between readings
 _BAD_TOKEN = "Invalid or missing bearer token"
 
 
-def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
-    context.abort(code, details)
-    raise AssertionError("grpc's abort() returned")  # it raises; this tells type checkers so
+#: How many DRFs, and how much of each, the audit record of a request too large keeps.
+_AUDITED_ENTRIES = 8
+_AUDITED_CHARS = 64
 
 
 def _deny(context: grpc.ServicerContext, policy: str, why: str) -> NoReturn:
     """End the call ``PERMISSION_DENIED`` with ``why``, naming the ``policy`` that refused it in
     the :data:`~acnet_proto.proxy.POLICY_METADATA` trailer (our clients raise PolicyDenied)."""
     context.set_trailing_metadata(((POLICY_METADATA, policy),))
-    _abort(context, grpc.StatusCode.PERMISSION_DENIED, why)
+    abort(context, grpc.StatusCode.PERMISSION_DENIED, why)
 
 
 class _Stream:
@@ -153,7 +170,7 @@ def _reply(index: int, reading: Reading, context: grpc.ServicerContext) -> DAQ_p
         return reading_reply(index, reading)
     except (ValueError, TypeError, KeyError) as e:  # a value the DAQ messages cannot carry
         log.exception("cannot send the reading of %s", reading.drf)
-        _abort(context, grpc.StatusCode.INTERNAL, f"cannot send the reading of {reading.drf}: {e}")
+        abort(context, grpc.StatusCode.INTERNAL, f"cannot send the reading of {reading.drf}: {e}")
 
 
 class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
@@ -171,7 +188,20 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
         peer = context.peer() or "unknown"
         metadata = context.invocation_metadata() or ()
         now = self.server.clock()
-        return RequestContext.of_call(method, drfs, peer, metadata, (), request, now)
+        name_of = None if self.server.name_of is None else self._name_of
+        return RequestContext.of_call(
+            method, drfs, peer, metadata, (), request, now, name_of=name_of
+        )
+
+    def _name_of(self, index_name: str) -> str | None:
+        """The server's resolver, made safe: its failure leaves the index unresolved
+        (so refused), rather than failing the call with a traceback."""
+        assert self.server.name_of is not None
+        try:
+            return self.server.name_of(index_name)
+        except Exception:
+            log.exception("name_of failed on %s: refusing it as unresolved", shown(index_name))
+            return None
 
     def _decide(self, ctx: RequestContext, context: grpc.ServicerContext) -> PolicyDecision:
         try:
@@ -179,7 +209,7 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
                 return decide(self.server.policies, ctx)
         except Exception as e:  # a policy's bug: refuse rather than guess
             log.exception("a policy failed on %s from %s", ctx.rpc_method, ctx.peer)
-            _abort(context, grpc.StatusCode.INTERNAL, f"policy error: {e}")
+            abort(context, grpc.StatusCode.INTERNAL, f"policy error: {e}")
 
     def _audit(
         self, ctx: RequestContext, decision: PolicyDecision, context: grpc.ServicerContext
@@ -192,7 +222,7 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
         except Exception as e:
             log.exception("the audit log failed")
             if decision.allowed and ctx.rpc_method == "Set":  # no setting goes unrecorded
-                _abort(context, grpc.StatusCode.INTERNAL, f"audit log failed; not set: {e}")
+                abort(context, grpc.StatusCode.INTERNAL, f"audit log failed; not set: {e}")
             return None
 
     def _audit_reply(self, seq: int | None, ctx: RequestContext, reply: Any) -> None:
@@ -213,10 +243,10 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
         policy: str | None = None,
     ) -> NoReturn:
         self._audit(ctx, PolicyDecision(False, why, policy=policy), context)
-        log.warning("refused %s from %s (%s): %s", ctx.rpc_method, ctx.peer, code.name, why)
+        self.server.note_refusal(context, f"{ctx.rpc_method} {code.name}", why)
         if policy is not None:  # how a client tells a policy's refusal from any other
             _deny(context, policy, why)
-        _abort(context, code, why)
+        abort(context, code, why)
 
     def _admit(
         self, ctx: RequestContext, context: grpc.ServicerContext
@@ -240,18 +270,45 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
 
     # -- Read ------------------------------------------------------------------------------
 
+    def _check_size(
+        self, method: str, drfs: list[str], what: str, context: grpc.ServicerContext
+    ) -> None:
+        """Refuse the call ``INVALID_ARGUMENT`` if it has too many DRFs or one too long, before
+        they are parsed or kept: its audit record holds the first few, shortened."""
+        why = request_problem(drfs, what, self.server.limits)
+        if why is None:
+            return
+        kept = [shown(drf, _AUDITED_CHARS) for drf in drfs[:_AUDITED_ENTRIES]]
+        ctx = RequestContext.of_call(
+            method, kept, context.peer() or "unknown", (), (), None, self.server.clock()
+        )
+        self._refuse(ctx, context, grpc.StatusCode.INVALID_ARGUMENT, why)
+
     def Read(
         self, request: DAQ_pb2.ReadingList, context: grpc.ServicerContext
     ) -> Iterator[DAQ_pb2.ReadingReply]:
         drfs = list(request.drf)
+        self._check_size("Read", drfs, "ReadingList", context)
         ctx = self._context("Read", drfs, context, request)
         bad = malformed(drfs, "Read") if drfs else "the ReadingList names no DRFs"
         if bad is not None:
             self._refuse(ctx, context, grpc.StatusCode.INVALID_ARGUMENT, bad)
+        if is_one_shot(drfs):
+            yield from self._answer(ctx, self._read_once, context)
+            return
+        # a stream is refused for its slot before the policies see it or the backend is asked
+        with self.server.stream_slot(context, partial(self._refuse, ctx, context)):
+            yield from self._answer(ctx, self._stream, context)
+
+    def _answer(
+        self,
+        ctx: RequestContext,
+        replies: Callable[[list[str], grpc.ServicerContext], Iterator[DAQ_pb2.ReadingReply]],
+        context: grpc.ServicerContext,
+    ) -> Iterator[DAQ_pb2.ReadingReply]:
+        """The ``replies`` to an allowed ``Read``, each audited; aborts it if it is denied."""
         _, seq = self._admit(ctx, context)
-        once = is_one_shot(drfs)
-        replies = self._read_once(drfs, context) if once else self._stream(drfs, context)
-        for reply in replies:
+        for reply in replies(ctx.drfs, context):
             self._audit_reply(seq, ctx, reply)
             yield reply
 
@@ -286,14 +343,14 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
                     indices = stream.indices(item)
                     if indices is None:
                         why = f"the backend sent a reading of {item.drf!r}, which was not asked for"
-                        _abort(context, grpc.StatusCode.INTERNAL, why)
+                        abort(context, grpc.StatusCode.INTERNAL, why)
                     for index in indices:
                         yield _reply(index, item, context)
                 elif handle.stopped and stream.items.empty():
                     if isinstance(handle.exc, PolicyDenied):  # a proxy behind this one refused
                         _deny(context, handle.exc.policy, handle.exc.reason)
                     if handle.exc is not None:  # any other end: UNAVAILABLE, not a failed call
-                        _abort(
+                        abort(
                             context,
                             grpc.StatusCode.UNAVAILABLE,
                             f"the backend's stream ended: {handle.exc}",
@@ -308,6 +365,7 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
         self, request: DAQ_pb2.SettingList, context: grpc.ServicerContext
     ) -> DAQ_pb2.SettingReply:
         drfs = [s.device for s in request.setting]
+        self._check_size("Set", drfs, "SettingList", context)
         ctx = self._context("Set", drfs, context, request)
         if not self._token_ok(context.invocation_metadata() or ()):
             self._refuse(ctx, context, grpc.StatusCode.UNAUTHENTICATED, _BAD_TOKEN)
@@ -364,7 +422,7 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
         else:
             log.exception("the backend failed a %s of %s", method, summary(drfs))
             code, why = grpc.StatusCode.INTERNAL, f"backend error: {error}"
-        _abort(context, code, why)
+        abort(context, code, why)
 
 
 class SupervisedServer(GRPCServer):
@@ -373,8 +431,15 @@ class SupervisedServer(GRPCServer):
     The seeds' arguments: ``policies`` (run in order; see
     :mod:`acnet_proto.proxy.policies`), ``token`` (the bearer token settings
     need; None: no token checked), ``audit_log`` (closed by :meth:`stop`).
-    ``max_streams`` is how many calls are served at once; ``clock`` is the
-    monotonic clock policies are given (a test's fake one, say). The
+    ``limits``: what a client may take of it. ``max_streams``, if given,
+    replaces ``limits.max_streams`` (the streaming ``Read`` calls served at
+    once; ``Set`` and one-shot reads have threads of their own beside them).
+    ``clock`` is the monotonic clock policies are given (a test's fake one,
+    say). ``name_of`` resolves an index name (``0:<di>``) to the device's name
+    (None: unknown) so that policies judge the device; without it, index names
+    are refused whenever a policy is configured. It must agree with the
+    backend's device database, since the DRF is forwarded as the client wrote it
+    (for the simulator: ``lambda d: getattr(model.device(d), "name", None)``). The
     backend stays the caller's: stopping the server does not close it.
     """
 
@@ -390,8 +455,10 @@ class SupervisedServer(GRPCServer):
         token: str | None = None,
         audit_log: AuditLog | None = None,
         *,
-        max_streams: int = DEFAULT_MAX_STREAMS,
+        max_streams: int | None = None,
+        limits: ServerLimits = DEFAULT_LIMITS,
         clock: Callable[[], float] = time.monotonic,
+        name_of: NameOf | None = None,
     ) -> None:
         if not isinstance(backend, Backend):
             raise TypeError(f"backend must be a Backend, not {type(backend).__name__}")
@@ -399,7 +466,7 @@ class SupervisedServer(GRPCServer):
             raise ValueError(f"port must be an integer from 0 to 65535, got {port!r}")
         if not isinstance(host, str) or not host.strip():
             raise ValueError(f"host must be a host name or address, got {host!r}")
-        super().__init__(host, port, max_streams)
+        super().__init__(host, port, with_max_streams(limits, max_streams))
         self.policies = list(policies or ())
         bad = next((p for p in self.policies if not isinstance(p, Policy)), None)
         if bad is not None:
@@ -412,6 +479,9 @@ class SupervisedServer(GRPCServer):
         self.token = token
         self.audit_log = audit_log
         self.clock = clock
+        if name_of is not None and not callable(name_of):
+            raise TypeError(f"name_of must be a function of an index name, not {name_of!r}")
+        self.name_of = name_of
 
     def __repr__(self) -> str:
         state = "running" if self._server is not None else "stopped"

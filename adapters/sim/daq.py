@@ -10,9 +10,16 @@ The values come from a :class:`~acnet_proto.sim.model.DeviceModel` (by
 default a fresh :meth:`~acnet_proto.sim.model.DeviceModel.default`; pass the
 DPM simulator's to share one machine between both services), turned into
 replies by :mod:`acnet_proto.services.daq`. The service runs on grpc's
-thread-pool server (each open stream holds one of ``max_streams`` threads;
-calls beyond that wait), with one lock around the model, so settings never
-race. It uses no event loop: grpc.aio binds every event loop of a process
+thread-pool server, with one lock around the model, so settings never
+race. It holds its clients to ``limits`` (:class:`~acnet_proto.limits.ServerLimits`,
+enforced as :mod:`acnet_proto.adapters.grpc.server` says): a streaming ``Read``
+beyond ``max_streams_per_peer`` per client address or ``max_streams`` in all
+ends ``RESOURCE_EXHAUSTED``, and each stream holds one of ``max_streams``
+threads beside those kept for ``Set`` and one-shot reads, which streams can
+never take. A ``ReadingList`` or ``SettingList`` with more than
+``max_list_entries`` entries, or a DRF longer than
+:data:`~acnet_proto.drf.MAX_DRF_LENGTH`, is refused ``INVALID_ARGUMENT``
+before it is looked at. It uses no event loop: grpc.aio binds every event loop of a process
 to one shared poller, and a server on a loop of its own would then field
 the events of the clients' loops (and their errors once those close).
 
@@ -51,9 +58,10 @@ from typing import Any
 import grpc
 import jwt
 
-from acnet_proto.adapters.grpc.server import GRPCServer, serve_until_cancelled
+from acnet_proto.adapters.grpc.server import GRPCServer, serve_until_cancelled, with_max_streams
 from acnet_proto.adapters.grpc.stubs import DAQ_pb2_grpc
 from acnet_proto.errors import RemoteProtocolError
+from acnet_proto.limits import DEFAULT_LIMITS, ServerLimits
 from acnet_proto.plans.lists import error_reading, reading_from_reply
 from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 from acnet_proto.services.daq import reading_reply, setting_reply, value_from_proto
@@ -68,7 +76,6 @@ log = logging.getLogger(__name__)
 #: The DAQ service's usual port.
 DEFAULT_PORT = 50051
 DIO_INVDATA = Status.from_name("DIO_INVDATA")
-DEFAULT_MAX_STREAMS = 64
 
 
 def _authorize(
@@ -104,15 +111,27 @@ class _DAQService(DAQ_pb2_grpc.DAQServicer):
     def Read(
         self, request: DAQ_pb2.ReadingList, context: grpc.ServicerContext
     ) -> Iterator[DAQ_pb2.ReadingReply]:
+        server = self.server
+        server.check_request(request.drf, "ReadingList", context)
         over = threading.Event()
         context.add_callback(over.set)  # the client cancelled, or the server is stopping
         drfs = list(request.drf)
-        server = self.server
         with server.lock:
             wall, now = time.time(), time.monotonic()
             first, groups = self._start(drfs, now, wall)
-        yield from first
-        while groups and not over.wait(max(0.0, (next_due(groups) or 0.0) - time.monotonic())):
+        if not groups:  # answered at once: no stream, so no stream slot
+            yield from first
+            return
+        with server.stream_slot(context):
+            yield from first
+            yield from self._repeat(drfs, groups, over)
+
+    def _repeat(
+        self, drfs: list[str], groups: list[Group], over: threading.Event
+    ) -> Iterator[DAQ_pb2.ReadingReply]:
+        """The replies of the repeating ``groups``, each when due, until ``over`` is set."""
+        server = self.server
+        while not over.wait(max(0.0, (next_due(groups) or 0.0) - time.monotonic())):
             with server.lock:
                 now, wall = time.monotonic(), time.time()
                 # the model's DPM replies, whose ref_id is the DRF's index
@@ -143,13 +162,14 @@ class _DAQService(DAQ_pb2_grpc.DAQServicer):
     def Set(
         self, request: DAQ_pb2.SettingList, context: grpc.ServicerContext
     ) -> DAQ_pb2.SettingReply:
+        server = self.server
         try:
-            claims = self.server._verify(context.invocation_metadata() or ())
+            claims = server._verify(context.invocation_metadata() or ())
         except _Refused as e:
-            log.info("refused a Set from %s: %s", context.peer(), e)
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+            server.refuse(context, grpc.StatusCode.UNAUTHENTICATED, "a Set", str(e))
+        server.check_request([s.device for s in request.setting], "SettingList", context)
         principal, roles = claims["sub"], _roles_of(claims)
-        with self.server.lock:
+        with server.lock:
             statuses = [self._apply(principal, roles, s) for s in request.setting]
         return setting_reply(statuses)
 
@@ -174,9 +194,11 @@ class DAQSimServer(GRPCServer):
     """A simulated DAQ gRPC service on ``host``:``port`` (0: a free port).
 
     ``jwt_key`` is the HS256 key that signs valid tokens (None: no setting
-    is accepted); ``policy`` says who may set what; ``max_streams`` is how
-    many calls are served at once. :meth:`start` (or ``with``) starts it;
-    ``host`` and ``port`` are then where it listens.
+    is accepted); ``policy`` says who may set what; ``limits`` what a client
+    may take of it. ``max_streams``, if given, replaces ``limits.max_streams``
+    (the streaming ``Read`` calls served at once; ``Set`` and one-shot reads
+    have threads of their own beside them). :meth:`start` (or ``with``)
+    starts it; ``host`` and ``port`` are then where it listens.
     """
 
     _what = "the simulated DAQ"
@@ -190,9 +212,10 @@ class DAQSimServer(GRPCServer):
         jwt_key: str | bytes | None = None,
         policy: SettingsPolicy | None = None,
         *,
-        max_streams: int = DEFAULT_MAX_STREAMS,
+        max_streams: int | None = None,
+        limits: ServerLimits = DEFAULT_LIMITS,
     ) -> None:
-        super().__init__(host, port, max_streams)
+        super().__init__(host, port, with_max_streams(limits, max_streams))
         self.model = model if model is not None else DeviceModel.default()
         self.policy = policy if policy is not None else SettingsPolicy.default()
         #: Held while the model is read or changed (calls run in a thread pool).
@@ -245,6 +268,7 @@ async def serve(
     jwt_key: str | bytes | None = None,
     policy: SettingsPolicy | None = None,
     ready: Callable[[DAQSimServer], None] | None = None,
+    limits: ServerLimits = DEFAULT_LIMITS,
 ) -> None:
     """Serve the simulated DAQ service until cancelled (``acnet-proto sim --grpc-port PORT``).
 
@@ -253,5 +277,7 @@ async def serve(
     called with the server once it listens (e.g. to print the port when
     ``port=0``). Give the DPM simulator's ``model`` to serve one simulated
     machine over both protocols: a setting through either is seen by both.
+    ``limits``: what a client may take of it.
     """
-    await serve_until_cancelled(DAQSimServer(model, host, port, jwt_key, policy), ready)
+    sim = DAQSimServer(model, host, port, jwt_key, policy, limits=limits)
+    await serve_until_cancelled(sim, ready)

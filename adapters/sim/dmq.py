@@ -204,17 +204,20 @@ class _Loop:
     def _on(self, init: bool) -> Callable[..., None]:
         # pika calls this inside process_data_events: only note the message, act after
         def on_message(channel: Any, method: Any, props: Any, body: bytes) -> None:
-            delivery = Delivery(
-                exchange=method.exchange,
-                routing_key=method.routing_key,
-                body=body,
+            delivery = Delivery.received(
+                method.exchange,
+                method.routing_key,
+                body,
+                props.headers,
                 message_id=props.message_id,
                 correlation_id=props.correlation_id,
                 reply_to=props.reply_to,
                 app_id=props.app_id,
-                headers=props.headers,
             )
-            self.arrived.append((init, delivery))
+            if delivery is None:
+                log.info("dropped a message whose names are not UTF-8 text")
+            else:
+                self.arrived.append((init, delivery))
 
         return on_message
 

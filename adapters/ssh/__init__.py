@@ -19,8 +19,10 @@ Import from here; the modules hold one concern each:
   :class:`ACLSession`, an ``acl`` kept running on one.
 * ``channel``: the low-level helpers all of them drive channels with
   (deadlines, reads, requests, closing).
-* ``errors``: :class:`SSHError` and its children, all
-  :class:`~acnet_proto.errors.AcnetProtoError`.
+* ``hostkeys``: which host keys a client trusts (``known_hosts``), as pure
+  functions; :data:`ACCEPT_ANY` turns checking off.
+* ``errors``: :class:`SSHError` and its children (:class:`SSHHostKeyError`
+  for a refused host key), all :class:`~acnet_proto.errors.AcnetProtoError`.
 """
 
 from acnet_proto.adapters.ssh.client import CommandResult, SFTPSession, SSHClient, SSHHop
@@ -29,12 +31,15 @@ from acnet_proto.adapters.ssh.errors import (
     SSHCommandError,
     SSHConnectionError,
     SSHError,
+    SSHHostKeyError,
     SSHTimeoutError,
 )
+from acnet_proto.adapters.ssh.hostkeys import ACCEPT_ANY
 from acnet_proto.adapters.ssh.process import ACLSession, RemoteProcess
 from acnet_proto.adapters.ssh.tunnel import Tunnel
 
 __all__ = [
+    "ACCEPT_ANY",
     "ACLSession",
     "CommandResult",
     "RemoteProcess",
@@ -45,6 +50,7 @@ __all__ = [
     "SSHConnectionError",
     "SSHError",
     "SSHHop",
+    "SSHHostKeyError",
     "SSHTimeoutError",
     "Tunnel",
 ]

@@ -7,8 +7,10 @@ see the inner sessions' plaintext. Each hop logs in on its own: GSSAPI
 first use and rebuilt by the next call after it breaks; :meth:`SSHClient.close`
 ends it and everything opened through it.
 
-Host keys are checked only if ``known_hosts`` is given (an OpenSSH
-known_hosts file); by default any host key is accepted, as pacsys does.
+Host keys are checked before any credential is sent, against the user's
+OpenSSH known_hosts (``~/.ssh/known_hosts``, under ``$HOME``) when it exists,
+or against a file given as ``known_hosts``; ``known_hosts=False`` accepts any
+key, as pacsys does. The rules are in :mod:`~acnet_proto.adapters.ssh.hostkeys`.
 
 Needs the ``ssh`` extra (paramiko); GSSAPI hops also need the ``krb`` extra
 (gssapi). An :class:`SSHClient` may be shared between threads (each call uses
@@ -22,13 +24,14 @@ from __future__ import annotations
 import codecs
 import contextlib
 import getpass
+import logging
 import os
 import shlex
 import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -55,13 +58,31 @@ from acnet_proto.adapters.ssh.errors import (
     SSHCommandError,
     SSHConnectionError,
     SSHError,
+    SSHHostKeyError,
     SSHTimeoutError,
+)
+from acnet_proto.adapters.ssh.hostkeys import (
+    Checking,
+    HostKeyPolicy,
+    KnownHost,
+    KnownHostsArg,
+    Verdict,
+    fingerprint,
+    host_key_policy,
+    host_pattern,
+    judge,
+    listed_types,
+    parse_known_hosts,
+    preferred_algorithms,
+    refusal_message,
 )
 from acnet_proto.adapters.ssh.process import ACLSession, RemoteProcess
 from acnet_proto.adapters.ssh.tunnel import Tunnel
-from acnet_proto.errors import ACLError, AuthenticationError
+from acnet_proto.errors import ACLError, AuthenticationError, ConfigurationError
 
 __all__ = ["CommandResult", "SFTPSession", "SSHClient", "SSHHop"]
+
+log = logging.getLogger(__name__)
 
 AuthMethod = Literal["gssapi", "key", "password"]
 _AUTH_METHODS = ("gssapi", "key", "password")
@@ -195,6 +216,44 @@ def _close_transport(transport: paramiko.Transport, sock: socket.socket | parami
         transport.join(JOIN_TIMEOUT)
 
 
+def _user_known_hosts() -> Path | None:
+    """OpenSSH's per-user file under ``$HOME``, if it exists (even if unreadable)."""
+    path = Path(os.path.expanduser("~")) / ".ssh" / "known_hosts"
+    return path if path.exists() else None
+
+
+def _read_known_hosts(policy: HostKeyPolicy) -> list[KnownHost]:
+    if policy.path is None:
+        return []
+    try:
+        return parse_known_hosts(policy.path.read_text(encoding="utf-8", errors="replace"))
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read the known_hosts file {policy.path}: {exc.strerror or exc}; fix it, "
+            "name another with known_hosts=PATH, or pass known_hosts=False to accept any host key"
+        ) from exc
+
+
+_warned_unlisted: set[tuple[str, bytes]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_unlisted(name: str, key_type: str, key: bytes, path: Path) -> None:
+    """Log once per process per host and key that an unlisted host was let through."""
+    with _warned_lock:
+        if (name, key) in _warned_unlisted:
+            return
+        _warned_unlisted.add((name, key))
+    log.warning(
+        "%s is not in %s: its %s key %s was accepted unchecked (not written there); "
+        "add the host's key to that file to have it checked",
+        name,
+        path,
+        key_type,
+        fingerprint(key),
+    )
+
+
 class SSHClient:
     """SSH to a host through zero or more jump hosts.
 
@@ -205,8 +264,26 @@ class SSHClient:
     for the principal in it. If any hop uses GSSAPI, a ticket is required
     now (:class:`~acnet_proto.errors.AuthenticationError` otherwise).
     ``connect_timeout`` bounds each step of reaching and logging in to each
-    hop. ``known_hosts``, an OpenSSH known_hosts file, makes every hop's host
-    key checked against it before any credential is sent.
+    hop.
+
+    Every hop's host key is checked before any credential is sent to it.
+    ``known_hosts`` says against what:
+
+    * ``None`` (default): the user's ``~/.ssh/known_hosts`` (``$HOME``), if
+      it exists. A listed host must offer a listed key; a changed (or
+      ``@revoked``) key raises :class:`SSHHostKeyError`. A host the file
+      does not list is let through with a warning logged once per process
+      (the file is never written): refusing would break every upgrade where
+      a hop is reached by a name the user's ssh never recorded, and there
+      is no one to ask, as OpenSSH's ``StrictHostKeyChecking=ask`` would.
+      Without the file, any key is accepted.
+    * a path: that file, strictly: a host it does not list is refused too,
+      since naming a file says "these are the hosts I trust".
+    * ``False`` (:data:`~acnet_proto.adapters.ssh.hostkeys.ACCEPT_ANY`):
+      any key, as pacsys does; for throw-away test hosts only.
+
+    The file is read here: one that exists but cannot be read raises
+    :class:`~acnet_proto.errors.ConfigurationError`.
     """
 
     def __init__(
@@ -215,17 +292,15 @@ class SSHClient:
         auth: object | None = None,
         connect_timeout: float = 10.0,
         *,
-        known_hosts: str | os.PathLike[str] | None = None,
+        known_hosts: KnownHostsArg = None,
     ) -> None:
         self._hops = _as_hops(hops)
         deadline_after(connect_timeout, "connect_timeout")
         self._connect_timeout = float(connect_timeout)
-        self._known_hosts_path = None if known_hosts is None else Path(known_hosts)
-        self._known_hosts = (
-            None
-            if self._known_hosts_path is None
-            else paramiko.HostKeys(str(self._known_hosts_path))
+        self._host_key_policy = host_key_policy(
+            known_hosts, _user_known_hosts() if known_hosts is None else None
         )
+        self._known_hosts = _read_known_hosts(self._host_key_policy)
         self._principal = (
             _kerberos_principal(auth)
             if any(h.auth_method == "gssapi" for h in self._hops)
@@ -318,6 +393,11 @@ class SSHClient:
             raise
         transport.banner_timeout = self._connect_timeout
         transport.auth_timeout = self._connect_timeout
+        # Ask for a key type the file lists first, as OpenSSH does: a host known by
+        # one type must not be judged on another it happens to prefer.
+        options = transport.get_security_options()
+        known = listed_types(self._known_hosts, host_pattern(hop.hostname, hop.port))
+        options.key_types = preferred_algorithms(options.key_types, known)
         try:
             transport.start_client(timeout=self._connect_timeout)
             self._check_host_key(transport, hop)
@@ -331,23 +411,32 @@ class SSHClient:
         return transport, sock
 
     def _check_host_key(self, transport: paramiko.Transport, hop: SSHHop) -> None:
-        if self._known_hosts is None:
+        """Raise :class:`SSHHostKeyError` unless the policy lets the hop's key through."""
+        policy = self._host_key_policy
+        if policy.checking is Checking.OFF:
             return
-        key = transport.get_remote_server_key()
-        name = hop.hostname if hop.port == 22 else f"[{hop.hostname}]:{hop.port}"
-        known: Mapping[str, paramiko.PKey] = self._known_hosts.lookup(name) or {}
-        if key.get_name() not in known:
-            raise SSHConnectionError(
-                f"{name} is not in {self._known_hosts_path} with a {key.get_name()} key "
-                f"(it offered {key.fingerprint}); add it there if you trust it",
-                hop,
-            )
-        if known[key.get_name()] != key:
-            raise SSHConnectionError(
-                f"HOST KEY MISMATCH for {name}: it offered {key.fingerprint}, "
-                f"{self._known_hosts_path} has {known[key.get_name()].fingerprint}",
-                hop,
-            )
+        assert policy.path is not None  # only OFF has no file
+        offered = transport.get_remote_server_key()
+        key_type, key = offered.get_name(), offered.asbytes()
+        name = host_pattern(hop.hostname, hop.port)
+        strict = policy.checking is Checking.STRICT
+        check = judge(self._known_hosts, name, key_type, key, strict=strict)
+        if check.verdict is Verdict.UNLISTED_ACCEPTED:
+            _warn_unlisted(name, key_type, key, policy.path)
+        if not check.verdict.refused:
+            return
+        raise SSHHostKeyError(
+            refusal_message(check, name, key_type, key, policy.path),
+            hop,
+            host=name,
+            key_type=key_type,
+            fingerprint=fingerprint(key),
+            known_hosts=policy.path,
+            lines=tuple(e.line for e in check.lines),
+            reason={Verdict.CHANGED: "changed", Verdict.REVOKED: "revoked"}.get(
+                check.verdict, "unlisted"
+            ),
+        )
 
     def _log_in(self, transport: paramiko.Transport, hop: SSHHop) -> None:
         if hop.auth_method == "gssapi":

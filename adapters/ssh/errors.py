@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from acnet_proto.errors import AcnetProtoError, AuthenticationError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from acnet_proto.adapters.ssh.client import SSHHop
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "SSHCommandError",
     "SSHConnectionError",
     "SSHError",
+    "SSHHostKeyError",
     "SSHTimeoutError",
 ]
 
@@ -43,6 +46,38 @@ class SSHConnectionError(SSHError):
 
 class SSHAuthenticationError(SSHConnectionError, AuthenticationError):
     """A hop refused the credentials offered, or they could not be used."""
+
+
+class SSHHostKeyError(SSHConnectionError):
+    """A hop's host key was refused: changed, revoked, or not in a known_hosts file given.
+
+    Raised before any credential is sent to the hop. ``host`` is the name
+    known_hosts uses (``host`` or ``[host]:port``); ``key_type`` and
+    ``fingerprint`` (``SHA256:...``) describe the key offered;
+    ``known_hosts`` is the file checked and ``lines`` the line numbers it
+    conflicts with (empty for a host the file does not list); ``reason`` is
+    ``"changed"``, ``"revoked"`` or ``"unlisted"``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        hop: SSHHop | None,
+        *,
+        host: str,
+        key_type: str,
+        fingerprint: str,
+        known_hosts: Path,
+        lines: tuple[int, ...],
+        reason: str,
+    ) -> None:
+        super().__init__(message, hop)
+        self.host = host
+        self.key_type = key_type
+        self.fingerprint = fingerprint
+        self.known_hosts = known_hosts
+        self.lines = lines
+        self.reason = reason
 
 
 class SSHCommandError(SSHError):

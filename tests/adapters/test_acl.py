@@ -822,3 +822,13 @@ def test_pacsys_reads_through_the_simulated_cgi(sim: ACLSimServer) -> None:
     assert not missing.ok and "DIO_NO_SUCH" in missing.message
     assert text.value == "the quick brown fox"
     assert raw.value == bytes.fromhex("00112233445566778899aabbccddeeff")
+
+
+@pytest.mark.parametrize("charset", ["idna", "undefined"])
+def test_a_charset_python_cannot_decode_with_is_read_as_utf8(charset: str) -> None:
+    # found by fuzz/fuzz_text.py: these raised a bare UnicodeError out of read and execute
+    headers = {"Content-Type": f"text/plain; charset={charset}"}
+    answer = (200, "M:OUTTMP       = 41.7 DegF\n", headers)
+    with Scripted([answer, answer]) as server, ACLBackend(server.url) as b:
+        assert b.read("M:OUTTMP") == 41.7
+        assert "41.7" in b.execute("read M:OUTTMP")

@@ -105,3 +105,11 @@ def test_a_holder_checks_credentials_when_given_them() -> None:
 
 def test_a_jwt_has_nothing_to_check_here() -> None:
     assert Holder(JWTAuth(token("operator"))).principal == "operator"
+
+
+def test_a_payload_nested_too_deeply_for_json_is_a_configuration_error() -> None:
+    # found by fuzz/fuzz_text.py: json gives up with RecursionError, which is no ValueError
+    payload = base64.urlsafe_b64encode(b'{"sub":' + b"[" * 100_000).rstrip(b"=").decode()
+    with pytest.raises(ConfigurationError, match="too deeply") as raised:
+        JWTAuth(f"e30.{payload}.c2ln")
+    assert payload not in str(raised.value)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from acnet_proto import LocalProtocolError, RemoteProtocolError
+from acnet_proto.drf import MAX_DRF_LENGTH
 from acnet_proto.engine._state import ConnectionState, ListState, Role, SettingsState
 from acnet_proto.engine.connection import DATA_REPLIES, DPMConnection
 from acnet_proto.engine.events import (
@@ -1152,3 +1153,12 @@ class ClientAndServer(RuleBasedStateMachine):
 
 TestClientAndServer = ClientAndServer.TestCase
 TestClientAndServer.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+
+
+def test_the_server_keeps_only_the_head_of_a_peers_overlong_drf() -> None:
+    pair = opened()
+    huge = "M:" + "X" * 1_000_000
+    [event] = transfer(pair.client, pair.server, add_request(1, huge))
+    assert event.drf_request == huge  # the event carries what was sent
+    assert len(pair.server.entries[1]) == MAX_DRF_LENGTH + 1
+    assert pair.client.entries[1] == huge  # our own requests are kept as sent

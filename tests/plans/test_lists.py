@@ -20,10 +20,11 @@ from pacsys.backends.dpm_http import _reply_to_reading as pacsys_reading
 
 from acnet_proto.drf import DRFError, parse
 from acnet_proto.engine.events import StaleReply
-from acnet_proto.errors import DeviceError, ReadError
+from acnet_proto.errors import DeviceError, ReadError, RemoteProtocolError
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
 from acnet_proto.plans.lists import (
+    UNREADABLE,
     ListPlan,
     ReadBatch,
     error_reading,
@@ -110,6 +111,23 @@ def test_timestamp_is_utc_aware_and_exact_to_the_millisecond(millis: int) -> Non
     assert stamped.utcoffset() == timedelta(0)
     assert stamped == as_utc(millis)
     assert stamped.microsecond % 1000 == 0
+
+
+@pytest.mark.parametrize("millis", [2**62, -(2**62), 2**63 - 1])
+def test_a_stamp_no_date_can_hold_is_the_peers_fault(millis: int) -> None:
+    with pytest.raises(RemoteProtocolError, match=f"stamped {millis} ms after 1970"):
+        timestamp(millis)
+
+
+@pytest.mark.parametrize("kind", [dpm.ScalarReply, dpm.StatusReply])
+def test_a_reply_stamped_with_no_date_spoils_its_reading_not_the_connection(
+    kind: type[Message],
+) -> None:
+    fields = {"data": 1.0} if kind is dpm.ScalarReply else {}
+    reply = kind(ref_id=1, timestamp=2**62, cycle=0, status=0, **fields)
+    reading = reading_from_reply(reply, "M:OUTTMP")
+    assert (reading.facility_code, reading.error_code) == (UNREADABLE.facility, UNREADABLE.error)
+    assert "which is no date" in (reading.message or "")
 
 
 # ------------------------------------------------- data replies, one by one

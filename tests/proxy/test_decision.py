@@ -102,12 +102,33 @@ def test_what_the_proxy_decides(
     assert (decision.allowed, decision.reason, decision.policy) == (reason is None, reason, who)
 
 
-def test_devices_named_by_index_are_refused_when_policies_match_names() -> None:
+def test_devices_named_by_an_index_the_server_cannot_resolve_are_refused() -> None:
+    deny_m = [DeviceAccessPolicy(["M:*"], mode="deny")]
     ctx = context("Read", ["0:27235"])
     assert decide([], ctx).allowed
-    decision = decide([DeviceAccessPolicy(["M:*"], mode="deny")], ctx)
-    assert decision.reason == "'0:27235' names its device by index; policies match device names"
-    assert decision.policy == SERVER_RULES
+    decision = decide(deny_m, ctx)
+    assert (decision.reason, decision.policy) == (
+        "'0:27235' names its device by index, and this server has no resolver for index "
+        "names; policies match device names: use the device's name (or give the server a "
+        "name_of resolver)",
+        SERVER_RULES,
+    )
+    unknown = context("Read", ["0:27235"], name_of=lambda index: None)
+    assert decide(deny_m, unknown).reason == (
+        "'0:27235' names its device by index, and the server's resolver does not know it; "
+        "policies match device names: use the device's name"
+    )
+
+
+def test_an_index_the_server_resolves_is_judged_by_its_name() -> None:
+    def name_of(index: str) -> str | None:
+        return {"0:27235": "M:OUTTMP", "0:1234": "Z:ACLTST"}.get(index)
+
+    deny_m = [DeviceAccessPolicy(["M:*"], mode="deny")]
+    decision = decide(deny_m, context("Read", ["0:27235@I"], name_of=name_of))
+    assert (decision.allowed, decision.reason) == (False, "Device M:OUTTMP is denied")
+    assert decide(deny_m, context("Read", ["0:1234"], name_of=name_of)).allowed
+    assert decide([WRITE_Z], context("Set", ["0:1234"], [1.0], name_of=name_of)).allowed
 
 
 def test_a_denial_names_the_policy_unless_it_named_itself() -> None:

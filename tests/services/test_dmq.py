@@ -19,7 +19,7 @@ import pytest
 
 from acnet_proto.api.device import BasicControl
 from acnet_proto.drf import DRFError
-from acnet_proto.errors import AuthenticationError, ReadError
+from acnet_proto.errors import AuthenticationError, ReadError, RemoteProtocolError
 from acnet_proto.pc import daqdata
 from acnet_proto.services.dmq import (
     DMQ_INVALID_REQUEST,
@@ -708,3 +708,64 @@ def test_the_dmq_core_does_no_io() -> None:
     }
     assert not loaded & banned
     assert not any(name.startswith("acnet_proto.adapters") for name in done.stdout.split())
+
+
+# ----------------------------------------------------- hostile deliveries (fuzz/fuzz_text.py)
+
+#: a time no datetime holds: 2**62 ms is past the year 146 million
+NO_DATE = 2**62
+
+
+def test_a_sample_stamped_with_no_date_spoils_only_its_entry() -> None:
+    job = ReadJob(["M:OUTTMP", "Z:ACLTST"])
+    bad = sample(daqdata.DoubleSampleReply(value=1.0, time=NO_DATE))
+    [(index, reading)] = job.receive("R.M:OUTTMP@I", bad)
+    assert index == 0 and reading.status.name == "ACNET_RPLYPACK" and reading.message is not None
+    assert str(NO_DATE) in reading.message and "no date" in reading.message
+    good = sample(daqdata.DoubleSampleReply(value=2.0, time=T))
+    assert [(i, r.value) for i, r in job.receive("R.Z:ACLTST@I", good)] == [(1, 2.0)]
+    assert job.done
+
+
+def test_a_job_failure_stamped_with_no_date_still_ends_the_job() -> None:
+    job = StreamJob(["M:OUTTMP@p,1000"])
+    refusal = daqdata.ErrorSampleReply(facility_code=72, error_number=-99, time=NO_DATE)
+    [(index, reading)] = job.receive("R", sample(refusal))
+    assert job.failure == DMQ_SECURITY_VIOLATION
+    assert index == 0 and reading.status.name == "ACNET_RPLYPACK"
+
+
+def test_reading_from_sample_refuses_a_time_that_is_no_date() -> None:
+    with pytest.raises(RemoteProtocolError, match=str(NO_DATE)):
+        reading_from_sample(daqdata.DoubleSampleReply(value=1.0, time=NO_DATE), "M:OUTTMP")
+
+
+def test_a_routing_key_that_is_not_utf8_is_nobodys_reply() -> None:
+    # pika hands over a short string that is not UTF-8 as bytes
+    data = sample(daqdata.DoubleSampleReply(value=1.0, time=T))
+    read, stream = ReadJob(["M:OUTTMP"]), StreamJob(["M:OUTTMP@p,1000"])
+    setting = SettingJob("Z:ACLTST.SETTING@N")
+    for job in (read, stream, setting):
+        assert job.receive(b"R.M:OUTTMP@I\xff", data, b"\xfe", now=4.0) == []
+        assert job.heard_at == 4.0  # the server is still alive
+    assert not read.done and not setting.confirmed
+
+
+def test_a_correlation_id_that_is_not_utf8_is_not_the_inits() -> None:
+    job = ReadJob(["M:OUTTMP"])
+    job.init_message_id = "init-1"
+    refusal = sample(daqdata.ErrorSampleReply(facility_code=72, error_number=-99, time=T))
+    assert job.receive("R", refusal, correlation_id=b"init-1\xff") == []
+    assert job.failure is None
+
+
+def test_mic_body_takes_properties_pika_left_as_bytes() -> None:
+    got = mic_body(b"body", b"m\xff", "c", None, b"\xfe", b"\x7f\0\0\1")
+    assert got == b"body\x00m\xff\x00c\x00\x00\xfe\x00\x7f\0\0\1\x00"
+
+
+def test_a_delivery_with_names_that_are_not_text_is_for_no_one() -> None:
+    assert Delivery.received(b"amq.topic", b"\xff\xfe", b"", reply_to="x") is None
+    assert Delivery.received("amq.topic", "I", b"", message_id=7) is None
+    made = Delivery.received(b"amq.topic", b"I", b"body", None, reply_to=b"job-1")
+    assert made == Delivery("amq.topic", "I", b"body", reply_to="job-1")

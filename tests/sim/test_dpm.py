@@ -10,21 +10,22 @@ import itertools
 from typing import Any
 
 from acnet_proto import drf
-from acnet_proto.engine import NEED_DATA, DPMConnection, FrameSplitter, Role, frame
+from acnet_proto.engine import FrameSplitter, frame
 from acnet_proto.pc import dpm
 from acnet_proto.sim import DeviceModel, SettingsPolicy
 from acnet_proto.sim.dpm import FIRST_LIST_ID, DPMSession
 from acnet_proto.sim.schedule import ClockEvents, Group, fire_due, next_due, schedule
 from acnet_proto.sim.settings import ServerSettings
 from acnet_proto.status import Status
+from tests.support.peers import WALL, SessionPeer
 
-WALL = 1_763_769_600.0  # Unix seconds the tests pretend it is
 DPM_PRIV = Status.from_name("DPM_PRIV").status
 NO_SUCH_DEVICE = Status.from_name("DPM_NO_SUCH_DEVICE").status
 
 
-class Pair:
-    """A client engine and a session, with the time the test sets."""
+class Pair(SessionPeer):
+    """A client engine and a session of its own model, with the time the test sets;
+    :attr:`notes` is why the session refused settings."""
 
     def __init__(self, **options: Any) -> None:
         self.model = DeviceModel.default()
@@ -32,33 +33,11 @@ class Pair:
         settings = ServerSettings("daeset/bd", None, SettingsPolicy.default())
         clock = ClockEvents(self.model, 0.0)
         self.notes: list[str] = []
-        self.session = DPMSession(
-            self.model, clock, settings, lambda: next(ids), note=self.notes.append, **options
+        super().__init__(
+            DPMSession(
+                self.model, clock, settings, lambda: next(ids), note=self.notes.append, **options
+            )
         )
-        self.client = DPMConnection(Role.CLIENT)
-        self.now = 0.0
-        self.take(self.session.receive(self.client.initiate(), self.now, WALL))
-
-    def send(self, *commands: Any) -> list[Any]:
-        """Send ``commands``; the events the session's answer makes."""
-        return self.take(self.session.receive(self.client.send(*commands), self.now, WALL))
-
-    def tick(self, now: float) -> list[Any]:
-        self.now = now
-        return self.take(self.session.tick(now, WALL + now))
-
-    def take(self, data: bytes) -> list[Any]:
-        if data:
-            self.client.receive_data(data)
-        events = []
-        while (event := self.client.next_event()) is not NEED_DATA:
-            events.append(event)
-        return events
-
-    @property
-    def list_id(self) -> int:
-        assert self.client.list_id is not None
-        return self.client.list_id
 
 
 def names(events: list[Any]) -> list[str]:

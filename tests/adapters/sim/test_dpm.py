@@ -15,10 +15,11 @@ from acnet_proto.adapters.sim.dpm import SimServer, serve
 from acnet_proto.engine import transcript
 from acnet_proto.engine._state import Role
 from acnet_proto.engine.connection import DPMConnection
-from acnet_proto.engine.events import NEED_DATA, ConnectionClosed, StaleReply
+from acnet_proto.engine.events import ConnectionClosed, StaleReply
 from acnet_proto.engine.framing import HANDSHAKE, FrameSplitter, frame
 from acnet_proto.pc import dpm
 from acnet_proto.status import Status
+from tests.support.peers import SocketPeer
 from tests.support.vectors import SHARED
 
 pytestmark = pytest.mark.integration
@@ -29,65 +30,9 @@ DPM_NO_SUCH_DEVICE = Status.from_name("DPM_NO_SUCH_DEVICE").status
 DATA = (dpm.ScalarReply, dpm.ScalarArrayReply, dpm.StatusReply)
 
 
-class Client:
-    """A blocking socket whose every byte goes through a client-role DPMConnection."""
-
-    def __init__(self, sim: SimServer) -> None:
-        self.sock = socket.create_connection((sim.host, sim.port), timeout=DEADLINE)
-        self.conn = DPMConnection(Role.CLIENT)
-        self.sock.sendall(self.conn.initiate())
-        opened = self.next()
-        assert isinstance(opened, dpm.OpenListReply)
-        self.list_id = opened.list_id
-
-    def send(self, *messages: Any) -> None:
-        self.sock.sendall(self.conn.send(*messages))
-
-    def add(self, *drfs: str, start: bool = True) -> None:
-        """AddToList each DRF as refs 1, 2, ... (and StartList), in one write."""
-        adds = [
-            dpm.AddToListRequest(list_id=self.list_id, ref_id=ref, drf_request=text)
-            for ref, text in enumerate(drfs, 1)
-        ]
-        starts = [dpm.StartListRequest(list_id=self.list_id)] if start else []
-        self.send(*adds, *starts)
-
-    def next(self, deadline: float | None = None) -> Any:
-        deadline = time.monotonic() + DEADLINE if deadline is None else deadline
-        while True:
-            event = self.conn.next_event()
-            if event is not NEED_DATA:
-                return event
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("the simulator sent nothing more before the deadline")
-            self.sock.settimeout(remaining)
-            self.conn.receive_data(self.sock.recv(1 << 20))
-
-    def until(self, cls: type, n: int = 1, ref_id: int | None = None, **more: int) -> list[Any]:
-        """Events, in order, until ``n`` of ``cls`` (for ``ref_id``, if given) have come.
-
-        ``more`` adds conditions by class name: ``ListStatusReply=1``.
-        """
-        wanted = {(cls, ref_id): n} | {(getattr(dpm, k), None): v for k, v in more.items()}
-        seen = dict.fromkeys(wanted, 0)
-        deadline = time.monotonic() + DEADLINE
-        events: list[Any] = []
-        while any(seen[k] < v for k, v in wanted.items()):
-            event = self.next(deadline)
-            events.append(event)
-            for kind, ref in seen:
-                if isinstance(event, kind) and (ref is None or event.ref_id == ref):
-                    seen[kind, ref] += 1
-        return events
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture
-def client(sim: SimServer) -> Iterator[Client]:
-    c = Client(sim)
+def client(sim: SimServer) -> Iterator[SocketPeer]:
+    c = SocketPeer(sim)
     yield c
     c.close()
 
@@ -112,7 +57,7 @@ def with_list_id(message: Any, list_id: int) -> Any:
 # --------------------------------------------------------------- transcripts
 
 
-def test_one_shot_read_comes_in_the_recorded_order(client: Client) -> None:
+def test_one_shot_read_comes_in_the_recorded_order(client: SocketPeer) -> None:
     requests, replies = recorded("read-one-shot.jsonl")
     setup = [with_list_id(m, client.list_id) for m in requests[:2]]  # AddToList, StartList
     assert [type(m) for m in setup] == [dpm.AddToListRequest, dpm.StartListRequest]
@@ -130,7 +75,7 @@ def test_one_shot_read_comes_in_the_recorded_order(client: Client) -> None:
         client.send(*[with_list_id(m, client.list_id) for m in requests[2:]])  # Stop, Clear
 
 
-def test_stream_comes_in_the_recorded_order_with_heartbeats(client: Client) -> None:
+def test_stream_comes_in_the_recorded_order_with_heartbeats(client: SocketPeer) -> None:
     requests, replies = recorded("stream-with-heartbeat.jsonl")
     client.send(*[with_list_id(m, client.list_id) for m in requests[:4]])  # 3 adds, start
     events = client.until(dpm.ScalarArrayReply, 2, ListStatusReply=1)
@@ -153,7 +98,7 @@ def test_stream_comes_in_the_recorded_order_with_heartbeats(client: Client) -> N
 # --------------------------------------------------------------------- events
 
 
-def test_periodic_entries_keep_coming(client: Client) -> None:
+def test_periodic_entries_keep_coming(client: SocketPeer) -> None:
     client.add("Z:SIM0001@p,20")
     events = client.until(dpm.ScalarReply, 20)
     stamps = [e.timestamp for e in events if isinstance(e, dpm.ScalarReply)]
@@ -161,14 +106,14 @@ def test_periodic_entries_keep_coming(client: Client) -> None:
     assert len(set(stamps)) == len(stamps)
 
 
-def test_clock_events_fire_at_their_rates(client: Client) -> None:
+def test_clock_events_fire_at_their_rates(client: SocketPeer) -> None:
     client.add("Z:SIM0001@e,02", "Z:SIM0002@e,8f")  # 15 Hz and 1 Hz
     events = client.until(dpm.ScalarReply, 2, 2)
     # between two firings of 8f (one second apart) 02 fires fifteen times
     assert count(events, dpm.ScalarReply, 1) >= 8
 
 
-def test_never_immediate_and_default_events(client: Client) -> None:
+def test_never_immediate_and_default_events(client: SocketPeer) -> None:
     client.add("M:OUTTMP@N", "Z:ACLTST@I", "Z:ACLTST@U", "Z:SIM0003@p,20")
     events = client.until(dpm.ScalarReply, 5, 4)
     assert count(events, dpm.DeviceInfoReply) == 4
@@ -177,13 +122,13 @@ def test_never_immediate_and_default_events(client: Client) -> None:
     assert count(events, dpm.ScalarReply, 3) == 1  # @U: Z:ACLTST's default, immediate
 
 
-def test_q_events_send_only_changes(client: Client) -> None:
+def test_q_events_send_only_changes(client: SocketPeer) -> None:
     client.add("M~OUTTMP@q,20", "Z:SIM0006@q,20")
     events = client.until(dpm.ScalarReply, 5, 2)
     assert count(events, dpm.TextReply, 1) == 1  # a description never changes
 
 
-def test_stop_and_clear_end_the_stream_and_the_list_is_reused(client: Client) -> None:
+def test_stop_and_clear_end_the_stream_and_the_list_is_reused(client: SocketPeer) -> None:
     client.add("Z:SIM0004@p,20")
     client.until(dpm.ScalarReply, 3)
     stop = [
@@ -202,7 +147,7 @@ def test_stop_and_clear_end_the_stream_and_the_list_is_reused(client: Client) ->
     assert abs(data[0].data - 45.0) < 1
 
 
-def test_remove_from_list(client: Client) -> None:
+def test_remove_from_list(client: SocketPeer) -> None:
     client.add("M:OUTTMP@I", "Z:ACLTST@I", start=False)
     client.send(
         dpm.RemoveFromListRequest(list_id=client.list_id, ref_id=2),
@@ -215,7 +160,7 @@ def test_remove_from_list(client: Client) -> None:
     assert [e.ref_id for e in events if isinstance(e, dpm.ScalarReply)] == [1]
 
 
-def test_refused_entries(client: Client) -> None:
+def test_refused_entries(client: SocketPeer) -> None:
     drfs = ["Z:NOTFND@I", "Z:NOTFND@p,1000", "M_OUTTMP@I", "Z:ACLTS1[99]@e,0f", "M:OUTTMP@I"]
     client.add(*drfs)
     events = client.until(dpm.ScalarReply, 1)
@@ -244,7 +189,7 @@ def client_model() -> Any:
 # ------------------------------------------------------------------ big lists
 
 
-def test_a_ten_thousand_entry_list_streams(client: Client) -> None:
+def test_a_ten_thousand_entry_list_streams(client: SocketPeer) -> None:
     n = 10_000
     client.add(*(f"Z:SIM{i:04d}@p,500" for i in range(n)))
     events = client.until(dpm.ScalarReply, n)
@@ -258,7 +203,7 @@ def test_a_ten_thousand_entry_list_streams(client: Client) -> None:
 
 
 def test_many_clients_at_once(sim: SimServer) -> None:
-    clients = [Client(sim) for _ in range(20)]
+    clients = [SocketPeer(sim) for _ in range(20)]
     try:
         assert len({c.list_id for c in clients}) == 20
         for c in clients:
@@ -285,7 +230,7 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 
 def test_bad_clients_are_dropped_and_others_keep_streaming(
-    sim: SimServer, client: Client, caplog: pytest.LogCaptureFixture
+    sim: SimServer, client: SocketPeer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="acnet_proto.adapters.sim.dpm")
     client.add("Z:SIM0005@p,20")
@@ -315,11 +260,11 @@ def test_bad_clients_are_dropped_and_others_keep_streaming(
 
 
 def test_a_client_that_leaves_mid_stream_does_not_disturb_the_server(sim: SimServer) -> None:
-    leaving = Client(sim)
+    leaving = SocketPeer(sim)
     leaving.add(*(f"Z:SIM{i:04d}@p,10" for i in range(200)))
     leaving.until(dpm.ScalarReply, 200)
     leaving.close()
-    staying = Client(sim)
+    staying = SocketPeer(sim)
     try:
         staying.add("M:OUTTMP@I")
         assert count(staying.until(dpm.ScalarReply, 1), dpm.ScalarReply)
@@ -365,7 +310,7 @@ def test_apply_settings_without_authentication_is_refused(sim: SimServer) -> Non
     assert sim.model.resolve("Z_ACLTST").reply(1, time.time()).data == 45.0
 
 
-def test_authenticate_without_a_keytab_is_refused_cleanly(client: Client) -> None:
+def test_authenticate_without_a_keytab_is_refused_cleanly(client: SocketPeer) -> None:
     client.send(dpm.AuthenticateRequest(list_id=client.list_id, token=b""))
     (named,) = client.until(dpm.AuthenticateReply)
     assert named.service_name == "daeset/bd"

@@ -6,9 +6,11 @@ whose PATH holds a fake ``acl``; every test talks to them over loopback.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import hashlib
+import logging
 import os
 import secrets
 import socket
@@ -22,6 +24,7 @@ from typing import Any
 import pytest
 
 from acnet_proto.adapters.ssh import (
+    ACCEPT_ANY,
     ACLSession,
     CommandResult,
     SSHAuthenticationError,
@@ -30,14 +33,25 @@ from acnet_proto.adapters.ssh import (
     SSHConnectionError,
     SSHError,
     SSHHop,
+    SSHHostKeyError,
     SSHTimeoutError,
 )
-from acnet_proto.errors import ACLError, AuthenticationError
+from acnet_proto.adapters.ssh import client as ssh_client
+from acnet_proto.adapters.ssh.hostkeys import fingerprint
+from acnet_proto.errors import ACLError, AuthenticationError, ConfigurationError
 from tests.support.servers import ServerUnavailable, free_port, skip_or_fail
 from tests.support.servers.kdc import KDC
 from tests.support.servers.sshd import DEVICES, SSHD, Account, create_account, start_sshd
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty $HOME: no test depends on the real ~/.ssh/known_hosts of whoever runs it."""
+    path = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(path))
+    return path
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -557,17 +571,157 @@ def test_silent_server_times_out_as_connection_error() -> None:
             SSHClient(hop, connect_timeout=0.5).connect()
 
 
-def test_known_hosts_are_enforced(sshd: SSHD, tmp_path: Path) -> None:
+# --------------------------------------------------------------------------- host keys
+
+
+def host_key(server: SSHD) -> tuple[str, str]:
+    """The server's host key as known_hosts writes it: (type, base64)."""
+    key_type, data = (server.dir / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+    return key_type, data
+
+
+def new_public_key(tmp_path: Path, key_type: str = "ed25519") -> tuple[str, str]:
+    """A fresh key that is not the server's: (type, base64)."""
+    path = tmp_path / f"other-{key_type}-{secrets.token_hex(4)}"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", str(path)], check=True, timeout=20
+    )
+    key_type, data = path.with_suffix(".pub").read_text().split()[:2]
+    return key_type, data
+
+
+def user_known_hosts(home: Path, *lines: str) -> Path:
+    path = home / ".ssh" / "known_hosts"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return path
+
+
+def test_a_changed_key_in_the_user_file_is_refused_before_logging_in(
+    sshd: SSHD, home: Path, tmp_path: Path
+) -> None:
+    name = f"[127.0.0.1]:{sshd.port}"
+    impostor = new_public_key(tmp_path)
+    path = user_known_hosts(home, "# mine", f"{name} {impostor[0]} {impostor[1]}")
+    # A wrong password: had it been tried first, this would be an authentication error.
+    hop = password_hop(sshd, password="not-the-password")
+    with pytest.raises(SSHHostKeyError) as info:
+        SSHClient(hop).connect()
+    error = info.value
+    offered = fingerprint(base64.b64decode(host_key(sshd)[1]))
+    assert (error.host, error.key_type, error.fingerprint) == (name, "ssh-ed25519", offered)
+    assert (error.known_hosts, error.lines, error.reason, error.hop) == (path, (2,), "changed", hop)
+    assert not isinstance(error, AuthenticationError)
+    message = str(error)
+    for part in ("REMOTE HOST IDENTIFICATION HAS CHANGED", name, offered, f"{path} line 2"):
+        assert part in message
+    assert "ssh-keygen -R" in message and "not-the-password" not in message
+
+
+def test_a_host_known_by_another_key_type_is_refused(
+    sshd: SSHD, home: Path, tmp_path: Path
+) -> None:
+    # The server has only an ed25519 key; the file knows it by an ECDSA one.
+    ecdsa = new_public_key(tmp_path, "ecdsa")
+    user_known_hosts(home, f"[127.0.0.1]:{sshd.port} {ecdsa[0]} {ecdsa[1]}")
+    with pytest.raises(SSHHostKeyError, match="CHANGED") as info:
+        SSHClient(password_hop(sshd)).connect()
+    assert info.value.reason == "changed"
+
+
+def test_the_listed_key_is_accepted_plain_or_hashed(sshd: SSHD, home: Path, tmp_path: Path) -> None:
+    key_type, data = host_key(sshd)
+    old = new_public_key(tmp_path)
+    path = user_known_hosts(
+        home,
+        f"[127.0.0.1]:{sshd.port} {old[0]} {old[1]}",  # an older key of the same type
+        f"[127.0.0.1]:{sshd.port} {key_type} {data}",
+        f"127.0.0.1 {old[0]} {old[1]}",  # port 22's entry is another host's
+    )
+    with SSHClient(password_hop(sshd)) as client:
+        assert client.exec("whoami").stdout.strip() == sshd.account.name
+    subprocess.run(["ssh-keygen", "-H", "-f", str(path)], check=True, capture_output=True)
+    assert f"127.0.0.1]:{sshd.port}" not in path.read_text()
+    with SSHClient(password_hop(sshd)) as client:
+        assert client.exec("whoami").stdout.strip() == sshd.account.name
+    # Hashed, the changed key is still recognised as a change.
+    path.write_text(path.read_text().splitlines()[0] + "\n")
+    with pytest.raises(SSHHostKeyError, match="CHANGED"):
+        SSHClient(password_hop(sshd)).connect()
+
+
+def test_a_revoked_key_is_refused(sshd: SSHD, home: Path) -> None:
+    key_type, data = host_key(sshd)
+    user_known_hosts(
+        home, f"[127.0.0.1]:{sshd.port} {key_type} {data}", f"@revoked * {key_type} {data}"
+    )
+    with pytest.raises(SSHHostKeyError, match="@revoked") as info:
+        SSHClient(password_hop(sshd)).connect()
+    assert (info.value.reason, info.value.lines) == ("revoked", (2,))
+
+
+def test_without_a_user_file_any_key_is_accepted_quietly(
+    sshd: SSHD, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert not (home / ".ssh" / "known_hosts").exists()
+    with caplog.at_level(logging.WARNING), SSHClient(password_hop(sshd)) as client:
+        assert client.exec("true").ok
+    assert not [r for r in caplog.records if r.name == ssh_client.__name__]
+
+
+def test_a_host_the_user_file_does_not_list_is_accepted_with_one_warning(
+    sshd: SSHD,
+    home: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ssh_client, "_warned_unlisted", set())
+    other = new_public_key(tmp_path)
+    path = user_known_hosts(home, f"elsewhere.example {other[0]} {other[1]}")
+    before = path.read_bytes()
+    with caplog.at_level(logging.WARNING, logger=ssh_client.__name__):
+        for _ in range(2):
+            with SSHClient(password_hop(sshd)) as client:
+                assert client.exec("true").ok
+    warnings = [r.getMessage() for r in caplog.records if r.name == ssh_client.__name__]
+    assert len(warnings) == 1
+    offered = fingerprint(base64.b64decode(host_key(sshd)[1]))
+    assert f"[127.0.0.1]:{sshd.port}" in warnings[0] and offered in warnings[0]
+    assert path.read_bytes() == before  # never written
+
+
+def test_an_explicit_file_also_refuses_hosts_it_does_not_list(sshd: SSHD, tmp_path: Path) -> None:
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
-    with pytest.raises(SSHConnectionError, match="is not in"):
+    with pytest.raises(SSHHostKeyError, match="is not in") as info:
         SSHClient(password_hop(sshd), known_hosts=empty).connect()
-    # A key of the right type, but not the server's: the account's client key.
-    impostor = sshd.account.key_file.with_suffix(".pub").read_text().split()
+    assert (info.value.reason, info.value.lines, info.value.known_hosts) == ("unlisted", (), empty)
+    impostor = new_public_key(tmp_path)
     wrong = tmp_path / "wrong_known_hosts"
     wrong.write_text(f"[127.0.0.1]:{sshd.port} {impostor[0]} {impostor[1]}\n")
-    with pytest.raises(SSHConnectionError, match="MISMATCH"):
+    with pytest.raises(SSHHostKeyError, match="CHANGED"):
         SSHClient(password_hop(sshd), known_hosts=wrong).connect()
+
+
+def test_accept_any_connects_despite_a_changed_key(sshd: SSHD, home: Path, tmp_path: Path) -> None:
+    impostor = new_public_key(tmp_path)
+    user_known_hosts(home, f"[127.0.0.1]:{sshd.port} {impostor[0]} {impostor[1]}")
+    with SSHClient(password_hop(sshd), known_hosts=ACCEPT_ANY) as client:
+        assert client.exec("whoami").stdout.strip() == sshd.account.name
+
+
+def test_a_known_hosts_file_that_cannot_be_read_is_a_configuration_error(
+    home: Path, tmp_path: Path
+) -> None:
+    hop = SSHHop("127.0.0.1", free_port(), auth_method="password", password="x")
+    missing = tmp_path / "no-such-file"
+    with pytest.raises(ConfigurationError, match="no-such-file"):
+        SSHClient(hop, known_hosts=missing)
+    (home / ".ssh" / "known_hosts").mkdir(parents=True)  # there, but not a file
+    with pytest.raises(ConfigurationError, match=r"\.ssh/known_hosts.*known_hosts=False"):
+        SSHClient(hop)
+    assert not SSHClient(hop, known_hosts=False).connected
 
 
 def test_close_then_reuse_reconnects(ssh: SSHClient) -> None:
