@@ -34,6 +34,7 @@ __all__ = [
     "StreamQuota",
     "peer_address",
     "request_problem",
+    "unavailable",
 ]
 
 
@@ -221,7 +222,11 @@ class StreamQuota:
         return None
 
     def give_back(self, address: str) -> None:
-        """Free a slot :meth:`take` held for ``address``."""
+        """Free a slot :meth:`take` held for ``address``; a LookupError if it holds none (a
+        caller's bug, which would otherwise raise the server's capacity in silence)."""
+        if self._open[address] <= 0:
+            del self._open[address]
+            raise LookupError(f"{shown(address)} holds no {self.what} slot to give back")
         self._open[address] -= 1
         if self._open[address] <= 0:
             del self._open[address]
@@ -230,3 +235,16 @@ class StreamQuota:
     def open(self, address: str | None = None) -> int:
         """How many streams are open: of ``address``, or in all (None)."""
         return self._total if address is None else self._open.get(address, 0)
+
+
+def unavailable(reason: str) -> bytes:
+    """A whole ``HTTP/1.1 503 Service Unavailable`` answer whose body is ``reason``: how a
+    server at its connection limit turns a newcomer away before any protocol starts (an HTTP
+    client shows the body; our DPM clients raise
+    :class:`~acnet_proto.errors.ConnectionRefusedByProxy` with status 503)."""
+    body = f"{reason}\n".encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body

@@ -14,6 +14,7 @@ from acnet_proto.limits import (
     StreamQuota,
     peer_address,
     request_problem,
+    unavailable,
 )
 
 
@@ -94,3 +95,17 @@ def test_a_request_listing_too_much_is_refused_before_it_is_looked_at() -> None:
     assert many is not None and "AlarmTextIdList has 3 entries" in many
     long = request_problem(["\x1b" * (MAX_DRF_LENGTH + 1)], "DeviceList", limits)
     assert long is not None and "entry 0 of the DeviceList" in long and "\x1b" not in long
+
+
+def test_giving_back_a_slot_never_taken_is_a_bug_not_more_capacity() -> None:
+    quota = StreamQuota(ServerLimits(max_streams_per_peer=1, max_streams=1))
+    with pytest.raises(LookupError, match="holds no streams slot"):
+        quota.give_back("a")
+    assert quota.open() == 0 and quota.take("a") is None and quota.take("b") is not None
+
+
+def test_a_503_answer_is_whole_http_with_the_reason_as_its_body() -> None:
+    answer = unavailable("busy: 512 connections")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert body == b"busy: 512 connections\n" and b"Content-Length: 22" in head

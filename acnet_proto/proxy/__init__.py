@@ -36,8 +36,9 @@ name as the :data:`POLICY_METADATA` trailing metadata of its
 The modules: :mod:`~acnet_proto.proxy.targets` (the canonical target of a
 DRF), :mod:`~acnet_proto.proxy.decision` (the context, the verdict,
 :func:`decide`), :mod:`~acnet_proto.proxy.policies` (the policies, with the
-seeds' names and semantics) and :mod:`~acnet_proto.proxy.audit` (the audit
-log's records).
+seeds' names and semantics), :mod:`~acnet_proto.proxy.audit` (the audit
+log's records) and :mod:`~acnet_proto.proxy.budget` (how many refused calls
+it writes).
 """
 
 from acnet_proto.proxy.audit import audit_entry, json_value, proto_record, reply_entry

@@ -159,7 +159,15 @@ class Policy(abc.ABC):
 
     @abc.abstractmethod
     def check(self, ctx: RequestContext) -> PolicyDecision:
-        """Allow (perhaps with a new context) or deny ``ctx``."""
+        """Allow (perhaps with a new context) or deny ``ctx``; record nothing that only
+        an allowed call may change (that is :meth:`commit`'s)."""
+
+    def commit(self, ctx: RequestContext) -> None:
+        """Record what the call ``ctx`` changes, now that :func:`decide` allowed it (every
+        policy did, and every setting is approved); ``ctx`` is the final context. Called
+        only then, so a call refused by a later policy or rule changes nothing here.
+        Default: nothing."""
+        return None  # most policies keep no state a call changes
 
 
 def malformed(drfs: Sequence[str], rpc_method: str) -> str | None:
@@ -221,6 +229,7 @@ def evaluate_policies(policies: Sequence[Policy], ctx: RequestContext) -> Policy
     verdict carries the final context; a denial names the policy that made it
     (its class name, unless it named itself). A policy that changes the DRFs,
     the method or which settings are made raises ValueError (a bug in it).
+    Nothing is committed (:meth:`Policy.commit`): that is :func:`decide`'s.
     """
     current = ctx
     for policy in policies:
@@ -235,7 +244,9 @@ def evaluate_policies(policies: Sequence[Policy], ctx: RequestContext) -> Policy
 
 def decide(policies: Sequence[Policy], ctx: RequestContext) -> PolicyDecision:
     """The proxy's verdict on ``ctx`` (see the module docstring); give it DRFs that
-    :func:`malformed` accepts."""
+    :func:`malformed` accepts. If it allows the call, each policy then commits it
+    (:meth:`Policy.commit`, in order), so a slew history moves only with calls that
+    are let through."""
     if policies:
         why = cannot_judge(ctx)
         if why is not None:
@@ -246,6 +257,8 @@ def decide(policies: Sequence[Policy], ctx: RequestContext) -> PolicyDecision:
     assert decision.ctx is not None
     unapproved = [i for i in range(len(ctx.drfs)) if i not in decision.ctx.allowed]
     if not unapproved:
+        for policy in policies:
+            policy.commit(decision.ctx)
         return decision
     names = ", ".join(dict.fromkeys(_device(ctx, i) for i in unapproved))
     if ctx.rpc_method == "Read":

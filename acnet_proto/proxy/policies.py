@@ -24,13 +24,19 @@ The policies (the seeds' names and semantics):
   sets must be a number in ``[min, max]`` (every matching range applies).
 - :class:`SlewRatePolicy`: each element of a matching device may change by
   at most ``max_step`` per write and ``max_rate`` per second since the last
-  setting of that element it allowed (the first is always allowed).
+  setting of that element the proxy let through (the first is always
+  allowed).
 
 Range and slew limits are in engineering units, so a setting they limit
 must be numbers, one per element it addresses: text, and raw bytes, byte
 ranges (``{offset:length}``) or device-unit fields (RAW, PRIMARY, RAW_MIN,
 ...), are denied unless the device is in ``allow_raw``; CONTROL commands
 are not values and pass (limit them with :class:`DeviceAccessPolicy`).
+Every other write of a limited device is held to its limits, alarm blocks
+included: a new analog alarm ``MAX`` must itself be within the range, a
+whole alarm block (not numbers) is denied, and an alarm field's history is
+its own (``ALARM_ENABLE`` counts as 0 or 1): stricter than limiting
+setpoints alone, never looser.
 
 Pure: time is the context's ``now`` (the server's monotonic clock), so
 policies never read a clock. Stateful policies (rate, slew) are not
@@ -395,9 +401,12 @@ class SlewRatePolicy(_LimitedWrites):
     pattern applies). History is kept per element of the canonical target
     (device, property, field, element index), so every spelling of a setting
     shares it, and an array write ``[2:4]`` compares elements 2, 3 and 4 each
-    with its own. The first setting of an element is always allowed; each
-    allowed one becomes the element's history (even if the backend then fails
-    it). A call that sets one limited element twice, in any spellings, is
+    with its own. The first setting of an element is always allowed. A
+    setting becomes the element's history once the whole call is allowed
+    (:meth:`commit`: every policy and rule let it through, even if the
+    backend then fails it); a call denied by any policy or rule leaves the
+    history as it was, so denied calls cannot walk it away from the device's
+    value. A call that sets one limited element twice, in any spellings, is
     denied: both would be compared with the same history. ``allow_raw`` as
     for :class:`ValueRangePolicy`.
     """
@@ -431,10 +440,18 @@ class SlewRatePolicy(_LimitedWrites):
                 why = None if last is None else _too_fast(setting, element, number, last, ctx.now)
                 if why is not None:
                     return deny(why)
+        return ALLOW
+
+    def commit(self, ctx: RequestContext) -> None:
+        """Make each limited element the call sets its history."""
+        if ctx.rpc_method != "Set":
+            return
+        settings, denial = self.limited(ctx, self._limit)
+        if denial is not None:  # check() allowed this very context: nothing to record
+            return
         for setting in settings:
             for element, number in setting.numbers:
                 self._history[_element_of(setting.target, element)] = (number, ctx.now)
-        return ALLOW
 
 
 # one element of a canonical target: (device, property, field, element index)

@@ -73,15 +73,14 @@ class Target:
     ``device``: the canonical name, or the ``0:<di>`` index name when it could
     not be resolved; ``property``: for a write, the property written;
     ``field``: never None for a property that has fields (its default filled
-    in); ``range``: None for the whole data; ``index_name``: the ``0:<di>``
-    the DRF named the device by, if it did.
+    in); ``range``: None for the whole data. Two spellings of the same data
+    have equal targets, an index name resolved to the device included.
     """
 
     device: str
     property: _drf.Property
     field: _drf.Field | None
     range: _drf.Range | None = None
-    index_name: str | None = None
 
     @builtins.property  # a field is called property (as in DataRequest)
     def resolved(self) -> bool:
@@ -113,14 +112,14 @@ class Target:
         return range(rng.start, rng.start + count)
 
 
-def _resolved(device: str, name_of: NameOf | None) -> tuple[str, str | None]:
-    """(the device's name, or its index name if unresolved; the index name or None)."""
+def _resolved(device: str, name_of: NameOf | None) -> str:
+    """The device's name; its index name if it is one ``name_of`` cannot resolve."""
     if not _is_index(device):
-        return device, None
+        return device
     answer = name_of(device) if name_of is not None else None
     # the resolver's answer is a spelling too: canonical, and never another index
     name = device_name(answer) if isinstance(answer, str) else None
-    return (device if name is None else name), device
+    return device if name is None else name
 
 
 def target_of(drf: str, *, write: bool = False, name_of: NameOf | None = None) -> Target:
@@ -132,10 +131,10 @@ def target_of(drf: str, *, write: bool = False, name_of: NameOf | None = None) -
     or (``write``) cannot be written.
     """
     request = _drf.parse(_drf.to_write_drf(drf) if write else drf)
-    device, index_name = _resolved(request.device, name_of)
+    device = _resolved(request.device, name_of)
     field = request.field or _DEFAULT_FIELD.get(request.property)
     rng = None if request.range == _WHOLE else request.range
-    return Target(device, request.property, field, rng, index_name)
+    return Target(device, request.property, field, rng)
 
 
 def targets_of(

@@ -1,7 +1,8 @@
 """The supervised proxy's audit log: the JSON-lines file of each call and reply.
 
-What a record holds, its bounds and the rate of refused records are the pure
-:mod:`acnet_proto.proxy.audit`'s; this module writes the records to files.
+What a record holds and its bounds are the pure :mod:`acnet_proto.proxy.audit`'s,
+the rate of refused records :mod:`acnet_proto.proxy.budget`'s; this module
+writes the records to files.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from acnet_proto.errors import ConfigurationError
 from acnet_proto.limits import DEFAULT_LIMITS
 from acnet_proto.proxy import PolicyDecision, RequestContext
 from acnet_proto.proxy.audit import (
-    RefusalBudget,
     audit_entry,
     audit_line,
     captured,
@@ -25,6 +25,7 @@ from acnet_proto.proxy.audit import (
     reply_entry,
     summary_entry,
 )
+from acnet_proto.proxy.budget import RefusalBudget
 
 __all__ = ["AuditLog"]
 

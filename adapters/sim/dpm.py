@@ -65,7 +65,7 @@ from acnet_proto._text import shown
 from acnet_proto.adapters._refusals import RefusalLog
 from acnet_proto.api.config import host_port
 from acnet_proto.errors import RemoteProtocolError
-from acnet_proto.limits import DEFAULT_LIMITS, ServerLimits, StreamQuota
+from acnet_proto.limits import DEFAULT_LIMITS, ServerLimits, StreamQuota, unavailable
 from acnet_proto.sim import DeviceModel, SettingsPolicy
 from acnet_proto.sim.dpm import FIRST_LIST_ID, DPMSession
 from acnet_proto.sim.schedule import ClockEvents
@@ -80,7 +80,6 @@ _READ_SIZE = 256 * 1024
 _STARTUP_TIMEOUT = 10.0
 _CLOSE_TIMEOUT = 5.0  # a client that neither reads nor closes is then cut off
 _FD_SHORTAGE = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-_REFUSAL = "HTTP/1.1 503 Service Unavailable"
 
 
 class _Connection:
@@ -399,10 +398,8 @@ class SimServer:
     def _refuse(self, writer: asyncio.StreamWriter) -> None:
         """Tell a newcomer there is no room, the way our clients understand, and close it."""
         cap = self.limits.max_connections
-        reason = f"simulated DPM: {cap} connections (max_connections), all streaming\r\n"
         writer.write(
-            f"{_REFUSAL}\r\nContent-Type: text/plain\r\nContent-Length: {len(reason)}\r\n"
-            f"Connection: close\r\n\r\n{reason}".encode()
+            unavailable(f"simulated DPM: {cap} connections (max_connections), all streaming")
         )
         writer.close()  # a few hundred bytes: the socket takes them at once
         peer = _where(writer.get_extra_info("peername"))

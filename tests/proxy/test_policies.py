@@ -13,6 +13,7 @@ import pytest
 from acnet_proto.proxy import (
     DeviceAccessPolicy,
     Policy,
+    RateLimitPolicy,
     RequestContext,
     SlewLimit,
     SlewRatePolicy,
@@ -61,6 +62,22 @@ def test_an_array_write_compares_each_element_with_its_own_history() -> None:
         "Rate 1.5/s for Z:ACLTS1 exceeds max_rate 1.0/s (element 4)"
     )
     assert verdict(policies, [("Z:ACLTS1[7]", 100.0)], now=11.0) is None  # never set: no history
+
+
+def test_a_call_denied_after_the_slew_check_leaves_the_history_as_it_was() -> None:
+    # Seen: each call refused later in the chain (beside an unapproved device, past a rate
+    # limit) still moved the history by max_step, so one allowed call then jumped 50 units.
+    slew = SlewRatePolicy({"Z:ACLTST": SlewLimit(max_step=5)})
+    policies: list[Policy] = [WRITE_Z, slew, RateLimitPolicy(2, window_seconds=60)]
+    assert verdict(policies, [("Z:ACLTST", 50.0)]) is None
+    unapproved = verdict(policies, [("Z:ACLTST", 55.0), ("G:AMANDA", 1.0)])
+    assert unapproved.startswith("No write policy approves: G:AMANDA")
+    assert verdict(policies, [("Z:ACLTST", 55.0)], now=1.0).startswith("Rate limit exceeded")
+    # still 50 in the history, not 55: a 10-unit step
+    assert verdict(policies, [("Z:ACLTST", 60.0)], now=61.0) == (
+        "Step 10.0 for Z:ACLTST exceeds max_step 5"
+    )
+    assert verdict(policies, [("Z:ACLTST", 55.0)], now=122.0) is None
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -40,6 +39,7 @@ from acnet_proto.types import Reading, ValueType
 from tests.support.servers import free_port
 from tests.support.servers.kdc import KDC
 from tests.support.servers.rabbitmq import RabbitMQ
+from tests.support.waiting import wait_until
 
 pika = pytest.importorskip("pika")
 pytest.importorskip("gssapi")
@@ -175,13 +175,6 @@ def flip(data: bytes) -> bytes:
 
 def status_of(sample: Any) -> Status:
     return Status(sample.facility_code, sample.error_number)
-
-
-def wait_until(condition: Callable[[], bool], what: str, limit: float = T) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} did not happen within {limit} s"
-        time.sleep(0.05)
 
 
 # ------------------------------------------------------------------------- reads

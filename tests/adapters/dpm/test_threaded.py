@@ -11,7 +11,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -25,6 +25,7 @@ from acnet_proto.errors import AuthenticationError, ConnectionLost, ReadError
 from acnet_proto.types import Reading
 from tests.support.servers.scripted import ScriptedServer
 from tests.support.vectors import SHARED
+from tests.support.waiting import wait_until
 
 READ_ONE_SHOT = load(SHARED / "transcripts" / "read-one-shot.jsonl")
 STREAM = load(SHARED / "transcripts" / "stream-with-heartbeat.jsonl")
@@ -41,14 +42,6 @@ STREAMED = 5
 def backend(sim: SimServer) -> Iterator[DPMBackend]:
     with DPMBackend(sim.host, sim.port, timeout=5.0) as b:
         yield b
-
-
-def wait_until(condition: Callable[[], bool], what: str, limit: float = 5.0) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"still waiting, after {limit} s, for {what}")
-        time.sleep(0.01)
 
 
 class Collector:

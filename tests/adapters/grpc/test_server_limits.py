@@ -41,6 +41,7 @@ from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
 from acnet_proto.testing import FakeBackend
 from tests.support.clients import GRPC_ADAPTERS
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -336,7 +337,9 @@ def test_a_call_beyond_the_thread_pool_is_refused_at_once_not_left_waiting() -> 
         request = DevDB_pb2.DeviceList(device=["M:OUTTMP"])
         with lock:
             held = [pool.submit(stub.getDeviceInfo, request, timeout=WAIT) for _ in range(16)]
-            _wait_until(lambda: _threads("sim-devdb") >= UNARY_WORKERS)
+            wait_until(
+                lambda: _threads("sim-devdb") >= UNARY_WORKERS, "the calls all to start", WAIT
+            )
             start = time.monotonic()
             with (
                 grpc.insecure_channel(f"127.0.0.1:{server.port}") as another,
@@ -352,13 +355,6 @@ def test_a_call_beyond_the_thread_pool_is_refused_at_once_not_left_waiting() -> 
 def _threads(prefix: str) -> int:
     """The server's threads: each blocked in a call, as none can finish while the lock is held."""
     return sum(1 for thread in threading.enumerate() if thread.name.startswith(prefix))
-
-
-def _wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, "the calls never all started"
-        time.sleep(0.01)
 
 
 def test_refusals_are_logged_once_per_burst_with_the_peer_text_escaped(

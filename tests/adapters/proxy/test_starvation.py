@@ -35,6 +35,8 @@ from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
 from acnet_proto.proxy import DeviceAccessPolicy
 from acnet_proto.services.daq import SettingBatch
 from acnet_proto.sim import SettingsPolicy
+from acnet_proto.testing import FakeBackend
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -75,13 +77,6 @@ def first_outcomes(
             outcome = Outcome(e.code(), e.details() or "", time.monotonic() - start)
         outcomes.append(outcome)
     return calls, outcomes
-
-
-def wait_until(condition: Callable[[], bool], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"still not so after {seconds} s"
-        time.sleep(0.02)
 
 
 @contextlib.contextmanager
@@ -157,7 +152,34 @@ def test_a_one_shot_read_through_the_dpm_backend_is_answered_while_streams_hold_
                 start = time.monotonic()
                 assert client.read("M:OUTTMP", timeout=SLACK) > 0
                 assert time.monotonic() - start < SLACK
-        wait_until(lambda: proxy.streams.open() == 0, WAIT)  # each cancelled stream gave back
+        wait_until(lambda: proxy.streams.open() == 0, "each cancelled stream's slot", WAIT)
+
+
+def test_a_stream_gives_its_slot_back_when_denied_when_its_backend_fails_and_at_stop() -> None:
+    backend = FakeBackend()
+    deny_g = DeviceAccessPolicy(["G:*"], mode="deny", action="read")
+    with (
+        SupervisedServer(backend, 0, "127.0.0.1", [deny_g]) as proxy,
+        grpc.insecure_channel(f"127.0.0.1:{proxy.port}") as channel,
+    ):
+        stub = DAQStub(channel)
+        with pytest.raises(grpc.RpcError) as denied:  # the slot is taken before the policies
+            next(stub.Read(DAQ_pb2.ReadingList(drf=["G:AMANDA@p,100"]), timeout=WAIT))
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        wait_until(lambda: proxy.streams.open() == 0, "proxy.streams.open() == 0", WAIT)
+        failing = stub.Read(DAQ_pb2.ReadingList(drf=[STREAM]), timeout=WAIT)
+        wait_until(lambda: backend.emit_reading(STREAM, 1.0) == 1, "the subscription", WAIT)
+        next(failing)
+        backend.emit_error()
+        with pytest.raises(grpc.RpcError) as failed:
+            next(failing)
+        assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+        wait_until(lambda: proxy.streams.open() == 0, "proxy.streams.open() == 0", WAIT)
+        open_at_stop = stub.Read(DAQ_pb2.ReadingList(drf=[STREAM]), timeout=WAIT)
+        wait_until(lambda: proxy.streams.open() == 1, "proxy.streams.open() == 1", WAIT)
+    with pytest.raises(grpc.RpcError):
+        next(open_at_stop)
+    wait_until(lambda: proxy.streams.open() == 0, "the stopped stream's slot", WAIT)
 
 
 def test_a_drf_over_the_limit_is_refused_before_the_policies_and_audited_in_short(

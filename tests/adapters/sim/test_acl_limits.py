@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,6 +28,7 @@ from acnet_proto.errors import ACLError
 from acnet_proto.limits import ServerLimits
 from acnet_proto.sim import DeviceModel
 from tests.adapters import test_acl
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -76,15 +77,6 @@ def response(sock: socket.socket) -> tuple[int, str]:
     return answer.status, answer.read().decode()
 
 
-def eventually(condition: Callable[[], bool], within: float = DEADLINE) -> float:
-    """Seconds until ``condition()`` held (polled); fails the test if it never did."""
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < within, "the condition never held"
-        time.sleep(0.02)
-    return time.monotonic() - start
-
-
 def read_normally(sim: ACLSimServer, timeout: float = 5.0) -> float:
     with ACLBackend(sim.base_url, timeout=timeout) as backend:
         value = backend.read("M:OUTTMP")
@@ -101,7 +93,7 @@ def start_waits(
         sock = connect(sim, source)
         opened.append(sock)
         send_get(sock, PENDWAIT)
-    eventually(lambda: sim.waiting == before + n)
+    wait_until(lambda: sim.waiting == before + n, "sim.waiting == before + n", DEADLINE)
 
 
 # ================================================================ connections
@@ -172,7 +164,7 @@ def test_a_kept_alive_connection_that_says_nothing_is_closed_after_the_idle_time
         start = time.monotonic()
         assert sock.recv(1) == b""  # closed without a word: no 408 on an idle connection
         assert 0.4 <= time.monotonic() - start < 0.5 + DEADLINE / 2
-        eventually(lambda: sim.connections == 0)
+        wait_until(lambda: sim.connections == 0, "sim.connections == 0", DEADLINE)
 
 
 def test_silent_connections_do_not_hold_up_tls_handshakes(tls: tuple[ssl.SSLContext, str]) -> None:
@@ -185,7 +177,7 @@ def test_silent_connections_do_not_hold_up_tls_handshakes(tls: tuple[ssl.SSLCont
             assert abs(backend.read("M:OUTTMP") - 41.7) <= 0.3
         for sock in silent:
             assert sock.recv(1) == b""  # closed at the handshake deadline
-        eventually(lambda: sim.connections == 0)
+        wait_until(lambda: sim.connections == 0, "sim.connections == 0", DEADLINE)
 
 
 # ================================================================ /pendwait
@@ -241,7 +233,7 @@ def test_a_pendwait_whose_client_goes_frees_its_slot_at_once() -> None:
         send_get(refused, PENDWAIT)
         assert response(refused)[0] == 503
         opened.pop(0).close()
-        assert eventually(lambda: sim.waiting == 1) < 1.5
+        assert wait_until(lambda: sim.waiting == 1, "sim.waiting == 1", DEADLINE) < 1.5
         start_waits(sim, opened, 1)  # the freed slot can be taken again
         start = time.monotonic()
     assert time.monotonic() - start < DEADLINE / 2  # stopping ends the waits too
@@ -314,7 +306,7 @@ def test_refusals_are_logged_once_per_burst(caplog: pytest.LogCaptureFixture) ->
         def totals() -> list[str]:
             return [r.getMessage() for r in caplog.records if "in the last burst" in r.getMessage()]
 
-        eventually(lambda: len(totals()) == 1)
+        wait_until(lambda: len(totals()) == 1, "len(totals()) == 1", DEADLINE)
         assert totals() == ["simulated ACL: /pendwait refused: 6 in the last burst"]
 
 

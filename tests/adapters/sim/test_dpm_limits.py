@@ -289,6 +289,26 @@ def test_streams_beyond_max_streams_per_peer_are_refused_with_a_status(
     assert len(logged(caplog, "simulated DPM: refused by streams")) == 1
 
 
+def test_every_way_a_streaming_client_leaves_gives_its_stream_back() -> None:
+    with simulator(max_streams_per_peer=8) as sim:
+        clients = [SocketPeer(sim) for _ in range(5)]
+        try:
+            for client in clients:
+                client.add("M:OUTTMP@p,200")
+                client.first(dpm.ScalarReply)
+            assert sim.quota.open() == 5
+            stopped, cleared, closed, broken, _ = clients
+            stopped.send(dpm.StopListRequest(list_id=stopped.list_id))
+            cleared.send(dpm.ClearListRequest(list_id=cleared.list_id))
+            closed.close()
+            broken.sock.sendall(frame(b"not a DPM request"))  # breaks the protocol: dropped
+            wait_for(lambda: sim.quota.open() == 1, "four of the five streams given back")
+        finally:
+            for client in clients:
+                client.close()
+    assert sim.quota.open() == 0  # the last one was still streaming when the server stopped
+
+
 BIG_ARRAY = textwrap.dedent(
     """
     [[device]]
