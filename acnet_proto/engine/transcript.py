@@ -37,6 +37,7 @@ from acnet_proto.errors import (
     RemoteProtocolError,
 )
 from acnet_proto.pc import dpm
+from acnet_proto.pc.sdd import TAG_BINARY
 
 __all__ = [
     "Line",
@@ -190,7 +191,6 @@ _SECRET_FIELDS = {"Authenticate_request": ("token",), "EnableSettings_request": 
 # A secret this long found again outside its field is a copy, not a coincidence.
 _COPY_LENGTH = 8
 _MAX_HEAD = 8192
-_BINARY_TAG = 0x30
 _WIPED_NOTE = "redacted: bytes that are not a whole DPM request were zeroed"
 
 
@@ -335,7 +335,7 @@ def _length_prefixed(data: bytearray, secret: bytes) -> Iterator[int]:
             length = at - width
             if (
                 length >= 1
-                and data[length - 1] == _BINARY_TAG | width
+                and data[length - 1] == TAG_BINARY | width
                 and int.from_bytes(data[length:at], "big", signed=True) == len(secret)
             ):
                 yield at

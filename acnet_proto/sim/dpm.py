@@ -46,10 +46,12 @@ every server built on a session enforces the same ones:
 - the list keeps at most ``max_list_entries`` entries (list properties and
   refused streaming entries included): the one beyond is refused with
   :data:`TOO_MANY_ENTRIES`;
-- the engine keeps every ref a client added, refused or not, with its text,
-  until it is removed (so the client may remove it): a client that makes it
-  keep more than twice ``max_list_entries`` refs, or more than
-  ``max_request_bytes`` characters of over-long DRFs, is dropped;
+- the engine keeps every ref a client added, refused or not, until it is
+  removed (so the client may remove it), and of an over-long DRF its first
+  ``MAX_DRF_LENGTH + 1`` characters: a client that makes it keep more than
+  twice ``max_list_entries`` refs, or that sends more than
+  ``max_request_bytes`` characters of over-long DRFs on its list (work the
+  server must decode and refuse), is dropped;
 - a ``StartList`` of a list that streams (a periodic or clock entry) beyond
   ``max_streams_per_peer`` streaming lists of its peer, or ``max_streams`` of
   the server (counted by a shared :class:`~acnet_proto.limits.StreamQuota`), is answered
@@ -152,7 +154,7 @@ class DPMSession:
         self._refused = refused
         #: True while this session holds a slot of :attr:`quota` (its started list streams)
         self.streaming = False
-        # the refs the engine keeps -> characters of each that are over-long (0 for most)
+        # the refs the engine keeps -> characters the client sent for each over-long DRF
         self._held: dict[int, int] = {}
         self._held_chars = 0
         self._new_list_id = new_list_id

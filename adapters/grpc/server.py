@@ -208,13 +208,21 @@ class GRPCServer(abc.ABC):
         self._refusals.refused(kind, context.peer() or "unknown", why)
 
     def check_request(
-        self, names: Sequence[str | int], what: str, context: grpc.ServicerContext
+        self,
+        names: Sequence[str | int],
+        what: str,
+        context: grpc.ServicerContext,
+        refuse: Callable[[grpc.StatusCode, str], NoReturn] | None = None,
     ) -> None:
         """Refuse the call ``INVALID_ARGUMENT`` if :func:`request_problem` finds one in
-        ``names``, before anything of them is kept."""
+        ``names``, before anything of them is kept (by ``refuse(code, why)`` if given, say
+        to audit it too)."""
         why = request_problem(names, what, self.limits)
-        if why is not None:
-            self.refuse(context, grpc.StatusCode.INVALID_ARGUMENT, f"{what} too large", why)
+        if why is None:
+            return
+        if refuse is not None:
+            refuse(grpc.StatusCode.INVALID_ARGUMENT, why)
+        self.refuse(context, grpc.StatusCode.INVALID_ARGUMENT, f"{what} too large", why)
 
     @contextlib.contextmanager
     def stream_slot(

@@ -13,19 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from acnet_proto.adapters._in_thread import in_thread
 from acnet_proto.engine.transcript import Line, RedactionError, dump, redact
 
 __all__ = ["Recorder", "Refusal"]
 
 log = logging.getLogger(__name__)
 _CHUNK = 256 * 1024
-_THREAD_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,27 +82,15 @@ class Recorder:
             self._server = None
 
     @classmethod
-    @contextlib.contextmanager
     def in_thread(
         cls, upstream: tuple[str, int], output: str | Path, **options: Any
-    ) -> Iterator[Recorder]:
+    ) -> contextlib.AbstractContextManager[Recorder]:
         """A recorder on an event loop of its own in a daemon thread, for sync code.
 
         Yields once it is listening (read ``.host``/``.port``); on exit stops
-        it and joins the thread.
+        it and joins the thread. A failure to start is raised here.
         """
-        recorder = cls(upstream, output, **options)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="recorder", daemon=True)
-        thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(recorder.start(), loop).result(_THREAD_TIMEOUT)
-            yield recorder
-        finally:
-            asyncio.run_coroutine_threadsafe(recorder.aclose(), loop).result(_THREAD_TIMEOUT)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(_THREAD_TIMEOUT)
-            loop.close()
+        return in_thread(cls(upstream, output, **options), "the recorder", "recorder")
 
     def _path(self, number: int) -> Path:
         if number == 1:

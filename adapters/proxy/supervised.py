@@ -77,7 +77,6 @@ from acnet_proto._text import shown
 from acnet_proto.adapters.grpc.server import (
     GRPCServer,
     abort,
-    request_problem,
     with_max_streams,
 )
 from acnet_proto.adapters.grpc.stubs import DAQ_pb2_grpc
@@ -275,14 +274,14 @@ class _DAQProxy(DAQ_pb2_grpc.DAQServicer):
     ) -> None:
         """Refuse the call ``INVALID_ARGUMENT`` if it has too many DRFs or one too long, before
         they are parsed or kept: its audit record holds the first few, shortened."""
-        why = request_problem(drfs, what, self.server.limits)
-        if why is None:
-            return
-        kept = [shown(drf, _AUDITED_CHARS) for drf in drfs[:_AUDITED_ENTRIES]]
-        ctx = RequestContext.of_call(
-            method, kept, context.peer() or "unknown", (), (), None, self.server.clock()
-        )
-        self._refuse(ctx, context, grpc.StatusCode.INVALID_ARGUMENT, why)
+
+        def refuse(code: grpc.StatusCode, why: str) -> NoReturn:
+            kept = [shown(drf, _AUDITED_CHARS) for drf in drfs[:_AUDITED_ENTRIES]]
+            peer = context.peer() or "unknown"
+            ctx = RequestContext.of_call(method, kept, peer, (), (), None, self.server.clock())
+            self._refuse(ctx, context, code, why)
+
+        self.server.check_request(drfs, what, context, refuse)
 
     def Read(
         self, request: DAQ_pb2.ReadingList, context: grpc.ServicerContext

@@ -55,13 +55,13 @@ import contextlib
 import errno
 import itertools
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from acnet_proto._text import shown
+from acnet_proto.adapters._in_thread import in_thread
 from acnet_proto.adapters._refusals import RefusalLog
 from acnet_proto.api.config import host_port
 from acnet_proto.errors import RemoteProtocolError
@@ -77,7 +77,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SERVICE = "daeset/bd"  # announced as-is; clients append the realm
 _READ_SIZE = 256 * 1024
-_STARTUP_TIMEOUT = 10.0
 _CLOSE_TIMEOUT = 5.0  # a client that neither reads nor closes is then cut off
 _FD_SHORTAGE = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
@@ -450,55 +449,20 @@ class SimServer:
             loop.set_exception_handler(installed[1])
 
     @classmethod
-    @contextlib.contextmanager
     def in_thread(
         cls,
         model: DeviceModel | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         **settings: Any,
-    ) -> Iterator[SimServer]:
+    ) -> contextlib.AbstractContextManager[SimServer]:
         """Run a server on its own event loop in a daemon thread, for sync code.
 
         Yields once it is listening (read ``.host``/``.port``); on exit stops
         it and joins the thread. A failure to start (e.g. the port is taken)
         is raised here.
         """
-        server = cls(model, host, port, **settings)
-        started = threading.Event()
-        failure: list[BaseException] = []
-        stop: list[Callable[[], object]] = []
-
-        async def main() -> None:
-            stopping = asyncio.Event()
-            try:
-                await server.start()
-            except BaseException as e:
-                failure.append(e)
-                started.set()
-                return
-            loop = asyncio.get_running_loop()
-            stop.append(lambda: loop.call_soon_threadsafe(stopping.set))
-            started.set()
-            try:
-                await stopping.wait()
-            finally:
-                await server.aclose()
-
-        thread = threading.Thread(target=asyncio.run, args=(main(),), name="sim-dpm", daemon=True)
-        thread.start()
-        if not started.wait(_STARTUP_TIMEOUT):
-            raise RuntimeError(f"the simulated DPM did not start within {_STARTUP_TIMEOUT} s")
-        if failure:
-            thread.join()
-            raise failure[0]
-        try:
-            yield server
-        finally:
-            stop[0]()
-            thread.join(_STARTUP_TIMEOUT)
-            if thread.is_alive():
-                log.warning("the simulated DPM thread did not stop within %s s", _STARTUP_TIMEOUT)
+        return in_thread(cls(model, host, port, **settings), "the simulated DPM", "sim-dpm")
 
 
 async def serve(

@@ -15,12 +15,10 @@ them.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import io
 import logging
-import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -54,23 +52,6 @@ roles = ["testing"]
 )
 # a fragment this long found anywhere is a leak, not a coincidence
 FRAGMENT = 12
-
-
-@contextlib.contextmanager
-def recording(upstream: tuple[str, int], output: Path, redact: bool) -> Iterator[Recorder]:
-    """A :class:`Recorder` to ``upstream`` on an event loop of its own, in a thread."""
-    recorder = Recorder(upstream, output, redact=redact)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="recorder", daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(recorder.start(), loop).result(5)
-    try:
-        yield recorder
-    finally:
-        asyncio.run_coroutine_threadsafe(recorder.aclose(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
 
 
 @contextlib.contextmanager
@@ -151,8 +132,8 @@ def test_no_kerberos_secret_escapes(
     with (
         every_logger_at_debug() as logged,
         SimServer.in_thread(keytab=kdc.keytab, policy=POLICY) as sim,
-        recording((sim.host, sim.port), tmp_path / "raw.jsonl", redact=False) as raw,
-        recording((raw.host, raw.port), tmp_path / "clean.jsonl", redact=True) as clean,
+        Recorder.in_thread((sim.host, sim.port), tmp_path / "raw.jsonl", redact=False) as raw,
+        Recorder.in_thread((raw.host, raw.port), tmp_path / "clean.jsonl", redact=True) as clean,
         # the third settings are cut off once they left: SettingOutcomeUnknown
         Proxy(
             (clean.host, clean.port), [[Fault("close", at=2, match="ApplySettingsReply")]]
