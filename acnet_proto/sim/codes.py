@@ -20,7 +20,8 @@ DPM_BAD_REQUEST = _status("DPM_BAD_REQUEST")
 DPM_BAD_EVENT = _status("DPM_BAD_EVENT")
 
 
-DPM_NO_SUCH_DEVICE = _status("DPM_NO_SUCH_DEVICE")
+# the real DPM answers a device it cannot find with this warning, and no data
+DPM_PEND = _status("DPM_PEND")
 
 
 DBM_NOPROP = _status("DBM_NOPROP")

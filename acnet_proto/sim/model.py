@@ -11,8 +11,8 @@ time in seconds, and the answer is a function of it.
 (0, 'Outdoor temperature')
 >>> entry.reply(1, now=1763769600.015).timestamp
 1763769600015
->>> model.add_to_list(7, 2, "Z:NOTFND@I")[0].status     # DPM_NO_SUCH_DEVICE
--6639
+>>> model.add_to_list(7, 2, "Z:NOTFND@I")[0].status     # DPM_PEND
+4353
 
 The parts, a module each: :mod:`~acnet_proto.sim.devices` (a device and its state),
 :mod:`~acnet_proto.sim.binding` (a DRF checked against a device, and its replies),
@@ -30,7 +30,7 @@ from acnet_proto import drf
 from acnet_proto._text import decimal
 from acnet_proto.pc import dpm
 from acnet_proto.sim.binding import Entry, RequestRejected, bind
-from acnet_proto.sim.codes import DPM_BAD_EVENT, DPM_BAD_REQUEST, DPM_NO_SUCH_DEVICE
+from acnet_proto.sim.codes import DPM_BAD_EVENT, DPM_BAD_REQUEST, DPM_PEND
 from acnet_proto.sim.devices import DeviceFamily, SimDevice
 from acnet_proto.sim.loader import parse_model
 from acnet_proto.sim.writes import apply_setting
@@ -140,7 +140,7 @@ class DeviceModel:
             raise RequestRejected(str(drf_text), DPM_BAD_REQUEST, str(e)) from None
         device = self.device(request.device)
         if device is None:
-            raise RequestRejected(drf_text, DPM_NO_SUCH_DEVICE, f"no device {request.device}")
+            raise RequestRejected(drf_text, DPM_PEND, f"no device {request.device}")
         return bind(drf_text, request, device)
 
     def add_to_list(
