@@ -12,7 +12,7 @@ time in seconds, and the answer is a function of it.
 >>> entry.reply(1, now=1763769600.015).timestamp
 1763769600015
 >>> model.add_to_list(7, 2, "Z:NOTFND@I")[0].status     # DPM_PEND
-4353
+273
 
 The parts, a module each: :mod:`~acnet_proto.sim.devices` (a device and its state),
 :mod:`~acnet_proto.sim.binding` (a DRF checked against a device, and its replies),
