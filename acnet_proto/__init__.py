@@ -70,7 +70,8 @@ _LAZY = {
         ["Device", "ScalarDevice", "ArrayDevice", "TextDevice"], "acnet_proto.api.device"
     ),
     **dict.fromkeys(
-        ["Reading", "WriteResult", "DeviceMeta", "ValueType", "BasicControl"], "acnet_proto.types"
+        ["Reading", "History", "WriteResult", "DeviceMeta", "ValueType", "BasicControl"],
+        "acnet_proto.types",
     ),
     **dict.fromkeys(["DataRequest", "DRFError"], "acnet_proto.drf"),
     **dict.fromkeys(["Auth", "JWTAuth"], "acnet_proto.api.auth"),

@@ -32,10 +32,19 @@ So a subscription's readings are the ones :meth:`FakeBackend.emit_reading`
 put there; ``readings()`` yields them and returns when there are no more,
 whatever its ``timeout``, since nothing else could add one while it waited.
 Callbacks run inline, inside ``emit_reading``. Not thread-safe.
+
+``replay_server``, a pytest fixture that serves a recorded DPM session to
+the client under test (docs/replay.md), is importable from here too::
+
+    from acnet_proto.testing import replay_server  # in conftest.py
+
+It is made when first imported, from :mod:`acnet_proto.adapters.sim.replay`:
+importing this module needs neither pytest nor any I/O.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -65,6 +74,9 @@ __all__ = ["FakeBackend", "FakeSubscription"]
 
 _Key = tuple[str, _drf.Property, _drf.Field | None]
 
+# A device the test set nothing for is the test's omission, not the lab's unknown device
+# (DPM_PEND, a warning): an error status makes it fail loudly, even where code tests is_error.
+# To model the lab's answer, set_error(drf, "DPM_PEND").
 _NO_SUCH_DEVICE = Status.from_name("DPM_NO_SUCH_DEVICE")
 _NO_PROPERTY = Status.from_name("DBM_NOPROP")
 _OUT_OF_BOUNDS = Status.from_name("DPM_OUT_OF_BOUNDS")
@@ -499,3 +511,14 @@ class FakeBackend(Backend):
     def close(self) -> None:
         self.stop_streaming()
         self._closed = True
+
+
+def __getattr__(name: str) -> Any:
+    """``replay_server``: the fixture, built from the adapters when first asked for."""
+    if name != "replay_server":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # by name, not an import statement: the core never imports the adapters itself
+    module = importlib.import_module("acnet_proto.adapters.sim.replay")
+    fixture = module.replay_server_fixture()
+    globals()[name] = fixture
+    return fixture

@@ -22,6 +22,7 @@ from acnet_proto.status import Status
 __all__ = [
     "BasicControl",
     "DeviceMeta",
+    "History",
     "Reading",
     "SubscriptionHandle",
     "ValueType",
@@ -86,6 +87,77 @@ class DeviceMeta:
     format_hint: int | None = None
 
 
+class History:
+    """Timestamped values of one device: a logger window, or one chunk of a fast time plot.
+
+    ``values`` is a read-only float64 array and ``micros`` a read-only int64
+    array of the same length: each value's time in microseconds since the
+    Unix epoch (UTC). :attr:`times` is the same times as ``datetime64[us]``
+    (a view: no copy). An empty window is an empty History. For code written
+    against pacsys, which returns ``{"data": ..., "micros": ...}``,
+    ``history["data"]`` and ``history["micros"]`` work too.
+    """
+
+    __slots__ = ("micros", "values")
+    values: np.ndarray
+    micros: np.ndarray
+
+    def __init__(self, values: Any = (), micros: Any = ()) -> None:
+        data = np.array(values, dtype=np.float64)
+        stamps = np.array(micros, dtype=np.int64)
+        if data.ndim != 1 or data.shape != stamps.shape:
+            raise ValueError(
+                f"History needs one time per value: {data.shape} values, {stamps.shape} times"
+            )
+        data.flags.writeable = stamps.flags.writeable = False
+        object.__setattr__(self, "values", data)
+        object.__setattr__(self, "micros", stamps)
+
+    @classmethod
+    def adopt(cls, values: np.ndarray, micros: np.ndarray) -> History:
+        """A History of arrays the caller hands over (no copy): they are made read-only."""
+        self = cls.__new__(cls)
+        values.flags.writeable = micros.flags.writeable = False
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "micros", micros)
+        return self
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("History is immutable")
+
+    @property
+    def times(self) -> np.ndarray:
+        """Each value's time as ``datetime64[us]`` (UTC)."""
+        return self.micros.view("datetime64[us]")
+
+    def __len__(self) -> int:
+        return int(self.values.size)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key == "data":
+            return self.values
+        if key == "micros":
+            return self.micros
+        raise KeyError(f"{key!r}: a History has 'data' (values) and 'micros'")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, History):
+            return NotImplemented
+        return bool(
+            np.array_equal(self.micros, other.micros)
+            and np.array_equal(self.values, other.values, equal_nan=True)
+        )
+
+    def __hash__(self) -> int:
+        return hash((len(self), int(self.micros[0]) if len(self) else 0))
+
+    def __repr__(self) -> str:
+        if not len(self):
+            return "History(0 points)"
+        first, last = self.times[0], self.times[-1]
+        return f"History({len(self)} points, {first}Z .. {last}Z)"
+
+
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return (
@@ -147,7 +219,9 @@ class Reading(_Status):
 
     ``value`` is a float (SCALAR), a read-only float64 numpy array
     (SCALAR_ARRAY), bytes (RAW), str (TEXT), a tuple of str (TEXT_ARRAY), or a
-    dict (alarms, basic status, timed arrays). ``timestamp`` is a UTC-aware
+    dict (alarms, basic status, timed arrays). A historical read
+    (``<-LOGGER``) or a fast time plot chunk (``<-FTP``) is a
+    :class:`History` (TIMED_SCALAR_ARRAY). ``timestamp`` is a UTC-aware
     datetime. An error reading has ``value is None`` and a negative
     ``error_code``; ``message`` says what the status means.
     """
@@ -169,7 +243,11 @@ class Reading(_Status):
 
     @property
     def ok(self) -> bool:
-        """True if the value is usable: success or warning, with a value."""
+        """True if the value is usable: success or warning, with a value.
+
+        A warning with no value is not ok, though not :attr:`is_error` either: the
+        lab's DPM answers a device it does not have so (``DPM_PEND``, 17/+1).
+        """
         return self.error_code >= 0 and self.value is not None
 
     @property

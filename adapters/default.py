@@ -381,7 +381,10 @@ def _backend_for(specs: list[Any]) -> Backend:
 
 
 def read(device: DeviceSpec, timeout: float | None = None) -> Any:
-    """The value of ``device`` (DeviceError if it answers an error, ReadError if unreachable)."""
+    """The value of ``device``.
+
+    DeviceError if it answers an error or no data, ReadError if it is unreachable.
+    """
     return _backend_for([device]).read(drf_of(device), timeout)
 
 

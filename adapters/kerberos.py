@@ -220,17 +220,29 @@ class KerberosContext:
 class KerberosAcceptor:
     """The server side: accepts contexts with a keytab and checks MICs.
 
-    One instance per client connection (a context is per connection).
+    ``service`` names the one principal tickets must be for; None accepts a
+    ticket for any principal ``keytab`` holds (None: the default keytab,
+    ``KRB5_KTNAME``), as a server known by several names must (the lab's
+    DMQ is ``daeset/bd/dmq.fnal.gov`` to some clients, its host's name to
+    others). A ticket for a principal the keytab lacks is refused by
+    :meth:`step`. One instance per client connection (a context is per
+    connection).
     """
 
-    def __init__(self, service: str, keytab: str | Path | None = None) -> None:
+    def __init__(self, service: str | None, keytab: str | Path | None = None) -> None:
         store: _Store | None = None if keytab is None else {"keytab": f"FILE:{keytab}"}
         try:
-            name = gssapi.Name(service, gssapi.NameType.kerberos_principal)
+            kind = gssapi.NameType.kerberos_principal
+            name = None if service is None else gssapi.Name(service, kind)
             self._creds = gssapi.Credentials(name=name, usage="accept", store=store)
         except GSS_FAILURES as exc:
             where = keytab or "the default keytab"
-            raise _refused(f"cannot accept as {service}: is it in {where}?", _detail(exc)) from exc
+            if service is None:
+                what = f"cannot accept Kerberos tickets with {where}"
+                then = "check that it exists and holds the service principals"
+            else:
+                what, then = f"cannot accept as {service}: is it in {where}?", None
+            raise _refused(what, _detail(exc), then) from exc
         self._inner: gssapi.SecurityContext | None = None
 
     def step(self, token: bytes) -> bytes | None:

@@ -35,6 +35,7 @@ from acnet_proto import drf as _drf
 from acnet_proto.api.backend import Backend
 from acnet_proto.api.device import Device, DeviceSpec, drf_of
 from acnet_proto.errors import DeviceError
+from acnet_proto.plans.lists import value_of
 
 __all__ = ["AnalogAlarm", "DigitalAlarm"]
 
@@ -153,13 +154,11 @@ class _Alarm:
         :class:`DeviceError` if the device answers an error.
         """
         dev = cls._device(device, backend)
-        value = dev.get(prop=cls._PROPERTY.name, timeout=timeout)
-        if not value.ok:
-            raise DeviceError(value.drf, value.facility_code, value.error_code, value.message)
-        if not isinstance(value.value, dict):
+        block = value_of(dev.get(prop=cls._PROPERTY.name, timeout=timeout))
+        if not isinstance(block, dict):
             kind = cls._PROPERTY.name
-            raise TypeError(f"the {kind} alarm of {dev.name} read as {value.value!r}, not a block")
-        return cls(dev.name, value.value)
+            raise TypeError(f"the {kind} alarm of {dev.name} read as {block!r}, not a block")
+        return cls(dev.name, block)
 
     @classmethod
     @contextlib.contextmanager

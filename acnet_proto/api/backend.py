@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any, Self
 
 from acnet_proto import drf as _drf
 from acnet_proto.errors import ReadError
+from acnet_proto.plans.history import history_of, logger_request
 from acnet_proto.plans.lists import value_of, values_of
 from acnet_proto.plans.settings import WriteSequence
 from acnet_proto.streams.reconnect import Gap, Reconnect
-from acnet_proto.types import Reading, WriteResult
+from acnet_proto.types import History, Reading, WriteResult
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
@@ -338,8 +339,28 @@ class Backend(abc.ABC):
         return self.get_many([drf], timeout)[0]
 
     def read(self, drf: str | _drf.DataRequest, timeout: float | None = None) -> Any:
-        """Read one DRF's value; :class:`~acnet_proto.errors.DeviceError` if it is an error."""
+        """Read one DRF's value; :class:`~acnet_proto.errors.DeviceError` if the reading is
+        not ``ok``: an error, or no data (``DPM_PEND``, an unknown device)."""
         return value_of(self.get(drf, timeout))
+
+    def history(
+        self,
+        drf: str | _drf.DataRequest,
+        start: object,
+        end: object,
+        *,
+        node: str | None = None,
+        timeout: float | None = None,
+    ) -> History:
+        """What a data logger recorded of ``drf`` from ``start`` to ``end``, both included.
+
+        ``start`` and ``end`` are aware datetimes or Unix seconds; ``node`` names
+        the logger (None: the server picks the best). The read waits for the
+        end of data, within ``timeout``. An empty window is an empty
+        :class:`History`; an error status is a :class:`~acnet_proto.errors.DeviceError`.
+        See ``docs/history.md``.
+        """
+        return history_of(self.get(logger_request(drf, start, end, node), timeout))
 
     def read_many(
         self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None
@@ -403,8 +424,21 @@ class AsyncBackend(abc.ABC):
         return (await self.get_many([drf], timeout))[0]
 
     async def read(self, drf: str | _drf.DataRequest, timeout: float | None = None) -> Any:
-        """Read one DRF's value; :class:`DeviceError` if the device answered an error."""
+        """Read one DRF's value; :class:`DeviceError` if the reading is not ``ok``: an
+        error, or no data (``DPM_PEND``, an unknown device)."""
         return value_of(await self.get(drf, timeout))
+
+    async def history(
+        self,
+        drf: str | _drf.DataRequest,
+        start: object,
+        end: object,
+        *,
+        node: str | None = None,
+        timeout: float | None = None,
+    ) -> History:
+        """What a data logger recorded of ``drf``; see :meth:`Backend.history`."""
+        return history_of(await self.get(logger_request(drf, start, end, node), timeout))
 
     async def read_many(
         self, drfs: Sequence[str | _drf.DataRequest], timeout: float | None = None

@@ -7,6 +7,7 @@
     temp.get(prop="SETTING")                    # the Reading, with metadata
     temp.with_event("p,1000").subscribe(print_reading)
     ArrayDevice("Z:ACLTS1").with_range(0, 3).read()   # a numpy array of 4
+    temp.history(start, end).values             # what the logger recorded, as numpy
 
 A :class:`Device` is immutable: ``with_event``, ``with_range`` and
 ``with_backend`` return new devices. It does no I/O itself: each method
@@ -51,7 +52,8 @@ from acnet_proto.api.backend import (
     check_callbacks,
 )
 from acnet_proto.api.verify import CONTROL_READBACK, Verify, confirm, resolve_verify
-from acnet_proto.types import BasicControl, Reading, WriteResult
+from acnet_proto.plans.lists import value_of
+from acnet_proto.types import BasicControl, History, Reading, WriteResult
 
 if TYPE_CHECKING:  # DevDB needs grpc and protobuf: imported when used
     from acnet_proto.adapters.devdb import DevDBClient
@@ -187,7 +189,7 @@ class Device:
     # -- reads ------------------------------------------------------------------
 
     def read(self, *, field: str | None = None, timeout: float | None = None) -> Any:
-        """The READING value (DeviceError if the device answers an error)."""
+        """The READING value (DeviceError if the reading is not ok: an error, or no data)."""
         return self._read(_P.READING, field, timeout)
 
     def setting(self, *, field: str | None = None, timeout: float | None = None) -> Any:
@@ -231,6 +233,30 @@ class Device:
         return self._backend_or_global().get(
             self._drf_for(which, self._target(which, field)), timeout
         )
+
+    def history(
+        self,
+        start: object,
+        end: object,
+        *,
+        node: str | None = None,
+        timeout: float | None = None,
+    ) -> History:
+        """What a data logger recorded of this device from ``start`` to ``end``, both included.
+
+        ``start`` and ``end`` are aware datetimes (a naive one is a
+        :class:`~acnet_proto.errors.ConfigurationError` naming it) or Unix
+        seconds. ``node`` names the logger; None lets the server pick the best.
+        The request keeps this device's property, range and field. Returns
+        the values (``.values``, float64) and their times (``.times``,
+        ``datetime64[us]`` UTC; ``.micros``, int64) as numpy arrays; an empty
+        window is an empty :class:`History`. An error status (no such logger,
+        a window in the future) is a :class:`~acnet_proto.errors.DeviceError`;
+        ``timeout`` bounds the whole read, to the end of data. Only DPM
+        (over TCP or gRPC) serves historical data; see ``docs/history.md``.
+        """
+        backend = self._backend_or_global()
+        return backend.history(self._request, start, end, node=node, timeout=timeout)
 
     # -- writes -----------------------------------------------------------------
 
@@ -476,20 +502,11 @@ class Device:
         self, backend: Backend, fields: list[_drf.Field], timeout: float | None
     ) -> list[Any]:
         """The values of STATUS ``fields`` at ``@I`` (the word as an int, texts as lists)."""
-        from acnet_proto.errors import DeviceError
-
         drfs = [
             _drf.DataRequest(self.name, _P.STATUS, None, field, _IMMEDIATE).to_drf()
             for field in fields
         ]
-        values = []
-        for reading in backend.get_many(drfs, timeout):
-            if not reading.ok:
-                raise DeviceError(
-                    reading.drf, reading.facility_code, reading.error_code, reading.message
-                )
-            values.append(reading.value)
-        word, *texts = values
+        word, *texts = [value_of(reading) for reading in backend.get_many(drfs, timeout)]
         if isinstance(word, bool) or not isinstance(word, (int, float, np.number)):
             raise TypeError(f"{drfs[0]} read as {type(word).__name__}, not a number")
         for drf, text in zip(drfs[1:], texts, strict=True):

@@ -2,8 +2,9 @@
 
 A DRF names one piece of data and when to send it::
 
-    DEVICE{.PROPERTY}[range]{.FIELD}{@EVENT}
+    DEVICE{.PROPERTY}[range]{.FIELD}{@EVENT}{<-SOURCE}
     M:OUTTMP   Z_ACLTST   M:OUTTMP.READING[0:9].RAW@p,1000   Z@ACLTST.MAX@e,8f,H,100
+    M:OUTTMP<-LOGGER:1700000000000:1700000600000   M:OUTTMP@p,100H<-FTP
 
 :func:`parse` turns text into an immutable :class:`DataRequest`;
 ``str(request)`` (or ``request.to_drf()``) turns it back into canonical text,
@@ -29,6 +30,10 @@ Canonical form
   and ``request.event is None`` tells that none was given. Events are
   written as described in :mod:`acnet_proto.drf.events` (``I``, ``N``,
   ``U``, ``p,1000``, ``q,500U``, ``e,8f,H,100``, ``s,V:STATE,5,0,=``).
+- The source appears only when one was given (``request.source is None`` is
+  the live device) and is written last: ``<-LOGGER:<start ms>:<end ms>``
+  with ``:<NODE>`` (upper case) when a logger node was named, or ``<-FTP``.
+  See :mod:`acnet_proto.drf.sources`.
 """
 
 from acnet_proto.drf.events import (
@@ -60,9 +65,11 @@ from acnet_proto.drf.request import (
     Property,
     Range,
 )
+from acnet_proto.drf.sources import MAX_LOGGER_MS, FTPSource, LoggerSource, Source
 
 __all__ = [
     "MAX_DRF_LENGTH",
+    "MAX_LOGGER_MS",
     "ArrayRange",
     "ByteRange",
     "ClockEvent",
@@ -71,12 +78,15 @@ __all__ = [
     "DataRequest",
     "DefaultEvent",
     "Event",
+    "FTPSource",
     "Field",
     "ImmediateEvent",
+    "LoggerSource",
     "NeverEvent",
     "PeriodicEvent",
     "Property",
     "Range",
+    "Source",
     "StateEvent",
     "StateOp",
     "canonical",

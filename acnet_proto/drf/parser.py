@@ -41,6 +41,14 @@ from acnet_proto.drf.request import (
     fail,
     field_list,
 )
+from acnet_proto.drf.sources import (
+    MAX_LOGGER_MS,
+    MAX_NODE,
+    NODE_CHARS,
+    FTPSource,
+    LoggerSource,
+    Source,
+)
 
 __all__ = [
     "canonical",
@@ -64,6 +72,13 @@ _EVENT_FORMS = (
 )
 _TIME_FORM = "digits, then optionally a unit S, M (the default), U, H or K"
 _DEVICE_FORM = "a device name such as M:OUTTMP"
+
+_SOURCE_FORMS = "LOGGER:<start ms>:<end ms>[:<node>] or FTP"
+# sources the lab's DPM knows but this library does not serve or plan
+_KNOWN_UNSUPPORTED = frozenset(
+    ("LIVEDATA", "LOGGERSINGLE", "LOGGERDURATION", "SRFILE", "SDAFILE", "REDIR", "MIRROR")
+)
+_SOURCE_MARK = "<-"
 
 _TIME_UNITS_US = {"S": 1_000_000, "M": 1000, "U": 1}
 _FREQUENCY_UNITS_US = {"H": 1_000_000, "K": 1000}  # period = unit / n
@@ -192,7 +207,10 @@ def _scan_field(text: str, i: int, prop: Property) -> tuple[Field, int]:
 def _parse_request(text: str) -> DataRequest:
     _check_length(text, "DRF")
     _check_characters(text)
-    end = len(text)
+    # "<" appears nowhere else in a DRF except as a state operator, and no
+    # operator contains "-", so the first "<-" starts the source
+    end = _source_at(text)
+    source = None if end == len(text) else _scan_source(text, end + len(_SOURCE_MARK))
     device, qualifier, i = _scan_device(text, 0, end)
     prop = PROPERTY_BY_QUALIFIER[qualifier]
     rng: Range | None = None
@@ -233,7 +251,7 @@ def _parse_request(text: str) -> DataRequest:
         field, i = _scan_field(text, i + 1, prop)
     event: Event | None = None
     if i < end and text[i] == "@":
-        event = _scan_event(text, i + 1)
+        event = _scan_event(text, i + 1, end)
         i = end
     if i < end:
         c = text[i]
@@ -247,13 +265,77 @@ def _parse_request(text: str) -> DataRequest:
         if rng is None and field is None:
             nexts.insert(0, "a range")
         fail(text, i, f"unexpected {c!r}", ", ".join([*nexts, "'@' and an event", "the end"]))
-    return DataRequest(device, prop, rng, field, event)
+    return DataRequest(device, prop, rng, field, event, source)
 
 
-def _split_items(text: str, i: int) -> list[tuple[int, str]]:
-    """Split ``text[i:]`` at commas into (position, item) pairs."""
+def _source_at(text: str) -> int:
+    """Where ``<-`` starts in ``text``, or ``len(text)`` when there is none."""
+    at = text.find(_SOURCE_MARK)
+    return len(text) if at < 0 else at
+
+
+def _number(text: str, at: int, item: str, what: str) -> int:
+    if not item or not item.isdigit() or not item.isascii():
+        bad = next((k for k, c in enumerate(item) if c not in "0123456789"), 0)
+        problem = f"missing {what}" if not item else f"unexpected {item[bad]!r} in the {what}"
+        fail(text, at + bad, problem, "Unix milliseconds (digits only)")
+    if len(item) > len(str(MAX_LOGGER_MS)) or int(item) > MAX_LOGGER_MS:
+        fail(text, at, f"{what} {item} is too large", f"at most {MAX_LOGGER_MS} (year 9999)")
+    return int(item)
+
+
+def _logger(text: str, at: int, items: list[str]) -> LoggerSource:
+    """Read ``LOGGER``'s items (after the name); ``at`` is where the first starts."""
+    if len(items) < 2:
+        fail(text, len(text), "a LOGGER source needs a start and an end", _SOURCE_FORMS)
+    if len(items) > 3:
+        extra = at + sum(len(i) + 1 for i in items[:3]) - 1
+        fail(text, extra, "too many items in a LOGGER source", "the end")
+    start = _number(text, at, items[0], "start time")
+    end_at = at + len(items[0]) + 1
+    end = _number(text, end_at, items[1], "end time")
+    if end < start:
+        fail(text, end_at, f"end time {end} is before start time {start}", f"at least {start}")
+    node = None
+    if len(items) == 3:
+        node_at = end_at + len(items[1]) + 1
+        node = items[2].upper()
+        if not node:
+            fail(text, node_at, "missing logger node after ':'", "a logger name, or no ':'")
+        bad = next((k for k, c in enumerate(node) if c not in NODE_CHARS), None)
+        if bad is not None:
+            fail(
+                text,
+                node_at + bad,
+                f"unexpected {node[bad]!r} in the logger node",
+                "letters, digits or '_'",
+            )
+        if len(node) > MAX_NODE:
+            fail(text, node_at + MAX_NODE, f"logger node is longer than {MAX_NODE} characters")
+    return LoggerSource(start, end, node)
+
+
+def _scan_source(text: str, at: int) -> Source:
+    """Read the source that starts at ``text[at]`` (just after ``<-``) and runs to the end."""
+    name, *items = text[at:].split(":")
+    kind = name.upper()
+    if kind == "LOGGER":
+        return _logger(text, at + len(name) + 1, items)
+    if kind == "FTP":
+        if items:
+            fail(text, at + len(name), "an FTP source takes no arguments", "the end")
+        return FTPSource()
+    if not kind:
+        fail(text, at, "missing data source after '<-'", _SOURCE_FORMS)
+    if kind in _KNOWN_UNSUPPORTED:
+        fail(text, at, f"the {kind} source is not supported", _SOURCE_FORMS)
+    fail(text, at, f"unknown data source {name!r}", _SOURCE_FORMS)
+
+
+def _split_items(text: str, i: int, end: int) -> list[tuple[int, str]]:
+    """Split ``text[i:end]`` at commas into (position, item) pairs."""
     items = []
-    for item in text[i:].split(","):
+    for item in text[i:end].split(","):
         items.append((i, item))
         i += len(item) + 1
     return items
@@ -300,9 +382,9 @@ def _scan_time(text: str, at: int, item: str, what: str, minimum: int) -> int:
     return us
 
 
-def _scan_event(text: str, i: int) -> Event:
-    """Read the event that starts at ``i`` and runs to the end of ``text``."""
-    items = _split_items(text, i)
+def _scan_event(text: str, i: int, end: int) -> Event:
+    """Read the event that starts at ``i`` and runs to ``end``."""
+    items = _split_items(text, i, end)
     at, kind = items[0]
     if not kind:
         fail(text, at, "missing event", _EVENT_FORMS)
@@ -319,8 +401,8 @@ def _scan_event(text: str, i: int) -> Event:
     if letter in "PQ":
         return _periodic(text, letter, args)
     if letter == "E":
-        return _clock(text, args)
-    return _state(text, args)
+        return _clock(text, args, end)
+    return _state(text, args, end)
 
 
 def _too_many(text: str, args: list[tuple[int, str]], allowed: int, what: str) -> None:
@@ -343,12 +425,12 @@ def _periodic(text: str, letter: str, args: list[tuple[int, str]]) -> PeriodicEv
     return PeriodicEvent(period, continuous=letter == "P", immediate=immediate)
 
 
-def _clock(text: str, args: list[tuple[int, str]]) -> ClockEvent:
+def _clock(text: str, args: list[tuple[int, str]], end: int) -> ClockEvent:
     _too_many(text, args, 3, "clock")
     if not args:
         fail(
             text,
-            len(text),
+            end,
             "a clock event needs an event number",
             "',' and a hex number such as 8f",
         )
@@ -373,20 +455,20 @@ def _clock(text: str, args: list[tuple[int, str]]) -> ClockEvent:
     return ClockEvent(int(number, 16), clock_type, delay)
 
 
-def _state(text: str, args: list[tuple[int, str]]) -> StateEvent:
+def _state(text: str, args: list[tuple[int, str]], end: int) -> StateEvent:
     _too_many(text, args, 4, "state")
     if len(args) < 4:
         missing = ("a device", "a value", "a delay", "an operator")[len(args)]
         fail(
             text,
-            len(text),
+            end,
             "a state event needs a device, value, delay and operator",
             f"',' and {missing}",
         )
     (at, device_text), (value_at, value_text), delay_item, (op_at, op_text) = args
-    end = at + len(device_text)
-    device, qualifier, j = _scan_device(text, at, end)
-    if j < end:
+    name_end = at + len(device_text)
+    device, qualifier, j = _scan_device(text, at, name_end)
+    if j < name_end:
         fail(text, j, f"unexpected {text[j]!r} in the state device name", "',' and a value")
     if qualifier != ":":
         fail(text, at + 1, "a state device takes no property qualifier", "':'")
@@ -433,7 +515,7 @@ def parse(text: str) -> DataRequest:
 def _parse_event_cached(text: str) -> Event:
     _check_length(text, "event")
     _check_characters(text)
-    return _scan_event(text, 1 if text.startswith("@") else 0)
+    return _scan_event(text, 1 if text.startswith("@") else 0, len(text))
 
 
 def parse_event(text: str) -> Event:
@@ -472,15 +554,23 @@ def _event_at(text: str) -> int:
 def with_event(drf: str | DataRequest, event: Event | str) -> str:
     """``drf`` with its event set to ``event`` (replacing any it had).
 
-    Text keeps every character the caller wrote before the event; only the
-    event is rewritten. A :class:`DataRequest` comes back in canonical form.
+    Text keeps every character the caller wrote outside the event, a
+    ``<-`` source included; only the event is rewritten. A
+    :class:`DataRequest` comes back in canonical form.
     """
     request, text = _as_request(drf)
     new = _as_event(event)
     if text is None:
         return replace(request, event=new).to_drf()
-    at = _event_at(text)
-    return f"{text if at < 0 else text[:at]}@{new.to_drf()}"
+    head, tail = _split_source(text)
+    at = _event_at(head)
+    return f"{head if at < 0 else head[:at]}@{new.to_drf()}{tail}"
+
+
+def _split_source(text: str) -> tuple[str, str]:
+    """``text`` cut before its ``<-`` source: (the rest, the source with its mark)."""
+    at = _source_at(text)
+    return text[:at], text[at:]
 
 
 def with_default_event(drf: str | DataRequest, event: Event | str) -> str:
@@ -489,11 +579,17 @@ def with_default_event(drf: str | DataRequest, event: Event | str) -> str:
     This is how one-shot reads get ``@I``: ``with_default_event("M:OUTTMP",
     "I") == "M:OUTTMP@I"``, while ``"M:OUTTMP@p,1000"`` (or an explicit
     ``@U``) comes back as given. Text is validated but kept byte for byte.
+    The event goes before a ``<-`` source (``"M:OUTTMP<-FTP"`` ->
+    ``"M:OUTTMP@I<-FTP"``); a logger request comes back unchanged, because
+    its window says what is sent and the lab's DPM refuses ``@I`` with it.
     """
     request, text = _as_request(drf)
     new = _as_event(event)
     written = request.to_drf() if text is None else text
-    return written if request.event is not None else f"{written}@{new.to_drf()}"
+    if request.event is not None or isinstance(request.source, LoggerSource):
+        return written
+    head, tail = _split_source(written)
+    return f"{head}@{new.to_drf()}{tail}"
 
 
 def to_write_drf(drf: str | DataRequest) -> str:
@@ -504,13 +600,22 @@ def to_write_drf(drf: str | DataRequest) -> str:
     ``@N``. ``"Z:ACLTST"`` -> ``"Z:ACLTST.SETTING@N"``, ``"Z|ACLTST"`` ->
     ``"Z:ACLTST.CONTROL@N"``, ``"Z@ACLTST.MAX"`` -> ``"Z:ACLTST.ANALOG.MAX@N"``.
     Raises :class:`DRFError` for a property that cannot be written
-    (DESCRIPTION, INDEX, LONG_NAME, ALARM_LIST_NAME) or a field that has no
-    writable counterpart (e.g. ``STATUS.ON``).
+    (DESCRIPTION, INDEX, LONG_NAME, ALARM_LIST_NAME), a field that has no
+    writable counterpart (e.g. ``STATUS.ON``), or a request with a ``<-``
+    source (logged and plotted data are read-only).
     """
     request, text = _as_request(drf)
     shown = request.to_drf()
     # name what the caller passed; the caret points into the canonical form
     subject = "cannot write" if text in (None, shown) else f"cannot write {text!r}, read as"
+    if request.source is not None:
+        raise DRFError(
+            shown,
+            _source_at(shown),
+            f"a {request.source.to_drf().split(':')[0]} source is read-only",
+            "a request without '<-' (the live device)",
+            subject=subject,
+        )
     target = WRITE_PROPERTY.get(request.property)
     if target is None:
         raise DRFError(

@@ -15,6 +15,7 @@ from acnet_proto.drf.events import (
     CANONICAL_DEVICE,
     Event,
 )
+from acnet_proto.drf.sources import Source
 from acnet_proto.errors import AcnetProtoError
 
 __all__ = [
@@ -320,7 +321,9 @@ class DataRequest:
 
     ``device`` is canonical ``X:NAME`` (upper case, ``:`` second);
     ``event is None`` means the text gave no event (the server's default
-    applies), unlike an explicit ``DefaultEvent()`` (``@U``).
+    applies), unlike an explicit ``DefaultEvent()`` (``@U``). ``source`` is
+    ``None`` for the live device, else a :class:`~acnet_proto.drf.LoggerSource`
+    or :class:`~acnet_proto.drf.FTPSource` (the ``<-`` suffix).
     """
 
     device: str
@@ -328,6 +331,7 @@ class DataRequest:
     range: Range | None = None
     field: Field | None = None
     event: Event | None = None
+    source: Source | None = None
 
     def __post_init__(self) -> None:
         if type(self.device) is not str:
@@ -351,6 +355,11 @@ class DataRequest:
                 )
         if self.event is not None and not isinstance(self.event, Event):
             raise TypeError(f"event must be an Event or None, not {type(self.event).__name__}")
+        if self.source is not None and not isinstance(self.source, Source):
+            raise TypeError(
+                f"source must be a LoggerSource, FTPSource or None, "
+                f"not {type(self.source).__name__}"
+            )
 
     def to_drf(self) -> str:
         """The canonical DRF text (see the module docstring for the rules)."""
@@ -363,6 +372,8 @@ class DataRequest:
             parts.append("." + self.field.value)
         if self.event is not None:
             parts.append("@" + self.event.to_drf())
+        if self.source is not None:
+            parts.append("<-" + self.source.to_drf())
         return "".join(parts)
 
     def __str__(self) -> str:

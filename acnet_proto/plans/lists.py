@@ -33,10 +33,12 @@ from acnet_proto.engine.events import ConnectionEvent, DataReply, StaleReply
 from acnet_proto.errors import DeviceError, ReadError, RemoteProtocolError
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
+from acnet_proto.plans.history import HistoryEntries, refuse_history
 from acnet_proto.status import Status
 from acnet_proto.types import DeviceMeta, Reading, ValueType
 
 __all__ = [
+    "NO_DATA",
     "UNREADABLE",
     "FirstReadings",
     "ListPlan",
@@ -62,6 +64,9 @@ _BASIC_STATUS = ("on", "ready", "remote", "positive", "ramp")
 _TIMED_OUT = Status.from_name("ACNET_REQTMO")
 _DISCONNECTED = Status.from_name("ACNET_DISCONNECTED")
 _NAMED = 3  # how many DRFs a message names before "and N more"
+#: What a reading with no data and no error status means, and what to do about it. The
+#: lab's DPM answers a device it cannot find with DPM_PEND (17/1): a warning, and no data.
+NO_DATA = "no data: the device was not found, or has no data yet; check the device name"
 # what sockets and the blocking loop say when a deadline passes: nothing the timeout does not
 _SAYS_NOTHING = frozenset({"timed out", "deadline passed", "no data waiting"})
 
@@ -119,11 +124,15 @@ def error_reading(
 
     Its message is the status (name, codes and text), then ``note``; ``text``
     stands in for the status's own text when that would mislead (a timeout
-    says the caller's, not ``ACNET_REQTMO``'s "6.5 min").
+    says the caller's, not ``ACNET_REQTMO``'s "6.5 min"). A warning (e.g.
+    ``DPM_PEND``, how the lab's DPM answers an unknown device) says :data:`NO_DATA`
+    too: with no value it is not ``ok``, though not ``is_error``.
     """
     status = status if isinstance(status, Status) else Status.from_int(status)
     said = status.text if text is None else text
     message = f"{status.label}: {said}{': ' + note if note else ''}"
+    if status.error >= 0:
+        message = _no_data(message)
     return Reading(
         drf,
         facility_code=status.facility,
@@ -248,6 +257,8 @@ class ListPlan:
             )
         self.meta: list[DeviceMeta | None] = [None] * len(drfs)
         self.failed: list[bool] = [False] * len(drfs)
+        #: the logger and FTP entries, whose replies come in chunks (docs/history.md)
+        self.history = HistoryEntries(self.drfs, self.requests)
         #: True once the server answered ``StartList``: the list runs (or failed as a whole)
         self.started = False
 
@@ -295,7 +306,16 @@ class ListPlan:
             return []
         # a reply with a ref_id that none of the above took: an entry's data or status
         reply = cast(Message, event)
+        if index in self.history:
+            return self._chunk(index, reply)
         return [(index, reading_from_reply(reply, self.drfs[index], self.meta[index]))]
+
+    def _chunk(self, index: int, reply: Message) -> list[tuple[int, Reading]]:
+        """A logger or FTP entry's reply: a chunk of timestamped data, or what ends it."""
+        if type(reply) is dpm.TimedScalarArrayReply and Status.from_int(reply.status).error >= 0:
+            return self.history.chunk(index, reply.data, reply.micros, self.meta[index])
+        made = reading_from_reply(reply, self.drfs[index], self.meta[index])
+        return self.history.failed(index, made)
 
     def take_commands(self) -> list[Message]:
         """Nothing: a list of reads never answers the server."""
@@ -337,11 +357,16 @@ class FirstReadings:
     _unfinished = "batch not done"
     #: What messages call this read (``"DMQ read"``).
     _what = "read"
+    #: Whether this read can fetch ``<-LOGGER`` and ``<-FTP`` (only DPM serves them).
+    _serves_history = False
 
     def _expect_readings(self, requests: Sequence[_drf.DataRequest]) -> None:
         """Wait for one reading of each of ``drfs`` (``requests``: them parsed);
-        :func:`check_readable` refuses ``@N``."""
+        :func:`check_readable` refuses ``@N``, and a read that cannot fetch historical
+        data refuses ``<-LOGGER`` and ``<-FTP``."""
         check_readable(self.drfs, requests)
+        if not self._serves_history:
+            refuse_history(self.drfs, requests, self._what)
         self.results = [None] * len(self.drfs)
         self._missing = len(self.drfs)
 
@@ -431,17 +456,26 @@ class FirstReadings:
         within = f"within {timeout:g} s (timeout={timeout:g})"
         said = "" if cause is None else str(cause)
         detail = f" ({said})" if said and said not in _SAYS_NOTHING else ""
-        message = f"{self._what} timed out: no reading of {named} {within}{detail}"
+        partial = "".join(f"; {part}" for part in self._progress())
+        message = f"{self._what} timed out: no reading of {named} {within}{detail}{partial}"
         advice = "pass a longer timeout if the devices answer slowly"
         return self._ended(message, timed_out=True, text=f"no reading {within}", advice=advice)
+
+    def _progress(self) -> list[str]:
+        """What entries still waiting got so far, for a timeout's message (nothing to say)."""
+        return []
 
 
 class ReadBatch(FirstReadings, ListPlan):
     """A one-shot read of several DRFs: the first reading of each entry.
 
     DRFs without an event are read with ``@I``; one with an explicit event
-    (``@p,1000``) is read once, at its first reading.
+    (``@p,1000``) is read once, at its first reading. A logger window
+    (``<-LOGGER``) is read to its end of data: its reading's value is the
+    whole :class:`~acnet_proto.types.History` (see :mod:`acnet_proto.plans.history`).
     """
+
+    _serves_history = True
 
     def __init__(self, drfs: Sequence[str | _drf.DataRequest]) -> None:
         super().__init__(drfs, default_event="I")
@@ -457,6 +491,10 @@ class ReadBatch(FirstReadings, ListPlan):
     def _meta(self, index: int) -> DeviceMeta | None:
         return self.meta[index]
 
+    def _progress(self) -> list[str]:
+        waiting = [index for index, got in enumerate(self.results) if got is None]
+        return self.history.progress(waiting)
+
     def disconnected(self, cause: object) -> ReadError:
         """The :class:`ReadError` for a connection that broke (``cause``): entries still
         waiting get ``ACNET_DISCONNECTED``. Adapters raise it ``from`` the failure."""
@@ -464,14 +502,25 @@ class ReadBatch(FirstReadings, ListPlan):
 
 
 def value_of(reading: Reading) -> Any:
-    """``reading.value``, or :class:`DeviceError` if the reading is an error.
+    """``reading.value``, or :class:`DeviceError` if the reading is not ``ok``.
 
     This is what ``read()`` returns: the value alone, for scripts that would
-    rather fail loudly than check a status.
+    rather fail loudly than check a status. A reading with no value and a
+    warning status (``DPM_PEND`` for an unknown device) fails too: its error
+    carries that status and says :data:`NO_DATA`. A warning with a value is
+    that value.
     """
     if reading.is_error or reading.value is None:
-        raise DeviceError(reading.drf, reading.facility_code, reading.error_code, reading.message)
+        message = reading.message or str(reading.status)
+        if not reading.is_error:
+            message = _no_data(message)
+        raise DeviceError(reading.drf, reading.facility_code, reading.error_code, message)
     return reading.value
+
+
+def _no_data(message: str) -> str:
+    # once only: a reading made by error_reading already says it
+    return message if NO_DATA in message else f"{message}; {NO_DATA}"
 
 
 def values_of(readings: Sequence[Reading]) -> list[Any]:

@@ -298,7 +298,10 @@ class WriteBatch:
             return
         self._waiting.discard(ref)
         if status != 0 and 1 <= ref <= len(self.results):
-            self.results[ref - 1] = _result(self.drfs[ref - 1], status)
+            # a warning here is DPM_PEND, the lab's answer for a device it cannot find
+            warned = not Status.from_int(status).is_error
+            note = "nothing was set; check the device name" if warned else ""
+            self.results[ref - 1] = _result(self.drfs[ref - 1], status, note)
 
     def _apply(self) -> None:
         self.applied = True

@@ -30,14 +30,23 @@ The output
 Each ``read`` prints one ``NAME = VALUE UNITS`` line: one number, or an
 array's numbers separated by spaces, then the units if the device has any;
 a text device prints ``NAME = text``; ``read DEVICE/raw`` prints the raw
-data as big-endian hex numbers, one per field (:func:`format_raw`). An
-error line has no ``=`` after its first word and ends in ``- ERROR_NAME``
-(``Invalid device name (Z:NOTFND) in read command - DIO_NO_SUCH``), or
-starts with ``!``. ACL stops the whole script at the first error, so the
+data as big-endian hex numbers, one per field (:func:`format_raw`). A
+field of an alarm or of the basic status is named in words between the
+device and the ``=`` (:func:`value_label`): ``Z:ACLTST alarm maximum = 50
+blip``, ``Z:ACLTST is on = True``. An error line has no such ``=`` and ends
+in ``- ERROR_NAME``, sometimes ``- DEVICE ERROR_NAME`` (``Invalid device
+name (Z:NOTFND) in read device command at line 1 - DBM_NOREC``), or starts
+with ``!``. ACL stops the whole script at the first error, so the
 lines of a batch are the readings of its first devices, then maybe one
 error line, then nothing. The error name becomes the reading's ACNET status
-(:func:`status_of`; a name this library does not know becomes
+(:func:`status_of`; a name this library does not know, such as the
+``DBM_NOREC`` the lab's ACL gives for a device that does not exist, becomes
 ``ACNET_NXE``, with ACL's line kept as the message).
+
+ACL reads the device argument as a DRF, or in its own ``DEVICE.FIELD`` form
+for a field of the analog alarm or the basic status (``Z:ACLTST.MAX`` is
+``Z:ACLTST.ANALOG.MAX``, ``Z:ACLTST.ON`` is ``Z:ACLTST.STATUS.ON``):
+:func:`parse_device`.
 
 Reads
 -----
@@ -46,8 +55,11 @@ A DRF becomes ``read DEVICE``: the canonical DRF without its event
 ``@e,...`` becomes ``read/pendwait DEVICE/event='e,...'`` (ACL waits for the
 event); the ``.RAW`` field becomes ``/raw``. ACL has no periodic, never or
 state events: such a DRF gets a ``DIO_NOT_SUPPORTED`` error reading and is not
-sent. The CGI's output carries no timestamps, device index or description:
-readings are stamped with the time the answer arrived and carry no
+sent. Logged data (``<-LOGGER``, ``<-FTP``) is refused before anything is
+sent (a :class:`~acnet_proto.drf.DRFError` naming DPM). A basic status field
+(``.STATUS.ON``) reads as 1.0 or 0.0, as it does over DPM. The CGI's output
+carries no timestamps, device index or description: readings are stamped
+with the time the answer arrived and carry no
 :class:`~acnet_proto.types.DeviceMeta` (so the units ACL prints are read past,
 not kept: ``reading.units`` is None).
 
@@ -101,11 +113,13 @@ __all__ = [
     "format_error",
     "format_raw",
     "format_value",
+    "parse_device",
     "parse_line",
     "read_command",
     "script_error",
     "script_query",
     "status_of",
+    "value_label",
     "value_of_line",
 ]
 
@@ -209,10 +223,16 @@ def read_command(request: _drf.DataRequest) -> str:
     ``Z:ACLTS1[0:3]`` -> ``read Z:ACLTS1[0:3]``; ``M_OUTTMP.RAW@e,2`` ->
     ``read/pendwait M:OUTTMP.SETTING/raw/event='e,2'``. Qualifier characters
     become property names (ACL knows only ``:``). :class:`UnsupportedRead`
-    for periodic, never and state events.
+    for periodic, never and state events, and for logged data.
     """
     event = request.event
     verb, qualifiers = "read", ""
+    if request.source is not None:
+        raise UnsupportedRead(
+            request.to_drf(),
+            "ACL reads the device's value now: it cannot serve logged data "
+            f"(<-{request.source.to_drf()}); use a DPM or gRPC backend",
+        )
     if isinstance(event, _drf.ClockEvent):
         verb, qualifiers = "read/pendwait", f"/event='{event.to_drf()}'"
     elif event is not None and not isinstance(event, _drf.DefaultEvent | _drf.ImmediateEvent):
@@ -227,15 +247,57 @@ def read_command(request: _drf.DataRequest) -> str:
     return f"{verb} {replace(request, event=None).to_drf()}{qualifiers}"
 
 
+# ACL's DEVICE.FIELD form: the property each field belongs to
+_SHORT_FIELDS = {
+    **dict.fromkeys((_F.MIN, _F.MAX, _F.NOM, _F.TOL), _P.ANALOG),
+    **dict.fromkeys((_F.ON, _F.READY, _F.REMOTE, _F.POSITIVE, _F.RAMP), _P.STATUS),
+}
+
+
+def parse_device(text: str) -> _drf.DataRequest:
+    """The data ACL reads for the device argument ``text`` of a ``read`` (the server's side).
+
+    A DRF, or ACL's ``DEVICE.FIELD`` form for a field of the analog alarm
+    (MIN, MAX, NOM, TOL) or of the basic status (ON, READY, REMOTE, POSITIVE,
+    RAMP) on a device written without property: ``Z:ACLTST.MAX`` is
+    ``Z:ACLTST.ANALOG.MAX``. :class:`~acnet_proto.drf.DRFError` (the DRF's)
+    for anything else.
+    """
+    try:
+        return _drf.parse(text)
+    except _drf.DRFError:
+        short = _short_form(text)
+        if short is None:
+            raise
+        return short
+
+
+def _short_form(text: str) -> _drf.DataRequest | None:
+    device, dot, word = text.rpartition(".")
+    field = _F.__members__.get(word.upper()) if dot and "." not in device else None
+    prop = _SHORT_FIELDS.get(field) if field is not None else None
+    if prop is None:
+        return None
+    try:
+        request = _drf.parse(device)
+    except _drf.DRFError:
+        return None
+    if request.property is not _P.READING or request.range is not None:
+        return None
+    return replace(request, property=prop, field=field)
+
+
 # --- the output --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class ValueLine:
-    """``NAME = VALUE``: ``text`` is everything after the ``=``, stripped."""
+    """``NAME = VALUE`` or ``NAME label = VALUE``: ``text`` is everything after the ``=``,
+    stripped; ``label`` the lower-case words naming a field (``alarm maximum``), if any."""
 
     name: str
     text: str
+    label: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +312,8 @@ class ErrorLine:
         return status_of(self.status_name)
 
 
-_VALUE_LINE = re.compile(r"([^\s=]+)\s*=(.*)")
+# the label is lower-case words only, so that no error message reads as a value
+_VALUE_LINE = re.compile(r"([^\s=]+)((?:\s+[a-z]+)*)\s*=(.*)")
 _STATUS_NAME = r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"
 # "... - DIO_NO_SUCH", or "... - Z:ACLTST DIO_NOATT" (the device, then the status)
 _ERROR_END = re.compile(rf"\s-\s+(?:\S+\s+)?({_STATUS_NAME})$")
@@ -264,7 +327,7 @@ def parse_line(line: str) -> ValueLine | ErrorLine | None:
         return ErrorLine(text, end.group(1) if end else None)
     value = _VALUE_LINE.fullmatch(text)
     if value is not None:
-        return ValueLine(value.group(1), value.group(2).strip())
+        return ValueLine(value.group(1), value.group(3).strip(), " ".join(value.group(2).split()))
     return ErrorLine(text, end.group(1)) if end else None
 
 
@@ -309,6 +372,8 @@ def script_error(output: str) -> ErrorLine | None:
 _NUMBER = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf|nan)", re.IGNORECASE)
 _HEX = re.compile(r"(?:0[xX])?([0-9a-fA-F]+)")
 _TEXT_PROPERTIES = frozenset({_P.DESCRIPTION, _P.LONG_NAME, _P.ALARM_LIST_NAME})
+_STATUS_FLAGS = frozenset({_F.ON, _F.READY, _F.REMOTE, _F.POSITIVE, _F.RAMP})
+_FLAG_VALUES = {"True": 1.0, "False": 0.0}
 
 
 def value_of_line(request: _drf.DataRequest, text: str) -> tuple[Any, ValueType]:
@@ -316,7 +381,8 @@ def value_of_line(request: _drf.DataRequest, text: str) -> tuple[Any, ValueType]
 
     ``.RAW``: bytes, each hex number's bytes reversed (ACL prints them
     big-endian). DESCRIPTION, LONG_NAME, ALARM_LIST_NAME and ``.TEXT``:
-    the text. Otherwise numbers, optionally followed by one word of units,
+    the text. A basic status field (``.STATUS.ON``) printed ``True`` or
+    ``False``: 1.0 or 0.0, as over DPM. Otherwise numbers, optionally followed by one word of units,
     are a float (one) or a float64 array (several); anything else is text.
     ``ValueError`` if ``/raw`` output has no hex number.
     """
@@ -333,6 +399,8 @@ def value_of_line(request: _drf.DataRequest, text: str) -> tuple[Any, ValueType]
         return b"".join(chunks), ValueType.RAW
     if request.property in _TEXT_PROPERTIES or request.field is _F.TEXT:
         return text, ValueType.TEXT
+    if request.property is _P.STATUS and request.field in _STATUS_FLAGS and text in _FLAG_VALUES:
+        return _FLAG_VALUES[text], ValueType.SCALAR
     words = text.split()
     if words and _NUMBER.fullmatch(words[-1]) is None:
         words = words[:-1]  # one word of units
@@ -343,18 +411,57 @@ def value_of_line(request: _drf.DataRequest, text: str) -> tuple[Any, ValueType]
     return np.array([float(w) for w in words]), ValueType.SCALAR_ARRAY
 
 
+# the words ACL prints between the device and the "=" for a field: "alarm minimum",
+# "alarm maximum" and the "is ..." of the basic status are the lab's; the rest name the
+# field the same way
+_LABELS = {
+    (_P.ANALOG, _F.MIN): "alarm minimum",
+    (_P.ANALOG, _F.MAX): "alarm maximum",
+    (_P.ANALOG, _F.NOM): "alarm nominal",
+    (_P.ANALOG, _F.TOL): "alarm tolerance",
+    (_P.DIGITAL, _F.NOM): "alarm nominal",
+    (_P.DIGITAL, _F.MASK): "alarm mask",
+    **{(p, _F.ALARM_ENABLE): "alarm enabled" for p in (_P.ANALOG, _P.DIGITAL)},
+    **{(p, _F.ALARM_STATUS): "alarm status" for p in (_P.ANALOG, _P.DIGITAL)},
+    **{(p, _F.ABORT): "alarm abort" for p in (_P.ANALOG, _P.DIGITAL)},
+    **{(p, _F.ABORT_INHIBIT): "alarm abort inhibit" for p in (_P.ANALOG, _P.DIGITAL)},
+    **{(p, _F.TRIES_NEEDED): "alarm tries needed" for p in (_P.ANALOG, _P.DIGITAL)},
+    **{(p, _F.TRIES_NOW): "alarm tries now" for p in (_P.ANALOG, _P.DIGITAL)},
+    (_P.STATUS, _F.ON): "is on",
+    (_P.STATUS, _F.READY): "is ready",
+    (_P.STATUS, _F.REMOTE): "is remote",
+    (_P.STATUS, _F.POSITIVE): "is positive",
+    (_P.STATUS, _F.RAMP): "is ramping",
+}
+
+
+def value_label(request: _drf.DataRequest) -> str:
+    """The words ACL prints after the device for a read of ``request`` ("" for none).
+
+    ``Z:ACLTST.ANALOG.MAX``: ``alarm maximum``; ``Z:ACLTST.STATUS.ON``:
+    ``is on`` (its value is then ``True`` or ``False``).
+    """
+    if request.field is None:
+        return ""
+    return _LABELS.get((request.property, request.field), "")
+
+
 def _number(value: float) -> str:
     shown = repr(float(value))
     return shown[:-2] if shown.endswith(".0") else shown
 
 
 def format_value(
-    name: str, value: float | Sequence[float] | NDArray[np.float64] | str, units: str | None = None
+    name: str,
+    value: float | Sequence[float] | NDArray[np.float64] | str,
+    units: str | None = None,
+    label: str = "",
 ) -> str:
     """The line ACL prints for a read of ``name`` that gave ``value`` (the server's side).
 
     Numbers are written exactly (shortest round-trip form) and followed by
-    ``units``; text is written as it is, line breaks as spaces.
+    ``units``; text is written as it is, line breaks as spaces. ``label``
+    (:func:`value_label`) goes between the name and the ``=``.
     """
     if isinstance(value, str):
         shown = " ".join(value.splitlines())
@@ -363,21 +470,36 @@ def format_value(
         shown = " ".join(_number(v) for v in numbers)
         if units:
             shown += f" {units}"
+    if label:
+        return f"{name} {label} = {shown}"
     return f"{name:<14} = {shown}"
 
 
-def format_raw(name: str, data: bytes, width: int = 1) -> str:
-    """The ``read NAME/raw`` line: ``data`` as hex numbers of ``width`` bytes, big-endian."""
-    words = [data[i : i + width][::-1].hex().upper() for i in range(0, len(data), width)]
+def format_raw(name: str, data: bytes, width: int | Sequence[int] = 1) -> str:
+    """The ``read NAME/raw`` line: ``data`` as big-endian hex numbers of ``width`` bytes.
+
+    ``width`` is one size for every number, or the sizes of the first ones
+    in order (a structure's fields); bytes past them are printed one by one.
+    """
+    widths = [width] * -(-len(data) // width) if isinstance(width, int) else list(width)
+    words, at = [], 0
+    for size in widths + [1] * len(data):
+        if at >= len(data):
+            break
+        words.append(data[at : at + size][::-1].hex().upper())
+        at += size
     return format_value(name, " ".join(words))
 
 
-def format_error(message: str, status_name: str) -> str:
-    """An error line, ``message - STATUS_NAME`` (the server's side).
+def format_error(message: str, status_name: str, device: str | None = None) -> str:
+    """An error line, ``message - STATUS_NAME``, or ``message - DEVICE STATUS_NAME``
+    (the server's side).
 
-    ``message`` must not start with a word followed by ``=``: that line
-    would read as a value.
+    ``message`` must not start with a word, lower-case words and ``=``: that
+    line would read as a value.
     """
+    if device is not None:
+        return f"{message} - {device} {status_name}"
     return f"{message} - {status_name}"
 
 

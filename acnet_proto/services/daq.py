@@ -320,6 +320,32 @@ def _fold(reply: DAQ_pb2.ReadingReply, drfs: Sequence[str]) -> list[tuple[int, R
     return [(reply.index, r) for r in readings_of_reply(reply, drfs[reply.index])]
 
 
+def _fold_plan(reply: DAQ_pb2.ReadingReply, plan: ListPlan) -> list[tuple[int, Reading]]:
+    """:func:`_fold` for ``plan``'s entries, whose logger and FTP entries come in chunks."""
+    if reply.index not in plan.history:
+        return _fold(reply, plan.drfs)
+    index = reply.index
+    error = reply.WhichOneof("value") == "status" and status_parts(reply.status)[1] != 0
+    chunk = None if error else _chunk_arrays(reply.readings.reading)
+    if chunk is not None:  # an empty one (no readings, or a status of success): end of data
+        return plan.history.chunk(index, *chunk)
+    made = readings_of_reply(reply, plan.drfs[index])  # what stands in the chunk's place
+    return [pair for reading in made for pair in plan.history.failed(index, reading)]
+
+
+def _chunk_arrays(entries: Sequence[DAQ_pb2.Reading]) -> tuple[np.ndarray, np.ndarray] | None:
+    """A chunk's values and times (Unix µs), or None unless every entry is a scalar, not
+    an error."""
+    if not all(
+        e.data.WhichOneof("value") == "scalar" and 0 <= e.status.status_code < 128 for e in entries
+    ):
+        return None
+    count = len(entries)
+    values = np.fromiter((e.data.scalar for e in entries), np.float64, count)
+    stamps = (e.timestamp.seconds * 1_000_000 + e.timestamp.nanos // 1000 for e in entries)
+    return values, np.fromiter(stamps, np.int64, count)
+
+
 class GRPCListPlan(ListPlan):
     """A subscription over gRPC: :meth:`request`, then :meth:`feed` each reply of the stream.
 
@@ -337,8 +363,8 @@ class GRPCListPlan(ListPlan):
     # a DAQ reply, not a DPM engine event: only ListPlan's entries and results are shared
     def feed(self, reply: DAQ_pb2.ReadingReply) -> list[tuple[int, Reading]]:  # type: ignore[override]
         """The ``(index, reading)`` pairs one reply makes (a reply for an index that was not
-        asked for raises :class:`RemoteProtocolError`)."""
-        return _fold(reply, self.drfs)
+        asked for raises :class:`RemoteProtocolError`); an FTP entry's reply is one chunk."""
+        return _fold_plan(reply, self)
 
 
 #: The gRPC status codes (by name) of a ``Read`` stream that broke because its server or the
@@ -437,7 +463,7 @@ class GRPCReadBatch(ReadBatch):
     # a DAQ reply, not a DPM engine event (see GRPCListPlan.feed)
     def feed(self, reply: DAQ_pb2.ReadingReply) -> list[tuple[int, Reading]]:  # type: ignore[override]
         # a reply is all for one index, so at most its first reading is kept
-        return self._keep(_fold(reply, self.drfs))
+        return self._keep(_fold_plan(reply, self))
 
 
 # --- settings --------------------------------------------------------------------------------

@@ -4,43 +4,66 @@
 :class:`Entry`: which device, which part of it, when, and how to make its
 reply at any moment.
 
-Statuses
---------
-Every refusal is a real ACNET status (``acnet-status-codes.json``):
+Statuses, in the order they are decided
+---------------------------------------
+Every refusal is a real ACNET status (``acnet-status-codes.json``). A
+request is checked in this order, and gets the first status that applies
+(``docs/simulator.md`` has the same table with an example of each, and a
+test holds the two and the code together):
 
-=====================================================  ======================
-what is wrong                                          status
-=====================================================  ======================
-DRF text does not parse                                ``DPM_BAD_REQUEST``
-... because of its event                               ``DPM_BAD_EVENT``
-device not in the model (name or ``0:<di>``)           ``DPM_NO_SUCH_DEVICE``
-property the device lacks (SETTING of a read-only      ``DBM_NOPROP``
-device, STATUS/CONTROL/ANALOG/DIGITAL without that
-table, ALARM_LIST_NAME)
-field the simulator does not serve for the property    ``DPM_NO_SUCH_FIELD``
-array or byte range past the end of the data           ``DPM_OUT_OF_BOUNDS``
-range on data that has no elements (text, status,      ``DPM_BAD_RANGE``
-alarms, description, ...)
-byte range of doubles not on 4-byte boundaries         ``DPM_BAD_FRAMING``
-SCALED/PRIMARY of a raw or text device                 ``DPM_NO_SCALE``
-periodic event faster than 1 kHz                       ``DPM_ILLFTD``
-state event (``@s``): no state devices are simulated   ``DPM_NOT_YET``
-CONTROL read with an event that sends data             ``DIO_SETONLY``
-setting a read-only property or field                  ``DIO_READONLY``
-setting with the wrong number of values or bytes       ``DPM_BAD_LENGTH``
-setting of the wrong type; unknown control command     ``DIO_INVDATA``
-alarm count or mask outside int32                      ``DIO_RANGE``
-setting a whole alarm block (no field)                 ``DPM_NO_SUCH_FIELD``
-=====================================================  ======================
+===  ======================  =====================================================
+#    status                  what is wrong
+===  ======================  =====================================================
+1    ``DPM_BAD_REQUEST``     the DRF text does not parse
+1    ``DPM_BAD_EVENT``       ... because of its event
+2    ``DPM_PEND``            the device is not in the model (name or ``0:<di>``):
+                             the real DPM's warning, with no data
+3    ``DBM_NOPROP``          a property the device lacks (SETTING of a read-only
+                             device, STATUS/CONTROL/ANALOG/DIGITAL without that
+                             table, ALARM_LIST_NAME), before any field or range
+4    ``DPM_NO_SUCH_FIELD``   a field the simulator does not serve for the property
+4    ``DPM_NO_SCALE``        SCALED/PRIMARY of a raw or text device
+5    ``DPM_BAD_RANGE``       a range on data without elements (text, status,
+                             description...), or an array range on an alarm block
+5    ``DPM_OUT_OF_BOUNDS``   an array or byte range past the end of the data
+5    ``DPM_BAD_FRAMING``     a byte range not on whole raw elements
+6    ``DPM_ILLFTD``          a periodic event faster than 1 kHz
+6    ``DPM_NOT_YET``         a state event (``@s``): no state devices are simulated
+6    ``DIO_SETONLY``         CONTROL read with an event that sends data
+===  ======================  =====================================================
 
-Raw data of numeric devices is IEEE float32, little-endian, 4 bytes per
-element; PRIMARY and SCALED are the same (identity scaling).
+A setting that reaches the model (:mod:`acnet_proto.sim.writes`) is then
+refused, in this order:
+
+===  ======================  =====================================================
+#    status                  what is wrong
+===  ======================  =====================================================
+7    ``DIO_READONLY``        a property or field that cannot be set
+8    ``DPM_NO_SUCH_FIELD``   a whole alarm block (give a field, or its raw bytes)
+9    ``DIO_INVDATA``         a value of the wrong type; raw alarm-block bytes with a
+                             limit type other than minimum/maximum
+10   ``DPM_BAD_LENGTH``      the wrong number of values or bytes
+11   ``DIO_SCALEFAIL``       a value the raw type cannot hold (beyond an int16,
+                             NaN into an integer, raw bytes that are no DEC
+                             value); a control ordinal beyond the device's table
+12   ``DIO_RANGE``           a scaled setting outside the device database's
+                             ``min``/``max``; alarm tries beyond 0..255, FTD
+                             beyond 0..65535, a digital nominal or mask beyond
+                             int32
+===  ======================  =====================================================
+
+Values
+------
+A numeric device's READING and SETTING are scaled values; ``.RAW`` is
+their raw data in the device's raw type and ``.PRIMARY`` their primary
+units (:mod:`acnet_proto.sim.scaling`). Reading ``.RAW`` and scaling it
+gives the scaled value read at the same moment; a READING is sampled at
+multiples of the device's ``update_period`` and stamped with that time.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -49,6 +72,7 @@ from acnet_proto.drf import DataRequest, Event
 from acnet_proto.engine.events import DataReply
 from acnet_proto.errors import AcnetProtoError
 from acnet_proto.pc import dpm
+from acnet_proto.sim.alarm_blocks import BLOCK_SIZE, block_bytes, block_flags
 from acnet_proto.sim.codes import (
     DBM_NOPROP,
     DIO_SETONLY,
@@ -60,7 +84,8 @@ from acnet_proto.sim.codes import (
     DPM_NOT_YET,
     DPM_OUT_OF_BOUNDS,
 )
-from acnet_proto.sim.devices import FLOAT_BYTES, STATUS_BITS, Kind, SimDevice
+from acnet_proto.sim.control import STATUS_ATTRIBUTES
+from acnet_proto.sim.devices import Kind, SimDevice
 from acnet_proto.status import Status
 
 __all__ = [
@@ -90,10 +115,6 @@ class RequestRejected(AcnetProtoError, ValueError):
         super().__init__(f"{drf_text!r}: {reason} ({Status.from_int(status).name})")
 
 
-def _raw_of(values: Sequence[float]) -> bytes:
-    return struct.pack(f"<{len(values)}f", *values)
-
-
 def millis(now: float) -> int:
     return round(now * 1000)
 
@@ -113,7 +134,9 @@ class Entry:
     ``event`` is the event to serve (``@U`` or no event already replaced by
     the device's default). ``span`` is the half-open slice of the device's
     data the entry addresses: elements for numeric devices, bytes for raw
-    ones, ``None`` for the rest.
+    ones and alarm blocks, ``None`` for the rest. ``sampled``: the entry is a
+    READING, stamped with the time its value was sampled
+    (:meth:`~acnet_proto.sim.devices.SimDevice.sample_time`).
     """
 
     drf: str
@@ -123,6 +146,7 @@ class Entry:
     event: Event
     span: tuple[int, int] | None
     _build: _Build
+    sampled: bool = False
 
     def device_info(self, ref_id: int) -> dpm.DeviceInfoReply:
         """The ``DeviceInfo_reply`` sent for this entry when its list starts."""
@@ -138,44 +162,72 @@ class Entry:
 
     def reply(self, ref_id: int, now: float) -> DataReply:
         """The data reply for this entry at ``now`` (Unix seconds)."""
-        return self._build(ref_id, millis(now), now)
+        stamp = self.device.sample_time(now) if self.sampled else now
+        return self._build(ref_id, millis(stamp), now)
 
 
 def bind(text: str, request: drf.DataRequest, device: SimDevice) -> Entry:
+    """Check ``request`` against ``device`` in the order of the module's table (property,
+    field, range, event); :class:`RequestRejected` with the first status that applies."""
+
     def reject(status: int, reason: str) -> RequestRejected:
         return RequestRejected(text, status, reason)
 
+    prop = request.property
+    lacking = _lacking_property(prop, device)
+    if lacking is not None:
+        raise reject(DBM_NOPROP, lacking)
+    span, build = _builder(request, device, reject)
     event = request.event
     if event is None or isinstance(event, drf.DefaultEvent):
         event = device.default_event
-    if isinstance(event, drf.StateEvent):
-        raise reject(DPM_NOT_YET, "the simulator has no state devices")
-    if isinstance(event, drf.PeriodicEvent) and event.period_us < MIN_PERIOD_US:
-        raise reject(DPM_ILLFTD, f"period {event.period_us} us is under {MIN_PERIOD_US} us")
+    _check_event(prop, event, reject)
+    sampled = prop is _P.READING and device.numeric
+    return Entry(text, request, device, event, span, build, sampled)
+
+
+def _lacking_property(prop: drf.Property, device: SimDevice) -> str | None:
+    """Why ``device`` has no ``prop`` (DBM_NOPROP), or None if it has it."""
+    if prop is _P.SETTING and not device.settable:
+        return f"{device.name} has no SETTING property (read-only)"
+    if (prop is _P.STATUS or prop is _P.CONTROL) and device.status is None:
+        return f"{device.name} has no {prop.name} property"
+    if prop is _P.ANALOG and device.analog is None:
+        return f"{device.name} has no ANALOG alarm"
+    if prop is _P.DIGITAL and device.digital is None:
+        return f"{device.name} has no DIGITAL alarm"
+    if prop is _P.ALARM_LIST_NAME:
+        return "the simulator has no alarm lists"
+    return None
+
+
+def _builder(
+    request: drf.DataRequest, device: SimDevice, reject: Callable[[int, str], Exception]
+) -> tuple[tuple[int, int] | None, _Build]:
+    """The span and reply maker of a property the device has: its field checked, then its range."""
     prop = request.property
     if prop is _P.READING or prop is _P.SETTING:
-        if prop is _P.SETTING and not device.settable:
-            raise reject(DBM_NOPROP, f"{device.name} has no SETTING property (read-only)")
-        span, build = _value_builder(request, device, reject)
-        return Entry(text, request, device, event, span, build)
+        return _value_builder(request, device, reject)
+    if prop is _P.ANALOG or prop is _P.DIGITAL:
+        return _alarm_builder(request, device, reject)
+    if prop is _P.STATUS:
+        build = _status_builder(request, device, reject)
+    elif prop is _P.CONTROL:
+        build = _never_sent
+    else:
+        build = _info_builder(prop, device)
     if request.range is not None:
         raise reject(DPM_BAD_RANGE, f"the {prop.name} property has no elements to range over")
-    if prop is _P.STATUS or prop is _P.CONTROL:
-        if device.status is None:
-            raise reject(DBM_NOPROP, f"{device.name} has no {prop.name} property")
-        if prop is _P.CONTROL:
-            if not isinstance(event, drf.NeverEvent):
-                raise reject(DIO_SETONLY, "CONTROL can only be set (use @N)")
-            return Entry(text, request, device, event, None, _never_sent)
-        return Entry(text, request, device, event, None, _status_builder(request, device, reject))
-    if prop is _P.ANALOG or prop is _P.DIGITAL:
-        if (device.analog if prop is _P.ANALOG else device.digital) is None:
-            raise reject(DBM_NOPROP, f"{device.name} has no {prop.name} alarm")
-        build = _alarm_builder(request, device, reject)
-        return Entry(text, request, device, event, None, build)
-    if prop is _P.ALARM_LIST_NAME:
-        raise reject(DBM_NOPROP, "the simulator has no alarm lists")
-    return Entry(text, request, device, event, None, _info_builder(prop, device))
+    return None, build
+
+
+def _check_event(prop: drf.Property, event: Event, reject: Callable[[int, str], Exception]) -> None:
+    if isinstance(event, drf.PeriodicEvent) and event.period_us < MIN_PERIOD_US:
+        raise reject(DPM_ILLFTD, f"period {event.period_us} us is under {MIN_PERIOD_US} us")
+    if isinstance(event, drf.StateEvent):
+        raise reject(DPM_NOT_YET, "the simulator has no state devices")
+    if prop is _P.CONTROL and not isinstance(event, drf.NeverEvent):
+        raise reject(DIO_SETONLY, "CONTROL can only be set (use @N)")
 
 
 def _never_sent(ref_id: int, ms: int, now: float) -> NoReturn:
@@ -189,7 +241,6 @@ def _value_builder(
     """READING/SETTING: the span of data addressed, and how to make its reply."""
     fld = request.field
     rng = request.range
-    reading = request.property is _P.READING
     want_raw = fld is _F.RAW
     if not device.numeric and fld in (_F.SCALED, _F.PRIMARY):
         raise reject(DPM_NO_SCALE, f"{device.name} is {device.kind.value} data; it has no scaling")
@@ -207,39 +258,55 @@ def _value_builder(
         return None, lambda ref, ms, now: dpm.TextReply(
             ref_id=ref, timestamp=ms, cycle=0, status=0, data=device.setting_text
         )
-    size = device.size
     if device.kind is Kind.RAW:
-        lo, hi = _span(rng, size, 1, reject)
+        lo, hi = _span(rng, device.size, 1, reject)
         return (lo, hi), lambda ref, ms, now: dpm.RawReply(
             ref_id=ref, timestamp=ms, cycle=0, status=0, data=device.setting_bytes[lo:hi]
         )
-    lo, hi = _span(rng, size, FLOAT_BYTES, reject)
-
-    def source(now: float) -> list[float]:
-        return device.reading_numbers(now) if reading else device.setting_numbers
-
-    if want_raw:
+    ramp = device.ramp
+    if ramp is not None and want_raw and request.property is _P.SETTING:
+        lo, hi = _span(rng, ramp.size, 1, reject)
         return (lo, hi), lambda ref, ms, now: dpm.RawReply(
-            ref_id=ref, timestamp=ms, cycle=0, status=0, data=_raw_of(source(now)[lo:hi])
+            ref_id=ref, timestamp=ms, cycle=0, status=0, data=bytes(ramp.data[lo:hi])
         )
+    return _numbers_builder(request, device, reject)
+
+
+def _numbers_builder(
+    request: drf.DataRequest, device: SimDevice, reject: Callable[[int, str], Exception]
+) -> tuple[tuple[int, int], _Build]:
+    """READING/SETTING of a numeric device: scaled, PRIMARY or RAW (its raw type's bytes)."""
+    rng, scaling = request.range, device.scaling
+    reading = request.property is _P.READING
+    lo, hi = _span(rng, device.size, scaling.raw.size, reject)
+
+    def value(now: float, index: int) -> float:
+        return device.reading_number(now, index) if reading else device.setting_numbers[index]
+
+    if request.field is _F.RAW:
+        return (lo, hi), lambda ref, ms, now: dpm.RawReply(
+            ref_id=ref,
+            timestamp=ms,
+            cycle=0,
+            status=0,
+            data=scaling.encode_all([value(now, i) for i in range(lo, hi)], saturate=True),
+        )
+    unit = scaling.primary_value if request.field is _F.PRIMARY else float
     if rng is None:
         single = device.kind is Kind.SCALAR
     else:
         single = isinstance(rng, drf.ArrayRange) and rng.end == rng.start
     if single:
-        if reading:
-            return (lo, hi), lambda ref, ms, now: dpm.ScalarReply(
-                ref_id=ref,
-                timestamp=ms,
-                cycle=0,
-                status=0,
-                data=device.setting_numbers[lo] + device.wave(now),
-            )
         return (lo, hi), lambda ref, ms, now: dpm.ScalarReply(
-            ref_id=ref, timestamp=ms, cycle=0, status=0, data=device.setting_numbers[lo]
+            ref_id=ref, timestamp=ms, cycle=0, status=0, data=unit(value(now, lo))
         )
+
+    def values(now: float) -> list[float]:
+        numbers = device.reading_numbers(now) if reading else device.setting_numbers
+        return [unit(v) for v in numbers[lo:hi]]
+
     return (lo, hi), lambda ref, ms, now: dpm.ScalarArrayReply(
-        ref_id=ref, timestamp=ms, cycle=0, status=0, data=source(now)[lo:hi]
+        ref_id=ref, timestamp=ms, cycle=0, status=0, data=values(now)
     )
 
 
@@ -276,6 +343,7 @@ _STATUS_FIELDS = {
 def _status_builder(
     request: drf.DataRequest, device: SimDevice, reject: Callable[[int, str], Exception]
 ) -> _Build:
+    """STATUS, following the device's layout: a bit it lacks is absent, or DPM_NO_SUCH_FIELD."""
     st = device.status
     assert st is not None  # bind checked
     fld = request.field
@@ -284,14 +352,12 @@ def _status_builder(
             ref_id=ref,
             timestamp=ms,
             cycle=0,
-            on=st.on,
-            ready=st.ready,
-            remote=st.remote,
-            positive=st.positive,
-            ramp=st.ramp,
+            **{attribute: getattr(st, attribute) for attribute in STATUS_ATTRIBUTES},
         )
     if fld in _STATUS_FIELDS:
         attr = _STATUS_FIELDS[fld]
+        if not st.has(attr):
+            raise reject(DPM_NO_SUCH_FIELD, f"{device.name} has no {attr} status bit")
         return lambda ref, ms, now: dpm.ScalarReply(
             ref_id=ref, timestamp=ms, cycle=0, status=0, data=float(getattr(st, attr))
         )
@@ -308,7 +374,7 @@ def _status_builder(
             ref_id=ref, timestamp=ms, cycle=0, status=0, data=float(st.word)
         )
     if fld is _F.BIT_NAMES:
-        names = [bit.name for bit in STATUS_BITS]
+        names = [bit.name for bit in st.bits]
         return lambda ref, ms, now: dpm.TextArrayReply(
             ref_id=ref, timestamp=ms, cycle=0, status=0, data=names
         )
@@ -327,6 +393,7 @@ _ALARM_SCALARS: dict[drf.Field, Callable[[Any, bool], float]] = {
     _F.ABORT_INHIBIT: lambda a, on: float(a.abort_inhibit),
     _F.TRIES_NEEDED: lambda a, on: float(a.tries_needed),
     _F.TRIES_NOW: lambda a, on: float(a.tries_now),
+    _F.ALARM_FTD: lambda a, on: float(a.ftd),
 }
 
 
@@ -347,6 +414,32 @@ _DIGITAL_SCALARS = {
 
 
 def _alarm_builder(
+    request: drf.DataRequest, device: SimDevice, reject: Callable[[int, str], Exception]
+) -> tuple[tuple[int, int] | None, _Build]:
+    """ANALOG/DIGITAL: the structured block, one of its fields, or its raw bytes (a byte
+    range, with RAW or no field: :mod:`acnet_proto.sim.alarm_blocks`)."""
+    analog = request.property is _P.ANALOG
+    fld, rng = request.field, request.range
+    if fld is _F.RAW or (rng is not None and fld is None):
+        if isinstance(rng, drf.ArrayRange):
+            raise reject(
+                DPM_BAD_RANGE, "an alarm block is bytes: give a byte range {offset:length}"
+            )
+        lo, hi = _span(rng, BLOCK_SIZE, 1, reject)
+        return (lo, hi), lambda ref, ms, now: dpm.RawReply(
+            ref_id=ref,
+            timestamp=ms,
+            cycle=0,
+            status=0,
+            data=block_bytes(device, analog, now)[lo:hi],
+        )
+    build = _alarm_fields_builder(request, device, reject)
+    if rng is not None:
+        raise reject(DPM_BAD_RANGE, f"{request.property.name}.{fld} has no bytes to range over")
+    return None, build
+
+
+def _alarm_fields_builder(
     request: drf.DataRequest, device: SimDevice, reject: Callable[[int, str], Exception]
 ) -> _Build:
     analog = request.property is _P.ANALOG
@@ -372,6 +465,14 @@ def _alarm_builder(
             abort_inhibit=block.abort_inhibit,
             tries_needed=block.tries_needed,
             tries_now=block.tries_now,
+        )
+    if fld is _F.FLAGS:
+        return lambda ref, ms, now: dpm.ScalarReply(
+            ref_id=ref,
+            timestamp=ms,
+            cycle=0,
+            status=0,
+            data=float(block_flags(device, analog, now)),
         )
     getter = (_ANALOG_SCALARS if analog else _DIGITAL_SCALARS).get(fld)
     if getter is None:

@@ -61,3 +61,8 @@ DIO_INVDATA = _status("DIO_INVDATA")
 
 
 DIO_RANGE = _status("DIO_RANGE")
+
+
+# a value the device's raw type cannot hold (beyond its range, NaN into an integer), or a
+# control ordinal beyond the device's table
+DIO_SCALEFAIL = _status("DIO_SCALEFAIL")

@@ -2,14 +2,17 @@
 
 What the simulated database says about a model device: its ``di`` and
 ``description``; numeric devices have READING (and, if settable, SETTING)
-scaling with the device's units as primary and common units, primary
-transform 16 (the raw data is IEEE float32) and common transform 0
-(identity); devices with a ``status`` table have the CONTROL commands of
-:data:`~acnet_proto.sim.writes.CONTROL_COMMANDS` (value = ordinal) and the
-five bits of :data:`~acnet_proto.sim.devices.STATUS_BITS`; each alarm table is
-an alarm block whose text id is ``2*di`` (analog) or ``2*di + 1``
-(digital). An unknown device gets an all-zero ``DeviceInfo``, as the real
-service sends; a name that is not a device name gets an ``errMsg``.
+scaling with the device's units as primary and common units, the ACNET
+primary and common transforms equivalent to its raw type and scaling (16 and
+0, IEEE float and identity, for a device that states none) and its
+``min``/``max`` limits (0 when it has none); devices with a ``status`` table
+have their control table (each command's value and names, by ordinal) and
+their status bits (mask, names, texts; extended bit numbers from the masks),
+the very ones the simulated DPM serves (:mod:`acnet_proto.sim.control`);
+each alarm table is an alarm block whose text id is ``2*di`` (analog) or
+``2*di + 1`` (digital), holding the flags word and limits of the raw block.
+An unknown device gets an all-zero ``DeviceInfo``, as the real service
+sends; a name that is not a device name gets an ``errMsg``.
 
 The simulated service (:mod:`acnet_proto.adapters.sim.devdb`) asks
 :func:`info_entry`, :func:`alarm_info_reply` and :func:`alarm_text_reply`.
@@ -18,37 +21,21 @@ Imports the generated protobuf modules, never grpc.
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Iterable
 from typing import TypedDict
 
 from acnet_proto.drf.events import CANONICAL_DEVICE
 from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
-from acnet_proto.sim.devices import STATUS_BITS, AnalogAlarmBlock, DigitalAlarmBlock, SimDevice
+from acnet_proto.sim.alarm_blocks import encode_analog, encode_digital
+from acnet_proto.sim.devices import AnalogAlarmBlock, SimDevice
 from acnet_proto.sim.model import DeviceModel
-from acnet_proto.sim.writes import CONTROL_COMMANDS
 
 __all__ = ["alarm_info_reply", "alarm_text_reply", "info_entry"]
 
 # ACNET property indices (the ``pi`` of an alarm block)
 _PI_ANALOG = 16
 _PI_DIGITAL = 17
-# alarm block flag bits (ACNET's layout, as pacsys.alarm_block.AlarmFlags)
-_ENABLE, _ABORT, _ABORT_INHIBIT, _DIGITAL = 1 << 0, 1 << 2, 1 << 3, 1 << 7
-_FOUR_BYTES = 2 << 5  # Q: the alarmed value is 4 bytes (a float32)
-_MIN_MAX = 2 << 8  # K: the analog limits are a minimum and a maximum
-_FLOAT32_TRANSFORM = 16  # primary transform: the raw data is an IEEE float
-_IDENTITY_TRANSFORM = 0  # common transform: primary units are engineering units
-_CONTROL_NAMES = {
-    "RESET": "Reset",
-    "ON": "Turn on",
-    "OFF": "Turn off",
-    "POSITIVE": "Set polarity positive",
-    "NEGATIVE": "Set polarity negative",
-    "RAMP": "Ramp mode",
-    "DC": "DC mode",
-}
 
 
 class _Parts(TypedDict, total=False):
@@ -61,23 +48,28 @@ class _Parts(TypedDict, total=False):
 
 
 def _scaling(device: SimDevice, setting: bool) -> DevDB_pb2.Property:
+    """READING or SETTING scaling: the ACNET transforms of the device's own
+    (:meth:`~acnet_proto.sim.scaling.Scaling.acnet_indices`) and its ``min``/``max``."""
+    p_index, c_index, constants = device.scaling.acnet_indices()
     return DevDB_pb2.Property(
         primary_units=device.units,
         common_units=device.units,
-        p_index=_FLOAT32_TRANSFORM,
-        c_index=_IDENTITY_TRANSFORM,
+        min_val=device.minimum if device.minimum is not None else 0.0,
+        max_val=device.maximum if device.maximum is not None else 0.0,
+        p_index=p_index,
+        c_index=c_index,
+        coeff=constants,
         is_knobbable=setting and device.size == 1,
     )
 
 
 def _definitions(device: SimDevice) -> _Parts:
-    if device.status is None:
+    status = device.status
+    if status is None:
         return {}
     commands = [
-        DevDB_pb2.DigitalControlItem(
-            value=ordinal, short_name=command.name, long_name=_CONTROL_NAMES[command.name]
-        )
-        for ordinal, command in enumerate(CONTROL_COMMANDS)
+        DevDB_pb2.DigitalControlItem(value=c.value, short_name=c.name, long_name=c.long_name)
+        for c in status.commands
     ]
     bits = [
         DevDB_pb2.DigitalStatusItem(
@@ -88,13 +80,16 @@ def _definitions(device: SimDevice) -> _Parts:
             true_str=bit.true_text,
             false_str=bit.false_text,
         )
-        for bit in STATUS_BITS
+        for bit in status.bits
     ]
     ext = [
         DevDB_pb2.DigitalExtStatusItem(
-            bit_no=number, name0=bit.false_text, name1=bit.true_text, description=bit.long_name
+            bit_no=bit.mask.bit_length() - 1,
+            name0=bit.false_text,
+            name1=bit.true_text,
+            description=bit.long_name,
         )
-        for number, bit in enumerate(STATUS_BITS)
+        for bit in status.bits
     ]
     return {
         "control": DevDB_pb2.DigitalControl(cmds=commands),
@@ -120,38 +115,24 @@ def info_entry(model: DeviceModel, name: str) -> DevDB_pb2.InfoEntry:
     return DevDB_pb2.InfoEntry(name=name, device=info)
 
 
-def _float_bits(value: float) -> int:
-    # the raw limit is the float32 the front end compares, read as an int32
-    try:
-        packed = struct.pack("<f", value)
-    except OverflowError:  # beyond float32: the front end holds an infinity
-        packed = struct.pack("<f", math.copysign(math.inf, value))
-    bits: int = struct.unpack("<i", packed)[0]
-    return bits
-
-
-def _alarm_block(di: int, alarm: AnalogAlarmBlock | DigitalAlarmBlock) -> DevDB_pb2.AlarmBlock:
-    """``alarm`` as DevDB stores it: limits raw, flags packed as ACNET packs them."""
-    if isinstance(alarm, AnalogAlarmBlock):
-        pi, kind = _PI_ANALOG, _MIN_MAX
-        limits = _float_bits(alarm.minimum), _float_bits(alarm.maximum)
+def _alarm_block(device: SimDevice, analog: bool) -> DevDB_pb2.AlarmBlock:
+    """An alarm block as DevDB stores it: the flags word and limits of the raw block
+    (:mod:`acnet_proto.sim.alarm_blocks`), the limits read as little-endian int32."""
+    block = device.analog if analog else device.digital
+    assert block is not None  # the caller checked
+    if isinstance(block, AnalogAlarmBlock):
+        data = encode_analog(block, device.scaling)
     else:
-        pi, kind = _PI_DIGITAL, _DIGITAL
-        limits = alarm.nominal, alarm.mask
-    flags = (
-        (_ENABLE if alarm.enable else 0)
-        | (_ABORT if alarm.abort else 0)
-        | (_ABORT_INHIBIT if alarm.abort_inhibit else 0)
-        | _FOUR_BYTES
-    )
+        data = encode_digital(block)
+    flags, minimum, maximum = struct.unpack_from("<Hii", data)
     return DevDB_pb2.AlarmBlock(
-        di=di,
-        pi=pi,
-        status=flags | kind,
-        min_or_nom=limits[0],
-        max_or_tol=limits[1],
-        tries_needed=alarm.tries_needed,
-        tries_now=alarm.tries_now,
+        di=device.di,
+        pi=_PI_ANALOG if analog else _PI_DIGITAL,
+        status=flags,
+        min_or_nom=minimum,
+        max_or_tol=maximum,
+        tries_needed=block.tries_needed,
+        tries_now=block.tries_now,
     )
 
 
@@ -163,7 +144,7 @@ def _alarm_infos(device: SimDevice) -> list[DevDB_pb2.AlarmInfo]:
         out.append(
             DevDB_pb2.AlarmInfo(
                 device_name=device.name,
-                alarm_block=_alarm_block(device.di, analog),
+                alarm_block=_alarm_block(device, analog=True),
                 device_analog_alarm=analog_text,
             )
         )
@@ -177,7 +158,7 @@ def _alarm_infos(device: SimDevice) -> list[DevDB_pb2.AlarmInfo]:
         out.append(
             DevDB_pb2.AlarmInfo(
                 device_name=device.name,
-                alarm_block=_alarm_block(device.di, digital),
+                alarm_block=_alarm_block(device, analog=False),
                 device_digital_alarm=digital_text,
             )
         )

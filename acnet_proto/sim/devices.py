@@ -17,6 +17,15 @@ from typing import Any
 
 from acnet_proto import drf
 from acnet_proto._text import decimal
+from acnet_proto.sim.control import (
+    STANDARD_COMMANDS,
+    STATUS_ATTRIBUTES,
+    STATUS_BITS,
+    BasicStatusBit,
+    ControlCommand,
+)
+from acnet_proto.sim.ramps import RampTable
+from acnet_proto.sim.scaling import Scaling
 
 __all__ = [
     "FLOAT_BYTES",
@@ -34,7 +43,7 @@ __all__ = [
 TWO_PI = 2.0 * math.pi
 
 
-FLOAT_BYTES = 4  # bytes per element in raw data of numeric devices (float32)
+FLOAT_BYTES = 4  # bytes per element of a device without a raw type (its Scaling's float32)
 
 
 _MAX_DI = 2**31 - 1  # DeviceInfo_reply carries the di as an int32
@@ -56,53 +65,52 @@ class Kind(enum.Enum):
     RAW = "raw"
 
 
-@dataclass(frozen=True, slots=True)
-class BasicStatusBit:
-    """One basic status bit as the device database defines it: what it is called, and its text."""
-
-    attribute: str  # of BasicStatus
-    name: str
-    long_name: str
-    true_text: str
-    false_text: str
-
-    @property
-    def mask(self) -> int:
-        """The bit in :attr:`BasicStatus.word`."""
-        return 1 << STATUS_BITS.index(self)
-
-
-#: The basic status bits in bit order (bit 0 first): the raw status word, STATUS.TEXT,
-#: STATUS.BIT_NAMES/BIT_VALUES and the device database's definitions all follow it.
-STATUS_BITS = (
-    BasicStatusBit("on", "On", "On/Off", "On", "Off"),
-    BasicStatusBit("ready", "Ready", "Ready/Tripped", "Ready", "Tripped"),
-    BasicStatusBit("remote", "Remote", "Remote/Local", "Remote", "Local"),
-    BasicStatusBit("positive", "Polarity", "Positive/Negative", "Positive", "Negative"),
-    BasicStatusBit("ramp", "Ramp", "Ramp/DC", "Ramp", "DC"),
-)
-
-
 @dataclass(slots=True)
 class BasicStatus:
-    """The five basic status bits; CONTROL commands change them."""
+    """A device's basic status bits, its layout and its control table; CONTROL commands change it.
 
-    on: bool = True
-    ready: bool = True
-    remote: bool = True
-    positive: bool = True
-    ramp: bool = False
+    ``bits`` is the layout (default: the standard five bits,
+    :data:`STATUS_BITS`) and ``commands`` the control table by ordinal
+    (default :data:`~acnet_proto.sim.control.STANDARD_COMMANDS`). A bit the
+    layout lacks is None, whatever it was given as, and stays out of the
+    status word, texts and replies; a bit it has is a bool.
+    """
+
+    on: bool | None = True
+    ready: bool | None = True
+    remote: bool | None = True
+    positive: bool | None = True
+    ramp: bool | None = False
+    bits: tuple[BasicStatusBit, ...] = STATUS_BITS
+    commands: tuple[ControlCommand, ...] = STANDARD_COMMANDS
+
+    def __post_init__(self) -> None:
+        present = {bit.attribute for bit in self.bits}
+        for attribute in STATUS_ATTRIBUTES:
+            if attribute not in present:
+                setattr(self, attribute, None)
+            elif getattr(self, attribute) is None:
+                raise ValueError(f"status bit {attribute!r} is in the layout but has no state")
+
+    def has(self, attribute: str) -> bool:
+        """Whether the layout has the bit ``attribute`` (``"on"``, ``"remote"``...)."""
+        return any(bit.attribute == attribute for bit in self.bits)
+
+    @property
+    def states(self) -> dict[str, bool]:
+        """Each bit the layout has, by attribute, and whether it is set (a reading's dict)."""
+        return {bit.attribute: bool(getattr(self, bit.attribute)) for bit in self.bits}
 
     @property
     def word(self) -> int:
-        """Bits 0..4: on, ready, remote, positive, ramp (the simulated raw status)."""
-        return sum(1 << i for i, bit in enumerate(STATUS_BITS) if getattr(self, bit.attribute))
+        """The raw status word: the mask of every bit that is set."""
+        return sum(bit.mask for bit in self.bits if getattr(self, bit.attribute))
 
     @property
     def texts(self) -> tuple[str, ...]:
         """Each bit's text now (``"On"``/``"Off"``, ...), in bit order."""
         return tuple(
-            bit.true_text if getattr(self, bit.attribute) else bit.false_text for bit in STATUS_BITS
+            bit.true_text if getattr(self, bit.attribute) else bit.false_text for bit in self.bits
         )
 
     @property
@@ -119,8 +127,9 @@ class AnalogAlarmBlock:
     enable: bool = False
     abort: bool = False
     abort_inhibit: bool = False
-    tries_needed: int = 1
+    tries_needed: int = 1  # 0..255, as the raw block holds them
     tries_now: int = 0
+    ftd: int = 0  # the raw block's sampling word (0: the device's default)
 
 
 @dataclass(slots=True)
@@ -132,8 +141,9 @@ class DigitalAlarmBlock:
     enable: bool = False
     abort: bool = False
     abort_inhibit: bool = False
-    tries_needed: int = 1
+    tries_needed: int = 1  # 0..255, as the raw block holds them
     tries_now: int = 0
+    ftd: int = 0  # the raw block's sampling word (0: the device's default)
 
 
 @dataclass(slots=True, eq=False)
@@ -163,6 +173,11 @@ class SimDevice:
     analog: AnalogAlarmBlock | None = None
     digital: DigitalAlarmBlock | None = None
     protection: int = 0
+    scaling: Scaling = field(default_factory=Scaling)
+    minimum: float | None = None  # the device database's limits of a scaled setting
+    maximum: float | None = None
+    update_period: float = 0.0  # seconds between samples of the READING; 0: continuous
+    ramp: RampTable | None = None  # a ramp card's tables: the raw SETTING
 
     @property
     def numeric(self) -> bool:
@@ -211,17 +226,39 @@ class SimDevice:
             return self.setting
         return self.reading_numbers(now)
 
+    def sample_time(self, now: float) -> float:
+        """When the READING served at ``now`` was sampled: the last multiple of
+        ``update_period`` at or before ``now`` (``now`` itself if continuous).
+        A sample time is its own sample time."""
+        period = self.update_period
+        if not period:
+            return now
+        k = math.floor(now / period)
+        # now/period can round across an integer: settle k so k*period <= now < (k+1)*period
+        if (k + 1) * period <= now:
+            k += 1
+        elif k * period > now:
+            k -= 1
+        return k * period
+
     def reading_numbers(self, now: float) -> list[float]:
-        """The READING of a numeric device at ``now``: each element of the setting plus the wave."""
-        w = self.wave(now)
-        return [v + w for v in self.setting_numbers]
+        """The READING of a numeric device at ``now``: each element of the setting plus the wave
+        at the sample time, as the raw type holds it (a front end's reading saturates)."""
+        w = self.wave(self.sample_time(now))
+        held = self.scaling.quantise
+        return [held(v + w, saturate=True) for v in self.setting_numbers]
+
+    def reading_number(self, now: float, index: int) -> float:
+        """Element ``index`` of :meth:`reading_numbers` (without computing the others)."""
+        w = self.wave(self.sample_time(now))
+        return self.scaling.quantise(self.setting_numbers[index] + w, saturate=True)
 
     def alarm_status(self, now: float) -> tuple[bool, bool]:
         """(analog, digital) alarm states at ``now``; False where there is no such alarm."""
         analog = digital = False
         a = self.analog
         if a is not None and a.enable and self.numeric:
-            value = self.setting_numbers[0] + self.wave(now)
+            value = self.reading_number(now, 0)
             analog = not a.minimum <= value <= a.maximum
         d = self.digital
         if d is not None and d.enable:

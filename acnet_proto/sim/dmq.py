@@ -33,6 +33,10 @@ What a job does:
   other message) keeps a job alive; a job silent for ``idle_timeout`` is
   disposed, as is one that gets ``D``: its bindings are removed.
 
+Every refusal (and every job disposed of for idleness) is kept in
+:attr:`DMQService.refusals` and reported as a :class:`Refused` to the
+``refused`` callback, for the server's log.
+
 Authorization: DMQ carries no role claim, so a principal acts with every
 role it holds (a setting is allowed if any of its roles allows the device),
 then the console-class check as in :class:`~acnet_proto.sim.policy.Policy`.
@@ -77,6 +81,7 @@ __all__ = [
     "Bind",
     "DMQService",
     "Delivery",
+    "Refused",
     "ServerJob",
     "Unbind",
     "error_sample",
@@ -108,11 +113,45 @@ class Unbind:
 Action = Publish | Bind | Unbind
 
 
-class _Refusal(Exception):
-    """An INIT refused: the status and the reason to answer with."""
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """One refusal, for the server's log.
 
-    def __init__(self, status: Status, why: str) -> None:
+    ``kind`` is one of a few fixed phrases (``"bad INIT signature"``,
+    ``"setting routing key mismatch"``...), so that a log can count
+    refusals per kind; ``why`` the detail, which may quote what the client
+    sent (show it escaped); ``status`` what the client was answered (None:
+    nothing, e.g. for want of a ``reply_to``); ``exchange`` the job's and
+    ``app_id`` the client's own name, when known.
+    """
+
+    kind: str
+    why: str
+    status: Status | None = None
+    exchange: str | None = None
+    app_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The kind, and the status: ``bad INIT signature (DMQ_SECURITY_VIOLATION -99)``."""
+        if self.status is None:
+            return self.kind
+        return f"{self.kind} ({self.status.name} {self.status.error})"
+
+    @property
+    def peer(self) -> str | None:
+        """Who was refused, as far as a broker lets a server know: the job's exchange and app id."""
+        if self.exchange is None:
+            return None
+        return self.exchange if not self.app_id else f"{self.app_id} on {self.exchange}"
+
+
+class _Refusal(Exception):
+    """An INIT refused: its kind, the status and the reason to answer with."""
+
+    def __init__(self, kind: str, status: Status, why: str) -> None:
         super().__init__(why)
+        self.kind = kind
         self.status = status
         self.why = why
 
@@ -300,8 +339,9 @@ class DMQService:
     ``make_acceptor()`` returns a fresh GSS acceptor (None: no keytab, every
     INIT is refused with -99). ``policy`` defaults to
     :meth:`SettingsPolicy.default` (role ``testing`` may set ``Z:*``). ``clock``
-    schedules ``@e`` events. :attr:`refusals` keeps the reasons of the last
-    refusals (for logs and tests); :attr:`disposed` counts ended jobs.
+    schedules ``@e`` events. ``refused`` is called with each :class:`Refused`
+    as it happens (a server logs them); :attr:`refusals` keeps the reasons of
+    the last ones (for tests); :attr:`disposed` counts ended jobs.
     """
 
     def __init__(
@@ -314,6 +354,7 @@ class DMQService:
         idle_timeout: float = 30.0,
         heartbeat_period: float = 5.0,
         init_delay: float = 0.0,
+        refused: Callable[[Refused], None] | None = None,
     ) -> None:
         for name, value in (("idle_timeout", idle_timeout), ("heartbeat_period", heartbeat_period)):
             if not (math.isfinite(value) and value > 0):
@@ -330,6 +371,12 @@ class DMQService:
         self.jobs: dict[str, ServerJob] = {}
         self.disposed = 0
         self.refusals: deque[str] = deque(maxlen=_REFUSALS_KEPT)
+        self._on_refused = refused
+
+    def _refuse(self, refusal: Refused) -> None:
+        self.refusals.append(refusal.why)
+        if self._on_refused is not None:
+            self._on_refused(refusal)
 
     # -- INIT ------------------------------------------------------------------------
 
@@ -337,13 +384,14 @@ class DMQService:
         """Answer an INIT (a message on ``amq.topic``/``I``)."""
         exchange = msg.reply_to
         if not exchange:
-            self.refusals.append("an INIT without reply_to: nowhere to answer")
+            why = "an INIT without reply_to: nowhere to answer"
+            self._refuse(Refused("INIT without reply_to", why, app_id=msg.app_id))
             return []
         try:
             acceptor, kind, drfs = self._accept(msg)
             entry = self._setting_entry(drfs[0]) if kind is daqdata.SettingRequestRequest else None
         except _Refusal as refusal:
-            self.refusals.append(refusal.why)
+            self._refuse(Refused(refusal.kind, refusal.why, refusal.status, exchange, msg.app_id))
             body = daqdata.encode(error_sample(refusal.status, wall, refusal.why))
             return [Publish(exchange, "R", body, correlation_id=msg.message_id or "")]
         principal = acceptor.initiator or ""
@@ -360,7 +408,7 @@ class DMQService:
                 init_drf=drfs[0],
             )
         else:
-            feeds = [self._feed(d, now) for d in drfs]
+            feeds = [self._feed(d, now, exchange, msg.app_id) for d in drfs]
             job = ServerJob(exchange, principal, acceptor, now, heartbeat, _READ_BINDINGS, feeds)
         self.jobs[exchange] = job
         pending = daqdata.encode(error_sample(DMQ_PENDING, wall))
@@ -372,50 +420,61 @@ class DMQService:
     def _accept(self, msg: Delivery) -> tuple[Acceptor, type, list[str]]:
         """The INIT's acceptor, request kind and distinct DRFs; :class:`_Refusal` if refused."""
         if msg.reply_to in self.jobs:
-            raise _Refusal(DMQ_INVALID_REQUEST, "a job already runs on this exchange")
-        token = msg.header("gss-token")
-        if not token:
-            raise _Refusal(DMQ_LOGIN_REQUIRED, "the INIT has no gss-token")
-        if self.make_acceptor is None:
-            raise _Refusal(DMQ_SECURITY_VIOLATION, "this server has no keytab")
-        try:
-            acceptor = self.make_acceptor()
-            acceptor.step(token)
-        except AuthenticationError as exc:
-            raise _Refusal(DMQ_SECURITY_VIOLATION, str(exc)) from None
-        if not acceptor.verify_mic(msg.signed_part(), msg.header("signature")):
-            raise _Refusal(DMQ_SECURITY_VIOLATION, "the INIT signature does not verify")
+            why = "a job already runs on this exchange"
+            raise _Refusal("second INIT on an exchange", DMQ_INVALID_REQUEST, why)
+        acceptor = self._authenticate(msg)
+        invalid = "invalid INIT"
         try:
             request = daqdata.decode_request(msg.body)
         except DecodeError as exc:
-            raise _Refusal(DMQ_INVALID_REQUEST, f"undecodable INIT: {exc}") from None
+            raise _Refusal(invalid, DMQ_INVALID_REQUEST, f"undecodable INIT: {exc}") from None
         kind = type(request)
         if not isinstance(request, daqdata.ReadingRequestRequest | daqdata.SettingRequestRequest):
-            raise _Refusal(DMQ_INVALID_REQUEST, f"{kind.__name__} starts no job")
+            raise _Refusal(invalid, DMQ_INVALID_REQUEST, f"{kind.__name__} starts no job")
         drfs = list(dict.fromkeys(request.data_request))
         if not drfs or (kind is daqdata.SettingRequestRequest and len(drfs) != 1):
             count = len(request.data_request)
-            raise _Refusal(DMQ_INVALID_REQUEST, f"{count} DRFs in the {kind.__name__}")
+            why = f"{count} DRFs in the {kind.__name__}"
+            raise _Refusal(invalid, DMQ_INVALID_REQUEST, why)
         for d in drfs:
             try:
                 reading_key(d)
             except ValueError as exc:
-                raise _Refusal(DMQ_INVALID_REQUEST, str(exc)) from None
+                raise _Refusal("DRF too long to route", DMQ_INVALID_REQUEST, str(exc)) from None
         return acceptor, kind, drfs
+
+    def _authenticate(self, msg: Delivery) -> Acceptor:
+        """The INIT's accepted context, its signature verified; :class:`_Refusal` if not."""
+        token = msg.header("gss-token")
+        if not token:
+            raise _Refusal("no gss-token", DMQ_LOGIN_REQUIRED, "the INIT has no gss-token")
+        if self.make_acceptor is None:
+            why = "this server has no keytab"
+            raise _Refusal("no keytab", DMQ_SECURITY_VIOLATION, why)
+        try:
+            acceptor = self.make_acceptor()
+            acceptor.step(token)
+        except AuthenticationError as exc:
+            raise _Refusal("gss-token refused", DMQ_SECURITY_VIOLATION, str(exc)) from None
+        if not acceptor.verify_mic(msg.signed_part(), msg.header("signature")):
+            why = "the INIT signature does not verify"
+            raise _Refusal("bad INIT signature", DMQ_SECURITY_VIOLATION, why)
+        return acceptor
 
     def _setting_entry(self, drf: str) -> Entry:
         try:
             return self.model.resolve(drf)
         except RequestRejected as exc:
-            raise _Refusal(Status.from_int(exc.status), exc.reason) from None
+            raise _Refusal("setting DRF refused", Status.from_int(exc.status), str(exc)) from None
 
-    def _feed(self, drf: str, now: float) -> _Feed:
+    def _feed(self, drf: str, now: float, exchange: str, app_id: str | None) -> _Feed:
         key = reading_key(drf)
         start = now + self.init_delay
         try:
             entry = self.model.resolve(drf)
         except RequestRejected as exc:
             status, why = Status.from_int(exc.status), exc.reason
+            self._refuse(Refused("DRF refused", str(exc), status, exchange, app_id))
             return _Feed(key, lambda wall: error_sample(status, wall, why), start)
         make = _sampler(entry)
         event = entry.event
@@ -446,31 +505,37 @@ class DMQService:
         assert job.setting is not None and job.init_drf is not None
         init_drf = job.init_drf  # for answer(): a closure keeps no narrowing of job.init_drf
 
-        def answer(status: Status, why: str | None = None) -> list[Action]:
-            if why is not None:
-                self.refusals.append(why)
+        def answer(status: Status, kind: str | None = None, why: str | None = None) -> list[Action]:
+            if kind is not None:
+                said = why or f"{init_drf}: {status.name}"
+                self._refuse(Refused(kind, said, status, job.exchange, msg.app_id))
             body = daqdata.encode(error_sample(status, wall, why))
             return [Publish(job.exchange, reading_key(init_drf), body, correlation_id="")]
 
         # the signature first: each one verified moves the GSS sequence on
         if not job.acceptor.verify_mic(msg.signed_part(), msg.header("signature")):
-            return answer(DMQ_SECURITY_VIOLATION, "the setting's signature does not verify")
+            why = "the setting's signature does not verify"
+            return answer(DMQ_SECURITY_VIOLATION, "bad setting signature", why)
         if msg.routing_key != setting_key(job.init_drf):
             why = f"routing key {msg.routing_key!r} is not S.<the INIT's DRF {job.init_drf!r}>"
-            return answer(DMQ_INVALID_REQUEST, why)
+            return answer(DMQ_INVALID_REQUEST, "setting routing key mismatch", why)
         try:
             sample = daqdata.decode_reply(msg.body)
         except DecodeError as exc:
-            return answer(DMQ_INVALID_REQUEST, f"undecodable setting: {exc}")
+            return answer(DMQ_INVALID_REQUEST, "undecodable setting", f"undecodable setting: {exc}")
         value = setting_value(sample)
         if value is None:
-            return answer(DMQ_INVALID_DATA_TYPE, f"{type(sample).__name__} is not a setting")
+            why = f"{type(sample).__name__} is not a setting"
+            return answer(DMQ_INVALID_DATA_TYPE, "setting of no settable type", why)
         device = job.setting.device
         refusal = self._authorize(job.principal, device.name, device.protection)
         if refusal is not None:
-            return answer(refusal, f"{job.principal} may not set {device.name}")
+            why = f"{job.principal} may not set {device.name}"
+            return answer(refusal, "setting not allowed", why)
         status = self.model.apply_setting(job.setting, value)
-        return answer(DMQ_OK) if status == 0 else answer(Status.from_int(status))
+        if status == 0:
+            return answer(DMQ_OK)
+        return answer(Status.from_int(status), "setting refused by the model")
 
     def _authorize(self, principal: str, device: str, mask: int) -> Status | None:
         # no role is claimed over DMQ: any role the principal holds will do
@@ -494,7 +559,8 @@ class DMQService:
         out: list[Action] = []
         for job in list(self.jobs.values()):
             if now - job.heard_at >= self.idle_timeout:
-                self.refusals.append(f"job {job.exchange} idle for {self.idle_timeout} s")
+                why = f"job {job.exchange} idle for {self.idle_timeout} s"
+                self._refuse(Refused("idle job disposed", why, exchange=job.exchange))
                 out += self.dispose(job.exchange)
                 continue
             if now >= job.next_heartbeat:

@@ -15,7 +15,8 @@ What is sent, and in what order (as in the recorded conversations of
 
 - after the handshake, ``OpenList_reply`` with a fresh list id;
 - per ``AddToList``, its ``AddToList_reply`` (a refused entry carries the
-  model's status, e.g. ``DPM_NO_SUCH_DEVICE``); ``#KEY:value`` entries are
+  model's status, e.g. ``DPM_PEND``, a warning with no data, for a device
+  the model lacks); ``#KEY:value`` entries are
   list properties (``#ROLE:testing`` claims a settings role);
 - per ``StartList``: a ``DeviceInfo_reply`` per accepted entry,
   ``StartList_reply(status=0)``, a ``Status_reply`` per refused entry whose
@@ -24,6 +25,11 @@ What is sent, and in what order (as in the recorded conversations of
   already settled it; clients that count one answer per entry (pacsys's
   ``get_many``) would otherwise count it twice;
 - the streams as :mod:`acnet_proto.sim.schedule` says (``@p``, ``@q``, ``@e``);
+- entries with a ``<-LOGGER`` or ``<-FTP`` source as :mod:`acnet_proto.sim.history`
+  says: after ``StartList_reply``, a ``Status_reply`` for each it refuses; then
+  ``TimedScalarArray_reply`` chunks, a logger's ending with an empty one.
+  Chunks are made a batch per :meth:`DPMSession.tick`, so a long window is
+  written as fast as the client reads it, never all at once;
 - ``ListStatus_reply`` every :attr:`DPMConnection.heartbeat_period` once the
   list is open, the first one period after the open;
 - settings: ``Authenticate``/``EnableSettings`` as
@@ -80,8 +86,9 @@ from acnet_proto.errors import RemoteProtocolError
 from acnet_proto.limits import DEFAULT_LIMITS, ServerLimits, StreamQuota
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
-from acnet_proto.sim.binding import Entry, status_reply
+from acnet_proto.sim.binding import Entry, RequestRejected, status_reply
 from acnet_proto.sim.codes import DPM_BAD_REQUEST
+from acnet_proto.sim.history import Feed, dpm_reply, start_feed
 from acnet_proto.sim.model import DeviceModel
 from acnet_proto.sim.policy import DPM_PRIV
 from acnet_proto.sim.schedule import ClockEvents, Group, fire_due, next_due, schedule
@@ -165,6 +172,8 @@ class DPMSession:
         #: list properties (``#ROLE:testing`` -> {"ROLE": "testing"})
         self.properties: dict[str, str] = {}
         self.groups: list[Group] = []
+        # the started entries with a <- source (logger windows, fast time plots)
+        self.feeds: dict[int, Feed] = {}
         self.opened_at: float | None = None
         #: True once the client closed its side: the server stops serving it
         self.closed = False
@@ -190,11 +199,9 @@ class DPMSession:
             elif isinstance(event, dpm.StartListRequest):
                 out.extend(send(reply) for reply in self._start(now, wall))
             elif isinstance(event, dpm.StopListRequest):
-                self.groups = []
-                self.release()
+                self._stop()
             elif isinstance(event, dpm.ClearListRequest):
-                self.groups = []
-                self.release()
+                self._stop()
                 self.entries.clear()
                 self.refused.clear()
                 self._held.clear()
@@ -287,6 +294,11 @@ class DPMSession:
         if self._refused is not None:
             self._refused(limit, text)
 
+    def _stop(self) -> None:
+        self.groups = []
+        self.feeds = {}
+        self.release()
+
     def release(self) -> None:
         """Give back the list's stream slot: the list stopped, or the connection ended."""
         if self.streaming:
@@ -299,8 +311,10 @@ class DPMSession:
         return self.opened_at is not None
 
     def _start(self, now: float, wall: float) -> list[Message]:
-        immediate, groups = schedule(self.entries.items(), now, self.clock)
-        if not groups:
+        live = [(ref, e) for ref, e in self.entries.items() if e.request.source is None]
+        immediate, groups = schedule(live, now, self.clock)
+        feeds, failed = self._feeds(now, wall)
+        if not groups and not feeds:
             self.release()  # answered at once: it holds no stream
         elif not self.streaming:
             refusal = self.quota.take(self.peer)
@@ -310,11 +324,27 @@ class DPMSession:
                 return [dpm.StartListReply(list_id=self.conn.list_id, status=TOO_MANY_STREAMS)]
             self.streaming = True
         self.groups = groups
+        self.feeds = feeds
         replies: list[Message] = [entry.device_info(ref) for ref, entry in self.entries.items()]
         replies.append(dpm.StartListReply(list_id=self.conn.list_id, status=0))
         replies.extend(status_reply(ref, status, wall) for ref, status in self.refused.items())
         replies.extend(entry.reply(ref, wall) for ref, entry in immediate)
+        replies.extend(status_reply(ref, status, wall) for ref, status in failed)
         return replies
+
+    def _feeds(self, now: float, wall: float) -> tuple[dict[int, Feed], list[tuple[int, int]]]:
+        """The started entries with a ``<-`` source, and (ref, status) of those refused."""
+        feeds: dict[int, Feed] = {}
+        failed: list[tuple[int, int]] = []
+        for ref, entry in self.entries.items():
+            if entry.request.source is None:
+                continue
+            try:
+                feeds[ref] = start_feed(entry, now, wall)
+            except RequestRejected as e:
+                failed.append((ref, e.status))
+                self._tell(f"ref {ref}: {e.reason}")
+        return feeds, failed
 
     def _apply(self, request: dpm.ApplySettingsRequest) -> dpm.ApplySettingsReply:
         """Authorize each setting (principal, role, the name of the model device its entry
@@ -356,8 +386,9 @@ class DPMSession:
 
     def next_due(self) -> float | None:
         """When :meth:`tick` has something to send next (monotonic); None: nothing scheduled."""
-        dues = [due for due in (next_due(self.groups), self._heartbeat_due()) if due is not None]
-        return min(dues, default=None)
+        feeds = (feed.due for feed in self.feeds.values())
+        dues = [next_due(self.groups), self._heartbeat_due(), *feeds]
+        return min((due for due in dues if due is not None), default=None)
 
     def tick(self, now: float, wall: float) -> bytes:
         """Everything due by ``now``: the data of every group that fired, and the heartbeat."""
@@ -366,10 +397,22 @@ class DPMSession:
             return b""  # the client has gone; the server is about to stop serving it
         send = conn.send
         out = [send(reply) for reply in fire_due(self.groups, now, wall, self.clock)]
+        out.extend(send(reply) for reply in self._fire_feeds(now, wall))
         heartbeat = self._heartbeat_due()
         if heartbeat is not None and heartbeat <= now:
             out.append(conn.heartbeat(now))
         return b"".join(out)
+
+    def _fire_feeds(self, now: float, wall: float) -> list[Message]:
+        """The chunks of every feed due by ``now``; a list whose feeds all ended and that
+        has nothing else to stream gives its stream slot back."""
+        replies: list[Message] = []
+        for ref, feed in self.feeds.items():
+            if feed.due is not None and feed.due <= now:
+                replies.extend(dpm_reply(ref, chunk, wall) for chunk in feed.take(now, wall))
+        if replies and not self.groups and all(f.due is None for f in self.feeds.values()):
+            self.release()
+        return replies
 
     def _heartbeat_due(self) -> float | None:
         due = self.conn.heartbeat_due_at()

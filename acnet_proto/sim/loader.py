@@ -20,14 +20,32 @@ clock event number in hex to seconds between firings.
   function of the device name and time, so every client sees the same one.
 - ``settable`` (bool): whether the SETTING property exists.
 - ``default_event``: what ``@U`` (or no event) means, default ``"I"``.
-- ``status``: ``{on, ready, remote, positive, ramp}`` (all bools; gives the
-  STATUS and CONTROL properties; the bits are :data:`STATUS_BITS`, served as
-  the fields ON..RAMP, RAW, TEXT, BIT_VALUE, BIT_NAMES and BIT_VALUES);
+- ``status``: ``{on, ready, remote, positive, ramp}`` (bools: each bit's
+  state, default on, ready, remote, positive set and ramp clear; gives the
+  STATUS and CONTROL properties, STATUS served as the fields ON..RAMP, RAW,
+  TEXT, BIT_VALUE, BIT_NAMES and BIT_VALUES). ``status_bits``: which bits
+  the device has, each ``bit = mask`` or ``bit = {mask, name, long_name,
+  true_text, false_text}`` (default: all five, :data:`STATUS_BITS`); a
+  ``status`` key for a bit it lacks is an error. ``control``: the control
+  table, an array of ``{value, name}`` (optionally ``long_name``,
+  ``ordinal``) whose position is the ordinal (default: the standard ten
+  commands). :mod:`acnet_proto.sim.control` says what each command does.
   ``analog``: ``{min, max, enable, abort, abort_inhibit, tries_needed,
   tries_now}``; ``digital``: ``{nominal, mask, enable, abort, abort_inhibit,
   tries_needed, tries_now}``.
 - ``protection``: an integer bit mask, for the authorization layer to compare
   with a user's roles before it calls :meth:`DeviceModel.apply_setting`.
+- Values (numeric devices): ``raw`` (``int16``, ``uint16``, ``int32``,
+  ``uint32``, ``float32``, ``dec_f``), ``primary = {offset, scale, divisor}``
+  and ``common = {c1, c2, c3}`` (:mod:`acnet_proto.sim.scaling`; any of the
+  three makes values exactly what the raw data holds); ``min``/``max``, the
+  device database's limits of a scaled setting; ``update_period`` (s), the
+  READING sampled and held; ``ramp = {slots, points, update_rate}``
+  (:mod:`acnet_proto.sim.ramps`). ``analog`` and ``digital`` also take
+  ``ftd``; tries are 0..255.
+
+Top level, ``builtin`` (bool) says whether the file extends the packaged
+model (:func:`parse_model`). ``docs/simulator.md`` tables every key.
 
 ``[[family]]`` declares ``count`` scalar devices ``prefix`` + the index in
 ``digits`` digits, with dis from ``first_di``; ``description`` may contain
@@ -39,12 +57,15 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from acnet_proto import drf
 from acnet_proto.drf.events import CANONICAL_DEVICE
 from acnet_proto.errors import AcnetProtoError
+from acnet_proto.sim.control import parse_control, parse_status_bits
 from acnet_proto.sim.devices import (
+    STATUS_BITS,
     AnalogAlarmBlock,
     BasicStatus,
     DeviceFamily,
@@ -53,6 +74,8 @@ from acnet_proto.sim.devices import (
     Motion,
     SimDevice,
 )
+from acnet_proto.sim.ramps import parse_ramp
+from acnet_proto.sim.scaling import RawType, Scaling, ScalingError
 
 if TYPE_CHECKING:
     from acnet_proto.sim.model import DeviceModel
@@ -65,17 +88,38 @@ _MAX_DI = 2**31 - 1  # DeviceInfo_reply carries the di as an int32
 _Table = dict[str, Any]
 
 # the tables of a device that :meth:`_Loader.block` reads
-_Block = TypeVar("_Block", BasicStatus, AnalogAlarmBlock, DigitalAlarmBlock)
+_Block = TypeVar("_Block", AnalogAlarmBlock, DigitalAlarmBlock)
 
 
-def parse_model(cls: type[DeviceModel], text: str, source: str) -> DeviceModel:
+def parse_model(
+    cls: type[DeviceModel],
+    text: str,
+    source: str,
+    *,
+    builtin: bool = False,
+    builtin_text: Callable[[], str] = str,
+) -> DeviceModel:
     """Build a ``cls`` from TOML ``text``; :class:`DeviceModelError` names ``source``, the
-    entry and the key for anything missing, misspelt, of the wrong type or duplicated."""
+    entry and the key for anything missing, misspelt, of the wrong type or duplicated.
+
+    The file's top-level ``builtin`` (default ``builtin``) says whether it extends
+    the model whose text ``builtin_text()`` returns: its devices (and families)
+    replace those of the same name (prefix), its clock events those of the same
+    number, and the rest is kept.
+    """
+    doc = _toml(text, source)
+    loader = _Loader(source)
+    if loader.get(doc, "builtin", bool, "top level", builtin):
+        doc = loader.merged(_toml(builtin_text(), "the built-in model"), doc)
+    doc.pop("builtin", None)
+    return loader.model(cls, doc)
+
+
+def _toml(text: str, source: str) -> _Table:
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise DeviceModelError(f"{source}: not valid TOML: {e}") from None
-    return _Loader(source).model(cls, doc)
 
 
 class DeviceModelError(AcnetProtoError, ValueError):
@@ -87,8 +131,13 @@ _COMMON_KEYS = (
 )
 
 
+# a numeric device's raw type, scaling, limits, update period and ramp table
+_VALUE_KEYS = "raw primary common min max update_period ramp"
+
+
 _DEVICE_KEYS = frozenset(
-    f"name di description long_name kind length phase status analog digital {_COMMON_KEYS}".split()
+    f"name di description long_name kind length phase status status_bits control analog digital "
+    f"{_COMMON_KEYS} {_VALUE_KEYS}".split()
 )
 
 
@@ -135,8 +184,28 @@ class _Loader:
         if unknown:
             raise self.fail(where, f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
 
+    def merged(self, base: _Table, doc: _Table) -> _Table:
+        """``doc`` over ``base``: same-named devices and same-prefixed families replaced."""
+        devices, families = self.tables(doc, "device"), self.tables(doc, "family")
+        names = {t.get("name") for t in devices}
+        prefixes = {t.get("prefix") for t in families}
+        clock = doc.get("clock", {})
+        if not isinstance(clock, dict) or not isinstance(clock.get("events", {}), dict):
+            raise self.fail("clock", "must be a table ([clock]) with a table [clock.events]")
+        base_clock = base.get("clock", {})
+        return {
+            **doc,
+            "device": [t for t in base.get("device", []) if t["name"] not in names] + devices,
+            "family": [t for t in base.get("family", []) if t["prefix"] not in prefixes] + families,
+            "clock": {
+                **base_clock,
+                **clock,
+                "events": {**base_clock.get("events", {}), **clock.get("events", {})},
+            },
+        }
+
     def model(self, cls: type[DeviceModel], doc: _Table) -> DeviceModel:
-        self.check_keys(doc, {"clock", "device", "family"}, "top level")
+        self.check_keys(doc, {"builtin", "clock", "device", "family"}, "top level")
         periods, default_period = self.clock(doc.get("clock", {}))
         devices = [self.device(t, i) for i, t in enumerate(self.tables(doc, "device"))]
         families = [self.family(t, i) for i, t in enumerate(self.tables(doc, "family"))]
@@ -232,7 +301,7 @@ class _Loader:
             kinds = [k.value for k in Kind]
             raise self.fail(where, f"kind {kind_text!r} is not one of {kinds}") from None
         setting, text_length = self.setting(table, kind, where)
-        return SimDevice(
+        device = SimDevice(
             name=name,
             di=self.within(self.get(table, "di", int, where), "di", where, 0, _MAX_DI),
             description=self.get(table, "description", str, where),
@@ -241,11 +310,14 @@ class _Loader:
             long_name=self.get(table, "long_name", str, where, None),
             text_length=text_length,
             phase=float(self.get(table, "phase", (int, float), where, 0.0)),
-            status=self.block(table, "status", BasicStatus, where),
+            status=self.status(table, where),
             analog=self.block(table, "analog", AnalogAlarmBlock, where),
             digital=self.block(table, "digital", DigitalAlarmBlock, where),
             **self.common(table, where),
+            **self.values(table, kind, where),
         )
+        self.hold(device, where)
+        return device
 
     def setting(
         self, table: _Table, kind: Kind, where: str
@@ -285,6 +357,102 @@ class _Loader:
             raise self.fail(where, "an array needs 'length' (or a list 'value')")
         step = float(self.get(table, "step", (int, float), where, 0.0))
         return [float(value) + step * i for i in range(length)], 64
+
+    def status(self, table: _Table, where: str) -> BasicStatus | None:
+        """The ``status``, ``status_bits`` and ``control`` keys, as a BasicStatus (or None)."""
+        if "status" not in table:
+            for key in ("status_bits", "control"):
+                if key in table:
+                    raise self.fail(where, f"{key!r} needs 'status' (the bits it describes)")
+            return None
+        states = self.get(table, "status", dict, where)
+        bits = (
+            parse_status_bits(table["status_bits"], where, self.fail)
+            if "status_bits" in table
+            else STATUS_BITS
+        )
+        self.check_keys(states, {bit.attribute for bit in bits}, f"{where}.status")
+        values = {key: self.get(states, key, bool, f"{where}.status") for key in states}
+        if "control" in table:
+            values["commands"] = parse_control(table["control"], where, self.fail)
+        return BasicStatus(bits=bits, **values)
+
+    def values(self, table: _Table, kind: Kind, where: str) -> dict[str, Any]:
+        """The value keys (raw type, scaling, limits, update period, ramp), as SimDevice
+        keyword arguments; numeric devices only."""
+        given = sorted(set(_VALUE_KEYS.split()) & set(table))
+        if given and kind not in (Kind.SCALAR, Kind.ARRAY):
+            raise self.fail(where, f"{given} are for numeric devices, not kind = {kind.value!r}")
+        out: dict[str, Any] = {"scaling": self.scaling(table, where)}
+        for key, attribute in (("min", "minimum"), ("max", "maximum")):
+            if key in table:
+                out[attribute] = self.finite(table, key, where)
+        if out.get("minimum", -math.inf) > out.get("maximum", math.inf):
+            raise self.fail(where, f"'min' {out['minimum']} is above 'max' {out['maximum']}")
+        period = self.get(table, "update_period", (int, float), where, 0.0)
+        if not (period >= 0 and math.isfinite(period)):
+            raise self.fail(where, f"'update_period' must be 0 or more seconds, got {period}")
+        out["update_period"] = float(period)
+        if "ramp" in table:
+            out["ramp"] = parse_ramp(
+                self.get(table, "ramp", dict, where), f"{where}.ramp", self.fail
+            )
+        return out
+
+    def finite(self, table: _Table, key: str, where: str, default: Any = ...) -> float:
+        value = float(self.get(table, key, (int, float), where, default))
+        if not math.isfinite(value):
+            raise self.fail(where, f"{key!r} must be a finite number, got {value}")
+        return value
+
+    def scaling(self, table: _Table, where: str) -> Scaling:
+        """``raw``, ``primary`` and ``common``; a device with none of them keeps ``Scaling()``."""
+        if not {"raw", "primary", "common"} & set(table):
+            return Scaling()
+        text = self.get(table, "raw", str, where, RawType.FLOAT32.value)
+        try:
+            raw = RawType(text)
+        except ValueError:
+            raise self.fail(
+                where, f"raw {text!r} is not one of {[r.value for r in RawType]}"
+            ) from None
+        numbers: dict[str, float] = {}
+        for key, names in (
+            ("primary", ("offset", "scale", "divisor")),
+            ("common", ("c1", "c2", "c3")),
+        ):
+            sub = self.get(table, key, dict, where, {})
+            self.check_keys(sub, set(names), f"{where}.{key}")
+            for name in names:
+                if name in sub:
+                    numbers[name] = self.finite(sub, name, f"{where}.{key}")
+                    if name in ("scale", "divisor", "c1", "c2") and numbers[name] == 0:
+                        raise self.fail(f"{where}.{key}", f"{name!r} must not be 0")
+        return Scaling(raw=raw, exact=True, **numbers)
+
+    def hold(self, device: SimDevice, where: str) -> None:
+        """Quantise ``device``'s setting and analog limits to its raw type; check them and the
+        alarm blocks' raw fields, naming the key that does not fit."""
+        if device.numeric:
+            device.setting = self.held(device, device.setting_numbers, "value", where)
+            low = -math.inf if device.minimum is None else device.minimum
+            high = math.inf if device.maximum is None else device.maximum
+            if not all(low <= v <= high for v in device.setting_numbers):
+                raise self.fail(where, f"'value' is outside 'min'..'max' ({low}..{high})")
+        if device.analog is not None and device.numeric:
+            a = device.analog
+            a.minimum, a.maximum = self.held(device, [a.minimum, a.maximum], "analog", where)
+        for key, block in (("analog", device.analog), ("digital", device.digital)):
+            if block is not None:
+                self.within(block.tries_needed, "tries_needed", f"{where}.{key}", 0, 0xFF)
+                self.within(block.tries_now, "tries_now", f"{where}.{key}", 0, 0xFF)
+                self.within(block.ftd, "ftd", f"{where}.{key}", 0, 0xFFFF)
+
+    def held(self, device: SimDevice, values: list[float], key: str, where: str) -> list[float]:
+        try:
+            return [device.scaling.quantise(v) for v in values]
+        except ScalingError as e:
+            raise self.fail(where, f"{key!r}: {e}") from None
 
     def block(self, table: _Table, key: str, cls: type[_Block], where: str) -> _Block | None:
         """An optional status or alarm table, as a ``cls`` instance (None if absent)."""
@@ -337,7 +505,8 @@ class _Loader:
             if d.name in names:
                 raise self.fail(f"device {d.name}", "the name is used twice")
             if d.di in dis:
-                raise self.fail(f"device {d.name}", f"di {d.di} is used twice")
+                other = next(o.name for o in devices if o.di == d.di)
+                raise self.fail(f"device {d.name}", f"di {d.di} is used twice (also {other})")
             names.add(d.name)
             dis.add(d.di)
         spans = [(f.first_di, f.first_di + f.count, f) for f in families]

@@ -37,6 +37,12 @@ from acnet_proto.sim.writes import apply_setting
 
 __all__ = ["DeviceModel"]
 
+_BUILTIN = "acnet_proto/sim/devices.toml"
+
+
+def _builtin_text() -> str:
+    return resources.files("acnet_proto.sim").joinpath("devices.toml").read_text(encoding="utf-8")
+
 
 class DeviceModel:
     """The set of simulated devices, shared by every connection of one server.
@@ -67,26 +73,32 @@ class DeviceModel:
     # -- loading ------------------------------------------------------------
 
     @classmethod
-    def from_toml(cls, text: str, source: str = "<devices>") -> DeviceModel:
+    def from_toml(
+        cls, text: str, source: str = "<devices>", *, builtin: bool = False
+    ) -> DeviceModel:
         """Build a model from TOML ``text`` (the keys: :mod:`acnet_proto.sim.loader`).
 
+        The text stands alone unless it says ``builtin = true`` at the top, or
+        ``builtin`` is true and it does not say ``builtin = false``: then it
+        extends the packaged model, its devices replacing those of the same name.
         Raises :class:`~acnet_proto.sim.loader.DeviceModelError` naming
         ``source``, the entry and the key for anything missing, misspelt, of
         the wrong type or duplicated.
         """
-        return parse_model(cls, text, source)
+        return parse_model(cls, text, source, builtin=builtin, builtin_text=_builtin_text)
 
     @classmethod
     def load(cls, path: str | Path) -> DeviceModel:
-        """Read a model file (TOML)."""
+        """Read a model file (TOML), which EXTENDS the packaged model (what ``acnet-proto sim
+        --devices FILE`` serves): a device of the file replaces the built-in one of the same
+        name; ``builtin = false`` at the top of the file makes it stand alone."""
         path = Path(path)
-        return cls.from_toml(path.read_text(encoding="utf-8"), str(path))
+        return cls.from_toml(path.read_text(encoding="utf-8"), str(path), builtin=True)
 
     @classmethod
     def default(cls) -> DeviceModel:
         """A fresh copy of the packaged model (``acnet_proto/sim/devices.toml``)."""
-        resource = resources.files("acnet_proto.sim").joinpath("devices.toml")
-        return cls.from_toml(resource.read_text(encoding="utf-8"), "acnet_proto/sim/devices.toml")
+        return cls.from_toml(_builtin_text(), _BUILTIN)
 
     # -- devices ------------------------------------------------------------
 

@@ -8,22 +8,28 @@ ANALOG and DIGITAL need a field.
 
 from __future__ import annotations
 
-import struct
+import math
 from collections.abc import Sequence
 
 from acnet_proto import drf
-from acnet_proto.api.verify import CONTROL_READBACK
-from acnet_proto.pc import daqdata
+from acnet_proto.sim.alarm_blocks import (
+    AlarmBlockError,
+    block_bytes,
+    decode_analog,
+    decode_digital,
+)
 from acnet_proto.sim.binding import Entry
 from acnet_proto.sim.codes import (
     DIO_INVDATA,
     DIO_RANGE,
     DIO_READONLY,
+    DIO_SCALEFAIL,
     DPM_BAD_LENGTH,
     DPM_NO_SUCH_FIELD,
 )
-from acnet_proto.sim.devices import FLOAT_BYTES, AnalogAlarmBlock, BasicStatus, Kind
-from acnet_proto.types import BasicControl
+from acnet_proto.sim.control import STANDARD_COMMANDS, apply_command, command_at
+from acnet_proto.sim.devices import AnalogAlarmBlock, BasicStatus, Kind, SimDevice
+from acnet_proto.sim.scaling import ScalingError
 
 __all__ = ["CONTROL_COMMANDS", "apply_setting", "numbers_of"]
 
@@ -37,10 +43,11 @@ def apply_setting(entry: Entry, value: object) -> int:
     ``value`` is what an ``ApplySettings`` carries: ``bytes`` (a raw
     setting), a sequence of floats (scaled) or of strings (text); a bare
     number or ``str`` is taken as a sequence of one. SETTING changes the
-    setting (and so the reading); CONTROL takes a BasicControl command,
-    either its DAQData wire value (:class:`acnet_proto.pc.daqdata.
-    BasicControl`) or its ordinal 0..6 as Java's BasicControlDefs number
-    them (what DPM/TCP clients send); ANALOG and DIGITAL need a field.
+    setting (and so the reading); CONTROL takes the ordinal of a command
+    in the device's control table (what DPM/TCP and gRPC clients send) or a
+    DAQData ``BasicControl`` wire value, and answers ``DIO_SCALEFAIL`` for
+    one beyond the table (:mod:`acnet_proto.sim.control` says what each
+    command does); ANALOG and DIGITAL need a field.
     Authorization is not checked here: the caller compares
     ``entry.device.protection`` with the user's privileges first.
     """
@@ -100,7 +107,23 @@ def _set_setting(entry: Entry, value: object) -> int:
     lo, hi = entry.span
     if len(numbers) != hi - lo:
         return DPM_BAD_LENGTH
-    device.setting_numbers[lo:hi] = numbers
+    if entry.request.field is _F.PRIMARY:
+        numbers = [device.scaling.common_of_primary(v) for v in numbers]
+    return _store_scaled(device, lo, numbers)
+
+
+def _store_scaled(device: SimDevice, lo: int, numbers: list[float]) -> int:
+    """Scaled values into the setting from element ``lo``, each as the raw type holds it; all
+    or nothing: DIO_SCALEFAIL if one cannot be held, DIO_RANGE if one is outside the limits."""
+    try:
+        held = [device.scaling.quantise(v) for v in numbers]
+    except ScalingError:
+        return DIO_SCALEFAIL
+    low = -math.inf if device.minimum is None else device.minimum
+    high = math.inf if device.maximum is None else device.maximum
+    if not all(low <= v <= high for v in numbers):
+        return DIO_RANGE
+    device.setting_numbers[lo : lo + len(held)] = held
     return 0
 
 
@@ -113,50 +136,39 @@ def _set_raw(entry: Entry, data: bytes) -> int:
         return 0
     assert entry.span is not None  # bind gives numeric and raw data a span
     lo, hi = entry.span
-    atom = FLOAT_BYTES if device.numeric else 1
+    # bind made a ramp device's raw SETTING its table
+    if device.ramp is not None and entry.request.field is _F.RAW:
+        if len(data) != hi - lo:
+            return DPM_BAD_LENGTH
+        device.ramp.data[lo:hi] = data
+        return 0
+    atom = device.scaling.raw.size if device.numeric else 1
     if len(data) != (hi - lo) * atom:
         return DPM_BAD_LENGTH
     if device.numeric:
-        device.setting_numbers[lo:hi] = struct.unpack(f"<{hi - lo}f", data)
+        # raw data bypasses scaling, and so the limits of the scaled setting
+        try:
+            device.setting_numbers[lo:hi] = device.scaling.decode_all(data)
+        except ScalingError:
+            return DIO_SCALEFAIL
     else:
         raw = device.setting_bytes
         device.setting = raw[:lo] + data + raw[hi:]
     return 0
 
 
-#: The CONTROL commands served, by ordinal (what DPM/TCP clients send, and the device
-#: database lists): RESET, ON, OFF, POSITIVE, NEGATIVE, RAMP, DC.
-CONTROL_COMMANDS = tuple(daqdata.BasicControl)
-
-
-# A command sets the very status bit a verified control write reads back for, so the
-# simulator takes its effects from that table: (BasicStatus attribute, state).
-_CONTROL_EFFECT = {
-    command: (bit.lower(), state)
-    for command in CONTROL_COMMANDS
-    for bit, state in [CONTROL_READBACK[BasicControl[command.name]]]
-}
-
-
-def _control_command(value: object) -> daqdata.BasicControl | None:
-    numbers = numbers_of(value)
-    if numbers is None or len(numbers) != 1 or not numbers[0].is_integer():
-        return None
-    number = int(numbers[0])
-    if 0 <= number < len(CONTROL_COMMANDS):
-        return CONTROL_COMMANDS[number]
-    try:
-        return daqdata.BasicControl(number)
-    except ValueError:
-        return None
+#: The standard control table, by ordinal (a device's own is ``BasicStatus.commands``).
+CONTROL_COMMANDS = STANDARD_COMMANDS
 
 
 def _set_control(status: BasicStatus, value: object) -> int:
-    command = _control_command(value)
-    if command is None:
+    numbers = numbers_of(value)
+    if numbers is None or len(numbers) != 1 or not numbers[0].is_integer():
         return DIO_INVDATA
-    attr, state = _CONTROL_EFFECT[command]
-    setattr(status, attr, state)
+    command = command_at(status.commands, int(numbers[0]))
+    if command is None:
+        return DIO_SCALEFAIL
+    apply_command(status, command)
     return 0
 
 
@@ -164,7 +176,12 @@ _ALARM_WRITABLE = {
     _F.ALARM_ENABLE: ("enable", bool),
     _F.ABORT_INHIBIT: ("abort_inhibit", bool),
     _F.TRIES_NEEDED: ("tries_needed", int),
+    _F.ALARM_FTD: ("ftd", int),
 }
+
+
+# what the raw block's fields hold: (low, high)
+_ALARM_FIELD_RANGE = {"tries_needed": (0, 0xFF), "ftd": (0, 0xFFFF)}
 
 
 _ANALOG_WRITABLE = {**_ALARM_WRITABLE, _F.MIN: ("minimum", float), _F.MAX: ("maximum", float)}
@@ -174,11 +191,16 @@ _DIGITAL_WRITABLE = {**_ALARM_WRITABLE, _F.NOM: ("nominal", int), _F.MASK: ("mas
 
 
 def _set_alarm(entry: Entry, value: object) -> int:
+    if entry.span is not None:
+        return _set_alarm_bytes(entry, value)
     analog = entry.request.property is _P.ANALOG
     block = entry.device.analog if analog else entry.device.digital
     fld = entry.request.field
     if fld is None or fld is _F.ALL:
         return DPM_NO_SUCH_FIELD
+    writable = _ANALOG_WRITABLE if analog else _DIGITAL_WRITABLE
+    if fld not in writable and not (analog and fld in (_F.NOM, _F.TOL)):
+        return DIO_READONLY
     numbers = numbers_of(value)
     if numbers is None:
         return DIO_INVDATA
@@ -191,15 +213,49 @@ def _set_alarm(entry: Entry, value: object) -> int:
         nom = (block.minimum + block.maximum) / 2
         tol = (block.maximum - block.minimum) / 2
         nom, tol = (number, tol) if fld is _F.NOM else (nom, abs(number))
-        block.minimum, block.maximum = nom - tol, nom + tol
-        return 0
-    target = (_ANALOG_WRITABLE if analog else _DIGITAL_WRITABLE).get(fld)
-    if target is None:
-        return DIO_READONLY
-    attr, kind = target
+        return _set_limits(entry.device, block, nom - tol, nom + tol)
+    if analog and fld in (_F.MIN, _F.MAX):
+        assert isinstance(block, AnalogAlarmBlock)
+        low, high = (number, block.maximum) if fld is _F.MIN else (block.minimum, number)
+        return _set_limits(entry.device, block, low, high)
+    attr, kind = writable[fld]
     if kind is not float and not number.is_integer():
         return DIO_INVDATA
-    if kind is int and not -(2**31) <= number < 2**31:
-        return DIO_RANGE  # the replies carry these as int32
+    low, high = _ALARM_FIELD_RANGE.get(attr, (-(2**31), 2**31 - 1))  # replies carry int32
+    if kind is int and not low <= number <= high:
+        return DIO_RANGE
     setattr(block, attr, kind(number))
+    return 0
+
+
+def _set_limits(device: SimDevice, block: AnalogAlarmBlock, low: float, high: float) -> int:
+    """Analog limits, as the raw block holds them (DIO_SCALEFAIL if it cannot)."""
+    try:
+        block.minimum, block.maximum = device.scaling.quantise(low), device.scaling.quantise(high)
+    except ScalingError:
+        return DIO_SCALEFAIL
+    return 0
+
+
+def _set_alarm_bytes(entry: Entry, value: object) -> int:
+    """Bytes into the raw alarm block at the entry's span; the structured view follows."""
+    if not isinstance(value, bytes | bytearray):
+        return DIO_INVDATA
+    assert entry.span is not None
+    lo, hi = entry.span
+    if len(value) != hi - lo:
+        return DPM_BAD_LENGTH
+    device, analog = entry.device, entry.request.property is _P.ANALOG
+    old = block_bytes(device, analog, 0.0)
+    data = old[:lo] + bytes(value) + old[hi:]
+    target = device.analog if analog else device.digital
+    try:
+        new = decode_analog(data, device.scaling) if analog else decode_digital(data)
+    except AlarmBlockError:
+        return DIO_INVDATA
+    except ScalingError:
+        return DIO_SCALEFAIL
+    # in place: entries bound earlier hold this very block
+    for name in type(new).__dataclass_fields__:
+        setattr(target, name, getattr(new, name))
     return 0

@@ -27,7 +27,7 @@ def _say(step: str) -> None:
 
 
 def _show(reading: Reading) -> str:
-    if reading.is_error:
+    if not reading.ok:
         return f"{reading.drf:<22} {reading.message}"
     value = reading.value
     if isinstance(value, float):

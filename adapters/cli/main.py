@@ -1,4 +1,5 @@
-"""Command-line tools: ``acnet-proto`` (get, put, monitor, info, decode, sim, record, demo).
+"""Command-line tools: ``acnet-proto`` (get, put, monitor, info, decode, sim, record, replay,
+demo).
 
 ``acnet-proto get|put|monitor|info`` are the canonical names of the
 EPICS-style tools; ``acget``, ``acput``, ``acmonitor`` and ``acinfo`` are
@@ -82,6 +83,9 @@ def _parser() -> Parser:
     from acnet_proto.adapters.cli.serve import serve_options
 
     serve_options(commands)
+    from acnet_proto.adapters.cli.replay import replay_options
+
+    replay_options(commands)
     demo = commands.add_parser("demo", help="tour the library against an in-process simulator")
     demo.add_argument("--no-kerberos", action="store_true", help="skip the throwaway KDC")
     return parser
@@ -100,6 +104,10 @@ def _command(argv: Sequence[str] | None, prog: str) -> int:
         from acnet_proto.adapters.cli import serve
 
         return serve.sim(args) if args.command == "sim" else serve.record(args)
+    if args.command == "replay":
+        from acnet_proto.adapters.cli.replay import replay
+
+        return replay(args)
     from acnet_proto.adapters.cli.demo import run as run_demo
 
     return run_demo(kerberos=not args.no_kerberos)

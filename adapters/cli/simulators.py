@@ -3,8 +3,9 @@
 Nothing leaves the machine: each simulator listens on a free loopback port.
 Settings over DPM are authenticated by a throwaway MIT Kerberos KDC in a
 temporary directory (:func:`throwaway_kdc`); over gRPC by a token signed
-with a key made up for the run (:func:`simulated_grpc`). DMQ needs a
-RabbitMQ broker, which cannot be started in-process.
+with a key made up for the run (:func:`simulated_grpc`). DMQ runs on a
+private RabbitMQ broker started for the run (it needs rabbitmq-server
+installed), and authenticates every operation with the throwaway KDC.
 """
 
 from __future__ import annotations
@@ -75,11 +76,10 @@ def simulated(backend: str, settings: bool) -> Iterator[Simulated]:
             from acnet_proto.adapters.sim.acl import ACLSimServer
 
             yield Simulated(stack.enter_context(ACLSimServer()).base_url)
+        elif backend == "dmq":
+            yield _simulated_dmq(stack)
         else:
-            usage(
-                f"--sim cannot run {backend}: it needs a RabbitMQ broker; start "
-                "`acnet-proto sim --dmq-url amqp://HOST` and pass --host/--port instead"
-            )
+            usage(f"--sim cannot run {backend}: choose dpm, grpc, dmq or acl")
 
 
 def _simulated_dpm(stack: contextlib.ExitStack, settings: bool) -> Simulated:
@@ -89,16 +89,42 @@ def _simulated_dpm(stack: contextlib.ExitStack, settings: bool) -> Simulated:
     if not settings:
         sim = stack.enter_context(SimServer.in_thread())
         return Simulated(sim.host, sim.port)
-    try:
-        keytab = stack.enter_context(throwaway_kdc())
-    except (ServerUnavailable, RuntimeError) as exc:
-        usage(
-            f"--sim settings need a Kerberos KDC in-process, which cannot start ({exc}); "
-            "install krb5-kdc, or run `acnet-proto sim --keytab FILE` and pass --host/--port"
-        )
+    keytab = _keytab(stack, "--sim settings", "acnet-proto sim --keytab FILE")
     sim = stack.enter_context(SimServer.in_thread(keytab=keytab))
     credentials = {"auth": KerberosAuth(OPERATOR), "role": "testing"}
     return Simulated(sim.host, sim.port, credentials=credentials)
+
+
+def _keytab(stack: contextlib.ExitStack, what: str, instead: str) -> Path:
+    """The keytab of a throwaway KDC for the block; a usage error saying to run ``instead``
+    (and pass --host/--port) if it cannot start."""
+    try:
+        return stack.enter_context(throwaway_kdc())
+    except (ServerUnavailable, RuntimeError) as exc:
+        usage(
+            f"{what} need a Kerberos KDC in-process, which cannot start ({exc}); "
+            f"install krb5-kdc, or run `{instead}` and pass --host/--port"
+        )
+
+
+def _simulated_dmq(stack: contextlib.ExitStack) -> Simulated:
+    """A private broker, a throwaway KDC, and the simulated DMQ on them. The client reaches
+    the broker as ``localhost``, so it asks for ``daeset/bd/localhost``, which the keytab holds."""
+    from acnet_proto.adapters.kerberos import KerberosAuth
+    from acnet_proto.adapters.sim.dmq import DMQSimServer
+    from acnet_proto.adapters.sim.rabbitmq import start_rabbitmq
+
+    instead = "acnet-proto sim --dmq-url amqp://HOST"
+    try:
+        broker = stack.enter_context(start_rabbitmq())
+    except (ServerUnavailable, RuntimeError) as exc:
+        usage(
+            f"--sim runs DMQ on a private RabbitMQ broker, which cannot start ({exc}); install "
+            f"rabbitmq-server, or run `{instead}` and pass --host/--port"
+        )
+    keytab = _keytab(stack, "--sim DMQ reads and settings", instead)
+    stack.enter_context(DMQSimServer(broker.url, keytab=keytab))
+    return Simulated("localhost", broker.port, credentials={"auth": KerberosAuth(OPERATOR)})
 
 
 def _simulated_grpc(stack: contextlib.ExitStack, settings: bool) -> Simulated:

@@ -51,11 +51,12 @@ from acnet_proto.api.backend import setting_pairs
 from acnet_proto.api.config import check_timeout
 from acnet_proto.engine import HEARTBEAT_PERIOD
 from acnet_proto.errors import ProtocolError
+from acnet_proto.plans.history import history_of, logger_request
 from acnet_proto.plans.lists import ListPlan, ReadBatch, value_of
 from acnet_proto.plans.settings import WriteSequence, dpm_write_batch
 from acnet_proto.streams.driver import Ending, GiveUp, StreamDriver, Wait, heartbeat_driver
 from acnet_proto.streams.reconnect import Gap, Reconnect
-from acnet_proto.types import Reading, WriteResult
+from acnet_proto.types import History, Reading, WriteResult
 
 __all__ = ["SyncClient", "SyncSubscription"]
 
@@ -141,8 +142,22 @@ class SyncClient(AuthHolder, DefaultTimeout):
         return self.get_many([drf], timeout)[0]
 
     def read(self, drf: str, timeout: float | None = None) -> Any:
-        """Read one DRF's value; :class:`DeviceError` if the device answered an error."""
+        """Read one DRF's value; :class:`DeviceError` if the reading is not ``ok``: an
+        error, or no data (``DPM_PEND``, an unknown device)."""
         return value_of(self.get(drf, timeout))
+
+    def history(
+        self,
+        drf: str,
+        start: object,
+        end: object,
+        *,
+        node: str | None = None,
+        timeout: float | None = None,
+    ) -> History:
+        """What a data logger recorded of ``drf`` from ``start`` to ``end``; as
+        :meth:`~acnet_proto.api.backend.Backend.history`."""
+        return history_of(self.get(logger_request(drf, start, end, node).to_drf(), timeout))
 
     def write_many(
         self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None

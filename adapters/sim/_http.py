@@ -24,9 +24,10 @@ what one client may take with ``limits``
 
 A request within the limits goes to :attr:`Service.respond` as a
 :class:`Request`, in its connection's thread and with no deadline (the
-service bounds its own time); the :class:`Answer` is sent as UTF-8 text.
-This module decides nothing about paths or methods: every request that
-passes the limits reaches the service.
+service bounds its own time); the :class:`Answer` is sent as UTF-8 text,
+its headers only for a ``HEAD`` request (``Content-Length`` the body's, as
+HTTP asks). This module decides nothing about paths or methods: every
+request that passes the limits reaches the service.
 
 Refusals are logged once per burst to :attr:`Service.refusals`; everything
 else about a connection goes to :attr:`Service.log` at DEBUG, the peer's
@@ -509,7 +510,8 @@ class _Handler(BaseHTTPRequestHandler):
         if close:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # HEAD: the headers a GET would get, and no body
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         # args hold the peer's request line: bounded and escaped

@@ -12,32 +12,53 @@ r"""A simulated ACL CGI on a real HTTP server, answering from the shared device 
 stays ``%5B``, and names no device), and ``\;`` separates commands. The
 commands run in order and the first error stops the script: its error line
 is the last line of the answer. Other paths answer 404; a query without
-``acl=`` answers 400. Every query received is kept, as sent, in
-:attr:`ACLSimServer.queries`.
+``acl=`` answers 400. ``HEAD`` answers as ``GET`` would (status and headers,
+the script run), without the body, as any CGI server does: clients probe
+with it. Other methods answer 501. Every query received is kept, as sent,
+in :attr:`ACLSimServer.queries`. With ``ssl_context`` (:func:`tls_context`
+makes one from PEM files) it speaks HTTPS.
 
 The simulated ACL knows one command, ``read DEVICE`` (case-insensitive),
 with the command qualifier ``/pendwait`` and the device qualifiers ``/raw``
 and ``/event='e,NN'``; anything else stops the script with a
-``CLIB_SYNTAX`` error starting with ``!``. ``DEVICE`` is a DRF without an
-event, looked up in a :class:`~acnet_proto.sim.model.DeviceModel` (a fresh
+``CLIB_SYNTAX`` error starting with ``!``. ``DEVICE`` is a DRF, or ACL's
+``DEVICE.FIELD`` form (``Z:ACLTST.MAX``, ``Z:ACLTST.ON``:
+:func:`~acnet_proto.services.acl.parse_device`), looked up in a
+:class:`~acnet_proto.sim.model.DeviceModel` (a fresh
 :meth:`~acnet_proto.sim.model.DeviceModel.default` unless one is given;
-give the DPM simulator's to serve one machine over both). It prints:
+give the DPM simulator's to serve one machine over both). Each line names
+the device (its canonical ``X:NAME``) as the lab's ACL does:
 
-- numbers (scalars, array ranges, alarm fields, STATUS bits, INDEX):
-  ``NAME = VALUE`` exactly, then the units for READING and SETTING;
+- numbers (scalars, array ranges, INDEX): ``NAME = VALUE`` exactly, then
+  the units for READING and SETTING;
+- fields of the alarms and the basic status, in words
+  (:func:`~acnet_proto.services.acl.value_label`): ``Z:ACLTST alarm maximum
+  = 100 mm`` (the units for the analog limits), ``Z:ACLTST is on = True``;
 - text (text devices, DESCRIPTION, LONG_NAME, STATUS.TEXT): ``NAME = text``;
-- with ``/raw``: the raw data in hex, one big-endian number per float32
-  element of a numeric READING or SETTING, else one per byte; a raw
-  device without ``/raw``: ``DIO_NOSCALE``;
+- with ``/raw`` or the ``.RAW`` field: the raw data in hex, big-endian, a
+  number per structure field: per element of a numeric READING or SETTING
+  (of the element's raw size), the whole status word, the fields of a
+  20-byte alarm block (:data:`ALARM_BLOCK_WIDTHS`), else per byte; a raw
+  device read without either: ``DIO_NOSCALE``;
 - with ``/pendwait`` and ``/event='e,NN'``: waits for the next firing of
   clock event NN on the model's clock (:class:`~acnet_proto.sim.schedule.ClockEvents`)
-  first; ``/event`` alone reads at once, as the real ACL gives the last value;
-- an unknown device: ``Invalid device name (NAME) in read command -
-  DIO_NO_SUCH``; anything else the model refuses: ``Error reading NAME -
-  STATUS``, with ACL's DIO name for the model's DPM status (e.g.
-  ``DIO_NOATT`` for a missing property, ``DIO_OUT_OF_BOUNDS``);
-- whole basic status and alarm blocks, which have no one-line form here:
-  ``DIO_NOT_SUPPORTED`` (read their fields instead).
+  first; ``/event`` alone reads at once, as the real ACL gives the last value.
+
+Errors name the command and its line in the script, as the lab's do:
+
+- a device that does not exist: ``Invalid device name (Z:NOTFND) in read
+  device command at line 1 - DBM_NOREC``;
+- a status attribute the device lacks (a bit, or the whole basic status):
+  ``Error determining status text in read device command at line 1 -
+  Z:ACLTST DIO_NOATT``;
+- a device argument that is neither a DRF nor ACL's field form: ``Invalid
+  device specification (TEXT) in read device command at line 1: PROBLEM -
+  DIO_SYNTAX``;
+- anything else the model refuses: ``Error reading NAME in read device
+  command at line 1 - STATUS``, with ACL's DIO name for the model's DPM
+  status (e.g. ``DIO_NOATT`` for a missing property, ``DIO_OUT_OF_BOUNDS``);
+- whole basic status and alarm blocks, printed on several lines by the real
+  ACL: ``DIO_NOT_SUPPORTED`` (read their fields instead).
 
 Requests are served by a thread each (HTTP/1.1, kept alive), with one
 lock around the model. What one client may take is bounded by ``limits``
@@ -75,7 +96,6 @@ shown bounded and escaped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import ssl
@@ -85,6 +105,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from http import HTTPStatus
+from pathlib import Path
 
 from acnet_proto import drf
 from acnet_proto._text import shown
@@ -99,15 +120,32 @@ from acnet_proto.adapters.sim._http import (
     hung_up,
 )
 from acnet_proto.api.config import host_port
+from acnet_proto.errors import ConfigurationError
 from acnet_proto.limits import DEFAULT_LIMITS, ServerLimits
 from acnet_proto.pc import dpm
-from acnet_proto.services.acl import decode_query, format_error, format_raw, format_value
+from acnet_proto.services.acl import (
+    decode_query,
+    format_error,
+    format_raw,
+    format_value,
+    parse_device,
+    value_label,
+)
 from acnet_proto.sim import DeviceModel, RequestRejected
+from acnet_proto.sim.binding import Entry
 from acnet_proto.sim.schedule import ClockEvents
 from acnet_proto.status import Status
 
 # MAX_HEAD_BYTES and MAX_REQUEST_LINE are the HTTP server's, exported here with the limits
-__all__ = ["CGI_PATH", "MAX_HEAD_BYTES", "MAX_REQUEST_LINE", "ACLSimServer", "serve"]
+__all__ = [
+    "ALARM_BLOCK_WIDTHS",
+    "CGI_PATH",
+    "MAX_HEAD_BYTES",
+    "MAX_REQUEST_LINE",
+    "ACLSimServer",
+    "serve",
+    "tls_context",
+]
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +155,13 @@ CGI_PATH = "/cgi-bin/acl.pl"
 _NAME = "simulated ACL"
 #: How many received queries :attr:`ACLSimServer.queries` keeps.
 QUERY_LOG = 1000
+# what the lab's ACL says for a device that does not exist
+_NO_RECORD = "DBM_NOREC"
 
-# the DIO status ACL reports for what the model refuses with a DPM (or DBM) status
+# the status ACL reports for what the model refuses with a DPM (or DBM) status
 _ACL_STATUS = {
-    "DPM_NO_SUCH_DEVICE": "DIO_NO_SUCH",
+    "DPM_PEND": _NO_RECORD,  # how the lab's DPM answers a device that does not exist
+    "DPM_NO_SUCH_DEVICE": _NO_RECORD,
     "DBM_NOPROP": "DIO_NOATT",
     "DPM_NO_SUCH_FIELD": "DIO_INVATT",
     "DPM_OUT_OF_BOUNDS": "DIO_OUT_OF_BOUNDS",
@@ -130,7 +171,17 @@ _ACL_STATUS = {
     "DPM_BAD_REQUEST": "DIO_SYNTAX",
     "DPM_BAD_EVENT": "DIO_SYNTAX",
 }
-_WITH_UNITS = frozenset({drf.Property.READING, drf.Property.SETTING})
+# what ACL makes of the model's refusals of a property or field the device lacks
+_MISSING_FIELD = frozenset({"DIO_NOATT", "DIO_INVATT"})
+_P = drf.Property
+_F = drf.Field
+# the fields printed with the device's units
+_WITH_UNITS = frozenset(
+    [(p, f) for p in (_P.READING, _P.SETTING) for f in (None, _F.SCALED)]
+    + [(_P.ANALOG, f) for f in (_F.MIN, _F.MAX, _F.NOM, _F.TOL)]
+)
+#: The sizes of the fields of a 20-byte alarm block, as ``/raw`` prints them.
+ALARM_BLOCK_WIDTHS = (2, 4, 4, 1, 1, 1, 1, 2, 2, 2)
 # longest a waiting /pendwait goes without checking that its client is still there
 _WATCH = 1.0
 
@@ -329,8 +380,8 @@ class ACLSimServer:
 
     def _respond(self, request: Request) -> Answer | None:
         """The answer to an HTTP request (None: its client left while it waited)."""
-        if request.method != "GET":
-            text = f"acl.pl answers GET only, not {shown(request.method)}\n"
+        if request.method not in ("GET", "HEAD"):  # the HTTP server sends no body for HEAD
+            text = f"acl.pl answers GET and HEAD only, not {shown(request.method)}\n"
             return Answer(HTTPStatus.NOT_IMPLEMENTED, text, close=True)
         path, _, query = request.target.partition("?")
         commands = decode_query(query)
@@ -374,15 +425,15 @@ class ACLSimServer:
         if overlong is not None:
             return f"{overlong.line}\n"
         lines = []
-        for command in commands:
+        for line, command in enumerate(commands, 1):
             try:
-                lines.append(self._command(command, wait))
+                lines.append(self._command(command, line, wait))
             except _Stop as stop:
                 lines.append(stop.line)
                 break
         return "".join(f"{line}\n" for line in lines)
 
-    def _command(self, command: str, wait: _Wait) -> str:
+    def _command(self, command: str, line: int, wait: _Wait) -> str:
         verb, device, qualifiers = _parts(command)
         name, *command_qualifiers = verb.lower().split("/")
         if name != "read":
@@ -404,7 +455,7 @@ class ACLSimServer:
                 raise _syntax(f"Invalid qualifier /{qualifier} for the read command")
         if event is not None and command_qualifiers:
             wait.until(self.clock.next_after(event, time.monotonic()), device)
-        return self._read(device, raw)
+        return self._read(device, raw, line)
 
     def _clock_event(self, text: str) -> drf.ClockEvent:
         try:
@@ -415,38 +466,114 @@ class ACLSimServer:
             raise _syntax(f"Invalid event '{text}' (a clock event such as 'e,2' is expected)")
         return event
 
-    def _read(self, device: str, raw: bool) -> str:
-        text = device
+    def _read(self, device: str, raw: bool, line: int) -> str:
+        """The line ``read DEVICE`` (``/raw``) prints, as command ``line`` of its script."""
+        where = f"in read device command at line {line}"
+        try:
+            request = parse_device(device)
+        except drf.DRFError as e:
+            problem = f"Invalid device specification ({device}) {where}: {e.problem}"
+            raise _Stop(format_error(problem, "DIO_SYNTAX")) from None
         if raw:
-            # a device that does not parse is refused below, as it would be without /raw
-            with contextlib.suppress(drf.DRFError, ValueError):
-                text = replace(drf.parse(device), field=drf.Field.RAW).to_drf()
+            request = replace(request, field=_F.RAW)
         with self.lock:
             try:
-                entry = self.model.resolve(text)
+                entry = self.model.resolve(request.to_drf())
                 reply = entry.reply(0, time.time())
             except RequestRejected as e:
-                raise _Stop(_refusal(device, e.status)) from None
-        d = entry.device
-        if isinstance(reply, dpm.RawReply):
-            if not raw:
-                raise _Stop(format_error(f"Error reading {device}", "DIO_NOSCALE"))
-            numeric = d.numeric and entry.request.property in _WITH_UNITS
-            return format_raw(device, bytes(reply.data), 4 if numeric else 1)
-        units = d.units if entry.request.property in _WITH_UNITS else None
-        if isinstance(reply, dpm.ScalarReply | dpm.ScalarArrayReply):
-            return format_value(device, reply.data, units)
-        if isinstance(reply, dpm.TextReply):
-            return format_value(device, reply.data)
-        raise _Stop(format_error(f"Error reading {device}", "DIO_NOT_SUPPORTED"))
+                raise _Stop(_refusal(device, request, e.status, where)) from None
+        return _printed(entry, reply, where)
 
 
-def _refusal(device: str, status: int) -> str:
+def _printed(entry: Entry, reply: object, where: str) -> str:
+    """The line ACL prints for ``reply``, the model's answer to ``entry``."""
+    request, name = entry.request, entry.device.name
+    if isinstance(reply, dpm.RawReply):
+        if request.field is not _F.RAW:  # a raw device has no scaled value to print
+            raise _Stop(format_error(f"Error reading {name} {where}", "DIO_NOSCALE"))
+        return format_raw(name, bytes(reply.data), _raw_widths(entry, len(reply.data)))
+    label = value_label(request)
+    if isinstance(reply, dpm.ScalarReply) and request.property is _P.STATUS and label:
+        return format_value(name, str(bool(reply.data)), label=label)
+    if isinstance(reply, dpm.ScalarReply | dpm.ScalarArrayReply):
+        with_units = (request.property, request.field) in _WITH_UNITS
+        return format_value(name, reply.data, entry.device.units if with_units else None, label)
+    if isinstance(reply, dpm.TextReply):
+        return format_value(name, reply.data, label=label)
+    # whole basic status and alarm blocks: ACL prints them on several lines, not served here
+    raise _Stop(format_error(f"Error reading {name} {where}", "DIO_NOT_SUPPORTED"))
+
+
+def _raw_widths(entry: Entry, length: int) -> int | Sequence[int]:
+    """How ``/raw`` splits ``length`` bytes of ``entry``'s data into numbers: by its structure."""
+    prop = entry.request.property
+    if prop is _P.STATUS:
+        return length  # the status word
+    if prop in (_P.ANALOG, _P.DIGITAL) and length == sum(ALARM_BLOCK_WIDTHS):
+        return ALARM_BLOCK_WIDTHS
+    if entry.device.numeric and entry.span is not None and prop in (_P.READING, _P.SETTING):
+        elements = entry.span[1] - entry.span[0]
+        if elements > 0 and length % elements == 0:
+            return length // elements
+    return 1
+
+
+def _refusal(device: str, request: drf.DataRequest, status: int, where: str) -> str:
+    """The error line for a read of ``request`` (written ``device``) the model refused."""
     name = Status.from_int(status).name or "DIO_GENERIC_ERROR"
     name = _ACL_STATUS.get(name, name)
-    if name == "DIO_NO_SUCH":
-        return format_error(f"Invalid device name ({device}) in read command", name)
-    return format_error(f"Error reading {device}", name)
+    if name == _NO_RECORD:
+        return format_error(f"Invalid device name ({request.device}) {where}", name)
+    if request.property is _P.STATUS and value_label(request) and name in _MISSING_FIELD:
+        # the lab's ACL: a status attribute the device lacks, naming the device before it
+        return format_error(f"Error determining status text {where}", "DIO_NOATT", request.device)
+    return format_error(f"Error reading {device} {where}", name)
+
+
+class _Encrypted(Exception):
+    """The private key asked for a password."""
+
+
+def _no_password() -> str:
+    raise _Encrypted
+
+
+def tls_context(cert: str | Path, key: str | Path | None = None) -> ssl.SSLContext:
+    """A server context for :class:`ACLSimServer` from PEM files: the certificate (or
+    chain) ``cert`` and its private key ``key`` (None: ``cert`` holds the key too).
+
+    :class:`~acnet_proto.errors.ConfigurationError`, naming the file, for one
+    that cannot be read, a certificate file with no certificate, a key that
+    is not an unencrypted PEM private key, or a key that does not match.
+    """
+    for role, path in (("certificate", cert), ("private key", key)):
+        if path is not None:
+            try:
+                with open(path, "rb") as file:
+                    file.read(1)
+            except OSError as e:
+                problem = f"the {role} {path} cannot be read: {e.strerror or e}"
+                raise ConfigurationError(problem) from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key, password=_no_password)
+    except _Encrypted:
+        raise ConfigurationError(
+            f"the private key {key or cert} is encrypted; give it without a password"
+        ) from None
+    except ssl.SSLError as e:
+        raise ConfigurationError(_tls_problem(cert, key, e)) from None
+    return context
+
+
+def _tls_problem(cert: str | Path, key: str | Path | None, error: ssl.SSLError) -> str:
+    if error.reason == "KEY_VALUES_MISMATCH":
+        return f"the private key {key or cert} is not the key of the certificate {cert}"
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=cert)
+    except ssl.SSLError:
+        return f"the certificate {cert} holds no PEM certificate"
+    return f"the private key {key or cert} holds no PEM private key"
 
 
 async def serve(
@@ -456,6 +583,7 @@ async def serve(
     *,
     ready: Callable[[ACLSimServer], None] | None = None,
     limits: ServerLimits = DEFAULT_LIMITS,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Serve the simulated ACL CGI until cancelled (``acnet-proto sim --acl-port PORT``).
 
@@ -464,9 +592,10 @@ async def serve(
     runs in its own threads). ``ready`` is called with the server once it
     listens (e.g. to print :attr:`ACLSimServer.base_url`). Give the DPM
     simulator's ``model`` to serve one simulated machine over both;
-    ``limits`` bound what its clients may take.
+    ``limits`` bound what its clients may take; with ``ssl_context``
+    (:func:`tls_context`) it speaks HTTPS.
     """
-    server = ACLSimServer(model, host, port, limits=limits).start()
+    server = ACLSimServer(model, host, port, ssl_context=ssl_context, limits=limits).start()
     try:
         if ready is not None:
             ready(server)

@@ -29,8 +29,14 @@ the events of the clients' loops (and their errors once those close).
 the call (``@q`` only when the value changed); ``@e`` when the simulated
 clock event fires (:class:`~acnet_proto.sim.schedule.ClockEvents`); ``@N``
 never. A DRF the model refuses gets a status reply with the model's status
-(e.g. ``DPM_NO_SUCH_DEVICE``). The stream ends once nothing is left to
-send, so a request of ``@I`` DRFs only is answered and completed.
+(e.g. ``DPM_PEND``, a warning with no data, for a device the model does not
+have, as the lab's DPM answers it). A DRF with a ``<-LOGGER`` or ``<-FTP`` source
+is served as :mod:`acnet_proto.sim.history` says: a status reply if it is
+refused, else ``ReadingReply`` chunks of at most 487 ``Reading`` each (one
+scalar per sample, stamped with its time), a logger's ending with an empty
+``ReadingReply(index, readings=Readings())``. The stream ends once nothing
+is left to send, so a request of ``@I`` and logger DRFs only is answered
+and completed.
 
 ``Set`` needs ``authorization: Bearer <JWT>`` in the call metadata: an HS256
 token signed with ``jwt_key`` that has not expired, naming its principal in
@@ -64,8 +70,14 @@ from acnet_proto.errors import RemoteProtocolError
 from acnet_proto.limits import DEFAULT_LIMITS, ServerLimits
 from acnet_proto.plans.lists import error_reading, reading_from_reply
 from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
-from acnet_proto.services.daq import reading_reply, setting_reply, value_from_proto
+from acnet_proto.services.daq import (
+    reading_reply,
+    setting_reply,
+    status_message,
+    value_from_proto,
+)
 from acnet_proto.sim import DeviceModel, Entry, RequestRejected, SettingsPolicy
+from acnet_proto.sim.history import Chunk, Feed, start_feed
 from acnet_proto.sim.schedule import ClockEvents, Group, fire_due, next_due, schedule
 from acnet_proto.status import Status
 
@@ -76,6 +88,7 @@ log = logging.getLogger(__name__)
 #: The DAQ service's usual port.
 DEFAULT_PORT = 50051
 DIO_INVDATA = Status.from_name("DIO_INVDATA")
+_OK = status_message(0, 0)
 
 
 def _authorize(
@@ -118,20 +131,29 @@ class _DAQService(DAQ_pb2_grpc.DAQServicer):
         drfs = list(request.drf)
         with server.lock:
             wall, now = time.time(), time.monotonic()
-            first, groups = self._start(drfs, now, wall)
-        if not groups:  # answered at once: no stream, so no stream slot
+            first, groups, feeds = self._start(drfs, now, wall)
+        if not groups and not feeds:  # answered at once: no stream, so no stream slot
             yield from first
             return
         with server.stream_slot(context):
             yield from first
-            yield from self._repeat(drfs, groups, over)
+            yield from self._repeat(drfs, groups, feeds, over)
 
     def _repeat(
-        self, drfs: list[str], groups: list[Group], over: threading.Event
+        self,
+        drfs: list[str],
+        groups: list[Group],
+        feeds: dict[int, Feed],
+        over: threading.Event,
     ) -> Iterator[DAQ_pb2.ReadingReply]:
-        """The replies of the repeating ``groups``, each when due, until ``over`` is set."""
+        """The replies of the repeating ``groups`` and of ``feeds``, each when due, until
+        ``over`` is set or nothing is left to send."""
         server = self.server
-        while not over.wait(max(0.0, (next_due(groups) or 0.0) - time.monotonic())):
+        while groups or feeds:
+            dues = [next_due(groups), *(feed.due for feed in feeds.values())]
+            due = min(d for d in dues if d is not None)
+            if over.wait(max(0.0, due - time.monotonic())):
+                return
             with server.lock:
                 now, wall = time.monotonic(), time.time()
                 # the model's DPM replies, whose ref_id is the DRF's index
@@ -139,25 +161,31 @@ class _DAQService(DAQ_pb2_grpc.DAQServicer):
                 replies = [
                     reading_reply(r.ref_id, reading_from_reply(r, drfs[r.ref_id])) for r in fired
                 ]
+                replies.extend(_fire_feeds(feeds, now, wall))
             yield from replies
 
     def _start(
         self, drfs: list[str], now: float, wall: float
-    ) -> tuple[list[DAQ_pb2.ReadingReply], list[Group]]:
-        """The replies due at once (refusals and ``@I`` readings, in DRF order), and the
-        groups that repeat."""
+    ) -> tuple[list[DAQ_pb2.ReadingReply], list[Group], dict[int, Feed]]:
+        """The replies due at once (refusals and ``@I`` readings, in DRF order), the
+        groups that repeat, and the feeds of DRFs with a ``<-`` source."""
         first: dict[int, DAQ_pb2.ReadingReply] = {}
         accepted: list[tuple[int, Entry]] = []
+        feeds: dict[int, Feed] = {}
         for index, text in enumerate(drfs):
             try:
-                accepted.append((index, self.server.model.resolve(text)))
+                entry = self.server.model.resolve(text)
+                if entry.request.source is None:
+                    accepted.append((index, entry))
+                else:
+                    feeds[index] = start_feed(entry, now, wall)
             except RequestRejected as e:
                 first[index] = reading_reply(index, error_reading(text, e.status))
         immediate, groups = schedule(accepted, now, self.server.clock)
         for index, entry in immediate:
             reading = reading_from_reply(entry.reply(index, wall), drfs[index])
             first[index] = reading_reply(index, reading)
-        return [first[index] for index in sorted(first)], groups
+        return [first[index] for index in sorted(first)], groups, feeds
 
     def Set(
         self, request: DAQ_pb2.SettingList, context: grpc.ServicerContext
@@ -188,6 +216,30 @@ class _DAQService(DAQ_pb2_grpc.DAQServicer):
         except RemoteProtocolError:  # no value at all
             return DIO_INVDATA
         return server.model.apply_setting(entry, value)
+
+
+def _fire_feeds(feeds: dict[int, Feed], now: float, wall: float) -> list[DAQ_pb2.ReadingReply]:
+    """The replies of every feed due by ``now``; the feeds that ended are dropped."""
+    replies: list[DAQ_pb2.ReadingReply] = []
+    for index, feed in list(feeds.items()):
+        if feed.due is not None and feed.due <= now:
+            replies.extend(_chunk_reply(index, c) for c in feed.take(now, wall))
+        if feed.due is None:
+            del feeds[index]
+    return replies
+
+
+def _chunk_reply(index: int, chunk: Chunk) -> DAQ_pb2.ReadingReply:
+    """One ``ReadingReply`` of ``chunk``: a scalar ``Reading`` per sample; empty: the end."""
+    reply = DAQ_pb2.ReadingReply(index=index)
+    reply.readings.SetInParent()  # set even when empty: that is the end of data
+    for us, value in zip(chunk.micros, chunk.values, strict=True):
+        reading = reply.readings.reading.add()
+        seconds, micros = divmod(us, 1_000_000)
+        reading.timestamp.seconds, reading.timestamp.nanos = seconds, micros * 1000
+        reading.data.scalar = value
+        reading.status.CopyFrom(_OK)
+    return reply
 
 
 class DAQSimServer(GRPCServer):

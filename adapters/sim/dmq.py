@@ -1,6 +1,6 @@
 """A simulated DMQ server: a consumer on a RabbitMQ broker answering from the device model.
 
-For tests, demos and the CLI (``acnet-proto sim --dmq-url ...`` calls :func:`serve`)::
+For tests, demos and the CLI (``acnet-proto sim --dmq`` or ``--dmq-url URL`` calls :func:`serve`)::
 
     with DMQSimServer(host="127.0.0.1", port=5672, keytab="/etc/krb5.keytab") as sim:
         with DMQBackend("localhost", 5672, auth=KerberosAuth()) as backend:
@@ -16,8 +16,16 @@ their own so that a client's exchange vanishing (the broker closes that
 channel) never stops the consumers.
 
 Kerberos: each INIT's ``gss-token`` is accepted with
-:class:`~acnet_proto.adapters.kerberos.KerberosAcceptor` for ``service``
-from ``keytab`` (None: the default keytab, ``KRB5_KTNAME``).
+:class:`~acnet_proto.adapters.kerberos.KerberosAcceptor` from ``keytab``
+(None: the default keytab, ``KRB5_KTNAME``): a ticket for any principal
+the keytab holds, as the lab's DMQ accepts (pacsys asks for
+``daeset/bd/dmq.fnal.gov@FNAL.GOV``, our client for
+``daeset/bd/<host>@FNAL.GOV``), or only for ``service`` if one is given.
+
+Each refusal (a bad signature, a token refused, a routing key that is not
+the job's, a DRF the model refuses...) is logged as a warning: the first of
+each kind in a burst with its reason, then the count of the burst, as the
+other simulators do (:class:`~acnet_proto.adapters._refusals.RefusalLog`).
 """
 
 from __future__ import annotations
@@ -37,17 +45,18 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
+from acnet_proto.adapters._refusals import RefusalLog
 from acnet_proto.adapters.kerberos import KerberosAcceptor
-from acnet_proto.services.dmq import INIT_EXCHANGE, INIT_KEY, Publish, service_principal
+from acnet_proto.limits import DEFAULT_LIMITS
+from acnet_proto.services.dmq import INIT_EXCHANGE, INIT_KEY, Publish
 from acnet_proto.sim import DeviceModel, SettingsPolicy
-from acnet_proto.sim.dmq import Action, Bind, Delivery, DMQService, Unbind
+from acnet_proto.sim.dmq import Action, Bind, Delivery, DMQService, Refused, Unbind
 from acnet_proto.sim.schedule import ClockEvents
 
 __all__ = ["DMQSimServer", "serve"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SERVICE = service_principal("localhost")
 _STARTUP_TIMEOUT = 15.0
 # Longest the loop sleeps: bounds how late a stop request or a due tick is seen.
 _MAX_WAIT = 0.1
@@ -59,9 +68,13 @@ class DMQSimServer:
 
     ``model`` defaults to a fresh :meth:`DeviceModel.default`; ``policy`` to
     :meth:`SettingsPolicy.default` (role ``testing`` may set ``Z:*``).
+    ``keytab`` (None: ``KRB5_KTNAME``) holds the service principals whose
+    tickets are accepted: all of them, or only ``service`` if given.
     ``idle_timeout``, ``heartbeat_period`` (the ``Q`` period) and
     ``init_delay`` (time between a job's PENDING and its first data) are in
-    seconds. Use as a context manager, or :meth:`start` / :meth:`stop`.
+    seconds; ``quiet_period`` is how long refusals of a kind must stop before
+    their count is logged. Use as a context manager, or :meth:`start` /
+    :meth:`stop`.
     """
 
     def __init__(
@@ -74,11 +87,12 @@ class DMQSimServer:
         password: str = "guest",
         model: DeviceModel | None = None,
         keytab: str | Path | None = None,
-        service: str = DEFAULT_SERVICE,
+        service: str | None = None,
         policy: SettingsPolicy | None = None,
         idle_timeout: float = 30.0,
         heartbeat_period: float = 5.0,
         init_delay: float = 0.0,
+        quiet_period: float = DEFAULT_LIMITS.quiet_period,
     ) -> None:
         if amqp_url is not None:
             self._parameters = pika.URLParameters(amqp_url)
@@ -86,10 +100,15 @@ class DMQSimServer:
             credentials = pika.PlainCredentials(username, password)
             self._parameters = pika.ConnectionParameters(host, port, credentials=credentials)
         self.model = model if model is not None else DeviceModel.default()
+        #: the one principal accepted, or None: any principal in the keytab
         self.service_name = service
+        self._refusal_log = RefusalLog("simulated DMQ", log, quiet_period)
 
         def make_acceptor() -> KerberosAcceptor:
             return KerberosAcceptor(service, keytab)
+
+        def refused(refusal: Refused) -> None:
+            self._refusal_log.refused(refusal.label, refusal.peer, refusal.why)
 
         self._service = DMQService(
             self.model,
@@ -99,6 +118,7 @@ class DMQSimServer:
             idle_timeout=idle_timeout,
             heartbeat_period=heartbeat_period,
             init_delay=init_delay,
+            refused=refused,
         )
         self._lock = threading.Lock()  # the service, between the loop and inspecting callers
         self._stopping = threading.Event()
@@ -184,6 +204,7 @@ class DMQSimServer:
         finally:
             with contextlib.suppress(Exception):
                 connection.close()
+            self._refusal_log.flush()
 
 
 class _Loop:
@@ -241,6 +262,7 @@ class _Loop:
             with server._lock:
                 actions = service.tick(time.monotonic(), time.time())
             self._carry_out(actions)
+            server._refusal_log.sweep()
 
     def _carry_out(self, actions: list[Action]) -> None:
         for action in actions:
@@ -289,7 +311,7 @@ async def serve(
     model: DeviceModel | None = None,
     *,
     keytab: str | Path | None = None,
-    service: str = DEFAULT_SERVICE,
+    service: str | None = None,
     policy: SettingsPolicy | None = None,
     ready: Callable[[DMQSimServer], None] | None = None,
 ) -> None:

@@ -1,8 +1,10 @@
 """A throw-away MIT Kerberos KDC for realm FNAL.GOV on a loopback port.
 
 The demo and the tests start one in a temporary directory: users
-``operator`` and ``outsider`` with random passwords, the DPM service
-``daeset/bd`` (and ``daeset/bd/localhost`` for DMQ) in a keytab.
+``operator`` and ``outsider`` with random passwords, and in one keytab the
+DPM service ``daeset/bd`` and the DMQ service by both of its names:
+``daeset/bd/localhost`` (ours) and ``daeset/bd/dmq.fnal.gov`` (what pacsys
+asks for). :meth:`KDC.keytab_with` writes a keytab holding only some of them.
 """
 
 import itertools
@@ -23,8 +25,9 @@ from acnet_proto.adapters.sim._processes import (
 
 REALM = "FNAL.GOV"
 USERS = ("operator", "outsider")
-# daeset/bd is what DPM uses for settings; daeset/bd/localhost is the DMQ host-based form.
-SERVICES = ("daeset/bd", "daeset/bd/localhost")
+# daeset/bd is what DPM uses for settings; daeset/bd/localhost is the DMQ host-based form,
+# daeset/bd/dmq.fnal.gov the lab's DMQ, which pacsys asks for whatever host it reaches.
+SERVICES = ("daeset/bd", "daeset/bd/localhost", "daeset/bd/dmq.fnal.gov")
 # Everything shares one clock, so a tight skew is safe, and it lets a ticket count as
 # expired seconds (not the default 5 minutes) after its end time, on client and KDC.
 CLOCKSKEW = 2
@@ -122,6 +125,15 @@ class KDC:
         # kadmin.local exits 0 even when the query fails; errors only show on stderr.
         if res.returncode != 0 or "error" in res.stderr.lower():
             raise RuntimeError(f"kadmin.local -q {query!r} failed: {res.stderr}")
+
+    def keytab_with(self, *services: str) -> Path:
+        """A fresh keytab holding only ``services`` (names from :data:`SERVICES`), with the
+        keys the KDC has now: tickets for them verify, tickets for the rest do not."""
+        path = self.dir / f"keytab-{next(self._counter)}"
+        names = " ".join(self.principal(s) for s in services)
+        # -norandkey keeps the keys: a new one would spoil every keytab already written
+        self.kadmin(f"ktadd -norandkey -k {path} {names}")
+        return path
 
     def new_ccache(self, tag: str = "cc") -> Path:
         return self.dir / f"ccache-{tag}-{next(self._counter)}"

@@ -1,5 +1,5 @@
-r"""ACL over HTTP: the pure query/output/batch logic, the backend against the simulated CGI on a
-real HTTP server, and pacsys's ACL backend reading through that simulator.
+r"""ACL over HTTP: the pure query/output/batch logic, and the backend against the simulated CGI
+on a real HTTP server (pacsys's ACL backend against it: tests/interop/test_acl.py).
 
 The simulator (acnet_proto.adapters.sim.acl) decodes queries as the real CGI does: only
 ``+``/``%20``/``%27``, commands split at ``\;``, the parameter ending at ``&`` or a bare ``;``.
@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from ipaddress import IPv4Address
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,7 +30,7 @@ from hypothesis import strategies as st
 import acnet_proto
 from acnet_proto import drf
 from acnet_proto.adapters.acl import ACLBackend, acl
-from acnet_proto.adapters.sim.acl import CGI_PATH, ACLSimServer, serve
+from acnet_proto.adapters.sim.acl import CGI_PATH, ACLSimServer, serve, tls_context
 from acnet_proto.errors import (
     ACLError,
     ConfigurationError,
@@ -52,17 +51,22 @@ from acnet_proto.services.acl import (
     format_error,
     format_raw,
     format_value,
+    parse_device,
     parse_line,
     read_command,
     script_error,
     script_query,
     status_of,
+    value_label,
     value_of_line,
 )
 from acnet_proto.sim import DeviceModel
 from acnet_proto.types import ValueType
+from tests.adapters.sim.test_acl_https import write_certificate
 
 NOTFND = "Invalid device name (Z:NOTFND) in read command - DIO_NO_SUCH"
+# what the lab's ACL (and the simulated one) prints for a device that does not exist
+MISSING = "Invalid device name (Z:NOTFND) in read device command at line 1 - DBM_NOREC"
 
 
 def status_name(reading: Any) -> str | None:
@@ -91,6 +95,11 @@ def test_read_commands_go_raw_with_only_spaces_quotes_and_separators_escaped() -
         r"acl=read+M:OUTTMP\;read+Z:ACLTS1[0:3]\;read+Z:ACLTST.SETTING\;read+Z:ACLTST.STATUS"
         r"\;read+Z:ACLTST.LONG_NAME\;read/pendwait+M:OUTTMP/raw/event=%27e,2%27"
     )
+
+
+def test_logged_data_is_refused() -> None:
+    with pytest.raises(UnsupportedRead, match=r"cannot serve logged data.*DPM or gRPC"):
+        read_command(drf.parse("M:OUTTMP<-LOGGER:1736942400000:1736946000000"))
 
 
 @pytest.mark.parametrize("event", ["p,1000", "q,500", "N", "s,Z:ACLTST,1,0,="])
@@ -158,6 +167,16 @@ def test_the_cgi_reads_back_the_commands_the_client_encodes(commands: list[str])
         ("Z:STRTST = the quick brown fox", ValueLine("Z:STRTST", "the quick brown fox")),
         ("M:X = MODE - MAIN_INJ", ValueLine("M:X", "MODE - MAIN_INJ")),  # a value, not an error
         ("Z:EMPTY =", ValueLine("Z:EMPTY", "")),
+        # a field, named in lower-case words (the lab's own lines)
+        ("Z:ACLTST alarm maximum = 50 blip", ValueLine("Z:ACLTST", "50 blip", "alarm maximum")),
+        ("Z:ACLTST is on = False", ValueLine("Z:ACLTST", "False", "is on")),
+        (MISSING, "DBM_NOREC"),
+        (
+            "Error determining status text in read device command at line 1 - Z:ACLTST DIO_NOATT",
+            "DIO_NOATT",
+        ),
+        # an "=" in an error message does not make it a value
+        ("Invalid device specification (Z:A=1) in read command - DIO_SYNTAX", "DIO_SYNTAX"),
         # an error line, given as the status name it ends with
         (NOTFND, "DIO_NO_SUCH"),
         ("Error reading Z:X - Z:X DIO_NOATT", "DIO_NOATT"),
@@ -195,6 +214,10 @@ def test_error_names_become_acnet_statuses() -> None:
         ("Z:STRTST", "", "", ValueType.TEXT),
         ("M:OUTTMP.DESCRIPTION", "42", "42", ValueType.TEXT),
         ("Z:ACLTST.STATUS.TEXT", "1 2", "1 2", ValueType.TEXT),
+        ("Z:ACLTST.STATUS.TEXT", "False", "False", ValueType.TEXT),
+        ("Z:ACLTST.STATUS.ON", "False", 0.0, ValueType.SCALAR),  # as DPM gives it
+        ("Z|ACLTST.RAMP", "True", 1.0, ValueType.SCALAR),
+        ("Z:ACLTST.ANALOG.MAX", "50 blip", 50.0, ValueType.SCALAR),
         ("M:OUTTMP.RAW", "42266666", bytes.fromhex("66662642"), ValueType.RAW),
         ("Z:RAWTST.RAW", "00 11 0x22 units", bytes.fromhex("001122"), ValueType.RAW),
         ("Z:RAWTST.RAW", "ABC", bytes.fromhex("BC0A"), ValueType.RAW),  # odd digits: zero-padded
@@ -207,6 +230,46 @@ def test_values(request_drf: str, text: str, value: Any, value_type: ValueType) 
         np.testing.assert_array_equal(got, value)
     else:
         assert got == value
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("Z:ACLTST.MAX", "Z:ACLTST.ANALOG.MAX"),
+        ("z:acltst.min", "Z:ACLTST.ANALOG.MIN"),
+        ("Z:ACLTST.TOL", "Z:ACLTST.ANALOG.TOL"),
+        ("Z:ACLTST.ON", "Z:ACLTST.STATUS.ON"),
+        ("Z:ACLTST.RAMP", "Z:ACLTST.STATUS.RAMP"),
+        ("Z@ACLTST.MAX", "Z:ACLTST.ANALOG.MAX"),  # a DRF, as it is
+        ("M:OUTTMP.RAW", "M:OUTTMP.READING.RAW"),
+        ("N:H801.ANALOG.MIN", "N:H801.ANALOG.MIN"),
+    ],
+)
+def test_acl_reads_a_drf_or_its_own_device_field_form(written: str, read: str) -> None:
+    assert parse_device(written).to_drf() == read
+
+
+@pytest.mark.parametrize(
+    "written", ["Z:ACLTST.FOO", "Z_ACLTST.MAX", "Z:ACLTST.SETTING.MAX", "Z:ACLTS1[0].ON", ".MAX"]
+)
+def test_other_device_forms_are_the_drfs_error(written: str) -> None:
+    with pytest.raises(drf.DRFError):
+        parse_device(written)
+
+
+def test_labelled_lines_read_back() -> None:
+    request = drf.parse("Z:ACLTST.ANALOG.MAX")
+    label = value_label(request)
+    line = parse_line(format_value("Z:ACLTST", 50.0, "blip", label))
+    assert line == ValueLine("Z:ACLTST", "50 blip", "alarm maximum")
+    assert value_of_line(request, line.text) == (50.0, ValueType.SCALAR)
+    assert value_label(drf.parse("Z:ACLTST.STATUS.RAMP")) == "is ramping"
+    assert value_label(drf.parse("Z:ACLTST")) == value_label(drf.parse("Z:ACLTST.RAW")) == ""
+
+
+def test_raw_data_of_a_structure_is_printed_field_by_field() -> None:
+    data = bytes(range(1, 12))
+    assert format_raw("Z:X", data, (2, 4)) == "Z:X            = 0201 06050403 07 08 09 0A 0B"
 
 
 def test_raw_output_without_hex_is_an_error() -> None:
@@ -458,21 +521,23 @@ def test_an_unknown_device_in_a_batch_fails_alone(
         readings = backend.get_many(drfs)
     assert [r.drf for r in readings] == drfs
     bad = readings[position]
-    assert (bad.facility_code, status_name(bad), bad.message) == (14, "DIO_NO_SUCH", NOTFND)
+    # DBM_NOREC is not in the status table: untranslatable, the line kept as the message
+    assert (bad.facility_code, status_name(bad), bad.message) == (1, "ACNET_NXE", MISSING)
     assert all(r.ok for i, r in enumerate(readings) if i != position)
     # the batch, the bad device alone, then the devices after it (if any) as one batch
     assert queries[1] == "acl=read+Z:NOTFND"
     assert len(queries) == (3 if position < len(drfs) - 1 else 2)
     with pytest.raises(DeviceError, match="Z:NOTFND") as raised:
         backend.read("Z:NOTFND")
-    assert (raised.value.facility_code, raised.value.error_code) == (14, -17)
+    assert (raised.value.facility_code, raised.value.error_code) == (1, -44)
+    assert raised.value.message == MISSING
 
 
 def test_read_many_raises_with_every_reading(backend: ACLBackend) -> None:
     with pytest.raises(ReadError, match="Z:NOTFND") as raised:
         backend.read_many(["M:OUTTMP", "Z:NOTFND"])
     good, bad = raised.value.readings
-    assert good.ok and status_name(bad) == "DIO_NO_SUCH"
+    assert good.ok and bad.message == MISSING
     assert backend.read_many(["G:AMANDA", "Z:STRTST"]) == [1.0, "the quick brown fox"]
 
 
@@ -502,7 +567,7 @@ def test_two_thousand_devices_are_split_into_urls_under_8_kb(
     assert [r.drf for r in readings] == drfs
     for i, reading in enumerate(readings):
         if i == 1500:
-            assert status_name(reading) == "DIO_NO_SUCH"
+            assert reading.message == MISSING
         else:  # value 0.001 * i plus a wave of amplitude 1
             assert reading.ok and abs(reading.value - 0.001 * i) <= 1.0 + 1e-9, reading
 
@@ -521,7 +586,9 @@ def test_execute_runs_raw_acl(sim: ACLSimServer, backend: ACLBackend) -> None:
 
 
 def test_execute_raises_acl_error_when_acl_stops(sim: ACLSimServer, backend: ACLBackend) -> None:
-    with pytest.raises(ACLError, match="DIO_NO_SUCH"):
+    with pytest.raises(
+        ACLError, match=r"\(Z:NOTFND\) in read device command at line 2 - DBM_NOREC"
+    ):
         backend.execute("read M:OUTTMP; read Z:NOTFND")
     with pytest.raises(ACLError, match="CLIB_SYNTAX"):
         backend.execute("show M:OUTTMP")
@@ -559,7 +626,10 @@ def test_the_cgi_sees_percent_encoded_drf_characters_as_they_are(sim: ACLSimServ
     # what a client that percent-encodes gets (requests' default): ACL reads the escapes
     response = requests.get(f"{sim.base_url}?acl=read+Z:ACLTS1[0:3]\\;read+M:OUTTMP", timeout=5)
     assert sim.queries[-1] == "acl=read+Z:ACLTS1%5B0:3%5D%5C;read+M:OUTTMP"
-    assert response.text == "Error reading Z:ACLTS1%5B0:3%5D%5C - DIO_SYNTAX\n"
+    assert response.text.startswith(
+        "Invalid device specification (Z:ACLTS1%5B0:3%5D%5C) in read device command at line 1: "
+    )
+    assert response.text.endswith(" - DIO_SYNTAX\n")
 
 
 def test_the_cgi_answers_other_paths_and_queries_with_http_errors(sim: ACLSimServer) -> None:
@@ -758,39 +828,8 @@ def test_serve_runs_until_cancelled() -> None:
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
     """A server context with a fresh self-signed certificate for 127.0.0.1, and its path."""
-    loopback = IPv4Address("127.0.0.1")
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "acl-sim")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(loopback)]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_path, key_path)
-    return context, str(cert_path)
+    cert, key = write_certificate(tmp_path_factory.mktemp("tls"))
+    return tls_context(cert, key), str(cert)
 
 
 def test_https_sends_the_query_raw_too(tls: tuple[ssl.SSLContext, str]) -> None:
@@ -799,29 +838,13 @@ def test_https_sends_the_query_raw_too(tls: tuple[ssl.SSLContext, str]) -> None:
         assert server.base_url.startswith("https://")
         array, missing = b.get_many(["Z:ACLTS1[0:1]", "Z:NOTFND"])
         assert server.queries[0] == r"acl=read+Z:ACLTS1[0:1]\;read+Z:NOTFND"
-    assert array.value.shape == (2,) and status_name(missing) == "DIO_NO_SUCH"
+    assert array.value.shape == (2,) and missing.message == MISSING
     with (
         ACLSimServer(ssl_context=context) as server,
         ACLBackend(server.base_url) as b,
         pytest.raises(ReadError, match="CERTIFICATE_VERIFY_FAILED"),
     ):
         b.get("M:OUTTMP")  # not signed by a CA the system trusts
-
-
-# ================================================================ interop: pacsys's ACL backend
-
-
-def test_pacsys_reads_through_the_simulated_cgi(sim: ACLSimServer) -> None:
-    pacsys = pytest.importorskip("pacsys")
-    with pacsys.acl(base_url=sim.base_url, timeout=5) as b:
-        assert abs(b.read("M:OUTTMP") - 41.7) <= 0.3
-        readings = b.get_many(["M:OUTTMP", "Z:ACLTS1[0:3]", "Z:NOTFND", "Z:STRTST", "Z:RAWTST.RAW"])
-    outtmp, array, missing, text, raw = readings
-    assert outtmp.ok and abs(outtmp.value - 41.7) <= 0.3
-    assert array.ok and len(array.value) == 4
-    assert not missing.ok and "DIO_NO_SUCH" in missing.message
-    assert text.value == "the quick brown fox"
-    assert raw.value == bytes.fromhex("00112233445566778899aabbccddeeff")
 
 
 @pytest.mark.parametrize("charset", ["idna", "undefined"])

@@ -77,22 +77,22 @@ def test_a_settable_device_with_status_and_control(db: DevDBClient) -> None:
     assert (info.device_index, info.description) == (140012, "ACL test device")
     assert info.reading is not None and info.setting is not None
     assert (info.reading.primary_units, info.reading.common_units) == ("mm", "mm")
-    assert (info.reading.p_index, info.reading.c_index) == (16, 0)  # IEEE float, identity
+    assert (info.reading.p_index, info.reading.c_index) == (22, 0)  # DEC float in, identity
     assert info.setting.is_knobbable and not info.reading.is_knobbable
+    # the lab's table and layout (lab-devices.md): 12 commands, 4 bits, no remote bit
     assert [(c.value, c.short_name) for c in info.control] == [
-        (0, "RESET"), (1, "ON"), (2, "OFF"), (3, "POSITIVE"), (4, "NEGATIVE"), (5, "RAMP"),
-        (6, "DC"),
+        (3, "RESET"), (1, "ON"), (2, "OFF"), (4, "POSITIVE"), (16, "NEGATIVE"), (5, "RAMP"),
+        (6, "DC"), (8, "TEST"), (256, "TEST2"), (257, "TEST3"), (258, "TEST4"), (259, "TEST5"),
     ]  # fmt: skip
     assert [(b.mask, b.match, b.short_name, b.true_str, b.false_str) for b in info.status_bits] == [
-        (1, 1, "On", "On", "Off"),
+        (1, 1, "OnOff", "On", "Off"),
         (2, 2, "Ready", "Ready", "Tripped"),
-        (4, 4, "Remote", "Remote", "Local"),
         (8, 8, "Polarity", "Positive", "Negative"),
-        (16, 16, "Ramp", "Ramp", "DC"),
+        (0x200, 0x200, "Ramp", "Ramp", "DC"),
     ]
-    assert [(b.bit_no, b.name0, b.name1) for b in info.ext_status_bits][3] == (
-        3, "Negative", "Positive",
-    )  # fmt: skip
+    assert [(b.bit_no, b.name0, b.name1) for b in info.ext_status_bits][2:] == [
+        (3, "Negative", "Positive"), (9, "DC", "Ramp"),
+    ]  # fmt: skip
 
 
 def test_read_only_text_and_family_devices(db: DevDBClient) -> None:
@@ -125,7 +125,9 @@ def test_alarm_blocks_and_their_texts(db: DevDBClient, sim: DevDBSimServer) -> N
     assert db.get_alarm_info(["Z:STRTST", "Z:NOTFND"]) == []
     limits = sim.model.device("M:OUTTMP").analog
     raw = block.alarm_block.min_or_nom, block.alarm_block.max_or_tol
-    assert struct.unpack("<2f", struct.pack("<2i", *raw)) == (limits.minimum, limits.maximum)
+    scaling = sim.model.device("M:OUTTMP").scaling  # its raw type is int16
+    held = [scaling.decode(struct.pack("<i", r)[:2]) for r in raw]
+    assert held == [limits.minimum, limits.maximum]
     assert (block.alarm_block.pi, block.alarm_block.status & 1) == (16, 1)  # enabled
     assert block.digital_alarm_text_id is None
     assert (analog.alarm_block.pi, digital.alarm_block.pi) == (16, 17)
@@ -320,9 +322,9 @@ def test_device_info_asks_the_client_given_or_the_process_wide_one(sim: DevDBSim
 
 def test_digital_status_from_devdb_definitions_and_the_status_word(db: DevDBClient) -> None:
     fake = FakeBackend()
-    fake.set_reading("Z:ACLTST.STATUS.BIT_VALUE", 0b10110)
-    status = Device("Z:ACLTST", fake).digital_status(devdb=db)
-    assert fake.reads == ["Z:ACLTST.STATUS.BIT_VALUE@I"]  # one read: the names are DevDB's
+    fake.set_reading("Z:PSTEST.STATUS.BIT_VALUE", 0b10110)
+    status = Device("Z:PSTEST", fake).digital_status(devdb=db)
+    assert fake.reads == ["Z:PSTEST.STATUS.BIT_VALUE@I"]  # one read: the names are DevDB's
     assert status.raw_value == 0b10110
     assert (status.on, status.ready, status.remote, status.positive, status.ramp) == (
         False, True, True, False, True,
@@ -330,7 +332,7 @@ def test_digital_status_from_devdb_definitions_and_the_status_word(db: DevDBClie
     assert status.to_dict() == {
         "On": "Off", "Ready": "Ready", "Remote": "Remote", "Polarity": "Negative", "Ramp": "Ramp",
     }  # fmt: skip
-    assert str(status).splitlines()[:2] == ["Z:ACLTST status=0x16", "  On:       Off"]
+    assert str(status).splitlines()[:2] == ["Z:PSTEST status=0x16", "  On:       Off"]
 
 
 @pytest.fixture(scope="module")
@@ -356,9 +358,10 @@ def test_digital_status_against_the_simulators(
             read = device.digital_status()
         finally:
             status.on, status.ramp = True, False
-    assert defined.raw_value == read.raw_value == 0b11110
+    # Z:ACLTST's own layout: ready 0x2, positive 0x8, ramp 0x200, and no remote bit
+    assert defined.raw_value == read.raw_value == 0x20A
     assert defined.to_dict() == read.to_dict() == {
-        "On": "Off", "Ready": "Ready", "Remote": "Remote", "Polarity": "Positive", "Ramp": "Ramp",
+        "OnOff": "Off", "Ready": "Ready", "Polarity": "Positive", "Ramp": "Ramp",
     }  # fmt: skip
     assert (defined.on, read.on, defined.ramp, read.ramp) == (False, False, True, True)
 
@@ -462,8 +465,8 @@ def test_pacsys_reads_our_devdb(sim: DevDBSimServer) -> None:
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert (out["description"], out["units"]) == ("ACL test device", "DegF")
-    assert out["bits"] == [["On", 1], ["Ready", 2], ["Remote", 4], ["Polarity", 8], ["Ramp", 16]]
-    assert out["control"] == list(range(7))
+    assert out["bits"] == [["OnOff", 1], ["Ready", 2], ["Polarity", 8], ["Ramp", 0x200]]
+    assert out["control"] == [3, 1, 2, 4, 16, 5, 6, 8, 256, 257, 258, 259]
     # pacsys reads the all-zero entry of an unknown device as "not found", as from the real one
     assert out["missing"].startswith("DeviceError") and "Z:NOTFND" in out["missing"]
     assert out["alarm_pis"] == [16, 17]

@@ -224,6 +224,20 @@ def test_an_error_answer_raises_device_error(fake: FakeBackend) -> None:
     assert (caught.value.facility_code, caught.value.drf) == (17, "Z:BROKEN@I")
 
 
+def test_a_warning_with_no_data_raises_from_every_read(fake: FakeBackend) -> None:
+    # DPM_PEND: how the lab's DPM answers a device it does not have
+    from acnet_proto.api.alarms import AnalogAlarm
+
+    for drf in ("Z:NOTFND", "Z:NOTFND.ANALOG", "Z:NOTFND.STATUS.BIT_VALUE"):
+        fake.set_error(drf, "DPM_PEND")
+    device = Device("Z:NOTFND", fake)
+    reads = [device.read, lambda: AnalogAlarm.read(device), device.digital_status]
+    for read in reads:
+        with pytest.raises(DeviceError, match="check the device name") as caught:
+            read()
+        assert (caught.value.facility_code, caught.value.error_code) == (17, 1)
+
+
 # ------------------------------------------------------------------------- streams
 
 

@@ -24,6 +24,7 @@ from acnet_proto.errors import DeviceError, ReadError, RemoteProtocolError
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
 from acnet_proto.plans.lists import (
+    NO_DATA,
     UNREADABLE,
     ListPlan,
     ReadBatch,
@@ -41,6 +42,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLIS = 1_715_000_000_123  # May 2024, with milliseconds
 NO_SUCH_DEVICE = Status.from_name("DPM_NO_SUCH_DEVICE")
 STALE = Status.from_name("DPM_STALE")  # a warning
+PEND = Status.from_name("DPM_PEND")  # the lab's DPM's answer for a device it does not have
 REQTMO = Status.from_name("ACNET_REQTMO")
 YEAR_2200_MS = 7_258_118_400_000
 
@@ -355,7 +357,9 @@ def test_readings_match_pacsys_for_any_reply(reply: Message) -> None:
     assert ours.cycle == theirs.cycle
     if type(reply) is dpm.StatusReply:
         assert ours.value is None and ours.value_type is None
-        assert ours.message == str(Status.from_int(reply.status))
+        said = str(Status.from_int(reply.status))
+        # a status that is no error, with no data, says what that means
+        assert ours.message == (said if ours.is_error else f"{said}; {NO_DATA}")
         return
     assert (ours.message is None) == (theirs.message is None)
     assert ours.value_type.value == theirs.value_type.value
@@ -413,6 +417,29 @@ def test_value_of_a_reading_without_a_value_raises() -> None:
     with pytest.raises(DeviceError) as caught:
         value_of(Reading("M:OUTTMP"))
     assert caught.value.drf == "M:OUTTMP"
+    assert NO_DATA in caught.value.message
+
+
+@pytest.mark.parametrize("reply", [status_reply(1, PEND), add_reply(1, PEND.status)])
+def test_a_warning_with_no_data_is_not_ok_and_read_raises(reply: Message) -> None:
+    [(_, reading)] = feed_all(ReadBatch(["Z:NOTFND"]), reply)
+    assert (reading.facility_code, reading.error_code) == (17, 1)
+    assert reading.value is None and reading.is_warning
+    assert not reading.ok and not reading.is_error  # the seeds' meanings of both
+    assert reading.message.startswith("DPM_PEND [17 1]") and reading.message.endswith(NO_DATA)
+    with pytest.raises(DeviceError) as caught:
+        value_of(reading)
+    error = caught.value
+    assert (error.drf, error.facility_code, error.error_code) == ("Z:NOTFND", 17, 1)
+    assert str(error) == f"Z:NOTFND: {reading.message}"  # NO_DATA once, the code once
+
+
+def test_a_warning_reading_without_data_from_another_service_raises_saying_so() -> None:
+    # gRPC and DMQ make their readings themselves, with the server's words
+    reading = Reading("Z:NOTFND", facility_code=17, error_code=1, message="Request pending")
+    with pytest.raises(DeviceError) as caught:
+        value_of(reading)
+    assert str(caught.value) == f"Z:NOTFND: Request pending; {NO_DATA} [17 1]"
 
 
 # ------------------------------------------------------------ bad input

@@ -556,7 +556,7 @@ def test_server_read_job_binds_sends_pending_then_data() -> None:
     assert sent[0][1].error_number == DMQ_PENDING.error and sent[1][1].error_number == 1
     expected = model.device("M:OUTTMP").reading(1763769600.0)[0]
     assert sent[2][1] == daqdata.DoubleSampleReply(value=expected, time=1763769600000, cycle_time=0)
-    assert (sent[3][1].facility_code, sent[3][1].error_number) == (17, -26)
+    assert (sent[3][1].facility_code, sent[3][1].error_number) == (17, 1)  # DPM_PEND
     assert service.jobs["client-ex"].principal == "operator@FNAL.GOV"
 
 

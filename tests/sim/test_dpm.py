@@ -20,7 +20,7 @@ from acnet_proto.status import Status
 from tests.support.peers import WALL, SessionPeer
 
 DPM_PRIV = Status.from_name("DPM_PRIV").status
-NO_SUCH_DEVICE = Status.from_name("DPM_NO_SUCH_DEVICE").status
+ABSENT = Status.from_name("DPM_PEND").status  # the lab's answer for a missing device
 
 
 class Pair(SessionPeer):
@@ -58,11 +58,11 @@ def test_start_answers_in_the_recorded_order() -> None:
         dpm.AddToListRequest(list_id=lid, ref_id=2, drf_request="Z:NOTFND@p,1000"),
         dpm.AddToListRequest(list_id=lid, ref_id=3, drf_request="Z:NOTFND@I"),
     )
-    assert [e.status for e in added] == [0, NO_SUCH_DEVICE, NO_SUCH_DEVICE]
+    assert [e.status for e in added] == [0, ABSENT, ABSENT]
     started = pair.send(dpm.StartListRequest(list_id=lid))
     # metadata, the start, a status for the refused stream only, then the @I reading
     assert names(started) == ["DeviceInfoReply", "StartListReply", "StatusReply", "ScalarReply"]
-    assert started[2].ref_id == 2 and started[2].status == NO_SUCH_DEVICE
+    assert started[2].ref_id == 2 and started[2].status == ABSENT
     assert started[3].ref_id == 1 and started[3].timestamp == round(WALL * 1000)
 
 

@@ -81,5 +81,7 @@ def test_the_backend_options_refuse_what_a_backend_cannot_do() -> None:
     assert "cannot stream" in line
     line = one_error_line(run("acput", "-b", "acl", "Z:ACLTST", "1"), "acput", 2)
     assert "cannot set" in line
-    line = one_error_line(run("acget", "-b", "dmq", "--sim", "M:OUTTMP"), "acget", 2)
-    assert "RabbitMQ" in line and "--dmq-url" in line
+    no_rabbitmq = {"ACNET_PROTO_RABBITMQ_SERVER": "/nonexistent/rabbitmq-server"}
+    result = run("acget", "-b", "dmq", "--sim", "M:OUTTMP", env=no_rabbitmq)
+    line = one_error_line(result, "acget", 2)
+    assert "install rabbitmq-server" in line and "--dmq-url" in line

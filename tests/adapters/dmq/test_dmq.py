@@ -198,10 +198,13 @@ def test_get_many_keeps_order_duplicates_and_errors(backend: DMQBackend) -> None
     assert readings[0].ok and readings[3].value == readings[0].value
     assert readings[1].value_type is ValueType.SCALAR_ARRAY and readings[1].value.shape == (5,)
     np.testing.assert_allclose(readings[1].value[1:] - readings[1].value[:-1], 1.5)
-    assert (readings[2].facility_code, readings[2].status.name) == (17, "DPM_NO_SUCH_DEVICE")
+    # the lab's DPM's answer to a device it lacks: a warning with no data, not ok
+    assert (readings[2].facility_code, readings[2].status.name) == (17, "DPM_PEND")
+    assert readings[2].is_warning and not readings[2].ok
     assert readings[4].status.name == "DBM_NOPROP"  # M:OUTTMP is read-only
-    with pytest.raises(DeviceError, match="Z:NOTFND"):
+    with pytest.raises(DeviceError, match=r"Z:NOTFND.*check the device name") as raised:
         backend.read("Z:NOTFND")
+    assert (raised.value.facility_code, raised.value.error_code) == (17, 1)
     with pytest.raises(ReadError) as caught:
         backend.read_many(["M:OUTTMP", "Z:NOTFND"])
     assert [r.ok for r in caught.value.readings] == [True, False]
@@ -329,8 +332,10 @@ def test_write_basic_control(backend: DMQBackend, sim: DMQSimServer) -> None:
     assert backend.write("Z|ACLTST", BasicControl.ON).ok
     assert backend.write("Z&ACLTST", daqdata.BasicControl.NEGATIVE).ok
     assert (status.on, status.positive) == (True, False)
-    # LOCAL has no DAQData value: it goes as the number 7, which the model refuses
-    assert backend.write("Z:ACLTST.CONTROL", BasicControl.LOCAL).status.name == "DIO_INVDATA"
+    # LOCAL has no DAQData value: it goes as the number 7, Z:ACLTST's TEST, which changes nothing
+    before = status.word
+    assert backend.write("Z:ACLTST.CONTROL", BasicControl.LOCAL).ok and status.word == before
+    assert backend.write("Z:ACLTST.CONTROL", 25).status.name == "DIO_SCALEFAIL"
 
 
 def test_write_many_partial_failure_keeps_input_order(backend: DMQBackend) -> None:
@@ -340,7 +345,7 @@ def test_write_many_partial_failure_keeps_input_order(backend: DMQBackend) -> No
     assert [r.drf for r in results] == ["Z:ACLTST", "Z:NOTFND", "M:OUTTMP", "Z:ACLTS1[3]"]
     assert [r.status.name for r in results] == [
         "DMQ_OK",
-        "DPM_NO_SUCH_DEVICE",
+        "DPM_PEND",
         "DBM_NOPROP",
         "DMQ_OK",
     ]

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 
 from acnet_proto.api.alarms import AnalogAlarm, DigitalAlarm
@@ -108,11 +107,11 @@ def test_a_setting_that_does_not_hold_is_not_verified(
 
 
 def test_verify_retries_until_the_setting_shows(backend: Recording, other: DPMBackend) -> None:
-    naps = Naps(lambda: other.write("Z:ACLTST", 12.0), lambda: other.write("Z:ACLTST", 45.04))
+    naps = Naps(lambda: other.write("Z:ACLTST", 12.0), lambda: other.write("Z:ACLTST", 45.03125))
     result = Device("Z:ACLTST", backend).write(
         45.0, verify=Verify(tolerance=0.05, attempts=3, delay=0), sleep=naps
     )
-    assert (result.verified, result.readback, result.attempts) == (True, 45.04, 2)
+    assert (result.verified, result.readback, result.attempts) == (True, 45.03125, 2)
 
 
 def test_a_refused_setting_is_returned_without_readback(backend: Recording) -> None:
@@ -128,7 +127,7 @@ def test_array_text_and_raw_writes_verify(backend: Recording) -> None:
     assert array.verified and array.readback.tolist() == [1.0, 2.0, 3.0]
     text = TextDevice("Z:STRTST", backend).write("hello", verify=quick)
     assert text.verified and text.readback == "hello"
-    raw = np.float32(7.5).tobytes()
+    raw = bytes.fromhex("f0410000")  # 7.5 as a DEC F_floating number: Z:ACLTST's raw type
     assert Device("Z:ACLTST", backend).write(raw, field="RAW", verify=quick).verified
     assert Device("Z:ACLTST.SETTING.RAW", backend).write(raw, verify=quick).readback == raw
     assert backend.read("Z:ACLTST.SETTING") == 7.5

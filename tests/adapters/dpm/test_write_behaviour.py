@@ -50,7 +50,7 @@ roles = ["testing"]
 """
 )
 DPM_PRIV = Status.from_name("DPM_PRIV")
-NO_SUCH = Status.from_name("DPM_NO_SUCH_DEVICE")
+NO_SUCH = Status.from_name("DPM_PEND")  # the lab's DPM's answer for a device it lacks
 APPLY = "ApplySettingsRequest"
 AUTHENTICATE = "AuthenticateRequest"
 
@@ -230,9 +230,10 @@ def test_text_write(client: Client) -> None:
 
 
 def test_raw_write_bypasses_scaling(client: Client) -> None:
-    assert client.write("Z:ACLTST.SETTING.RAW", np.float32(12.5).tobytes()).ok
+    dec_12_5 = bytes.fromhex("48420000")  # Z:ACLTST's raw setting is DEC F_floating
+    assert client.write("Z:ACLTST.SETTING.RAW", dec_12_5).ok
     assert client.read("Z:ACLTST.SETTING") == 12.5
-    assert client.read("Z:ACLTST.SETTING.RAW") == np.float32(12.5).tobytes()
+    assert client.read("Z:ACLTST.SETTING.RAW") == dec_12_5
 
 
 @pytest.mark.parametrize("target", ["Z|ACLTST", "Z&ACLTST"])
