@@ -58,7 +58,9 @@ class Verify:
     """How to check a setting by reading it back.
 
     ``tolerance``: the most a number read back may differ from the one
-    written (0: exactly); text, bytes and booleans must be equal.
+    written (0: exactly); a number the device holds as the same single-precision
+    float also matches (see :func:`values_match`); text, bytes and booleans must
+    be equal.
     ``attempts``: readbacks before giving up (at least 1). ``delay``:
     seconds to wait before each readback. Bad values raise TypeError or
     ValueError naming the argument.
@@ -96,7 +98,10 @@ def _is_number(value: object) -> bool:
 def values_match(readback: Any, expected: Any, tolerance: float = 0.0) -> bool:
     """True if ``readback`` is ``expected``: numbers within ``tolerance``, the rest equal.
 
-    Numbers (ints, floats, numpy scalars) match when ``|a - b| <= tolerance``;
+    Numbers (ints, floats, numpy scalars) match when ``|a - b| <= tolerance``,
+    or when both round to the same finite single-precision float: most front
+    ends hold a setting as a 32-bit float (IEEE or DEC F_floating), so 45.04
+    comes back as 45.040000915527344, which is the setting made exactly.
     NaN matches nothing. Booleans match only booleans. Lists, tuples and
     arrays match element by element and must have the same shape. Text and
     bytes must be equal. Anything else compares with ``==``.
@@ -108,8 +113,7 @@ def values_match(readback: Any, expected: Any, tolerance: float = 0.0) -> bool:
     if isinstance(readback, bool) or isinstance(expected, bool):
         return isinstance(readback, bool) and isinstance(expected, bool) and readback == expected
     if _is_number(readback) and _is_number(expected):
-        close: bool = abs(readback - expected) <= tolerance  # False for NaN
-        return close
+        return abs(readback - expected) <= tolerance or bool(_same_float32(readback, expected))
     if isinstance(readback, list | tuple | np.ndarray) or isinstance(
         expected, list | tuple | np.ndarray
     ):
@@ -122,6 +126,13 @@ def values_match(readback: Any, expected: Any, tolerance: float = 0.0) -> bool:
         return False
 
 
+def _same_float32(a: Any, b: Any) -> Any:
+    """Whether ``a`` and ``b`` are the same finite float32 (elementwise for arrays)."""
+    with np.errstate(over="ignore"):  # beyond float32 is inf, which matches nothing here
+        x, y = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    return np.isfinite(x) & (x == y)
+
+
 def _arrays_match(readback: Any, expected: Any, tolerance: float) -> bool:
     if not isinstance(readback, list | tuple | np.ndarray) or not isinstance(
         expected, list | tuple | np.ndarray
@@ -131,7 +142,8 @@ def _arrays_match(readback: Any, expected: Any, tolerance: float) -> bool:
     if got.shape != want.shape:
         return False
     if got.dtype.kind in "iuf" and want.dtype.kind in "iuf":
-        return bool(np.all(np.abs(got.astype(np.float64) - want.astype(np.float64)) <= tolerance))
+        a, b = got.astype(np.float64), want.astype(np.float64)
+        return bool(np.all((np.abs(a - b) <= tolerance) | _same_float32(a, b)))
     pairs = zip(got.tolist(), want.tolist(), strict=True)
     return all(values_match(a, b, tolerance) for a, b in pairs)
 

@@ -48,18 +48,34 @@ def is_numeric(value: Any) -> bool:
 
 
 def value_text(value: Any) -> str:
-    """A value for people: hex for bytes, a list for arrays, ``key=value`` for dicts."""
+    """A value for people: hex for bytes, a list for arrays, ``key=value`` for dicts.
+
+    A float that is exactly a single-precision one (what most front ends hold:
+    IEEE or DEC F_floating) prints as that float's shortest form, so a setting
+    of -1.5e-3 shows as ``-0.0015``, not ``-0.001500000013038516``; JSON and CSV
+    keep every digit.
+    """
     if isinstance(value, bytes | bytearray):
         return value.hex()
     if isinstance(value, np.ndarray):
-        return str(value.tolist())
-    if isinstance(value, tuple):
-        return str(list(value))
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return (
+            "[" + ", ".join(repr(v) if isinstance(v, str) else value_text(v) for v in value) + "]"
+        )
     if isinstance(value, Mapping):
         return " ".join(f"{key}={value_text(item)}" for key, item in value.items())
     if isinstance(value, np.generic):
-        return str(value.item())
+        value = value.item()
+    if isinstance(value, float):
+        return _float_text(value)
     return str(value)
+
+
+def _float_text(value: float) -> str:
+    with np.errstate(over="ignore"):  # beyond float32 is inf: printed in full below
+        single = np.float32(value)
+    return str(single) if np.isfinite(single) and float(single) == value else str(value)
 
 
 def json_value(value: Any) -> Any:

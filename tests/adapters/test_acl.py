@@ -62,7 +62,7 @@ from acnet_proto.services.acl import (
 )
 from acnet_proto.sim import DeviceModel
 from acnet_proto.types import ValueType
-from tests.adapters.sim.test_acl_https import write_certificate
+from tests.support.certificates import write_certificate
 
 NOTFND = "Invalid device name (Z:NOTFND) in read command - DIO_NO_SUCH"
 # what the lab's ACL (and the simulated one) prints for a device that does not exist

@@ -125,3 +125,19 @@ def test_a_failed_setting_is_not_read_back() -> None:
     read, log = scripted()
     assert confirm(refused, read, 1.0, Verify(), log.append) is refused
     assert log == []
+
+
+@pytest.mark.parametrize(
+    ("readback", "expected", "match"),
+    [
+        (float(np.float32(45.04)), 45.04, True),  # a front end's single-precision setting
+        (float(np.float32(-1.5e-3)), -1.5e-3, True),
+        (np.float32([45.04, 0.1]).astype(np.float64), [45.04, 0.1], True),
+        (45.04001, 45.04, False),  # a different float32: a different setting
+        (1e39, 2e39, False),  # beyond float32 both round to inf: not taken as equal
+    ],
+)
+def test_a_number_held_as_the_same_float32_matches(
+    readback: Any, expected: Any, match: bool
+) -> None:
+    assert values_match(readback, expected) is match

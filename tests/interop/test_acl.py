@@ -20,7 +20,7 @@ import pytest
 
 from acnet_proto.adapters.sim.acl import ACLSimServer, tls_context
 from acnet_proto.sim import DeviceModel, RequestRejected
-from tests.adapters.sim.test_acl_https import write_certificate
+from tests.support.certificates import write_certificate
 
 pytestmark = pytest.mark.integration
 pacsys_acl = pytest.importorskip("pacsys.backends.acl")

@@ -39,7 +39,7 @@ def test_outtmp_reads_two_raw_bytes_that_scale_to_its_reading(model: DeviceModel
         assert device.scaling.decode(raw) == data(model, "M:OUTTMP", t)
         volts = int.from_bytes(raw, "little", signed=True) / 3276.8
         assert data(model, "M:OUTTMP.PRIMARY", t) == volts
-        assert data(model, "M:OUTTMP", t) == 20.0 * volts
+        assert data(model, "M:OUTTMP", t) == 20.48 * volts
 
 
 def test_acltst_raw_setting_is_dec_f_scaling_to_45(model: DeviceModel) -> None:
@@ -163,6 +163,6 @@ def test_the_device_database_states_the_scaling_and_limits(model: DeviceModel) -
     acltst = info_entry(model, "Z:ACLTST").device.reading
     assert (acltst.p_index, acltst.c_index) == (22, 0)  # DEC float in, native float out
     outtmp = info_entry(model, "M:OUTTMP").device.reading
-    assert (outtmp.p_index, outtmp.c_index, list(outtmp.coeff)) == (2, 2, [20.0, 1.0, 0.0])
+    assert (outtmp.p_index, outtmp.c_index, list(outtmp.coeff)) == (2, 2, [20.48, 1.0, 0.0])
     limited = info_entry(model, "Z:ACLTS2").device.setting
     assert (limited.min_val, limited.max_val) == (-1000.0, 1000.0)

@@ -45,8 +45,8 @@ def test_several_pairs_text_arrays_and_commands(server: SimServer) -> None:
         "New : Z:STRTST 123",  # text stays text
         "Old : Z:ACLTS1[0:1] [0.0, 1.5] mm",
         "New : Z:ACLTS1[0:1] [1.0, 2.0] mm",
-        "Old : Z|ACLTST on=True ready=True remote=True positive=True ramp=False",
-        "New : Z|ACLTST on=False ready=True remote=True positive=True ramp=False",
+        "Old : Z|ACLTST on=True ready=True positive=True ramp=False",
+        "New : Z|ACLTST on=False ready=True positive=True ramp=False",
     ]
 
 
@@ -55,7 +55,7 @@ def test_verify_reads_back_the_setting_and_the_status_bit(server: SimServer) -> 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1::2] == [
         "New : Z:ACLTST -0.0015 mm (verified)",
-        "New : Z&ACLTST on=False ready=True remote=True positive=True ramp=False (verified)",
+        "New : Z&ACLTST on=False ready=True positive=True ramp=False (verified)",
     ]
 
 
