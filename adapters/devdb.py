@@ -6,7 +6,7 @@
 
     with acnet_proto.devdb(host="localhost") as db:      # or ACNET_DEVDB_HOST=localhost
         info = db.get_device_info(["Z:ACLTST", "M:OUTTMP"])
-        info["Z:ACLTST"].description                     # 'ACL test device'
+        info["Z:ACLTST"].description                     # 'ACL test device!'
         info["Z:ACLTST"].status_bits[0].short_name       # 'On'
         db.get_alarm_info(["M:OUTTMP"])                  # [AlarmInfo(...)]
         db.get_alarm_text([54470])                       # [AlarmText(...)]
@@ -22,6 +22,12 @@ call that fails (server unreachable, deadline passed, ...) raises
 :class:`~acnet_proto.errors.ConnectionLost`. Alarm information and texts
 are not cached.
 
+The lab serves DevDB over TLS: give ``tls=True`` (as pacsys's client
+takes it), and ``ca_file=`` a PEM file of the certificates to trust if
+grpc's own roots do not vouch for the server's (a test server's
+self-signed certificate, say; grpc also reads ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH``).
+A ``ca_file`` implies ``tls``.
+
 The records and the cache live in :mod:`acnet_proto.services.devdb`; the
 client is safe to share between threads. :func:`default_devdb` is the
 process-wide client that :meth:`Device.info() <acnet_proto.api.device.Device.info>`
@@ -31,6 +37,8 @@ uses when given none.
 from __future__ import annotations
 
 import atexit
+import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -40,7 +48,7 @@ import grpc
 
 from acnet_proto.adapters.grpc.stubs.DevDB_pb2_grpc import DevDBStub
 from acnet_proto.api.config import check_host, check_port, check_timeout, host_port
-from acnet_proto.errors import ConnectionLost, RemoteProtocolError
+from acnet_proto.errors import ConfigurationError, ConnectionLost, RemoteProtocolError
 from acnet_proto.protos.controls.service.DevDB.v1 import DevDB_pb2
 from acnet_proto.services.devdb import (
     DEFAULT_CACHE_TTL,
@@ -90,8 +98,10 @@ class DevDBClient:
     ``ACNET_DEVDB_PORT`` (or ``PACSYS_DEVDB_*``), then the defaults (port
     6802, 5 s; no default host: :class:`~acnet_proto.api.config.ConfigurationError`).
     ``cache_ttl`` is how long device records are kept, in seconds (0: not
-    at all); ``clock`` tells the cache the time (monotonic seconds). The
-    channel connects on the first call.
+    at all); ``clock`` tells the cache the time (monotonic seconds). ``tls``:
+    connect over TLS (None: only if ``ca_file`` is given); ``ca_file``: the PEM
+    certificates to trust (None: grpc's own roots). The channel connects on
+    the first call.
     """
 
     def __init__(
@@ -102,20 +112,28 @@ class DevDBClient:
         cache_ttl: float = DEFAULT_CACHE_TTL,
         *,
         clock: Callable[[], float] = time.monotonic,
+        tls: bool | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
         settings = resolve_devdb(host, port, timeout)
+        credentials = _channel_credentials(tls, ca_file)
         self._cache: TTLCache[DeviceInfoResult] = TTLCache(cache_ttl)
         self.host, self.port, self.timeout = settings.host, settings.port, settings.timeout
         self._clock = clock
         self._lock = threading.Lock()
         self._closed = False
         self.target = host_port(self.host, self.port)
-        self._channel = grpc.insecure_channel(self.target)
+        self.tls = credentials is not None
+        if credentials is None:
+            self._channel = grpc.insecure_channel(self.target)
+        else:
+            self._channel = grpc.secure_channel(self.target, credentials)
         self._stub = DevDBStub(self._channel)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"DevDBClient({self.host!r}, {self.port}, {state})"
+        how = ", TLS" if self.tls else ""
+        return f"DevDBClient({self.host!r}, {self.port}{how}, {state})"
 
     def _seconds(self, timeout: float | None) -> float:
         """The deadline of a call (the client's default if None); RuntimeError once closed."""
@@ -204,20 +222,48 @@ class DevDBClient:
         self.close()
 
 
+def _channel_credentials(
+    tls: bool | None, ca_file: str | os.PathLike[str] | None
+) -> grpc.ChannelCredentials | None:
+    """What the channel is secured with (None: plain); a ``ca_file`` that cannot be read, or
+    holds no PEM certificate, is a ConfigurationError naming it."""
+    if tls is not None and not isinstance(tls, bool):
+        raise TypeError(f"tls must be True, False or None, not {tls!r}")
+    if ca_file is None:
+        return grpc.ssl_channel_credentials() if tls else None
+    if tls is False:
+        raise ConfigurationError(f"ca_file={ca_file!s} is for TLS, but tls=False; drop one")
+    try:
+        ssl.create_default_context(cafile=ca_file)  # grpc would only fail each handshake
+        with open(ca_file, "rb") as file:
+            roots = file.read()
+    except ssl.SSLError:  # an OSError too: first
+        problem = f"the CA file {ca_file!s} holds no PEM certificate"
+        raise ConfigurationError(f"{problem}; give the server's certificate or its CA") from None
+    except OSError as e:
+        problem = f"the CA file {ca_file!s} cannot be read: {e.strerror or e}"
+        raise ConfigurationError(f"{problem}; check the path") from None
+    return grpc.ssl_channel_credentials(roots)
+
+
 def devdb(
     host: str | None = None,
     port: int | None = None,
     timeout: float | None = None,
     cache_ttl: float = DEFAULT_CACHE_TTL,
+    *,
+    tls: bool | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
 ) -> DevDBClient:
     """A DevDB client of your own (``acnet_proto.devdb()``; close it, or use ``with``).
 
     ``host``/``port`` left None come from ``acnet_proto.configure(devdb_host=,
-    devdb_port=)`` (:func:`configure_default`), then the environment.
+    devdb_port=)`` (:func:`configure_default`), then the environment;
+    ``tls``/``ca_file`` as for :class:`DevDBClient`.
     """
     host = _default_settings.get("host") if host is None else host
     port = _default_settings.get("port") if port is None else port
-    return DevDBClient(host, port, timeout, cache_ttl)
+    return DevDBClient(host, port, timeout, cache_ttl, tls=tls, ca_file=ca_file)
 
 
 _default_lock = threading.Lock()

@@ -356,8 +356,9 @@ class Backend(abc.ABC):
 
         ``start`` and ``end`` are aware datetimes or Unix seconds; ``node`` names
         the logger (None: the server picks the best). The read waits for the
-        end of data, within ``timeout``. An empty window is an empty
-        :class:`History`; an error status is a :class:`~acnet_proto.errors.DeviceError`.
+        end of data, within ``timeout``. An empty window (the logger holds
+        nothing of it: ``DAE_LJ_NO_DATA``) is an empty :class:`History`; any
+        other error status is a :class:`~acnet_proto.errors.DeviceError`.
         See ``docs/history.md``.
         """
         return history_of(self.get(logger_request(drf, start, end, node), timeout))

@@ -250,8 +250,10 @@ class Device:
         The request keeps this device's property, range and field. Returns
         the values (``.values``, float64) and their times (``.times``,
         ``datetime64[us]`` UTC; ``.micros``, int64) as numpy arrays; an empty
-        window is an empty :class:`History`. An error status (no such logger,
-        a window in the future) is a :class:`~acnet_proto.errors.DeviceError`;
+        window (one the logger holds nothing of, ``DAE_LJ_NO_DATA``: in the
+        future, or between two samples) is an empty :class:`History`. An
+        error status (no such logger, too many points) is a
+        :class:`~acnet_proto.errors.DeviceError`;
         ``timeout`` bounds the whole read, to the end of data. Only DPM
         (over TCP or gRPC) serves historical data; see ``docs/history.md``.
         """

@@ -8,7 +8,8 @@ Two sources are understood:
 - ``<-LOGGER:<start ms>:<end ms>[:<node>]``: :class:`LoggerSource`, the
   values a data logger recorded from ``start_ms`` to ``end_ms`` (Unix
   milliseconds, UTC, both included). Without a node the server picks the
-  best logger. Any event given with it is ignored by the server.
+  best logger. Any event given with it is ignored by the server (the
+  simulator does not check it either).
 - ``<-FTP``: :class:`FTPSource`, a fast time plot: the device sampled at the
   event's rate (``M:OUTTMP@p,100H<-FTP``) and sent in batches.
 
@@ -19,6 +20,8 @@ supported and are a :class:`~acnet_proto.drf.DRFError`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from acnet_proto.errors import ConfigurationError
 
 __all__ = [
     "MAX_LOGGER_MS",
@@ -56,9 +59,13 @@ class Source:
 
 def _check_ms(name: str, value: object) -> None:
     if type(value) is not int:
-        raise TypeError(f"{name} must be an int (Unix milliseconds), not {type(value).__name__}")
+        raise ConfigurationError(
+            f"LoggerSource {name} must be an int (Unix milliseconds), not {type(value).__name__}"
+        )
     if not 0 <= value <= MAX_LOGGER_MS:
-        raise ValueError(f"{name} must be in 0..{MAX_LOGGER_MS} (Unix milliseconds), got {value}")
+        raise ConfigurationError(
+            f"LoggerSource {name} must be in 0..{MAX_LOGGER_MS} (Unix milliseconds), got {value}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +74,8 @@ class LoggerSource(Source):
 
     Both ends are Unix milliseconds (UTC) and included; ``start_ms <= end_ms``.
     ``node`` is the logger's name in upper case, or ``None`` to let the
-    server choose the best logger.
+    server choose the best logger. Anything else is a
+    :class:`~acnet_proto.errors.ConfigurationError` naming the argument.
     """
 
     start_ms: int
@@ -78,16 +86,18 @@ class LoggerSource(Source):
         _check_ms("start_ms", self.start_ms)
         _check_ms("end_ms", self.end_ms)
         if self.end_ms < self.start_ms:
-            raise ValueError(
-                f"end_ms {self.end_ms} is before start_ms {self.start_ms}; "
+            raise ConfigurationError(
+                f"LoggerSource end_ms {self.end_ms} is before start_ms {self.start_ms}; "
                 "a logger window runs forward in time"
             )
         if self.node is not None:
             if type(self.node) is not str:
-                raise TypeError(f"node must be a str or None, not {type(self.node).__name__}")
+                raise ConfigurationError(
+                    f"LoggerSource node must be a str or None, not {type(self.node).__name__}"
+                )
             if not (0 < len(self.node) <= MAX_NODE and set(self.node) <= NODE_CHARS):
-                raise ValueError(
-                    f"node must be 1..{MAX_NODE} upper-case letters, digits or '_', "
+                raise ConfigurationError(
+                    f"LoggerSource node must be 1..{MAX_NODE} upper-case letters, digits or '_', "
                     f"got {self.node!r}"
                 )
 

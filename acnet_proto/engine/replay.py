@@ -24,6 +24,18 @@ Requests agree when they mean the same (:func:`difference`):
   phase it is), an ``EnableSettings`` request's MIC and signed message not
   at all, and an ``ApplySettings`` request's ``user_name`` not at all.
 
+Kerberos can be played live (:class:`LiveAuth`, one per connection; the
+simulator's :class:`~acnet_proto.sim.settings.ServerSettings` is one): a
+recorded mutual-authentication token belongs to another session's context,
+and a real GSS client refuses it. The client's ``Authenticate`` and
+``EnableSettings`` are still matched with the recorded ones as phases; then
+the live answer to ``Authenticate`` (the service name, the acceptor's
+token) replaces the recorded ``AuthenticateReply``, and ``EnableSettings``
+gets the recorded reply once its MIC verifies with the live context. A
+live refusal is sent to the client and ends the session as a departure.
+Without live Kerberos the recorded replies are sent, and a departure while
+the client is authenticating says to replay with a keytab.
+
 Timestamps and values are sent as recorded. While the session waits for
 the client, the server may send :meth:`ReplaySession.heartbeat` (a
 ``ListStatusReply`` for the recorded list) so the client does not give it up.
@@ -40,7 +52,7 @@ sent or not.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -52,7 +64,7 @@ from acnet_proto.errors import AcnetProtoError, ProtocolError
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
 
-__all__ = ["Replay", "ReplayMismatch", "ReplaySession", "difference"]
+__all__ = ["LiveAuth", "Replay", "ReplayMismatch", "ReplaySession", "difference"]
 
 # Not compared: a redacted transcript zeroes the secrets, and a replay checks no identity.
 _IGNORED = {
@@ -62,6 +74,27 @@ _IGNORED = {
 _SETTINGS = frozenset({"raw_array", "scaled_array", "text_array"})
 # A client's tidying up when it is done: optional once no other request is left.
 _TEARDOWN = (dpm.StopListRequest, dpm.ClearListRequest)
+_KERBEROS = (dpm.AuthenticateRequest, dpm.EnableSettingsRequest)
+_FIX = "fix the client, or record the session again"
+_NEEDS_KEYTAB = (
+    "a real Kerberos client refuses the recorded Authenticate reply, whose token belongs to "
+    "another session: replay with a keytab (acnet-proto replay --keytab KEYTAB, or keytab= "
+    "on ReplayServer) to authenticate live"
+)
+
+
+class LiveAuth(Protocol):
+    """The server's half of Kerberos for one connection.
+
+    Each method answers the request with the messages to send; a refusal is a
+    ``StatusReply`` with a nonzero status, and :attr:`refusal` then says why.
+    """
+
+    refusal: str | None
+
+    def on_authenticate(self, request: dpm.AuthenticateRequest) -> list[Message]: ...
+
+    def on_enable(self, request: dpm.EnableSettingsRequest) -> list[Message]: ...
 
 
 class ReplayMismatch(AcnetProtoError):
@@ -70,29 +103,45 @@ class ReplayMismatch(AcnetProtoError):
     ``connection`` names the recorded connection (file and index), ``line``
     is the transcript line of the recorded request (or of the last step when
     the recording had ended; None before any was taken), ``expected`` and
-    ``got`` describe both sides, ``reason`` says what differs.
+    ``got`` describe both sides, ``reason`` says what differs, ``advice``
+    what to do about it.
     """
 
     def __init__(
-        self, connection: str, line: int | None, expected: str, got: str, reason: str
+        self,
+        connection: str,
+        line: int | None,
+        expected: str,
+        got: str,
+        reason: str,
+        advice: str = _FIX,
     ) -> None:
         self.connection, self.line = connection, line
-        self.expected, self.got, self.reason = expected, got, reason
+        self.expected, self.got, self.reason, self.advice = expected, got, reason, advice
         where = f"{connection}, line {line}" if line is not None else connection
         super().__init__(
             f"{where}: expected {expected}, got {got} ({reason}); "
-            "the client departed from the recording: fix the client, or record the session again"
+            f"the client departed from the recording: {advice}"
         )
 
 
 class Replay:
-    """Serves ``recording``'s connections, one to each new client connection, in order."""
+    """Serves ``recording``'s connections, one to each new client connection, in order.
+
+    ``live_auth`` makes the Kerberos state of a new connection; None: the
+    recorded Kerberos replies are sent (see the module docstring).
+    """
 
     def __init__(
-        self, recording: Recording, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+        self,
+        recording: Recording,
+        *,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        live_auth: Callable[[], LiveAuth] | None = None,
     ) -> None:
         self.recording = recording
         self.max_frame_size = max_frame_size
+        self.live_auth = live_auth
         #: How many recorded connections were handed to clients so far.
         self.taken = 0
 
@@ -103,7 +152,8 @@ class Replay:
 
     def session(self) -> ReplaySession:
         """A new client connection; it takes its recorded one when the handshake arrives."""
-        return ReplaySession(self._take, self.max_frame_size)
+        auth = None if self.live_auth is None else self.live_auth()
+        return ReplaySession(self._take, self.max_frame_size, auth)
 
     def unserved(self) -> list[ReplayMismatch]:
         """A departure for each recorded connection no client has taken yet."""
@@ -130,15 +180,19 @@ class ReplaySession:
 
     Feed what arrives to :meth:`receive` and write what it returns; once
     :attr:`finished`, close the connection (after writing). ``take`` gives the
-    recorded connection to play, or None when none is left.
+    recorded connection to play, or None when none is left; ``auth`` plays
+    Kerberos live (None: as recorded).
     """
 
     def __init__(
         self,
         take: Callable[[], RecordedConnection | None],
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        auth: LiveAuth | None = None,
     ) -> None:
         self._take = take
+        self._auth = auth
+        self._authenticating = False  # between a matched Authenticate and its EnableSettings
         self._handshake: HandshakeReader | None = HandshakeReader()
         self._splitter = FrameSplitter(max_frame_size)
         self.connection: RecordedConnection | None = None
@@ -182,14 +236,14 @@ class ReplaySession:
             if rest is None:
                 return b""
             self._handshake = None
-            out, data = self._start(), rest
+            out, data = _framed(self._start()), rest
         for payload in self._splitter.feed(data):
             if self.finished:
                 break
             out += self._request(dpm.decode_request(payload))
         return out
 
-    def _start(self) -> bytes:
+    def _start(self) -> list[Message]:
         self.connection = self._take()
         if self.connection is None:
             self.finished = True
@@ -200,8 +254,8 @@ class ReplaySession:
                 "a new connection",
                 "every recorded connection has been served",
             )
-            return b""
-        return self._flush()
+            return []
+        return self._replies()
 
     def _request(self, got: Message) -> bytes:
         step = self._step()
@@ -217,19 +271,40 @@ class ReplaySession:
             return b""
         if isinstance(got, dpm.AddToListRequest) and isinstance(step.request, dpm.AddToListRequest):
             self._map(step.request.ref_id, got.ref_id)
+        if isinstance(got, _KERBEROS):
+            self._authenticating = isinstance(got, dpm.AuthenticateRequest)
+            if self._auth is not None:
+                return self._live(got)
         self._position += 1
-        return self._flush()
+        return _framed(self._replies())
 
-    def _flush(self) -> bytes:
-        """The recorded replies up to the next request (a recorded hangup finishes)."""
+    def _live(self, got: dpm.AuthenticateRequest | dpm.EnableSettingsRequest) -> bytes:
+        """The live answer to a matched Kerberos request, in place of the recorded one."""
+        assert self._auth is not None  # only called when playing Kerberos live
+        if isinstance(got, dpm.AuthenticateRequest):
+            answer = self._auth.on_authenticate(got)
+        else:
+            answer = self._auth.on_enable(got)
+        if any(isinstance(m, dpm.StatusReply) and m.status != 0 for m in answer):
+            self._depart(describe(got), f"Kerberos refused it: {self._auth.refusal}")
+            return _framed(answer)
+        self._position += 1
+        replies = self._replies()
+        if isinstance(got, dpm.EnableSettingsRequest):
+            return _framed(replies)  # verified: the recording says whether it enabled
+        return _framed(_in_place_of_the_recorded(replies, answer))
+
+    def _replies(self) -> list[Message]:
+        """The recorded replies up to the next request, re-tagged (a recorded hangup
+        finishes)."""
         out = []
         while isinstance(step := self._step(), Answer | Hangup):
             self._position += 1
             if isinstance(step, Hangup):
                 self.finished = True
                 break
-            out.append(frame(dpm.encode(self._retagged(step.reply))))
-        return b"".join(out)
+            out.append(self._retagged(step.reply))
+        return out
 
     def _client_closed(self) -> None:
         self.finished = True
@@ -255,7 +330,8 @@ class ReplaySession:
             name, line, expected = connection.name, step.line, describe(step.request)
         else:
             name, line, expected = connection.name, _last_line(connection), "the end of it"
-        self.mismatch = ReplayMismatch(name, line, expected, got, reason)
+        advice = _NEEDS_KEYTAB if self._authenticating and self._auth is None else _FIX
+        self.mismatch = ReplayMismatch(name, line, expected, got, reason, advice)
 
     def _map(self, recorded: int, client: int) -> None:
         self._to_client[recorded] = client
@@ -274,6 +350,18 @@ class ReplaySession:
         if ref is None or to_client.get(ref, ref) == ref:
             return reply
         return reply.replace(ref_id=to_client[ref])
+
+
+def _in_place_of_the_recorded(replies: list[Message], answer: list[Message]) -> list[Message]:
+    """``replies`` with ``answer`` where the recorded ``AuthenticateReply`` was (first if none)."""
+    for at, reply in enumerate(replies):
+        if isinstance(reply, dpm.AuthenticateReply):
+            return [*replies[:at], *answer, *replies[at + 1 :]]
+    return [*answer, *replies]
+
+
+def _framed(messages: list[Message]) -> bytes:
+    return b"".join(frame(dpm.encode(m)) for m in messages)
 
 
 def _last_line(connection: RecordedConnection) -> int:

@@ -49,12 +49,15 @@ __all__ = [
 
 #: The most points the lab's DPM puts in one ``TimedScalarArray_reply`` of a logger window.
 CHUNK_POINTS = 487
-#: The most points one entry may gather (80 MB of values and 80 MB of times); a server that
-#: sends more ends the entry with ``DPM_REPLY_OVERFLOW`` rather than fill the client's memory.
+#: The most points the logger entries of one list may gather together (80 MB of values and
+#: 80 MB of times); the entry whose chunk would pass it ends with ``DPM_REPLY_OVERFLOW``
+#: rather than fill the client's memory.
 MAX_POINTS = 10_000_000
 
 _MALFORMED = Status.from_name("ACNET_RPLYPACK")
 _TOO_MANY = Status.from_name("DPM_REPLY_OVERFLOW")
+#: What a logger answers for a window it holds nothing of: an empty History, not an error.
+_NO_DATA = Status.from_name("DAE_LJ_NO_DATA")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SOURCES = "<-LOGGER or <-FTP"
 _USE_DPM = (
@@ -121,10 +124,14 @@ def logger_request(
 def history_of(reading: Reading) -> History:
     """The :class:`History` a logger read made; :class:`DeviceError` if it is an error.
 
-    A ``{"data": ..., "micros": ...}`` value (what pacsys and test doubles
-    return) is taken as one; any other value is a TypeError naming the DRF.
+    ``DAE_LJ_NO_DATA`` (the logger holds nothing of the window) is an empty
+    History, however the reading was made. A ``{"data": ..., "micros": ...}``
+    value (what pacsys and test doubles return) is taken as one; any other
+    value is a TypeError naming the DRF.
     """
     value = reading.value
+    if (reading.facility_code, reading.error_code) == (_NO_DATA.facility, _NO_DATA.error):
+        return History()
     if not reading.ok or value is None:
         raise DeviceError(reading.drf, reading.facility_code, reading.error_code, reading.message)
     if isinstance(value, History):
@@ -197,7 +204,8 @@ class HistoryEntries:
     to :meth:`chunk`, or the reading a status made to :meth:`failed`. Each
     returns the ``(index, reading)`` pairs made: nothing while a logger
     window is still arriving, its whole :class:`History` at the end of data.
-    ``limit`` bounds the points one entry gathers.
+    ``limit`` bounds the points all the logger entries gather together (one
+    budget per list: a list of N windows holds no more than one).
     """
 
     def __init__(
@@ -215,6 +223,7 @@ class HistoryEntries:
         }
         self._plots = {i for i, r in enumerate(requests) if isinstance(r.source, _drf.FTPSource)}
         self._ended: set[int] = set()
+        self._points = 0  # gathered by all the logger entries, ended or not
 
     def __contains__(self, index: object) -> bool:
         return index in self._logged or index in self._plots
@@ -229,9 +238,9 @@ class HistoryEntries:
 
         An FTP chunk is a reading at once (an empty one makes none). A logger
         chunk is kept; an empty one ends the window: its reading, all of it.
-        A chunk without one time per value, or one that takes the entry past
-        ``limit`` points, ends the entry with an error reading. Chunks after
-        the end are ignored.
+        A chunk without one time per value, or one that takes the list's
+        logger entries past ``limit`` points together, ends the entry with an
+        error reading. Chunks after the end are ignored.
         """
         if index in self._ended:
             return []
@@ -249,23 +258,31 @@ class HistoryEntries:
         gathered = self._logged[index]
         if not data.size:
             return self._end(index, self._reading(index, gathered.history(), meta))
-        if gathered.points + data.size > self._limit:
-            note = f"more than {self._limit:,} points; ask for a shorter window"
+        if self._points + data.size > self._limit:
+            note = (
+                f"the list's logger windows hold more than {self._limit:,} points together; "
+                "ask for shorter windows, or read them in separate lists"
+            )
             return self._end(index, self._error(index, _TOO_MANY, note, meta))
         gathered.values.append(data)
         gathered.micros.append(stamps)
         gathered.points += data.size
+        self._points += data.size
         return []
 
     def failed(self, index: int, reading: Reading) -> list[tuple[int, Reading]]:
         """Entry ``index`` got ``reading`` in place of a chunk (a status, or data of another
         shape). For an FTP it is passed on as any reading is. For a logger window it ends
         the entry: as an error if it carries data (an array device's records), and with
-        the message saying how many points had arrived."""
+        the message saying how many points had arrived; ``DAE_LJ_NO_DATA`` (the logger
+        holds nothing of the window) ends it as the History gathered, empty if none."""
         if index in self._ended:
             return []
         if index in self._plots:
             return [(index, reading)]
+        if (reading.facility_code, reading.error_code) == (_NO_DATA.facility, _NO_DATA.error):
+            gathered = self._logged[index].history()
+            return self._end(index, self._reading(index, gathered, reading.meta))
         if reading.value is not None:  # data of another shape: an array device's records
             kind = reading.value_type.name if reading.value_type else "untyped"
             note = f"the server sent {kind} data, not timestamped points"

@@ -23,7 +23,7 @@ import numpy as np
 
 from acnet_proto import drf as _drf
 from acnet_proto.engine.events import ConnectionEvent
-from acnet_proto.errors import AuthenticationError, SettingOutcomeUnknown
+from acnet_proto.errors import AuthenticationError, ConfigurationError, SettingOutcomeUnknown
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
 from acnet_proto.status import Status
@@ -160,7 +160,7 @@ def _number(drf: str, value: Any) -> float:
         )
     number = float(value)
     if not math.isfinite(number):
-        raise ValueError(f"cannot write {value!r} to {drf}: the value must be finite")
+        raise ConfigurationError(f"cannot write {value!r} to {drf}: the value must be finite")
     return number
 
 

@@ -31,7 +31,8 @@ its first ``size`` bytes of the 4, a 2-byte signed value sign-extended;
 4-byte unsigned words (Q = 2).
 
 Written bytes set enable, abort, abort inhibit, the limits, the tries and
-the FTD. Bad, low and high are the front end's verdict, and Q, the digital
+the FTD; a limit whose bytes a write leaves as they were keeps its value
+exactly (:func:`rewrite_analog`). Bad, low and high are the front end's verdict, and Q, the digital
 bit and the type byte follow the device: what a write says of them is not
 kept. A written analog block must keep K = 2 (minimum/maximum), the only
 limit type the simulator holds; :class:`AlarmBlockError` otherwise.
@@ -54,6 +55,7 @@ __all__ = [
     "decode_digital",
     "encode_analog",
     "encode_digital",
+    "rewrite_analog",
 ]
 
 #: Bytes in one alarm block.
@@ -156,6 +158,27 @@ def decode_analog(data: bytes, scaling: Scaling) -> AnalogAlarmBlock:
         raise AlarmBlockError(f"flags 0x{flags:04X}: limit type K must be 2 (minimum/maximum)")
     size = scaling.raw.size
     return AnalogAlarmBlock(scaling.decode(first[:size]), scaling.decode(second[:size]), *common)
+
+
+_MINIMUM_BYTES, _MAXIMUM_BYTES = slice(2, 6), slice(6, 10)
+
+
+def rewrite_analog(
+    block: AnalogAlarmBlock, scaling: Scaling, old: bytes, data: bytes
+) -> AnalogAlarmBlock:
+    """The analog block after ``data`` is written over its raw bytes ``old``: decoded from
+    ``data`` (:func:`decode_analog`, and its errors), except that a limit whose 4 bytes did
+    not change keeps ``block``'s value.
+
+    The bytes of a limit are its nearest raw value (a float32 for a device with
+    no raw type), so decoding untouched bytes would move a limit no one wrote.
+    """
+    new = decode_analog(data, scaling)
+    if data[_MINIMUM_BYTES] == old[_MINIMUM_BYTES]:
+        new.minimum = block.minimum
+    if data[_MAXIMUM_BYTES] == old[_MAXIMUM_BYTES]:
+        new.maximum = block.maximum
+    return new
 
 
 def decode_digital(data: bytes) -> DigitalAlarmBlock:

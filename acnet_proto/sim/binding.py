@@ -32,20 +32,25 @@ test holds the two and the code together):
 6    ``DIO_SETONLY``         CONTROL read with an event that sends data
 ===  ======================  =====================================================
 
+The event of a ``<-LOGGER`` request is not checked (row 6): the lab's DPM
+ignores it, as the window says what is sent.
+
 A setting that reaches the model (:mod:`acnet_proto.sim.writes`) is then
 refused, in this order:
 
 ===  ======================  =====================================================
 #    status                  what is wrong
 ===  ======================  =====================================================
-7    ``DIO_READONLY``        a property or field that cannot be set
+7    ``DIO_READONLY``        a property or field that cannot be set; any DRF with
+                             a ``<-LOGGER`` or ``<-FTP`` source (recorded data)
 8    ``DPM_NO_SUCH_FIELD``   a whole alarm block (give a field, or its raw bytes)
 9    ``DIO_INVDATA``         a value of the wrong type; raw alarm-block bytes with a
                              limit type other than minimum/maximum
 10   ``DPM_BAD_LENGTH``      the wrong number of values or bytes
 11   ``DIO_SCALEFAIL``       a value the raw type cannot hold (beyond an int16,
-                             NaN into an integer, raw bytes that are no DEC
-                             value); a control ordinal beyond the device's table
+                             NaN or infinity on any device, raw bytes that are
+                             no finite value); a control ordinal beyond the
+                             device's table
 12   ``DIO_RANGE``           a scaled setting outside the device database's
                              ``min``/``max``; alarm tries beyond 0..255, FTD
                              beyond 0..65535, a digital nominal or mask beyond
@@ -59,6 +64,8 @@ their raw data in the device's raw type and ``.PRIMARY`` their primary
 units (:mod:`acnet_proto.sim.scaling`). Reading ``.RAW`` and scaling it
 gives the scaled value read at the same moment; a READING is sampled at
 multiples of the device's ``update_period`` and stamped with that time.
+The SETTING of a ramp card is its table's points, one element a point of 4
+raw bytes, scaled by its value word (:mod:`acnet_proto.sim.ramps`).
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ from acnet_proto.pc import dpm
 from acnet_proto.sim.alarm_blocks import BLOCK_SIZE, block_bytes, block_flags
 from acnet_proto.sim.codes import (
     DBM_NOPROP,
+    DIO_SCALEFAIL,
     DIO_SETONLY,
     DPM_BAD_FRAMING,
     DPM_BAD_RANGE,
@@ -84,8 +92,10 @@ from acnet_proto.sim.codes import (
     DPM_NOT_YET,
     DPM_OUT_OF_BOUNDS,
 )
-from acnet_proto.sim.control import STATUS_ATTRIBUTES
+from acnet_proto.sim.control import STATUS_ATTRIBUTES, by_position
 from acnet_proto.sim.devices import Kind, SimDevice
+from acnet_proto.sim.ramps import POINT_BYTES
+from acnet_proto.sim.scaling import ScalingError
 from acnet_proto.status import Status
 
 __all__ = [
@@ -160,10 +170,19 @@ class Entry:
             format_hint=d.format_hint,
         )
 
-    def reply(self, ref_id: int, now: float) -> DataReply:
-        """The data reply for this entry at ``now`` (Unix seconds)."""
+    def reply(self, ref_id: int, now: float) -> DataReply | dpm.StatusReply:
+        """The data reply for this entry at ``now`` (Unix seconds), or a ``Status_reply`` of
+        ``DIO_SCALEFAIL`` for a value that cannot be encoded.
+
+        Settings and the loader refuse values a device cannot hold, so the
+        status reply is defense in depth: one entry's bad value spoils that
+        entry's data, never the list, the connection or other clients.
+        """
         stamp = self.device.sample_time(now) if self.sampled else now
-        return self._build(ref_id, millis(stamp), now)
+        try:
+            return self._build(ref_id, millis(stamp), now)
+        except ScalingError:
+            return status_reply(ref_id, DIO_SCALEFAIL, now)
 
 
 def bind(text: str, request: drf.DataRequest, device: SimDevice) -> Entry:
@@ -181,7 +200,8 @@ def bind(text: str, request: drf.DataRequest, device: SimDevice) -> Entry:
     event = request.event
     if event is None or isinstance(event, drf.DefaultEvent):
         event = device.default_event
-    _check_event(prop, event, reject)
+    if not isinstance(request.source, drf.LoggerSource):  # the window, not the event, says
+        _check_event(prop, event, reject)
     sampled = prop is _P.READING and device.numeric
     return Entry(text, request, device, event, span, build, sampled)
 
@@ -263,13 +283,47 @@ def _value_builder(
         return (lo, hi), lambda ref, ms, now: dpm.RawReply(
             ref_id=ref, timestamp=ms, cycle=0, status=0, data=device.setting_bytes[lo:hi]
         )
-    ramp = device.ramp
-    if ramp is not None and want_raw and request.property is _P.SETTING:
-        lo, hi = _span(rng, ramp.size, 1, reject)
-        return (lo, hi), lambda ref, ms, now: dpm.RawReply(
-            ref_id=ref, timestamp=ms, cycle=0, status=0, data=bytes(ramp.data[lo:hi])
-        )
+    if device.ramp is not None and request.property is _P.SETTING:
+        return _ramp_builder(request, device, reject)
     return _numbers_builder(request, device, reject)
+
+
+def _ramp_builder(
+    request: drf.DataRequest, device: SimDevice, reject: Callable[[int, str], Exception]
+) -> tuple[tuple[int, int], _Build]:
+    """The SETTING of a ramp card: its points, 4 raw bytes each, scaled by their value words
+    (:mod:`acnet_proto.sim.ramps`); the span counts points."""
+    ramp, scaling, rng = device.ramp, device.scaling, request.range
+    assert ramp is not None  # _value_builder checked
+    lo, hi = _span(rng, ramp.elements, POINT_BYTES, reject)
+    if request.field is _F.RAW:
+        return (lo, hi), lambda ref, ms, now: dpm.RawReply(
+            ref_id=ref, timestamp=ms, cycle=0, status=0, data=ramp.raw(lo, hi)
+        )
+    primary = request.field is _F.PRIMARY
+    if _single(rng, whole=False):
+        return (lo, hi), lambda ref, ms, now: dpm.ScalarReply(
+            ref_id=ref,
+            timestamp=ms,
+            cycle=0,
+            status=0,
+            data=ramp.values(lo, hi, scaling, primary=primary)[0],
+        )
+    return (lo, hi), lambda ref, ms, now: dpm.ScalarArrayReply(
+        ref_id=ref,
+        timestamp=ms,
+        cycle=0,
+        status=0,
+        data=ramp.values(lo, hi, scaling, primary=primary),
+    )
+
+
+def _single(rng: drf.Range | None, *, whole: bool) -> bool:
+    """Whether a numeric reply is one number: one element's range, or no range and ``whole``
+    (the data is a scalar)."""
+    if rng is None:
+        return whole
+    return isinstance(rng, drf.ArrayRange) and rng.end == rng.start
 
 
 def _numbers_builder(
@@ -292,11 +346,7 @@ def _numbers_builder(
             data=scaling.encode_all([value(now, i) for i in range(lo, hi)], saturate=True),
         )
     unit = scaling.primary_value if request.field is _F.PRIMARY else float
-    if rng is None:
-        single = device.kind is Kind.SCALAR
-    else:
-        single = isinstance(rng, drf.ArrayRange) and rng.end == rng.start
-    if single:
+    if _single(rng, whole=device.kind is Kind.SCALAR):
         return (lo, hi), lambda ref, ms, now: dpm.ScalarReply(
             ref_id=ref, timestamp=ms, cycle=0, status=0, data=unit(value(now, lo))
         )
@@ -374,13 +424,13 @@ def _status_builder(
             ref_id=ref, timestamp=ms, cycle=0, status=0, data=float(st.word)
         )
     if fld is _F.BIT_NAMES:
-        names = [bit.name for bit in st.bits]
+        names = by_position(st.bits, [bit.name for bit in st.bits])
         return lambda ref, ms, now: dpm.TextArrayReply(
             ref_id=ref, timestamp=ms, cycle=0, status=0, data=names
         )
     if fld is _F.BIT_VALUES:
         return lambda ref, ms, now: dpm.TextArrayReply(
-            ref_id=ref, timestamp=ms, cycle=0, status=0, data=list(st.texts)
+            ref_id=ref, timestamp=ms, cycle=0, status=0, data=by_position(st.bits, st.texts)
         )
     raise reject(DPM_NO_SUCH_FIELD, f"the simulator does not serve STATUS.{fld.name}")
 

@@ -1,7 +1,8 @@
 """A device's CONTROL command table and STATUS bit layout: what they hold, and what a command does.
 
 A device with basic status has a *layout*, the bits it has (each a mask in
-the raw status word, a name and two texts), and a *control table*, the
+the raw status word, a name as DPM serves it, a short name as the device
+database lists it, and two texts), and a *control table*, the
 commands its CONTROL property takes, by ordinal: each is a command value
 and a name, as the device database lists them. Clients send the ordinal
 (DPM/TCP, gRPC and pacsys send Java's ``BasicControlDefs`` ordinal, i.e.
@@ -36,7 +37,9 @@ A device whose model gives no table gets :data:`STANDARD_COMMANDS`
 (:class:`~acnet_proto.types.BasicControl` order, so ``BasicControl.LOCAL``
 is LOCAL), and no layout :data:`STATUS_BITS` (on, ready, remote, positive,
 ramp at bits 0..4). :func:`parse_control` and :func:`parse_status_bits`
-read the model file's ``control`` and ``status_bits`` keys.
+read the model file's ``control`` and ``status_bits`` keys;
+:func:`by_position` lays a layout's names or texts out by bit number, as
+DPM's ``STATUS.BIT_NAMES`` and ``BIT_VALUES`` carry them.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ __all__ = [
     "BasicStatusBit",
     "ControlCommand",
     "apply_command",
+    "by_position",
     "command_at",
     "parse_control",
     "parse_status_bits",
@@ -74,7 +78,10 @@ class BasicStatusBit:
     """One basic status bit as the device database defines it.
 
     ``attribute`` is which of :class:`~acnet_proto.sim.devices.BasicStatus`'s
-    bits it is; ``mask`` the single bit it sets in the raw status word.
+    bits it is; ``mask`` the single bit it sets in the raw status word;
+    ``name`` the bit's name in DPM's ``STATUS.BIT_NAMES`` and ``devdb_name``
+    its short name in the device database (the lab's Z:ACLTST: ``On`` and
+    ``OnOff``).
     """
 
     attribute: str
@@ -83,15 +90,27 @@ class BasicStatusBit:
     long_name: str
     true_text: str
     false_text: str
+    devdb_name: str
+
+    @property
+    def position(self) -> int:
+        """The bit's number in the status word (0 for mask 0x1)."""
+        return self.mask.bit_length() - 1
+
+
+def _standard(attribute: str, mask: int, name: str, long_name: str) -> BasicStatusBit:
+    # a standard bit's long name is its two texts ("On/Off"), its DevDB name its name
+    true_text, false_text = long_name.split("/")
+    return BasicStatusBit(attribute, mask, name, long_name, true_text, false_text, name)
 
 
 #: The standard layout, in bit order: a device with ``status`` and no ``status_bits``.
 STATUS_BITS = (
-    BasicStatusBit("on", 0x1, "On", "On/Off", "On", "Off"),
-    BasicStatusBit("ready", 0x2, "Ready", "Ready/Tripped", "Ready", "Tripped"),
-    BasicStatusBit("remote", 0x4, "Remote", "Remote/Local", "Remote", "Local"),
-    BasicStatusBit("positive", 0x8, "Polarity", "Positive/Negative", "Positive", "Negative"),
-    BasicStatusBit("ramp", 0x10, "Ramp", "Ramp/DC", "Ramp", "DC"),
+    _standard("on", 0x1, "On", "On/Off"),
+    _standard("ready", 0x2, "Ready", "Ready/Tripped"),
+    _standard("remote", 0x4, "Remote", "Remote/Local"),
+    _standard("positive", 0x8, "Polarity", "Positive/Negative"),
+    _standard("ramp", 0x10, "Ramp", "Ramp/DC"),
 )
 
 #: The bits a basic status can have, by attribute (the fields of a ``BasicStatus_reply``).
@@ -149,7 +168,8 @@ def command_at(commands: Sequence[ControlCommand], number: int) -> ControlComman
     """The command a client's ``number`` selects from ``commands``, or None (DIO_SCALEFAIL).
 
     ``number`` is an ordinal, or a DAQData ``BasicControl`` wire value, which
-    selects the ordinal of the BasicControl of the same name.
+    selects the first command whose value means that BasicControl
+    (:data:`COMMAND_MEANINGS`), wherever a device's own table puts it.
     """
     if 0 <= number < len(commands):
         return commands[number]
@@ -157,8 +177,21 @@ def command_at(commands: Sequence[ControlCommand], number: int) -> ControlComman
         wire = daqdata.BasicControl(number)
     except ValueError:
         return None
-    ordinal = BasicControl[wire.name].value
-    return commands[ordinal] if ordinal < len(commands) else None
+    meaning = BasicControl[wire.name]
+    return next((c for c in commands if COMMAND_MEANINGS.get(c.value) is meaning), None)
+
+
+def by_position(bits: Sequence[BasicStatusBit], entries: Sequence[str]) -> list[str]:
+    """``entries`` (one per bit of ``bits``) placed at their bits' numbers, ``""`` between.
+
+    DPM's ``STATUS.BIT_NAMES`` and ``BIT_VALUES`` are indexed by bit number,
+    so a client finds bit *n* at index *n*; the list ends at the layout's
+    highest bit (the lab's Z:ACLTST: ``["On", "Ready", "", "Polarity", ...]``).
+    """
+    out = [""] * (max((bit.position for bit in bits), default=-1) + 1)
+    for bit, entry in zip(bits, entries, strict=True):
+        out[bit.position] = entry
+    return out
 
 
 def apply_command(status: BasicStatus, command: ControlCommand) -> None:
@@ -178,7 +211,7 @@ def apply_command(status: BasicStatus, command: ControlCommand) -> None:
 Fail = Callable[[str, str], Exception]  # (where, problem) -> the error to raise
 
 _COMMAND_KEYS = frozenset({"ordinal", "value", "name", "long_name"})
-_BIT_KEYS = frozenset({"mask", "name", "long_name", "true_text", "false_text"})
+_BIT_KEYS = frozenset({"mask", "name", "devdb_name", "long_name", "true_text", "false_text"})
 
 
 def parse_control(items: object, where: str, fail: Fail) -> tuple[ControlCommand, ...]:
@@ -214,9 +247,12 @@ def parse_status_bits(table: object, where: str, fail: Fail) -> tuple[BasicStatu
     """The ``status_bits`` key: the bits a device has, in bit order.
 
     A table from bit (``on``, ``ready``, ``remote``, ``positive``, ``ramp``)
-    to its mask, or to ``{mask, name, long_name, true_text, false_text}``
-    (names and texts default to the standard bit's). Each mask is one bit of
-    the 16-bit status word, no two the same.
+    to its mask, or to ``{mask, name, devdb_name, long_name, true_text,
+    false_text}``: ``name`` is what DPM's ``BIT_NAMES`` says, ``devdb_name``
+    the device database's short name (default: ``name``); the other names
+    and texts default to the standard bit's. Each mask is one bit of the
+    16-bit status word, no two the same. Raises ``fail(where, ...)`` naming
+    the bit and key of any problem.
     """
     where = f"{where}.status_bits"
     if not isinstance(table, dict) or not table:
@@ -243,13 +279,15 @@ def _bit(attribute: str, spec: object, where: str, fail: Fail) -> BasicStatusBit
     mask = _integer(spec, "mask", where, fail)
     if mask <= 0 or mask & (mask - 1) or mask >> _WORD_BITS:
         raise fail(where, f"'mask' must be one bit of a 16-bit word (0x1..0x8000), got {mask:#x}")
+    name = _text(spec, "name", where, fail, standard.name)
     return BasicStatusBit(
         attribute,
         mask,
-        _text(spec, "name", where, fail, standard.name),
+        name,
         _text(spec, "long_name", where, fail, standard.long_name),
         _text(spec, "true_text", where, fail, standard.true_text),
         _text(spec, "false_text", where, fail, standard.false_text),
+        _text(spec, "devdb_name", where, fail, name),
     )
 
 

@@ -7,7 +7,8 @@ primary and common transforms equivalent to its raw type and scaling (16 and
 0, IEEE float and identity, for a device that states none) and its
 ``min``/``max`` limits (0 when it has none); devices with a ``status`` table
 have their control table (each command's value and names, by ordinal) and
-their status bits (mask, names, texts; extended bit numbers from the masks),
+their status bits (mask, the bit's DevDB short name, long name and texts;
+extended bit numbers from the masks),
 the very ones the simulated DPM serves (:mod:`acnet_proto.sim.control`);
 each alarm table is an alarm block whose text id is ``2*di`` (analog) or
 ``2*di + 1`` (digital), holding the flags word and limits of the raw block.
@@ -59,7 +60,8 @@ def _scaling(device: SimDevice, setting: bool) -> DevDB_pb2.Property:
         p_index=p_index,
         c_index=c_index,
         coeff=constants,
-        is_knobbable=setting and device.size == 1,
+        # a ramp card's setting is a table of points, not one knob
+        is_knobbable=setting and device.size == 1 and device.ramp is None,
     )
 
 
@@ -75,7 +77,7 @@ def _definitions(device: SimDevice) -> _Parts:
         DevDB_pb2.DigitalStatusItem(
             mask_val=bit.mask,
             match_val=bit.mask,
-            short_name=bit.name,
+            short_name=bit.devdb_name,
             long_name=bit.long_name,
             true_str=bit.true_text,
             false_str=bit.false_text,
@@ -84,7 +86,7 @@ def _definitions(device: SimDevice) -> _Parts:
     ]
     ext = [
         DevDB_pb2.DigitalExtStatusItem(
-            bit_no=bit.mask.bit_length() - 1,
+            bit_no=bit.position,
             name0=bit.false_text,
             name1=bit.true_text,
             description=bit.long_name,

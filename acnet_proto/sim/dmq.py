@@ -463,7 +463,7 @@ class DMQService:
 
     def _setting_entry(self, drf: str) -> Entry:
         try:
-            return self.model.resolve(drf)
+            return self.model.resolve(drf, live_only=True)
         except RequestRejected as exc:
             raise _Refusal("setting DRF refused", Status.from_int(exc.status), str(exc)) from None
 
@@ -471,7 +471,7 @@ class DMQService:
         key = reading_key(drf)
         start = now + self.init_delay
         try:
-            entry = self.model.resolve(drf)
+            entry = self.model.resolve(drf, live_only=True)  # recorded data: DPM only
         except RequestRejected as exc:
             status, why = Status.from_int(exc.status), exc.reason
             self._refuse(Refused("DRF refused", str(exc), status, exchange, app_id))

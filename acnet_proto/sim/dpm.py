@@ -28,8 +28,10 @@ What is sent, and in what order (as in the recorded conversations of
 - entries with a ``<-LOGGER`` or ``<-FTP`` source as :mod:`acnet_proto.sim.history`
   says: after ``StartList_reply``, a ``Status_reply`` for each it refuses; then
   ``TimedScalarArray_reply`` chunks, a logger's ending with an empty one.
-  Chunks are made a batch per :meth:`DPMSession.tick`, so a long window is
-  written as fast as the client reads it, never all at once;
+  Chunks are made a slice per :meth:`DPMSession.tick` (at most
+  :data:`~acnet_proto.sim.history.TICK_CHUNKS` for all the list's feeds,
+  see :class:`~acnet_proto.sim.history.Feeds`), so a long window is never
+  made all at once and other clients are answered between two slices;
 - ``ListStatus_reply`` every :attr:`DPMConnection.heartbeat_period` once the
   list is open, the first one period after the open;
 - settings: ``Authenticate``/``EnableSettings`` as
@@ -86,9 +88,9 @@ from acnet_proto.errors import RemoteProtocolError
 from acnet_proto.limits import DEFAULT_LIMITS, ServerLimits, StreamQuota
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
-from acnet_proto.sim.binding import Entry, RequestRejected, status_reply
+from acnet_proto.sim.binding import Entry, status_reply
 from acnet_proto.sim.codes import DPM_BAD_REQUEST
-from acnet_proto.sim.history import Feed, dpm_reply, start_feed
+from acnet_proto.sim.history import Feeds, dpm_reply
 from acnet_proto.sim.model import DeviceModel
 from acnet_proto.sim.policy import DPM_PRIV
 from acnet_proto.sim.schedule import ClockEvents, Group, fire_due, next_due, schedule
@@ -173,7 +175,7 @@ class DPMSession:
         self.properties: dict[str, str] = {}
         self.groups: list[Group] = []
         # the started entries with a <- source (logger windows, fast time plots)
-        self.feeds: dict[int, Feed] = {}
+        self.feeds = Feeds()
         self.opened_at: float | None = None
         #: True once the client closed its side: the server stops serving it
         self.closed = False
@@ -296,7 +298,7 @@ class DPMSession:
 
     def _stop(self) -> None:
         self.groups = []
-        self.feeds = {}
+        self.feeds = Feeds()
         self.release()
 
     def release(self) -> None:
@@ -313,7 +315,9 @@ class DPMSession:
     def _start(self, now: float, wall: float) -> list[Message]:
         live = [(ref, e) for ref, e in self.entries.items() if e.request.source is None]
         immediate, groups = schedule(live, now, self.clock)
-        feeds, failed = self._feeds(now, wall)
+        feeds, failed = Feeds.start(self.entries.items(), now, wall)
+        for ref, rejected in failed:
+            self._tell(f"ref {ref}: {rejected.reason}")
         if not groups and not feeds:
             self.release()  # answered at once: it holds no stream
         elif not self.streaming:
@@ -329,22 +333,8 @@ class DPMSession:
         replies.append(dpm.StartListReply(list_id=self.conn.list_id, status=0))
         replies.extend(status_reply(ref, status, wall) for ref, status in self.refused.items())
         replies.extend(entry.reply(ref, wall) for ref, entry in immediate)
-        replies.extend(status_reply(ref, status, wall) for ref, status in failed)
+        replies.extend(status_reply(ref, e.status, wall) for ref, e in failed)
         return replies
-
-    def _feeds(self, now: float, wall: float) -> tuple[dict[int, Feed], list[tuple[int, int]]]:
-        """The started entries with a ``<-`` source, and (ref, status) of those refused."""
-        feeds: dict[int, Feed] = {}
-        failed: list[tuple[int, int]] = []
-        for ref, entry in self.entries.items():
-            if entry.request.source is None:
-                continue
-            try:
-                feeds[ref] = start_feed(entry, now, wall)
-            except RequestRejected as e:
-                failed.append((ref, e.status))
-                self._tell(f"ref {ref}: {e.reason}")
-        return feeds, failed
 
     def _apply(self, request: dpm.ApplySettingsRequest) -> dpm.ApplySettingsReply:
         """Authorize each setting (principal, role, the name of the model device its entry
@@ -386,8 +376,7 @@ class DPMSession:
 
     def next_due(self) -> float | None:
         """When :meth:`tick` has something to send next (monotonic); None: nothing scheduled."""
-        feeds = (feed.due for feed in self.feeds.values())
-        dues = [next_due(self.groups), self._heartbeat_due(), *feeds]
+        dues = [next_due(self.groups), self._heartbeat_due(), self.feeds.next_due()]
         return min((due for due in dues if due is not None), default=None)
 
     def tick(self, now: float, wall: float) -> bytes:
@@ -404,13 +393,12 @@ class DPMSession:
         return b"".join(out)
 
     def _fire_feeds(self, now: float, wall: float) -> list[Message]:
-        """The chunks of every feed due by ``now``; a list whose feeds all ended and that
+        """This tick's slice of the feeds' chunks; a list whose feeds all ended and that
         has nothing else to stream gives its stream slot back."""
-        replies: list[Message] = []
-        for ref, feed in self.feeds.items():
-            if feed.due is not None and feed.due <= now:
-                replies.extend(dpm_reply(ref, chunk, wall) for chunk in feed.take(now, wall))
-        if replies and not self.groups and all(f.due is None for f in self.feeds.values()):
+        replies: list[Message] = [
+            dpm_reply(ref, chunk, wall) for ref, chunk in self.feeds.fire(now, wall)
+        ]
+        if replies and not self.groups and not self.feeds:
             self.release()
         return replies
 

@@ -4,8 +4,9 @@ Pure: every question takes the caller's times (``now``, monotonic seconds,
 for when to send; ``wall``, Unix seconds, for what the samples are). The
 simulated servers (DPM/TCP in :mod:`acnet_proto.sim.dpm`, gRPC in
 ``acnet_proto.adapters.sim.daq``) turn an entry whose DRF has a ``<-``
-source into a :class:`Feed` with :func:`start_feed` and send what
-:meth:`Feed.take` gives, formatted for their protocol.
+source into a :class:`Feed`: both start a list's (or a request's) feeds
+with :meth:`Feeds.start` and send what :meth:`Feeds.fire` gives at each
+tick, formatted for their protocol.
 
 What is logged
 --------------
@@ -32,6 +33,16 @@ epoch), then one empty chunk: the end of data. A fast time plot sends,
 every :data:`FTP_BATCH_SECONDS`, the samples taken since the last batch (at
 the rate of its periodic event, on that period's grid), until the list stops.
 
+Bounded serving
+---------------
+One tick of a session (one :meth:`Feeds.fire`) makes at most
+:data:`TICK_CHUNKS` chunks in all, shared round-robin by the feeds that are
+due: a list of many logger entries is served a slice at a time, each slice
+small enough that the server answers its other clients in between, and
+never more than one slice ahead of what it writes. A logger entry still
+sending stays due, so the next tick goes on where this one stopped; a fast
+time plot that waited for its turn sends its latest samples.
+
 Limits and refusals
 -------------------
 A refused entry is answered with one status, after the list started, and
@@ -47,17 +58,22 @@ a property the loggers do not keep (anything but READING and    ``DAE_LJ_NO_DATA
 SETTING) or data that is not one number (a whole array, RAW,
 text): ask for one element, ``M:ARRAY[3]<-LOGGER:...``
 more than :data:`MAX_POINTS` samples in the window              ``DPM_REPLY_OVERFLOW``
+the list's logger entries, in list order, past                  ``DPM_REPLY_OVERFLOW``
+:data:`MAX_LIST_POINTS` samples together: each entry
+past the cap (the ones before it are served)
 a fast time plot without a periodic event (``@p,100H``)         ``DPM_BAD_EVENT``
 a fast time plot of data that is not one number                 ``DPM_NOT_YET``
 ==============================================================  ==========================
 
 A window that ends after ``wall`` (now) is cut at ``wall``: nothing is logged
-yet beyond it. The event of a logger DRF is ignored: the window says what is sent.
+yet beyond it. The event of a logger DRF is ignored (it is not checked
+either): the window says what is sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from acnet_proto import drf
@@ -75,9 +91,12 @@ __all__ = [
     "DPM_REPLY_OVERFLOW",
     "FTP_BATCH_SECONDS",
     "LOGGERS",
+    "MAX_LIST_POINTS",
     "MAX_POINTS",
+    "TICK_CHUNKS",
     "Chunk",
     "Feed",
+    "Feeds",
     "Logger",
     "Samples",
     "dpm_reply",
@@ -89,10 +108,13 @@ __all__ = [
 CHUNK_POINTS = 487
 #: Most samples one logger request may ask for (about 11.5 days of ``ARKIV``).
 MAX_POINTS = 1_000_000
+#: Most samples the logger entries of one list (or one gRPC request) may ask for together.
+MAX_LIST_POINTS = 2 * MAX_POINTS
 #: How often a fast time plot sends what it sampled since the last batch.
 FTP_BATCH_SECONDS = 0.5
-#: Most chunks one :meth:`Feed.take` gives: the rest waits until those are written.
-TAKE_CHUNKS = 32
+#: Most chunks one session makes per tick, all its feeds together: about 4,000 samples,
+#: tens of milliseconds of work, so other clients are answered between two ticks.
+TICK_CHUNKS = 8
 
 DAE_LJ_NO_DATA = Status.from_name("DAE_LJ_NO_DATA").status
 DPM_INVALID_DATASOURCE = Status.from_name("DPM_INVALID_DATASOURCE").status
@@ -222,8 +244,8 @@ class Feed:
         self.entry = entry
         self.due: float | None = due
 
-    def take(self, now: float, wall: float) -> list[Chunk]:
-        """The chunks to send at ``now`` (at most :data:`TAKE_CHUNKS`); moves :attr:`due` on."""
+    def take(self, now: float, wall: float, budget: int) -> list[Chunk]:
+        """At most ``budget`` (>= 1) chunks to send at ``now``; moves :attr:`due` on."""
         raise NotImplementedError
 
     def _chunks(self, times: range) -> list[Chunk]:
@@ -241,13 +263,13 @@ class _LoggerFeed(Feed):
         self.samples = samples
         self.sent = 0
 
-    def take(self, now: float, wall: float) -> list[Chunk]:
+    def take(self, now: float, wall: float, budget: int) -> list[Chunk]:
         s = self.samples
-        stop = min(s.count, self.sent + TAKE_CHUNKS * CHUNK_POINTS)
+        stop = min(s.count, self.sent + budget * CHUNK_POINTS)
         times = range(s.at(self.sent), s.at(stop), s.period_us)
         self.sent = stop
         chunks = self._chunks(times)
-        if stop == s.count:
+        if stop == s.count and len(chunks) < budget:  # else the end of data waits a tick
             chunks.append(Chunk([], []))
             self.due = None
         return chunks
@@ -259,11 +281,12 @@ class _PlotFeed(Feed):
         self.period_us = period_us
         self.last_us = round(wall * 1_000_000)  # sampled up to here, included
 
-    def take(self, now: float, wall: float) -> list[Chunk]:
+    def take(self, now: float, wall: float, budget: int) -> list[Chunk]:
         period = self.period_us
         upto = round(wall * 1_000_000) // period * period
-        # a client that fell behind gets the latest samples, not a burst
-        start = max(self.last_us // period * period + period, upto - period * CHUNK_POINTS * 4)
+        # a client that fell behind (or a plot that waited its turn) gets the latest samples
+        latest = upto - period * (CHUNK_POINTS * min(4, budget) - 1)
+        start = max(self.last_us // period * period + period, latest)
         self.last_us = max(self.last_us, upto)
         assert self.due is not None  # a plot runs until its list stops
         self.due += FTP_BATCH_SECONDS * (int((now - self.due) // FTP_BATCH_SECONDS) + 1)
@@ -289,3 +312,86 @@ def start_feed(entry: Entry, now: float, wall: float) -> Feed:
             entry.drf, DPM_NOT_YET, "the simulator plots one number of a READING or SETTING"
         )
     return _PlotFeed(entry, event.period_us, now, wall)
+
+
+class Feeds:
+    """The started feeds of one list (or one gRPC request), by the caller's key (a ref id,
+    a DRF's index), served with one budget of :data:`TICK_CHUNKS` chunks per tick.
+
+    Both simulated servers use it the same way: :meth:`start` at StartList,
+    :meth:`fire` when :meth:`next_due` comes; a feed that sent everything is
+    dropped, so ``not feeds`` once none has anything left to send.
+    """
+
+    def __init__(self) -> None:
+        self._feeds: dict[int, Feed] = {}
+        self._turns: deque[int] = deque()  # round-robin: the next feed to serve first
+
+    @classmethod
+    def start(
+        cls, entries: Iterable[tuple[int, Entry]], now: float, wall: float
+    ) -> tuple[Feeds, list[tuple[int, RequestRejected]]]:
+        """The feeds of those of ``entries`` with a ``<-`` source, and each one refused.
+
+        Logger entries are counted in order against :data:`MAX_LIST_POINTS`:
+        one that would pass it is refused ``DPM_REPLY_OVERFLOW``.
+        """
+        feeds = cls()
+        refused: list[tuple[int, RequestRejected]] = []
+        points = 0
+        for key, entry in entries:
+            if entry.request.source is None:
+                continue
+            try:
+                feed = start_feed(entry, now, wall)
+                points += _check_list_points(entry, feed, points)
+            except RequestRejected as e:
+                refused.append((key, e))
+                continue
+            feeds._feeds[key] = feed
+            feeds._turns.append(key)
+        return feeds, refused
+
+    def __len__(self) -> int:
+        return len(self._feeds)
+
+    def next_due(self) -> float | None:
+        """When :meth:`fire` has something to send next (monotonic); None: nothing."""
+        return min((f.due for f in self._feeds.values() if f.due is not None), default=None)
+
+    def fire(self, now: float, wall: float) -> list[tuple[int, Chunk]]:
+        """The (key, chunk) pairs to send at ``now``: at most :data:`TICK_CHUNKS`, shared
+        round-robin by the feeds due; the feeds that ended are dropped."""
+        turns, budget = self._turns, TICK_CHUNKS
+        due = sum(1 for f in self._feeds.values() if f.due is not None and f.due <= now)
+        share = max(1, budget // max(due, 1))
+        out: list[tuple[int, Chunk]] = []
+        for _ in range(len(turns)):
+            if budget <= 0:
+                break
+            key = turns.popleft()
+            feed = self._feeds[key]
+            if feed.due is not None and feed.due <= now:
+                chunks = feed.take(now, wall, min(share, budget))
+                budget -= len(chunks)
+                out.extend((key, chunk) for chunk in chunks)
+            if feed.due is None:
+                del self._feeds[key]
+            else:
+                turns.append(key)
+        return out
+
+
+def _check_list_points(entry: Entry, feed: Feed, before: int) -> int:
+    """The samples ``feed`` adds to its list's ``before``; :class:`RequestRejected` past the cap."""
+    if not isinstance(feed, _LoggerFeed):
+        return 0
+    count = feed.samples.count
+    if before + count > MAX_LIST_POINTS:
+        raise RequestRejected(
+            entry.drf,
+            DPM_REPLY_OVERFLOW,
+            f"the list's logger entries ask for {before + count} samples with this one, "
+            f"over {MAX_LIST_POINTS}: ask for shorter windows, or split the list",
+        )
+    return count

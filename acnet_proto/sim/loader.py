@@ -24,9 +24,11 @@ clock event number in hex to seconds between firings.
   state, default on, ready, remote, positive set and ramp clear; gives the
   STATUS and CONTROL properties, STATUS served as the fields ON..RAMP, RAW,
   TEXT, BIT_VALUE, BIT_NAMES and BIT_VALUES). ``status_bits``: which bits
-  the device has, each ``bit = mask`` or ``bit = {mask, name, long_name,
-  true_text, false_text}`` (default: all five, :data:`STATUS_BITS`); a
-  ``status`` key for a bit it lacks is an error. ``control``: the control
+  the device has, each ``bit = mask`` or ``bit = {mask, name, devdb_name,
+  long_name, true_text, false_text}`` (``name``: DPM's BIT_NAMES;
+  ``devdb_name``: DevDB's short name, default ``name``; default: all five,
+  :data:`STATUS_BITS`); a ``status`` key for a bit it lacks is an error.
+  BIT_NAMES and BIT_VALUES are indexed by bit number. ``control``: the control
   table, an array of ``{value, name}`` (optionally ``long_name``,
   ``ordinal``) whose position is the ordinal (default: the standard ten
   commands). :mod:`acnet_proto.sim.control` says what each command does.
@@ -281,7 +283,7 @@ class _Loader:
         return {
             "units": self.get(table, "units", str, where, None),
             "format_hint": fmt,
-            "amplitude": float(self.get(table, "amplitude", (int, float), where, 0.0)),
+            "amplitude": self.finite(table, "amplitude", where, 0.0),
             "period": period,
             "motion": self.motion(table, where),
             "settable": self.get(table, "settable", bool, where, False),
@@ -309,7 +311,7 @@ class _Loader:
             setting=setting,
             long_name=self.get(table, "long_name", str, where, None),
             text_length=text_length,
-            phase=float(self.get(table, "phase", (int, float), where, 0.0)),
+            phase=self.finite(table, "phase", where, 0.0),
             status=self.status(table, where),
             analog=self.block(table, "analog", AnalogAlarmBlock, where),
             digital=self.block(table, "digital", DigitalAlarmBlock, where),
@@ -381,9 +383,16 @@ class _Loader:
         """The value keys (raw type, scaling, limits, update period, ramp), as SimDevice
         keyword arguments; numeric devices only."""
         given = sorted(set(_VALUE_KEYS.split()) & set(table))
+        if "analog" in table:  # its limits are scaled values
+            given.append("analog")
         if given and kind not in (Kind.SCALAR, Kind.ARRAY):
             raise self.fail(where, f"{given} are for numeric devices, not kind = {kind.value!r}")
         out: dict[str, Any] = {"scaling": self.scaling(table, where)}
+        raw = out["scaling"].raw
+        if "ramp" in table and "raw" in table and raw is not RawType.INT16:
+            raise self.fail(
+                where, f"a ramp's value words are int16: give raw = 'int16', not {raw.value!r}"
+            )
         for key, attribute in (("min", "minimum"), ("max", "maximum")):
             if key in table:
                 out[attribute] = self.finite(table, key, where)
@@ -468,6 +477,8 @@ class _Loader:
             want = type(getattr(defaults, attr))
             kinds = (int, float) if want is float else want
             value = want(self.get(sub, key_in_file, kinds, where))
+            if want is float and not math.isfinite(value):
+                raise self.fail(where, f"{key_in_file!r} must be a finite number, got {value}")
             if want is int:
                 self.within(value, key_in_file, where, -(2**31), 2**31 - 1)
             values[attr] = value
@@ -493,8 +504,8 @@ class _Loader:
             digits=digits,
             first_di=first_di,
             description=self.get(table, "description", str, where),
-            base=float(self.get(table, "value", (int, float), where, 0.0)),
-            step=float(self.get(table, "step", (int, float), where, 0.0)),
+            base=self.finite(table, "value", where, 0.0),
+            step=self.finite(table, "step", where, 0.0),
             template=self.common(table, where),
         )
 

@@ -140,8 +140,13 @@ class DeviceModel:
 
     # -- requests -----------------------------------------------------------
 
-    def resolve(self, drf_text: str) -> Entry:
-        """Check ``drf_text`` against the model; raise :class:`RequestRejected` if it fails."""
+    def resolve(self, drf_text: str, *, live_only: bool = False) -> Entry:
+        """Check ``drf_text`` against the model; raise :class:`RequestRejected` if it fails.
+
+        ``live_only``, for the services that serve live values only (ACL,
+        DMQ): a DRF with a ``<-LOGGER`` or ``<-FTP`` source is refused
+        ``DPM_BAD_REQUEST`` rather than answered with the live value.
+        """
         try:
             request = drf.parse(drf_text)
         except drf.DRFError as e:
@@ -150,6 +155,9 @@ class DeviceModel:
             raise RequestRejected(drf_text, status, e.problem) from None
         except TypeError as e:
             raise RequestRejected(str(drf_text), DPM_BAD_REQUEST, str(e)) from None
+        if live_only and request.source is not None:
+            why = f"<-{request.source} is recorded data; this service reads live values only"
+            raise RequestRejected(drf_text, DPM_BAD_REQUEST, why + ": read it through DPM")
         device = self.device(request.device)
         if device is None:
             raise RequestRejected(drf_text, DPM_PEND, f"no device {request.device}")

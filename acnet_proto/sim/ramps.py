@@ -1,4 +1,4 @@
-"""Ramp tables: the slots of (value, time) points a ramp card plays, as its raw SETTING.
+"""Ramp tables: the slots of (value, time) points a ramp card plays, as its SETTING.
 
 A device with a ``ramp`` table serves it as the raw data of its SETTING
 property, the way the lab's ramp cards do: ``.SETTING{offset:length}.RAW``
@@ -14,8 +14,15 @@ reads and writes bytes of the table, whose layout is
   10 000), and is the time since the previous point: microseconds are
   ``ticks * 1e6 / update_rate``.
 
-The table starts all zero. The scaled SETTING of a ramp device is still its
-setting (the value between ramps); only the raw SETTING is the table.
+The table starts all zero. Its points are the device's SETTING, as the
+lab's ramp cards serve it: element *i* (``i = s * points + p``) is point *p*
+of slot *s*; ``.SETTING[i].RAW`` is its 4 bytes, the scaled
+``.SETTING[i]`` (``B_HS23T[65]``) the scaled value word and ``.PRIMARY``
+its primary value. The time words have no scaled form: they are read and
+written as raw bytes only (a client scales them with ``update_rate``).
+Writing a scaled element changes its value word and keeps its time word.
+The READING of a ramp device is not the table: it is the device's
+``value``, as any scalar's.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from typing import Any
 
 from acnet_proto.sim.scaling import RawType, Scaling
 
-__all__ = ["POINT_BYTES", "RampTable", "parse_ramp"]
+__all__ = ["POINT_BYTES", "RampTable", "parse_ramp", "value_scaling"]
 
 #: Bytes per point: an int16 value, then an int16 time.
 POINT_BYTES = 4
@@ -55,29 +62,38 @@ class RampTable:
         """Bytes in the whole table."""
         return self.slots * self.points * POINT_BYTES
 
-    def offset(self, slot: int, point: int = 0) -> int:
-        """The byte offset of ``point`` of ``slot``."""
-        return (slot * self.points + point) * POINT_BYTES
+    @property
+    def elements(self) -> int:
+        """Points in the whole table: the elements of the SETTING."""
+        return self.slots * self.points
 
-    def point(self, slot: int, index: int, scaling: Scaling) -> tuple[float, float]:
-        """Point ``index`` of ``slot`` as (scaled value, microseconds since the previous point)."""
-        value, ticks = _POINT.unpack_from(self.data, self.offset(slot, index))
-        as_int16 = replace(scaling, raw=RawType.INT16, exact=True)
-        scaled = as_int16.decode(value.to_bytes(2, "little", signed=True))
-        return scaled, ticks * 1e6 / self.update_rate
+    def raw(self, lo: int, hi: int) -> bytes:
+        """The bytes of points ``lo`` up to ``hi`` (elements of the whole table)."""
+        return bytes(self.data[lo * POINT_BYTES : hi * POINT_BYTES])
 
-    def set_point(
-        self, slot: int, index: int, value: float, micros: float, scaling: Scaling
-    ) -> None:
-        """Store a point from a scaled value and microseconds (:class:`ScalingError` if the value
-        does not fit an int16; a time that does not fit is a ValueError)."""
-        as_int16 = replace(scaling, raw=RawType.INT16, exact=True)
-        raw = as_int16.encode(value)
-        ticks = round(micros * self.update_rate / 1e6)
-        if not -(2**15) <= ticks < 2**15:
-            raise ValueError(f"{micros} us is {ticks} ticks, beyond an int16")
-        at = self.offset(slot, index)
-        self.data[at : at + POINT_BYTES] = raw + ticks.to_bytes(2, "little", signed=True)
+    def store_raw(self, lo: int, data: bytes) -> None:
+        """Whole points of bytes into the table from point ``lo`` (the caller checks the length)."""
+        self.data[lo * POINT_BYTES : lo * POINT_BYTES + len(data)] = data
+
+    def values(self, lo: int, hi: int, scaling: Scaling, *, primary: bool = False) -> list[float]:
+        """The scaled (or ``primary``) values of points ``lo`` up to ``hi``."""
+        words = value_scaling(scaling)
+        points = _POINT.iter_unpack(self.data[lo * POINT_BYTES : hi * POINT_BYTES])
+        primaries = [words.primary_of_raw(value) for value, _ in points]
+        return primaries if primary else [words.common_of_primary(p) for p in primaries]
+
+    def store_values(self, lo: int, values: list[float], scaling: Scaling) -> None:
+        """Scaled values into the value words of points from ``lo``; the time words stay.
+        All or nothing: :class:`ScalingError` if an int16 cannot hold one."""
+        words = [value_scaling(scaling).encode(v) for v in values]
+        for i, word in enumerate(words):
+            at = (lo + i) * POINT_BYTES
+            self.data[at : at + 2] = word
+
+
+def value_scaling(scaling: Scaling) -> Scaling:
+    """``scaling`` applied to a point's value word: int16, whatever the device's raw type."""
+    return replace(scaling, raw=RawType.INT16, exact=True)
 
 
 def parse_ramp(

@@ -21,7 +21,9 @@ Byte order, type by type:
   bit after the binary point, no infinities, NaNs or denormals; ``e = 0``
   is zero when the sign is clear and a "reserved operand" when it is set.
 
-Decoding is exact. Encoding takes the nearest value the raw type holds
+Decoding is exact, and refuses bytes that are no finite value (a float32
+NaN or infinity, a DEC reserved operand): a device holds finite values only.
+Encoding takes the nearest value the raw type holds
 (integers round half to even; DEC rounds its 24-bit mantissa half to even
 and flushes what is nearer zero than its smallest value to zero); a value
 the type cannot hold at all (beyond its range, NaN, infinite) raises
@@ -144,11 +146,19 @@ class RawType(enum.Enum):
         return whole.to_bytes(self.size, "little", signed=self.signed)
 
     def unpack(self, data: bytes) -> float:
-        """The number (in raw units) that ``data`` (:attr:`size` bytes) holds."""
+        """The number (in raw units) that ``data`` (:attr:`size` bytes) holds.
+
+        :class:`ScalingError` for the wrong number of bytes, or bytes that are no
+        number: a DEC reserved operand, a float32 NaN or infinity (a device holds
+        finite values only, so that every reading of it can be served)."""
+        if len(data) != self.size:
+            raise ScalingError(f"{self.value} is {self.size} bytes, got {len(data)}")
         if self is RawType.DEC_F:
             return dec_f_decode(data)
         if self is RawType.FLOAT32:
             number: float = struct.unpack("<f", data)[0]
+            if not math.isfinite(number):
+                raise ScalingError(f"raw {data.hex()} is a float32 {number}, not a finite value")
             return number
         return float(int.from_bytes(data, "little", signed=self.signed))
 
@@ -235,21 +245,39 @@ class Scaling:
         return self.raw.pack(number)
 
     def decode(self, data: bytes) -> float:
-        """The scaled value of one element of raw data (:class:`ScalingError`: no value)."""
-        return self.common_of_primary(self.primary_of_raw(self.raw.unpack(data)))
+        """The scaled value of one element of raw data (:class:`ScalingError`: no value, or a
+        value the transforms carry beyond a finite float)."""
+        scaled = self.common_of_primary(self.primary_of_raw(self.raw.unpack(data)))
+        if not math.isfinite(scaled):
+            raise ScalingError(f"raw {data.hex()} scales to {scaled}, not a finite value")
+        return scaled
 
     def quantise(self, scaled: float, *, saturate: bool = False) -> float:
         """What the device holds when told ``scaled``: the value its raw form scales to
-        (``scaled`` itself if not :attr:`exact`)."""
+        (``scaled`` itself if not :attr:`exact`).
+
+        This is the one check every value a device holds passes through:
+        :class:`ScalingError` for a value that is not finite (whatever the
+        scaling; ``saturate`` does not make NaN or infinity a reading) or that
+        the raw type cannot hold."""
+        if not math.isfinite(scaled):
+            raise ScalingError(f"{scaled} is not a finite value; a device holds finite values only")
         if not self.exact:
             return scaled
         return self.decode(self.encode(scaled, saturate=saturate))
 
     def encode_all(self, values: Sequence[float], *, saturate: bool = False) -> bytes:
+        """Scaled values as raw bytes, one element each (:meth:`encode`; all or nothing)."""
         return b"".join(self.encode(v, saturate=saturate) for v in values)
 
     def decode_all(self, data: bytes) -> list[float]:
+        """The scaled values of whole raw elements; :class:`ScalingError` if ``data`` is not a
+        whole number of elements or one of them is no value (:meth:`RawType.unpack`)."""
         size = self.raw.size
+        if len(data) % size:
+            raise ScalingError(
+                f"{len(data)} bytes are not whole {size}-byte {self.raw.value} elements"
+            )
         return [self.decode(data[i : i + size]) for i in range(0, len(data), size)]
 
     def acnet_indices(self) -> tuple[int, int, tuple[float, ...]]:

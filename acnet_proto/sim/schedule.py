@@ -23,6 +23,7 @@ from typing import Any
 
 from acnet_proto import drf
 from acnet_proto.engine.events import DataReply
+from acnet_proto.pc import dpm
 from acnet_proto.sim.binding import Entry
 from acnet_proto.sim.model import DeviceModel
 
@@ -72,7 +73,7 @@ class Group:
         # @q: what was last sent per ref (everything after the ref id, timestamp and cycle)
         self.last: dict[int, tuple[Any, ...]] | None = {} if changes_only else None
 
-    def fire(self, wall: float, out: list[DataReply]) -> None:
+    def fire(self, wall: float, out: list[DataReply | dpm.StatusReply]) -> None:
         """Append the replies of every member at ``wall`` to ``out`` (for @q: those that
         changed)."""
         last = self.last
@@ -132,9 +133,9 @@ def next_due(groups: Iterable[Group]) -> float | None:
 
 def fire_due(
     groups: Iterable[Group], now: float, wall: float, clock: ClockEvents
-) -> list[DataReply]:
+) -> list[DataReply | dpm.StatusReply]:
     """The replies of every group due by ``now`` (stamped ``wall``), each group advanced."""
-    out: list[DataReply] = []
+    out: list[DataReply | dpm.StatusReply] = []
     for group in groups:
         if group.due <= now:
             group.fire(wall, out)

@@ -15,8 +15,8 @@ from acnet_proto import drf
 from acnet_proto.sim.alarm_blocks import (
     AlarmBlockError,
     block_bytes,
-    decode_analog,
     decode_digital,
+    rewrite_analog,
 )
 from acnet_proto.sim.binding import Entry
 from acnet_proto.sim.codes import (
@@ -29,6 +29,7 @@ from acnet_proto.sim.codes import (
 )
 from acnet_proto.sim.control import STANDARD_COMMANDS, apply_command, command_at
 from acnet_proto.sim.devices import AnalogAlarmBlock, BasicStatus, Kind, SimDevice
+from acnet_proto.sim.ramps import POINT_BYTES, value_scaling
 from acnet_proto.sim.scaling import ScalingError
 
 __all__ = ["CONTROL_COMMANDS", "apply_setting", "numbers_of"]
@@ -50,7 +51,11 @@ def apply_setting(entry: Entry, value: object) -> int:
     command does); ANALOG and DIGITAL need a field.
     Authorization is not checked here: the caller compares
     ``entry.device.protection`` with the user's privileges first.
+    An entry with a ``<-LOGGER`` or ``<-FTP`` source names recorded data, not
+    the device: it answers ``DIO_READONLY`` and the device is left alone.
     """
+    if entry.request.source is not None:
+        return DIO_READONLY
     prop = entry.request.property
     if prop is _P.SETTING:
         return _set_setting(entry, value)
@@ -114,16 +119,22 @@ def _set_setting(entry: Entry, value: object) -> int:
 
 def _store_scaled(device: SimDevice, lo: int, numbers: list[float]) -> int:
     """Scaled values into the setting from element ``lo``, each as the raw type holds it; all
-    or nothing: DIO_SCALEFAIL if one cannot be held, DIO_RANGE if one is outside the limits."""
+    or nothing: DIO_SCALEFAIL if one cannot be held, DIO_RANGE if one is outside the limits.
+    A ramp card's elements are the value words of its points."""
+    ramp = device.ramp
+    scaling = device.scaling if ramp is None else value_scaling(device.scaling)
     try:
-        held = [device.scaling.quantise(v) for v in numbers]
+        held = [scaling.quantise(v) for v in numbers]
     except ScalingError:
         return DIO_SCALEFAIL
     low = -math.inf if device.minimum is None else device.minimum
     high = math.inf if device.maximum is None else device.maximum
     if not all(low <= v <= high for v in numbers):
         return DIO_RANGE
-    device.setting_numbers[lo : lo + len(held)] = held
+    if ramp is not None:
+        ramp.store_values(lo, held, device.scaling)
+    else:
+        device.setting_numbers[lo : lo + len(held)] = held
     return 0
 
 
@@ -136,11 +147,11 @@ def _set_raw(entry: Entry, data: bytes) -> int:
         return 0
     assert entry.span is not None  # bind gives numeric and raw data a span
     lo, hi = entry.span
-    # bind made a ramp device's raw SETTING its table
-    if device.ramp is not None and entry.request.field is _F.RAW:
-        if len(data) != hi - lo:
+    # bind made a ramp card's SETTING its table's points, 4 raw bytes each
+    if device.ramp is not None:
+        if len(data) != (hi - lo) * POINT_BYTES:
             return DPM_BAD_LENGTH
-        device.ramp.data[lo:hi] = data
+        device.ramp.store_raw(lo, data)
         return 0
     atom = device.scaling.raw.size if device.numeric else 1
     if len(data) != (hi - lo) * atom:
@@ -249,8 +260,13 @@ def _set_alarm_bytes(entry: Entry, value: object) -> int:
     old = block_bytes(device, analog, 0.0)
     data = old[:lo] + bytes(value) + old[hi:]
     target = device.analog if analog else device.digital
+    assert target is not None  # bind refuses an alarm property the device lacks
     try:
-        new = decode_analog(data, device.scaling) if analog else decode_digital(data)
+        new = (
+            rewrite_analog(target, device.scaling, old, data)
+            if isinstance(target, AnalogAlarmBlock)
+            else decode_digital(data)
+        )
     except AlarmBlockError:
         return DIO_INVDATA
     except ScalingError:

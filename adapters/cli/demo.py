@@ -14,7 +14,7 @@ from pathlib import Path
 import acnet_proto
 from acnet_proto.adapters.cli.simulators import throwaway_kdc
 from acnet_proto.adapters.dpm.threaded import DPMBackend
-from acnet_proto.adapters.sim._processes import ServerUnavailable
+from acnet_proto.adapters.sim._processes import ServerStartFailed, ServerUnavailable
 from acnet_proto.adapters.sim.dpm import SimServer
 from acnet_proto.errors import DeviceError
 from acnet_proto.types import Reading
@@ -47,7 +47,7 @@ def _kerberos(enabled: bool) -> Iterator[Path | None]:
     with contextlib.ExitStack() as stack:
         try:
             keytab = stack.enter_context(throwaway_kdc())
-        except (ServerUnavailable, RuntimeError) as exc:
+        except (ServerUnavailable, ServerStartFailed) as exc:
             print(f"   (no Kerberos: {exc}; settings will be skipped)")
             keytab = None
         else:

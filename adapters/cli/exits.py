@@ -11,7 +11,8 @@ status says which kind it was:
 2     usage: bad arguments, DRFs or values; missing configuration or
       credentials; a bad simulator file
 3     no connection: could not connect, or the connection was lost (and,
-      for ``acnet-proto sim``/``record``, the port could not be listened on)
+      for ``acnet-proto sim``/``record``, the port could not be listened on,
+      or a helper server it starts, a KDC or a broker, did not start)
 130   interrupted (Ctrl-C)
 ====  ==================================================================
 

@@ -8,6 +8,13 @@ failure, naming the address; so is a DMQ broker that cannot be reached.
 ``--dmq`` without ``--dmq-url`` starts a private RabbitMQ broker before
 anything listens and stops it on the way out; with rabbitmq-server not
 installed, that is a usage error (exit 2) saying what to do.
+
+Ctrl-C (SIGINT, or SIGTERM; heard even by a background job started with
+SIGINT ignored) always ends the process within :data:`STOP_WITHIN`
+seconds (and the private broker's stop), however many clients are
+connected: each server is told to stop and drop its clients, and one that
+has not stopped by then (stuck on a peer, a broker, a handler) is left
+behind, named in a line on stderr, rather than waited for.
 """
 
 from __future__ import annotations
@@ -15,17 +22,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
+import signal
+import sys
+import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
 from acnet_proto.adapters.cli.exits import NO_CONNECTION, CLIError, usage
+from acnet_proto.errors import ConnectionLost
 
-__all__ = ["record", "serve_options", "serving", "sim"]
+__all__ = ["STOP_WITHIN", "record", "serve_options", "serving", "sim"]
 
 _T = TypeVar("_T")
+
+#: Seconds Ctrl-C gives the servers to stop before the process ends without them.
+STOP_WITHIN = 5.0
+#: Seconds between the main thread's looks for a signal (see :func:`serving`).
+_SIGNAL_POLL = 0.2
 
 
 def serve_options(commands: Any) -> None:
@@ -48,6 +67,8 @@ def serve_options(commands: Any) -> None:
     srv.add_argument("--grpc-port", type=int, help="also serve DAQ over gRPC on this port")
     srv.add_argument("--jwt-key", help="HS256 key for gRPC settings tokens ($ACNET_JWT_KEY)")
     srv.add_argument("--devdb-port", type=int, help="also serve DevDB over gRPC on this port")
+    srv.add_argument("--devdb-cert", help="PEM certificate (chain): serve DevDB over TLS only")
+    srv.add_argument("--devdb-key", help="the --devdb-cert's PEM private key (default: in it)")
     srv.add_argument("--acl-port", type=int, help="also serve the ACL CGI on this port (HTTP)")
     srv.add_argument("--acl-cert", help="PEM certificate (chain): serve the ACL CGI over HTTPS")
     srv.add_argument("--acl-key", help="the --acl-cert's PEM private key (default: in that file)")
@@ -76,16 +97,123 @@ def _load(option: str, path: str, loader: Callable[[str], _T]) -> _T:
         usage(f"{what}; fix the file (see docs/simulator.md)")
 
 
-def serving(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Run ``coroutine`` until Ctrl-C; a port it cannot listen on is exit 3."""
+def serving(coroutine: Coroutine[Any, Any, None], stop_within: float = STOP_WITHIN) -> list[str]:
+    """Run ``coroutine`` until Ctrl-C (or its end); a port it cannot listen on is exit 3.
+
+    It runs on an event loop in a thread of its own, so that Ctrl-C is
+    heard however busy or stuck the loop is: Ctrl-C (SIGINT, or SIGTERM)
+    cancels it and waits at most ``stop_within`` seconds for it, and for
+    the threads it started, to end. Returns the names of those that did not
+    (empty: a clean stop); :func:`leave` ends the process without them.
+    """
+    with _stopped_by_signals():
+        return _serve_until_stopped(coroutine, stop_within)
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """In the block, SIGINT and SIGTERM raise KeyboardInterrupt in the main thread, even if
+    SIGINT was inherited ignored: a script's background job (``acnet-proto sim &``) starts so,
+    and would not stop when its harness sends it SIGINT."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread hears signals; its caller's handlers stand
+        return
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, signal.default_int_handler) for signum in stops}
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(coroutine)
-    except OSError as exc:
-        raise CLIError(
-            NO_CONNECTION,
-            f"cannot listen: {exc}; stop what holds the port, or choose another (0: a free one)",
-        ) from exc
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _serve_until_stopped(coroutine: Coroutine[Any, Any, None], stop_within: float) -> list[str]:
+    started: Future[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = Future()
+    ended = threading.Event()
+    outcome: list[BaseException] = []
+    threading.Thread(
+        target=_run_loop, args=(coroutine, started, ended, outcome), name="serving", daemon=True
+    ).start()
+    # Event.wait, not Thread.join: in Python 3.11 a Ctrl-C inside join() marks the thread as
+    # ended while it runs on (bpo-45274). In short waits: CPython runs a signal's handler in
+    # the main thread only, and a signal the kernel gives another thread (grpc's, pika's) does
+    # not end a wait of the main thread (the loop's epoll_wait, once, for as long as it slept).
+    try:
+        while not ended.wait(_SIGNAL_POLL):
+            pass
+    except KeyboardInterrupt:
+        loop, task = started.result(stop_within)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: it is over
+            loop.call_soon_threadsafe(task.cancel)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C again: stop waiting
+            ended.wait(stop_within)
+    deadline = time.monotonic() + stop_within
+    if not ended.is_set():
+        return ["the event loop", *_stragglers(time.monotonic())]
+    for error in outcome:
+        if isinstance(error, OSError):
+            raise CLIError(
+                NO_CONNECTION,
+                f"cannot listen: {error}; stop what holds the port, or choose another "
+                "(0: a free one)",
+            ) from error
+        raise error
+    return _stragglers(deadline)
+
+
+def _run_loop(
+    coroutine: Coroutine[Any, Any, None],
+    started: Future[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]],
+    ended: threading.Event,
+    outcome: list[BaseException],
+) -> None:
+    """:func:`serving`'s thread: ``coroutine`` to its end; what it raised into ``outcome``."""
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None  # a coroutine run by asyncio.run is a task
+        started.set_result((asyncio.get_running_loop(), task))
+        await coroutine
+
+    try:
+        asyncio.run(main())
+    except asyncio.CancelledError:
+        pass  # Ctrl-C
+    except BaseException as exc:  # for the main thread to raise
+        outcome.append(exc)
+    finally:
+        if not started.done():  # it failed before it ran: nothing to cancel
+            started.set_exception(RuntimeError("the event loop did not start"))
+        ended.set()
+
+
+def _stragglers(deadline: float) -> list[str]:
+    """The threads that would hold the process at its exit and are still running at
+    ``deadline`` (each is waited for until then; all of them, if Ctrl-C comes again)."""
+    current = threading.current_thread()
+    others = [t for t in threading.enumerate() if t is not current and not t.daemon]
+    try:
+        for thread in others:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    except KeyboardInterrupt:
+        return [f"thread {t.name!r}" for t in others]
+    return [f"thread {t.name!r}" for t in others if t.is_alive()]
+
+
+def leave(stragglers: list[str], stop_within: float = STOP_WITHIN) -> None:
+    """If :func:`serving` left ``stragglers``, say so on stderr and end the process now
+    (exit 0: it was asked to stop); waiting for them at exit could take forever."""
+    if not stragglers:
+        return
+    print(
+        f"acnet-proto: stopped, leaving {', '.join(stragglers)}, which did not stop within "
+        f"{stop_within:g} s of Ctrl-C",
+        file=sys.stderr,
+        flush=True,
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def sim(args: argparse.Namespace) -> int:
@@ -106,32 +234,32 @@ def sim(args: argparse.Namespace) -> int:
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     if args.keytab and not Path(args.keytab).is_file():
         usage(f"--keytab {args.keytab}: no such file; give the keytab holding daeset/bd")
-    args.acl_tls = _acl_tls(args)  # checked before anything listens
+    # the certificates are checked before anything listens
+    args.acl_tls = _tls(args, "acl", "the ACL CGI", _acl_context)
+    args.devdb_tls = _tls(args, "devdb", "the DevDB service", _devdb_credentials)
     with _private_broker(args) as broker:
-        serving(_services(args, model, policy, broker))
+        stragglers = serving(_services(args, model, policy, broker))
+    leave(stragglers)  # after the broker's stop: it must not outlive the simulator
     return 0
 
 
 @contextlib.contextmanager
 def _private_broker(args: argparse.Namespace) -> Iterator[str | None]:
     """For ``--dmq`` without ``--dmq-url``: a private RabbitMQ broker for the block (its URL),
-    started before anything listens and stopped after; otherwise None."""
+    started before anything listens and stopped after; otherwise None. Not installed is exit
+    2, installed but not started exit 3 (``simulators.helper_server`` decides)."""
     if not args.dmq or args.dmq_url is not None:
         yield None
         return
-    from acnet_proto.adapters.sim.rabbitmq import ServerUnavailable, start_rabbitmq
+    from acnet_proto.adapters.cli.simulators import helper_server
+    from acnet_proto.adapters.sim.rabbitmq import start_rabbitmq
 
-    try:
-        broker = start_rabbitmq()
-    except ServerUnavailable as exc:
-        usage(
-            f"--dmq needs rabbitmq-server to start a private broker, and cannot run it ({exc}); "
-            "install rabbitmq-server (apt install rabbitmq-server), or give --dmq-url "
-            "amqp://HOST of a broker that runs"
-        )
-    except RuntimeError as exc:
-        failure = f"--dmq: the private RabbitMQ broker did not start: {exc}"
-        raise CLIError(NO_CONNECTION, failure) from exc
+    broker = helper_server(
+        start_rabbitmq,
+        "--dmq needs rabbitmq-server to start a private broker",
+        "rabbitmq-server (apt install rabbitmq-server)",
+        "give --dmq-url amqp://HOST of a broker that runs",
+    )
     try:
         yield broker.url
     finally:
@@ -173,8 +301,11 @@ async def _services(args: argparse.Namespace, model: Any, policy: Any, broker: s
     if args.devdb_port is not None:
         from acnet_proto.adapters.sim import devdb
 
+        devdb_ready = _announce("DevDB gRPC")
         services.append(
-            devdb.serve(args.host, args.devdb_port, model, ready=_announce("DevDB gRPC"))
+            devdb.serve(
+                args.host, args.devdb_port, model, ready=devdb_ready, credentials=args.devdb_tls
+            )
         )
     if args.acl_port is not None:
         from acnet_proto.adapters.sim import acl
@@ -208,7 +339,7 @@ async def _dmq(url: str, model: Any, settings: dict[str, Any], private: bool) ->
 
     try:
         await dmq.serve(url, model, ready=ready, **settings)
-    except (pika.exceptions.AMQPError, RuntimeError) as exc:
+    except (pika.exceptions.AMQPError, ConnectionLost) as exc:
         raise CLIError(
             NO_CONNECTION,
             f"no DMQ broker at {shown}: {exc!r}; check the URL and that RabbitMQ runs",
@@ -224,27 +355,43 @@ def _without_password(url: str) -> str:
     return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
-def _acl_tls(args: argparse.Namespace) -> Any:
-    """``--acl-cert``/``--acl-key`` as the ACL CGI's server context (None: plain HTTP);
-    a file that cannot serve HTTPS is a usage error naming it."""
-    if args.acl_cert is None:
-        if args.acl_key is not None:
-            usage("--acl-key needs --acl-cert, the certificate it belongs to")
+def _tls(
+    args: argparse.Namespace, service: str, what: str, make: Callable[[str, str | None], _T]
+) -> _T | None:
+    """``--SERVICE-cert``/``--SERVICE-key`` as ``make(cert, key)`` (None: no TLS); half a
+    configuration, or a file that cannot serve TLS, is a usage error naming it."""
+    cert, key = getattr(args, f"{service}_cert"), getattr(args, f"{service}_key")
+    if cert is None:
+        if key is not None:
+            usage(f"--{service}-key needs --{service}-cert, the certificate it belongs to")
         return None
-    if args.acl_port is None:
-        usage("--acl-cert needs --acl-port: it is the certificate of the ACL CGI")
-    from acnet_proto.adapters.sim.acl import tls_context
+    if getattr(args, f"{service}_port") is None:
+        usage(f"--{service}-cert needs --{service}-port: it is the certificate of {what}")
     from acnet_proto.errors import ConfigurationError
 
     try:
-        return tls_context(args.acl_cert, args.acl_key)
+        return make(cert, key)
     except ConfigurationError as exc:
-        usage(f"{exc}; give --acl-cert a PEM certificate and --acl-key its private key")
+        usage(f"{exc}; give --{service}-cert a PEM certificate and --{service}-key its private key")
+
+
+def _acl_context(cert: str, key: str | None) -> Any:
+    from acnet_proto.adapters._tls import tls_context
+
+    return tls_context(cert, key)
+
+
+def _devdb_credentials(cert: str, key: str | None) -> Any:
+    from acnet_proto.adapters.grpc.server import tls_credentials
+
+    return tls_credentials(cert, key)
 
 
 def _announce(what: str) -> Callable[[Any], None]:
     def ready(server: Any) -> None:
-        where = getattr(server, "base_url", None) or f"{server.host}:{server.port}"
+        # a URL says https itself; an address needs to be told
+        how = " (TLS)" if getattr(server, "tls", False) else ""
+        where = getattr(server, "base_url", None) or f"{server.host}:{server.port}{how}"
         print(f"simulated {what} on {where}", flush=True)
 
     return ready
@@ -272,5 +419,5 @@ def record(args: argparse.Namespace) -> int:
         finally:
             await recorder.aclose()
 
-    serving(run())
+    leave(serving(run()))
     return 0

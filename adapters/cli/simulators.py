@@ -15,15 +15,17 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from acnet_proto.adapters.cli.exits import usage
-from acnet_proto.adapters.sim._processes import ServerUnavailable
+from acnet_proto.adapters.cli.exits import NO_CONNECTION, CLIError, usage
+from acnet_proto.adapters.sim._processes import ServerStartFailed, ServerUnavailable
 
-__all__ = ["Simulated", "simulated", "throwaway_kdc"]
+__all__ = ["Simulated", "helper_server", "simulated", "throwaway_kdc"]
+
+_T = TypeVar("_T")
 
 #: the principal the throwaway KDC gives a ticket to (what ``kinit`` would)
 OPERATOR = "operator@FNAL.GOV"
@@ -45,7 +47,8 @@ def throwaway_kdc() -> Iterator[Path]:
     """A KDC for FNAL.GOV with a ticket for operator@FNAL.GOV; yields the service keytab.
 
     This process's Kerberos variables point at it until the block ends.
-    :class:`ServerUnavailable` (or RuntimeError) if krb5kdc cannot be started.
+    :class:`ServerUnavailable` if krb5kdc is not installed,
+    :class:`ServerStartFailed` if it does not start.
     """
     from acnet_proto.adapters.sim.kdc import start_kdc
 
@@ -62,6 +65,25 @@ def throwaway_kdc() -> Iterator[Path]:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+
+
+def helper_server(start: Callable[[], _T], needs: str, install: str, instead: str) -> _T:
+    """``start()``: a helper server (KDC, broker) that the command ``needs``; the one place
+    that decides what its failure to start means.
+
+    Not installed is a usage error (exit 2): the fix is to ``install`` it, or
+    to do ``instead``. Installed but not started (it exited, or did not
+    answer in time) is exit 3, no connection: the command line was right,
+    and what failed is a server it needs, as when a port cannot be listened
+    on; the message ends with the server's log, which says why.
+    """
+    try:
+        return start()
+    except ServerUnavailable as exc:
+        usage(f"{needs}, and cannot run it ({exc}); install {install}, or {instead}")
+    except ServerStartFailed as exc:
+        failure = f"{needs}, which did not start: {exc}; fix what its log says, or {instead}"
+        raise CLIError(NO_CONNECTION, failure) from exc
 
 
 @contextlib.contextmanager
@@ -96,15 +118,14 @@ def _simulated_dpm(stack: contextlib.ExitStack, settings: bool) -> Simulated:
 
 
 def _keytab(stack: contextlib.ExitStack, what: str, instead: str) -> Path:
-    """The keytab of a throwaway KDC for the block; a usage error saying to run ``instead``
-    (and pass --host/--port) if it cannot start."""
-    try:
-        return stack.enter_context(throwaway_kdc())
-    except (ServerUnavailable, RuntimeError) as exc:
-        usage(
-            f"{what} need a Kerberos KDC in-process, which cannot start ({exc}); "
-            f"install krb5-kdc, or run `{instead}` and pass --host/--port"
-        )
+    """The keytab of a throwaway KDC for the block; if it cannot start, the failure says to
+    run ``instead`` (and pass --host/--port)."""
+    return helper_server(
+        lambda: stack.enter_context(throwaway_kdc()),
+        f"{what} need a Kerberos KDC in-process",
+        "krb5-kdc",
+        f"run `{instead}` and pass --host/--port",
+    )
 
 
 def _simulated_dmq(stack: contextlib.ExitStack) -> Simulated:
@@ -115,13 +136,12 @@ def _simulated_dmq(stack: contextlib.ExitStack) -> Simulated:
     from acnet_proto.adapters.sim.rabbitmq import start_rabbitmq
 
     instead = "acnet-proto sim --dmq-url amqp://HOST"
-    try:
-        broker = stack.enter_context(start_rabbitmq())
-    except (ServerUnavailable, RuntimeError) as exc:
-        usage(
-            f"--sim runs DMQ on a private RabbitMQ broker, which cannot start ({exc}); install "
-            f"rabbitmq-server, or run `{instead}` and pass --host/--port"
-        )
+    broker = helper_server(
+        lambda: stack.enter_context(start_rabbitmq()),
+        "--sim runs DMQ on a private RabbitMQ broker",
+        "rabbitmq-server",
+        f"run `{instead}` and pass --host/--port",
+    )
     keytab = _keytab(stack, "--sim DMQ reads and settings", instead)
     stack.enter_context(DMQSimServer(broker.url, keytab=keytab))
     return Simulated("localhost", broker.port, credentials={"auth": KerberosAuth(OPERATOR)})

@@ -4,7 +4,8 @@ to (:class:`~acnet_proto.limits.ServerLimits`), starting, stopping, serving.
 The simulated DAQ (:mod:`acnet_proto.adapters.sim.daq`) and DevDB
 (:mod:`acnet_proto.adapters.sim.devdb`) services and the supervised server
 (:mod:`acnet_proto.adapters.proxy.supervised`) are each a :class:`GRPCServer` that
-adds its own services to a thread-pooled ``grpc.server``.
+adds its own services to a thread-pooled ``grpc.server``. Given ``credentials``
+(:func:`tls_credentials` makes them from PEM files) one serves TLS only.
 
 How each limit is enforced, and what a client sees:
 
@@ -57,6 +58,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import NoReturn, Self, TypeVar
 
 import grpc
@@ -73,6 +75,7 @@ __all__ = [
     "peer_address",
     "request_problem",
     "serve_until_cancelled",
+    "tls_credentials",
     "with_max_streams",
 ]
 # StreamSlots, peer_address and request_problem are re-exported: this module's callers and
@@ -89,6 +92,24 @@ def abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) ->
     """End the call with ``code`` and ``details`` (grpc's ``abort``, typed as never returning)."""
     context.abort(code, details)
     raise AssertionError("grpc's abort() returned")  # it raises; this tells type checkers so
+
+
+def tls_credentials(cert: str | Path, key: str | Path | None = None) -> grpc.ServerCredentials:
+    """Server credentials for a :class:`GRPCServer` from PEM files: the certificate (or
+    chain) ``cert`` and its private key ``key`` (None: ``cert`` holds the key too).
+
+    The files are checked as the ACL simulator checks its own
+    (:func:`~acnet_proto.adapters._tls.tls_context`), so a file that cannot
+    serve is a :class:`~acnet_proto.errors.ConfigurationError` naming it here,
+    not a failed handshake later.
+    """
+    # grpc would take any bytes now and fail every handshake later: check them as ssl does
+    from acnet_proto.adapters._tls import tls_context
+
+    tls_context(cert, key)
+    chain = Path(cert).read_bytes()
+    private = chain if key is None else Path(key).read_bytes()  # grpc skips the other blocks
+    return grpc.ssl_server_credentials([(private, chain)])
 
 
 def with_max_streams(limits: ServerLimits, max_streams: int | None) -> ServerLimits:
@@ -110,7 +131,8 @@ class GRPCServer(abc.ABC):
     It holds its clients to ``limits`` as the module says. A subclass
     says what it is in :attr:`_what` (for errors), names its threads with
     :attr:`_thread_prefix`, sets :attr:`_streams` False if it serves no
-    streaming calls, and adds its services in :meth:`_add_services`.
+    streaming calls, and adds its services in :meth:`_add_services`. With ``credentials``
+    it serves TLS only (:func:`tls_credentials`).
     """
 
     #: How errors name the server, e.g. ``"the simulated DAQ"``.
@@ -119,9 +141,17 @@ class GRPCServer(abc.ABC):
     #: Whether it serves streaming calls (each holds a thread while it runs).
     _streams: bool = True
 
-    def __init__(self, host: str, port: int, limits: ServerLimits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        limits: ServerLimits = DEFAULT_LIMITS,
+        *,
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
         if not isinstance(limits, ServerLimits):
             raise TypeError(f"limits must be a ServerLimits, not {type(limits).__name__}")
+        self._credentials = credentials
         self._host = host
         self._port = port
         self.limits = limits
@@ -131,6 +161,7 @@ class GRPCServer(abc.ABC):
             self._what, log, limits.quiet_period, first=_FIRST, total=_TOTAL
         )
         self._server: grpc.Server | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def host(self) -> str:
@@ -140,6 +171,11 @@ class GRPCServer(abc.ABC):
     def port(self) -> int:
         """The port it listens on (the real one once started, even if 0 was asked)."""
         return self._port
+
+    @property
+    def tls(self) -> bool:
+        """Whether it serves TLS (it was given ``credentials``)."""
+        return self._credentials is not None
 
     @property
     def workers(self) -> int:
@@ -171,21 +207,31 @@ class GRPCServer(abc.ABC):
         server = grpc.server(pool, options=self._options(), maximum_concurrent_rpcs=self.workers)
         self._add_services(server)
         where = f"{self._host}:{self._port}"
+        address = host_port(self._host, self._port)
         try:
-            port = server.add_insecure_port(host_port(self._host, self._port))
+            if self._credentials is None:
+                port = server.add_insecure_port(address)
+            else:
+                port = server.add_secure_port(address, self._credentials)
         except RuntimeError as e:
             raise OSError(f"{self._what} cannot listen on {where}: {e}") from None
         if port == 0:
             raise OSError(f"{self._what} cannot listen on {where}")
         server.start()
-        self._server, self._port = server, port
+        self._server, self._port, self._pool = server, port, pool
 
     def stop(self) -> None:
-        """Stop listening and end every call (open streams end ``CANCELLED``); idempotent."""
+        """Stop listening and end every call (open streams end ``CANCELLED``); idempotent.
+
+        Its threads end as their calls do: none is left to hold the process at exit.
+        """
         server, self._server = self._server, None
+        pool, self._pool = self._pool, None
         if server is not None:
             server.stop(None).wait()
             self._refusals.flush()
+        if pool is not None:
+            pool.shutdown(wait=False)  # grpc leaves its idle threads waiting for work
 
     def __enter__(self) -> Self:
         self.start()

@@ -12,6 +12,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from acnet_proto.errors import AcnetProtoError
@@ -21,7 +23,14 @@ _EXTRA_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 
 
 class ServerUnavailable(AcnetProtoError):
-    """A program a helper server needs is not installed."""
+    """A program a helper server needs is not installed: install it (the message names it)."""
+
+
+class ServerStartFailed(AcnetProtoError):
+    """A helper server is installed but did not start: it exited, or did not answer in time.
+
+    The message names the server and ends with the tail of its log, which says why.
+    """
 
 
 def find_program(name: str) -> str:
@@ -48,7 +57,7 @@ def free_port(udp_too: bool = False) -> int:
                 except OSError:
                     continue
                 return port
-    raise RuntimeError("no free loopback port found")
+    raise ServerStartFailed("no free loopback port for a helper server: free some ports")
 
 
 def die_with_parent() -> None:
@@ -74,3 +83,34 @@ def log_tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    probe: Callable[[], str | None],
+    logs: Sequence[Path],
+    name: str,
+    timeout: float,
+) -> None:
+    """Return once ``probe()`` says the server ``name`` that ``proc`` runs answers.
+
+    ``probe`` returns None when the server answered, else why not; it is
+    tried again every 0.2 s. :class:`ServerStartFailed`, ending with the
+    tail of each of ``logs``, if ``proc`` exits first or ``timeout``
+    seconds pass.
+    """
+    deadline = time.monotonic() + timeout
+    why = "not probed"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            failure = f"{name} exited with {proc.returncode}"
+            break
+        answer = probe()
+        if answer is None:
+            return
+        why = answer
+        time.sleep(0.2)
+    else:
+        failure = f"{name} not answering after {timeout:g} s: {why}"
+    tails = "\n".join(log_tail(log) for log in logs)
+    raise ServerStartFailed(f"{failure}; its log ends:\n{tails}")

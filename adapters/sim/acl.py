@@ -105,11 +105,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from http import HTTPStatus
-from pathlib import Path
 
 from acnet_proto import drf
 from acnet_proto._text import shown
 from acnet_proto.adapters._refusals import RefusalLog, StreamSlots
+from acnet_proto.adapters._tls import tls_context
 from acnet_proto.adapters.sim._http import (
     MAX_HEAD_BYTES,
     MAX_REQUEST_LINE,
@@ -120,7 +120,6 @@ from acnet_proto.adapters.sim._http import (
     hung_up,
 )
 from acnet_proto.api.config import host_port
-from acnet_proto.errors import ConfigurationError
 from acnet_proto.limits import DEFAULT_LIMITS, ServerLimits
 from acnet_proto.pc import dpm
 from acnet_proto.services.acl import (
@@ -478,9 +477,12 @@ class ACLSimServer:
             request = replace(request, field=_F.RAW)
         with self.lock:
             try:
-                entry = self.model.resolve(request.to_drf())
+                entry = self.model.resolve(request.to_drf(), live_only=True)
                 reply = entry.reply(0, time.time())
             except RequestRejected as e:
+                if request.source is not None:  # recorded data: not a device ACL can read
+                    problem = f"Invalid device specification ({device}) {where}: {e.reason}"
+                    raise _Stop(format_error(problem, "DIO_SYNTAX")) from None
                 raise _Stop(_refusal(device, request, e.status, where)) from None
         return _printed(entry, reply, where)
 
@@ -528,52 +530,6 @@ def _refusal(device: str, request: drf.DataRequest, status: int, where: str) -> 
         # the lab's ACL: a status attribute the device lacks, naming the device before it
         return format_error(f"Error determining status text {where}", "DIO_NOATT", request.device)
     return format_error(f"Error reading {device} {where}", name)
-
-
-class _Encrypted(Exception):
-    """The private key asked for a password."""
-
-
-def _no_password() -> str:
-    raise _Encrypted
-
-
-def tls_context(cert: str | Path, key: str | Path | None = None) -> ssl.SSLContext:
-    """A server context for :class:`ACLSimServer` from PEM files: the certificate (or
-    chain) ``cert`` and its private key ``key`` (None: ``cert`` holds the key too).
-
-    :class:`~acnet_proto.errors.ConfigurationError`, naming the file, for one
-    that cannot be read, a certificate file with no certificate, a key that
-    is not an unencrypted PEM private key, or a key that does not match.
-    """
-    for role, path in (("certificate", cert), ("private key", key)):
-        if path is not None:
-            try:
-                with open(path, "rb") as file:
-                    file.read(1)
-            except OSError as e:
-                problem = f"the {role} {path} cannot be read: {e.strerror or e}"
-                raise ConfigurationError(problem) from None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(cert, key, password=_no_password)
-    except _Encrypted:
-        raise ConfigurationError(
-            f"the private key {key or cert} is encrypted; give it without a password"
-        ) from None
-    except ssl.SSLError as e:
-        raise ConfigurationError(_tls_problem(cert, key, e)) from None
-    return context
-
-
-def _tls_problem(cert: str | Path, key: str | Path | None, error: ssl.SSLError) -> str:
-    if error.reason == "KEY_VALUES_MISMATCH":
-        return f"the private key {key or cert} is not the key of the certificate {cert}"
-    try:
-        ssl.create_default_context().load_verify_locations(cafile=cert)
-    except ssl.SSLError:
-        return f"the certificate {cert} holds no PEM certificate"
-    return f"the private key {key or cert} holds no PEM private key"
 
 
 async def serve(

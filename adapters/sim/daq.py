@@ -34,7 +34,9 @@ have, as the lab's DPM answers it). A DRF with a ``<-LOGGER`` or ``<-FTP`` sourc
 is served as :mod:`acnet_proto.sim.history` says: a status reply if it is
 refused, else ``ReadingReply`` chunks of at most 487 ``Reading`` each (one
 scalar per sample, stamped with its time), a logger's ending with an empty
-``ReadingReply(index, readings=Readings())``. The stream ends once nothing
+``ReadingReply(index, readings=Readings())``; the chunks are made a slice
+at a time (:class:`~acnet_proto.sim.history.Feeds`), holding the model's
+lock for one slice only, so other calls are answered in between. The stream ends once nothing
 is left to send, so a request of ``@I`` and logger DRFs only is answered
 and completed.
 
@@ -77,7 +79,7 @@ from acnet_proto.services.daq import (
     value_from_proto,
 )
 from acnet_proto.sim import DeviceModel, Entry, RequestRejected, SettingsPolicy
-from acnet_proto.sim.history import Chunk, Feed, start_feed
+from acnet_proto.sim.history import Chunk, Feeds
 from acnet_proto.sim.schedule import ClockEvents, Group, fire_due, next_due, schedule
 from acnet_proto.status import Status
 
@@ -143,14 +145,15 @@ class _DAQService(DAQ_pb2_grpc.DAQServicer):
         self,
         drfs: list[str],
         groups: list[Group],
-        feeds: dict[int, Feed],
+        feeds: Feeds,
         over: threading.Event,
     ) -> Iterator[DAQ_pb2.ReadingReply]:
         """The replies of the repeating ``groups`` and of ``feeds``, each when due, until
-        ``over`` is set or nothing is left to send."""
+        ``over`` is set or nothing is left to send. The lock is held for one slice of
+        the feeds at a time (:meth:`Feeds.fire`), never for a whole window."""
         server = self.server
         while groups or feeds:
-            dues = [next_due(groups), *(feed.due for feed in feeds.values())]
+            dues = [next_due(groups), feeds.next_due()]
             due = min(d for d in dues if d is not None)
             if over.wait(max(0.0, due - time.monotonic())):
                 return
@@ -161,27 +164,26 @@ class _DAQService(DAQ_pb2_grpc.DAQServicer):
                 replies = [
                     reading_reply(r.ref_id, reading_from_reply(r, drfs[r.ref_id])) for r in fired
                 ]
-                replies.extend(_fire_feeds(feeds, now, wall))
+                replies.extend(_chunk_reply(i, c) for i, c in feeds.fire(now, wall))
             yield from replies
 
     def _start(
         self, drfs: list[str], now: float, wall: float
-    ) -> tuple[list[DAQ_pb2.ReadingReply], list[Group], dict[int, Feed]]:
+    ) -> tuple[list[DAQ_pb2.ReadingReply], list[Group], Feeds]:
         """The replies due at once (refusals and ``@I`` readings, in DRF order), the
         groups that repeat, and the feeds of DRFs with a ``<-`` source."""
         first: dict[int, DAQ_pb2.ReadingReply] = {}
         accepted: list[tuple[int, Entry]] = []
-        feeds: dict[int, Feed] = {}
         for index, text in enumerate(drfs):
             try:
-                entry = self.server.model.resolve(text)
-                if entry.request.source is None:
-                    accepted.append((index, entry))
-                else:
-                    feeds[index] = start_feed(entry, now, wall)
+                accepted.append((index, self.server.model.resolve(text)))
             except RequestRejected as e:
                 first[index] = reading_reply(index, error_reading(text, e.status))
-        immediate, groups = schedule(accepted, now, self.server.clock)
+        feeds, failed = Feeds.start(accepted, now, wall)
+        for index, rejected in failed:
+            first[index] = reading_reply(index, error_reading(drfs[index], rejected.status))
+        live = [(index, entry) for index, entry in accepted if entry.request.source is None]
+        immediate, groups = schedule(live, now, self.server.clock)
         for index, entry in immediate:
             reading = reading_from_reply(entry.reply(index, wall), drfs[index])
             first[index] = reading_reply(index, reading)
@@ -216,17 +218,6 @@ class _DAQService(DAQ_pb2_grpc.DAQServicer):
         except RemoteProtocolError:  # no value at all
             return DIO_INVDATA
         return server.model.apply_setting(entry, value)
-
-
-def _fire_feeds(feeds: dict[int, Feed], now: float, wall: float) -> list[DAQ_pb2.ReadingReply]:
-    """The replies of every feed due by ``now``; the feeds that ended are dropped."""
-    replies: list[DAQ_pb2.ReadingReply] = []
-    for index, feed in list(feeds.items()):
-        if feed.due is not None and feed.due <= now:
-            replies.extend(_chunk_reply(index, c) for c in feed.take(now, wall))
-        if feed.due is None:
-            del feeds[index]
-    return replies
 
 
 def _chunk_reply(index: int, chunk: Chunk) -> DAQ_pb2.ReadingReply:

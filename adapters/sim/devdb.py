@@ -21,6 +21,16 @@ name longer than :data:`~acnet_proto.drf.MAX_DRF_LENGTH`, is refused
 To serve the model of a running simulated DAQ service, pass its ``lock``
 too: alarm limits change with settings, and family devices are made on
 first use.
+
+The lab serves DevDB over TLS only (pacsys's client defaults to it). Given
+``credentials`` (:func:`~acnet_proto.adapters.grpc.server.tls_credentials`
+makes them from PEM files) the simulated one does too
+(``acnet-proto sim --devdb-port P --devdb-cert CERT --devdb-key KEY``)::
+
+    credentials = tls_credentials("devdb.crt", "devdb.key")
+    with DevDBSimServer(credentials=credentials) as sim:
+        with DevDBClient(sim.host, sim.port, ca_file="devdb.crt") as db:
+            db.get_device_info(["M:OUTTMP"])
 """
 
 from __future__ import annotations
@@ -80,8 +90,8 @@ class DevDBSimServer(GRPCServer):
 
     ``model`` defaults to a fresh :meth:`DeviceModel.default`; ``lock`` is
     held while it is read (None: one of its own); ``limits`` what a client
-    may take of it. :meth:`start` (or ``with``) starts it; ``host`` and
-    ``port`` are then where it listens.
+    may take of it; with ``credentials`` it serves TLS only. :meth:`start`
+    (or ``with``) starts it; ``host`` and ``port`` are then where it listens.
     """
 
     _what = "the simulated DevDB"
@@ -96,8 +106,9 @@ class DevDBSimServer(GRPCServer):
         *,
         lock: AbstractContextManager[Any] | None = None,
         limits: ServerLimits = DEFAULT_LIMITS,
+        credentials: grpc.ServerCredentials | None = None,
     ) -> None:
-        super().__init__(host, port, limits)
+        super().__init__(host, port, limits, credentials=credentials)
         self.model = model if model is not None else DeviceModel.default()
         #: Held while the model is read.
         self.lock = lock if lock is not None else threading.Lock()
@@ -108,7 +119,8 @@ class DevDBSimServer(GRPCServer):
     def start(self) -> None:
         """Start listening; returns once calls are accepted. OSError if the port is taken."""
         super().start()
-        log.info("simulated DevDB gRPC service listening on %s:%d", self.host, self.port)
+        how = " (TLS)" if self.tls else ""
+        log.info("simulated DevDB gRPC service listening on %s:%d%s", self.host, self.port, how)
 
 
 async def serve(
@@ -119,6 +131,7 @@ async def serve(
     lock: AbstractContextManager[Any] | None = None,
     ready: Callable[[DevDBSimServer], None] | None = None,
     limits: ServerLimits = DEFAULT_LIMITS,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> None:
     """Serve the simulated DevDB until cancelled (``acnet-proto sim --devdb-port PORT``).
 
@@ -126,7 +139,7 @@ async def serve(
     itself runs in its own threads). ``ready`` is called with the server once
     it listens. Give the simulated DPM's ``model`` to describe the devices it
     serves (and a simulated DAQ service's ``lock`` with its model). ``limits``: what a
-    client may take of it.
+    client may take of it; ``credentials``: serve TLS only.
     """
-    sim = DevDBSimServer(model, host, port, lock=lock, limits=limits)
+    sim = DevDBSimServer(model, host, port, lock=lock, limits=limits, credentials=credentials)
     await serve_until_cancelled(sim, ready)

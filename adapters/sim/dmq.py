@@ -37,7 +37,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from acnet_proto.adapters._refusals import RefusalLog
 from acnet_proto.adapters.kerberos import KerberosAcceptor
+from acnet_proto.errors import ConnectionLost
 from acnet_proto.limits import DEFAULT_LIMITS
 from acnet_proto.services.dmq import INIT_EXCHANGE, INIT_KEY, Publish
 from acnet_proto.sim import DeviceModel, SettingsPolicy
@@ -58,6 +59,9 @@ __all__ = ["DMQSimServer", "serve"]
 log = logging.getLogger(__name__)
 
 _STARTUP_TIMEOUT = 15.0
+# How long serve() waits for the server's thread when cancelled: a thread stuck on its broker
+# (it is a daemon) is left, so that a program stopping never waits on a broker.
+_STOP_TIMEOUT = 2.0
 # Longest the loop sleeps: bounds how late a stop request or a due tick is seen.
 _MAX_WAIT = 0.1
 _MISSING_EXCHANGE = re.compile(r"no exchange '([^']*)'")
@@ -123,6 +127,7 @@ class DMQSimServer:
         self._lock = threading.Lock()  # the service, between the loop and inspecting callers
         self._stopping = threading.Event()
         self._started: Future[None] = Future()
+        self._ended: Future[None] = Future()  # done when the thread ends
         self._thread: threading.Thread | None = None
         self._connection: pika.BlockingConnection | None = None
         #: Why the server stopped on its own (its connection failed), if it did.
@@ -158,8 +163,11 @@ class DMQSimServer:
         self._started.result(_STARTUP_TIMEOUT)
         return self
 
-    def stop(self) -> None:
-        """Stop consuming and close the connection (every job ends with it); idempotent."""
+    def stop(self, timeout: float = _STARTUP_TIMEOUT) -> None:
+        """Stop consuming and close the connection (every job ends with it); idempotent.
+
+        Waits at most ``timeout`` seconds for the server's thread (a daemon) to end.
+        """
         thread = self._thread
         if thread is None or self._stopping.is_set():
             return
@@ -168,9 +176,9 @@ class DMQSimServer:
         if connection is not None:
             with contextlib.suppress(Exception):  # already closed: the loop is ending anyway
                 connection.add_callback_threadsafe(lambda: None)
-        thread.join(_STARTUP_TIMEOUT)
+        thread.join(timeout)
         if thread.is_alive():
-            log.warning("the simulated DMQ did not stop within %s s", _STARTUP_TIMEOUT)
+            log.warning("the simulated DMQ did not stop within %s s", timeout)
 
     def __enter__(self) -> DMQSimServer:
         return self.start()
@@ -187,6 +195,13 @@ class DMQSimServer:
     # -- the loop (its own thread) --------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            with contextlib.suppress(InvalidStateError):  # its waiter was cancelled
+                self._ended.set_result(None)
+
+    def _serve(self) -> None:
         try:
             connection = pika.BlockingConnection(self._parameters)
         except BaseException as exc:
@@ -322,15 +337,16 @@ async def serve(
     :func:`acnet_proto.adapters.sim.dpm.serve` on one loop (the server itself runs
     in its own thread); give it the same ``model`` to serve one simulated
     machine over both. ``ready`` is called with the server once it consumes
-    INITs. Raises RuntimeError if the server stops on its own (its broker
-    connection failed).
+    INITs. Raises :class:`~acnet_proto.errors.ConnectionLost` if the server stops
+    on its own (its broker connection failed).
     """
     server = DMQSimServer(amqp_url, model=model, keytab=keytab, service=service, policy=policy)
     await asyncio.to_thread(server.start)
     try:
         if ready is not None:
             ready(server)
-        await asyncio.to_thread(server.wait)
-        raise RuntimeError(f"the simulated DMQ stopped: {server.failure or 'connection closed'}")
+        # no thread waits for it: one stuck on the broker would hold the loop's executor
+        await asyncio.wrap_future(server._ended)
+        raise ConnectionLost(f"the simulated DMQ stopped: {server.failure or 'connection closed'}")
     finally:
-        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(server.stop, _STOP_TIMEOUT)

@@ -5,23 +5,44 @@ The demo and the tests start one in a temporary directory: users
 DPM service ``daeset/bd`` and the DMQ service by both of its names:
 ``daeset/bd/localhost`` (ours) and ``daeset/bd/dmq.fnal.gov`` (what pacsys
 asks for). :meth:`KDC.keytab_with` writes a keytab holding only some of them.
+
+:func:`start_kdc` raises :class:`ServerUnavailable` if the MIT KDC's
+programs are not installed, :class:`ServerStartFailed` if they are but the
+KDC does not start; a Kerberos tool that fails later raises
+:class:`KDCCommandFailed`.
 """
 
 import itertools
 import os
+import re
 import secrets
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from acnet_proto.adapters.sim._processes import (
+    ServerStartFailed,
+    ServerUnavailable,
     die_with_parent,
     find_program,
     free_port,
-    log_tail,
     stop_process_group,
+    wait_ready,
 )
+from acnet_proto.errors import AcnetProtoError
+
+__all__ = [
+    "KDC",
+    "REALM",
+    "SERVICES",
+    "USERS",
+    "KDCCommandFailed",
+    "ServerStartFailed",
+    "ServerUnavailable",
+    "start_kdc",
+]
 
 REALM = "FNAL.GOV"
 USERS = ("operator", "outsider")
@@ -84,6 +105,11 @@ KDC_CONF = """\
 """
 
 
+class KDCCommandFailed(AcnetProtoError):
+    """A Kerberos tool run against the throwaway KDC (``kinit``, ``kadmin.local``,
+    ``kdestroy``, ``kdb5_util``) failed; the message holds what it printed."""
+
+
 @dataclass
 class KDC:
     realm: str
@@ -124,7 +150,8 @@ class KDC:
         res = self.run(find_program("kadmin.local"), "-r", self.realm, "-q", query)
         # kadmin.local exits 0 even when the query fails; errors only show on stderr.
         if res.returncode != 0 or "error" in res.stderr.lower():
-            raise RuntimeError(f"kadmin.local -q {query!r} failed: {res.stderr}")
+            shown = re.sub(r"-pw \S+", "-pw ***", query)  # the message may reach a terminal
+            raise KDCCommandFailed(f"kadmin.local -q {shown!r} failed: {res.stderr}")
 
     def keytab_with(self, *services: str) -> Path:
         """A fresh keytab holding only ``services`` (names from :data:`SERVICES`), with the
@@ -153,14 +180,14 @@ class KDC:
         else:
             res = self.run(*args, "-k", "-t", str(self.keytab), principal)
         if res.returncode != 0:
-            raise RuntimeError(f"kinit {principal} failed: {res.stderr.strip()}")
+            raise KDCCommandFailed(f"kinit {principal} failed: {res.stderr.strip()}")
         return ccache
 
     def kdestroy(self, ccache: Path) -> None:
         """Destroy the tickets in ``ccache``, as a user's ``kdestroy`` does."""
         res = self.run(find_program("kdestroy"), "-c", f"FILE:{ccache}")
         if res.returncode != 0:
-            raise RuntimeError(f"kdestroy -c {ccache} failed: {res.stderr.strip()}")
+            raise KDCCommandFailed(f"kdestroy -c {ccache} failed: {res.stderr.strip()}")
 
     def wait_until_expired(self, ccache: Path, within: float = 10.0) -> None:
         """Return once ``ccache`` holds no valid ticket; RuntimeError after ``within`` seconds."""
@@ -199,6 +226,8 @@ class KDC:
 
 
 def start_kdc(workdir: Path) -> KDC:
+    """A KDC for :data:`REALM` in ``workdir``, once it gives operator a ticket (see the
+    module docstring for its failures)."""
     krbkdc = find_program("krb5kdc")
     kdb5_util = find_program("kdb5_util")
     find_program("kadmin.local")
@@ -232,14 +261,10 @@ def start_kdc(workdir: Path) -> KDC:
         env=env,
     )
 
-    res = kdc.run(kdb5_util, "-r", REALM, "create", "-s", "-P", secrets.token_hex(24))
-    if res.returncode != 0:
-        raise RuntimeError(f"kdb5_util create failed: {res.stderr}")
-    for user, password in kdc.passwords.items():
-        kdc.kadmin(f"addprinc -pw {password} {user}")
-    for service in SERVICES:
-        kdc.kadmin(f"addprinc -randkey {service}")
-    kdc.kadmin(f"ktadd -k {keytab} {' '.join(SERVICES)}")
+    try:
+        _create_database(kdc, kdb5_util)
+    except KDCCommandFailed as exc:
+        raise ServerStartFailed(f"the KDC's database could not be made: {exc}") from exc
 
     log = workdir / "krb5kdc.out"
     with log.open("wb") as out:
@@ -253,27 +278,33 @@ def start_kdc(workdir: Path) -> KDC:
             preexec_fn=die_with_parent,
         )
     try:
-        _wait_ready(kdc, log)
+        wait_ready(kdc.proc, _answers(kdc), [log, workdir / "kdc.log"], "krb5kdc", START_TIMEOUT)
     except BaseException:
         kdc.stop()
         raise
     return kdc
 
 
-def _wait_ready(kdc: KDC, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    error = ""
-    while time.monotonic() < deadline:
-        assert kdc.proc is not None
-        if kdc.proc.poll() is not None:
-            raise RuntimeError(
-                f"krb5kdc exited with {kdc.proc.returncode}:\n{log_tail(log)}\n"
-                f"{log_tail(kdc.dir / 'kdc.log')}"
-            )
+def _create_database(kdc: KDC, kdb5_util: str) -> None:
+    """The realm, its users and services, and the service keytab; KDCCommandFailed if not."""
+    res = kdc.run(kdb5_util, "-r", kdc.realm, "create", "-s", "-P", secrets.token_hex(24))
+    if res.returncode != 0:
+        raise KDCCommandFailed(f"kdb5_util create failed: {res.stderr}")
+    for user, password in kdc.passwords.items():
+        kdc.kadmin(f"addprinc -pw {password} {user}")
+    for service in SERVICES:
+        kdc.kadmin(f"addprinc -randkey {service}")
+    kdc.kadmin(f"ktadd -k {kdc.keytab} {' '.join(SERVICES)}")
+
+
+def _answers(kdc: KDC) -> Callable[[], str | None]:
+    """A probe for :func:`wait_ready`: None once ``kdc`` gives operator a ticket."""
+
+    def probe() -> str | None:
         try:
             kdc.kinit("operator", ccache=kdc.ccache)
-            return
-        except (RuntimeError, subprocess.TimeoutExpired) as exc:
-            error = str(exc)
-            time.sleep(0.2)
-    raise RuntimeError(f"KDC not answering after {START_TIMEOUT}s: {error}\n{log_tail(log)}")
+        except (KDCCommandFailed, subprocess.TimeoutExpired) as exc:
+            return str(exc)
+        return None
+
+    return probe

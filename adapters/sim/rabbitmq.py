@@ -11,7 +11,8 @@ broker is told to stop too.
 The broker is ``$ACNET_PROTO_RABBITMQ_SERVER`` if set, else Debian's real
 server script (the ``/usr/sbin`` one is a wrapper that switches to the
 ``rabbitmq`` user and hides the output), else ``rabbitmq-server`` on the
-``PATH``. :class:`ServerUnavailable` if it, or ``epmd``, is not installed.
+``PATH``. :class:`ServerUnavailable` if it, or ``epmd``, is not installed;
+:class:`ServerStartFailed` if it is but does not start.
 """
 
 from __future__ import annotations
@@ -22,21 +23,29 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from acnet_proto.adapters.sim._processes import (
+    ServerStartFailed,
     ServerUnavailable,
     die_with_parent,
     find_program,
     free_port,
-    log_tail,
     stop_process_group,
+    wait_ready,
 )
 
-__all__ = ["SERVER_VARIABLE", "RabbitMQ", "ServerUnavailable", "server_program", "start_rabbitmq"]
+__all__ = [
+    "SERVER_VARIABLE",
+    "RabbitMQ",
+    "ServerStartFailed",
+    "ServerUnavailable",
+    "server_program",
+    "start_rabbitmq",
+]
 
 START_TIMEOUT = 60.0
 #: the environment variable naming the rabbitmq-server program to run, when set
@@ -119,7 +128,7 @@ def start_rabbitmq() -> RabbitMQ:
     """Start a private broker and return once it accepts AMQP connections.
 
     :class:`ServerUnavailable` if rabbitmq-server or epmd is not installed;
-    RuntimeError if the broker exits or does not answer within
+    :class:`ServerStartFailed` if the broker exits or does not answer within
     :data:`START_TIMEOUT` seconds (with the tail of its log).
     """
     server = server_program()
@@ -141,7 +150,7 @@ def start_rabbitmq() -> RabbitMQ:
         )
         log = workdir / "server.out"
         rmq.proc = _spawn([server], env, log, creds)
-        _wait_ready(rmq, log)
+        wait_ready(rmq.proc, _answers(rmq), [log], "rabbitmq-server", START_TIMEOUT)
     except BaseException:
         rmq.stop()
         raise
@@ -189,19 +198,23 @@ def _environment(
 def _spawn(
     command: list[str], env: dict[str, str], log: Path | None, creds: dict[str, Any]
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` in a process group of its own, its output to ``log`` (None: nowhere)."""
+    """Start ``command`` in a process group of its own, its output to ``log`` (None: nowhere);
+    :class:`ServerStartFailed` if it cannot be run (as the user the broker runs as)."""
     with open(log if log is not None else os.devnull, "wb") as out:
-        return subprocess.Popen(
-            command,
-            cwd=env["HOME"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-            **creds,
-        )
+        try:
+            return subprocess.Popen(
+                command,
+                cwd=env["HOME"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+                **creds,
+            )
+        except OSError as exc:
+            raise ServerStartFailed(f"cannot run {command[0]}: {exc}") from exc
 
 
 def _run_as() -> pwd.struct_passwd | None:
@@ -214,21 +227,16 @@ def _run_as() -> pwd.struct_passwd | None:
         return None
 
 
-def _wait_ready(rmq: RabbitMQ, log: Path) -> None:
+def _answers(rmq: RabbitMQ) -> Callable[[], str | None]:
+    """A probe for :func:`wait_ready`: None once ``rmq`` takes an AMQP connection."""
     import pika
     import pika.exceptions
 
-    deadline = time.monotonic() + START_TIMEOUT
-    error = ""
-    while time.monotonic() < deadline:
-        assert rmq.proc is not None
-        if rmq.proc.poll() is not None:
-            code = rmq.proc.returncode
-            raise RuntimeError(f"rabbitmq-server exited with {code}:\n{log_tail(log)}")
+    def probe() -> str | None:
         try:
             pika.BlockingConnection(rmq.connection_parameters(socket_timeout=2)).close()
-            return
         except pika.exceptions.AMQPError as exc:
-            error = repr(exc)
-            time.sleep(0.5)
-    raise RuntimeError(f"RabbitMQ not ready after {START_TIMEOUT}s: {error}\n{log_tail(log)}")
+            return repr(exc)
+        return None
+
+    return probe

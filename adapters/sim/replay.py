@@ -18,6 +18,12 @@ client does not count it dead. A departure from the recording is kept in
 handed to ``on_mismatch`` instead when given, for a caller that reports it
 its own way), and the connection is closed; the server goes on serving the
 next connections.
+
+Given a ``keytab``, the server plays Kerberos live
+(:class:`~acnet_proto.engine.replay.LiveAuth`): it announces ``service``
+and accepts tickets for ``service@realm`` from the keytab (as the
+simulated DPM does), so a real Kerberos client (pacsys, or ours with
+``KerberosAuth``) can replay a recorded write.
 """
 
 from __future__ import annotations
@@ -31,11 +37,14 @@ from typing import Any
 
 from acnet_proto._text import shown
 from acnet_proto.adapters._in_thread import in_thread
+from acnet_proto.adapters.sim.dpm import DEFAULT_SERVICE
 from acnet_proto.engine.connection import HEARTBEAT_PERIOD
 from acnet_proto.engine.recording import Recording
-from acnet_proto.engine.replay import Replay, ReplayMismatch, ReplaySession
+from acnet_proto.engine.replay import LiveAuth, Replay, ReplayMismatch, ReplaySession
+from acnet_proto.sim.policy import SettingsPolicy
+from acnet_proto.sim.settings import ServerSettings
 
-__all__ = ["ReplayServer", "load", "replay_server_fixture", "transcripts"]
+__all__ = ["ReplayServer", "live_kerberos", "load", "replay_server_fixture", "transcripts"]
 
 log = logging.getLogger(__name__)
 _READ_SIZE = 256 * 1024
@@ -66,6 +75,9 @@ class ReplayServer:
 
     ``on_mismatch`` hears each departure (in the server's thread or loop) instead of the log.
     :attr:`done` is set once every recorded connection was served and closed.
+    ``keytab`` plays Kerberos live as ``service@realm`` (see the module docstring); a keytab
+    that cannot accept as that principal raises
+    :class:`~acnet_proto.errors.AuthenticationError` here.
     """
 
     def __init__(
@@ -76,8 +88,12 @@ class ReplayServer:
         *,
         heartbeat_period: float = HEARTBEAT_PERIOD,
         on_mismatch: Callable[[ReplayMismatch], None] | None = None,
+        keytab: str | Path | None = None,
+        service: str = DEFAULT_SERVICE,
+        realm: str = "FNAL.GOV",
     ) -> None:
-        self.replay = Replay(recording)
+        live = None if keytab is None else live_kerberos(keytab, service, realm)
+        self.replay = Replay(recording, live_auth=live)
         self.host = host
         self.port = port
         self.heartbeat_period = heartbeat_period
@@ -176,6 +192,23 @@ class ReplayServer:
             log.warning("replay: %s", mismatch)
         else:
             self.on_mismatch(mismatch)
+
+
+def live_kerberos(keytab: str | Path, service: str, realm: str) -> Callable[[], LiveAuth]:
+    """Kerberos state for each connection: announces ``service``, accepts tickets for
+    ``service@realm`` with ``keytab``. Checks the keytab now (an
+    :class:`~acnet_proto.errors.AuthenticationError` if it cannot accept as that principal)."""
+    from acnet_proto.adapters.kerberos import KerberosAcceptor  # gssapi: only with a keytab
+
+    principal = f"{service}@{realm}"
+    KerberosAcceptor(principal, keytab)
+    # a replay authorizes nothing (its ApplySettings replies are recorded): no roles
+    policy = SettingsPolicy()
+
+    def make() -> LiveAuth:
+        return ServerSettings(service, lambda: KerberosAcceptor(principal, keytab), policy)
+
+    return make
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:

@@ -74,9 +74,11 @@ def status_name(error: DeviceError) -> str | None:
 
 def test_a_settable_device_with_status_and_control(db: DevDBClient) -> None:
     info = db.get_device_info(["Z:ACLTST"])["Z:ACLTST"]
-    assert (info.device_index, info.description) == (140012, "ACL test device")
+    # what pacsys's tests read from the lab's DevDB
+    assert (info.device_index, info.description) == (140013, "ACL test device!")
     assert info.reading is not None and info.setting is not None
-    assert (info.reading.primary_units, info.reading.common_units) == ("mm", "mm")
+    assert (info.reading.primary_units, info.reading.common_units) == ("blip", "blip")
+    assert (info.reading.min_val, info.reading.max_val) == (-500.0, 500.0)
     assert (info.reading.p_index, info.reading.c_index) == (22, 0)  # DEC float in, identity
     assert info.setting.is_knobbable and not info.reading.is_knobbable
     # the lab's table and layout (lab-devices.md): 12 commands, 4 bits, no remote bit
@@ -85,13 +87,13 @@ def test_a_settable_device_with_status_and_control(db: DevDBClient) -> None:
         (6, "DC"), (8, "TEST"), (256, "TEST2"), (257, "TEST3"), (258, "TEST4"), (259, "TEST5"),
     ]  # fmt: skip
     assert [(b.mask, b.match, b.short_name, b.true_str, b.false_str) for b in info.status_bits] == [
-        (1, 1, "OnOff", "On", "Off"),
-        (2, 2, "Ready", "Ready", "Tripped"),
-        (8, 8, "Polarity", "Positive", "Negative"),
+        (1, 1, "OnOff", "Yes", "No"),
+        (2, 2, "Ready", "Yes", "No"),
+        (8, 8, "Polarity", "Plus", "Minus"),
         (0x200, 0x200, "Ramp", "Ramp", "DC"),
     ]
     assert [(b.bit_no, b.name0, b.name1) for b in info.ext_status_bits][2:] == [
-        (3, "Negative", "Positive"), (9, "DC", "Ramp"),
+        (3, "Minus", "Plus"), (9, "DC", "Ramp"),
     ]  # fmt: skip
 
 
@@ -135,7 +137,7 @@ def test_alarm_blocks_and_their_texts(db: DevDBClient, sim: DevDBSimServer) -> N
     ids = [analog.analog_alarm_text_id, digital.digital_alarm_text_id, 12345]
     texts = db.get_alarm_text(ids)
     assert [t.alarm_text_id for t in texts] == ids[:2]  # an id DevDB does not know is left out
-    assert texts[0].text == "Z:ACLTST ACL test device: reading is outside its limits"
+    assert texts[0].text == "Z:ACLTST ACL test device!: reading is outside its limits"
     assert texts[1].length == len(texts[1].text)
 
 
@@ -308,7 +310,7 @@ def test_plot_configurations_are_not_simulated(sim: DevDBSimServer) -> None:
 
 def test_device_info_asks_the_client_given_or_the_process_wide_one(sim: DevDBSimServer) -> None:
     with DevDBClient(sim.host, sim.port) as db:
-        assert Device("Z:ACLTST@p,1000").info(devdb=db).device_index == 140012
+        assert Device("Z:ACLTST@p,1000").info(devdb=db).device_index == 140013
         with pytest.raises(DeviceError, match="Z:NOTFND"):
             Device("Z:NOTFND").info(devdb=db)
     devdb_adapter.configure_default(sim.host, sim.port)
@@ -360,9 +362,10 @@ def test_digital_status_against_the_simulators(
             status.on, status.ramp = True, False
     # Z:ACLTST's own layout: ready 0x2, positive 0x8, ramp 0x200, and no remote bit
     assert defined.raw_value == read.raw_value == 0x20A
-    assert defined.to_dict() == read.to_dict() == {
-        "OnOff": "Off", "Ready": "Ready", "Polarity": "Positive", "Ramp": "Ramp",
-    }  # fmt: skip
+    # as at the lab, DevDB calls bit 0 "OnOff" and DPM's BIT_NAMES call it "On"
+    assert defined.to_dict() == {"OnOff": "No", "Ready": "Yes", "Polarity": "Plus", "Ramp": "Ramp"}
+    assert read.to_dict() == {"On": "No", "Ready": "Yes", "Polarity": "Plus", "Ramp": "Ramp"}
+    assert [b.position for b in defined] == [b.position for b in read] == [0, 1, 3, 9]
     assert (defined.on, read.on, defined.ramp, read.ramp) == (False, False, True, True)
 
 
@@ -464,13 +467,13 @@ def test_pacsys_reads_our_devdb(sim: DevDBSimServer) -> None:
     )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert (out["description"], out["units"]) == ("ACL test device", "DegF")
+    assert (out["description"], out["units"]) == ("ACL test device!", "DegF")
     assert out["bits"] == [["OnOff", 1], ["Ready", 2], ["Polarity", 8], ["Ramp", 0x200]]
     assert out["control"] == [3, 1, 2, 4, 16, 5, 6, 8, 256, 257, 258, 259]
     # pacsys reads the all-zero entry of an unknown device as "not found", as from the real one
     assert out["missing"].startswith("DeviceError") and "Z:NOTFND" in out["missing"]
     assert out["alarm_pis"] == [16, 17]
     assert out["texts"] == [
-        "Z:ACLTST ACL test device: reading is outside its limits",
-        "Z:ACLTST ACL test device: status is not nominal",
+        "Z:ACLTST ACL test device!: reading is outside its limits",
+        "Z:ACLTST ACL test device!: status is not nominal",
     ]

@@ -69,10 +69,15 @@ def test_bad_windows_fail_before_any_read(
 
 
 def test_an_error_status_is_a_device_error(backend: FakeBackend) -> None:
-    backend.set_error("M:OUTTMP", "DAE_LJ_NO_DATA")
-    with pytest.raises(DeviceError, match="DAE_LJ_NO_DATA") as caught:
+    backend.set_error("M:OUTTMP", "DPM_INVALID_DATASOURCE")
+    with pytest.raises(DeviceError, match="DPM_INVALID_DATASOURCE") as caught:
         backend.history("M:OUTTMP", START, END)
-    assert caught.value.error_code == -64
+    assert caught.value.error_code == -42
+
+
+def test_no_data_in_the_window_is_an_empty_history(backend: FakeBackend) -> None:
+    backend.set_error("M:OUTTMP", "DAE_LJ_NO_DATA")
+    assert len(backend.history("M:OUTTMP", START, END)) == 0
 
 
 def test_no_answer_is_a_read_error_naming_the_request(backend: FakeBackend) -> None:

@@ -18,6 +18,7 @@ from acnet_proto.drf import (
     LoggerSource,
     PeriodicEvent,
 )
+from acnet_proto.errors import ConfigurationError
 
 START, END = 1_700_000_000_000, 1_700_000_600_000
 
@@ -100,22 +101,23 @@ def test_error_pickles() -> None:
 
 
 @pytest.mark.parametrize(
-    ("make", "error"),
+    ("make", "error", "names"),
     [
-        (lambda: LoggerSource(2, 1), ValueError),
-        (lambda: LoggerSource(-1, 1), ValueError),
-        (lambda: LoggerSource(0, MAX_LOGGER_MS + 1), ValueError),
-        (lambda: LoggerSource(1.0, 2), TypeError),  # type: ignore[arg-type]
-        (lambda: LoggerSource(True, 2), TypeError),
-        (lambda: LoggerSource(1, 2, "arkiv"), ValueError),
-        (lambda: LoggerSource(1, 2, ""), ValueError),
-        (lambda: LoggerSource(1, 2, 5), TypeError),  # type: ignore[arg-type]
-        (lambda: drf.Source(), TypeError),
-        (lambda: DataRequest("M:OUTTMP", source="LOGGER:1:2"), TypeError),  # type: ignore[arg-type]
+        (lambda: LoggerSource(2, 1), ConfigurationError, "end_ms"),
+        (lambda: LoggerSource(-1, 1), ConfigurationError, "start_ms"),
+        (lambda: LoggerSource(0, MAX_LOGGER_MS + 1), ConfigurationError, "end_ms"),
+        (lambda: LoggerSource(1.0, 2), ConfigurationError, "start_ms"),  # type: ignore[arg-type]
+        (lambda: LoggerSource(True, 2), ConfigurationError, "start_ms"),
+        (lambda: LoggerSource(1, 2, "arkiv"), ConfigurationError, "node"),
+        (lambda: LoggerSource(1, 2, ""), ConfigurationError, "node"),
+        (lambda: LoggerSource(1, 2, 5), ConfigurationError, "node"),  # type: ignore[arg-type]
+        (lambda: drf.Source(), TypeError, "abstract"),
+        (lambda: DataRequest("M:OUTTMP", source="LOGGER:1:2"), TypeError, "source"),  # type: ignore[arg-type]
     ],
 )
-def test_constructors_validate(make: object, error: type[Exception]) -> None:
-    with pytest.raises(error):
+def test_constructors_validate(make: object, error: type[Exception], names: str) -> None:
+    """A bad argument is a typed error that names it (ConfigurationError is a ValueError)."""
+    with pytest.raises(error, match=names):
         make()  # type: ignore[operator]
 
 

@@ -10,16 +10,20 @@ import pytest
 
 from acnet_proto.engine.framing import HANDSHAKE, FrameSplitter, frame
 from acnet_proto.engine.recording import Answer, Expect, Recording, RecordingError
-from acnet_proto.engine.replay import Replay, ReplayMismatch, ReplaySession
-from acnet_proto.errors import AcnetProtoError
+from acnet_proto.engine.replay import LiveAuth, Replay, ReplayMismatch, ReplaySession
+from acnet_proto.errors import AcnetProtoError, AuthenticationError
 from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
+from acnet_proto.sim.policy import SettingsPolicy
+from acnet_proto.sim.settings import ServerSettings
+from acnet_proto.status import Status
 from tests.support.vectors import SHARED
 
 TRANSCRIPTS = SHARED / "transcripts"
 READ = TRANSCRIPTS / "read-one-shot.jsonl"
 STREAM = TRANSCRIPTS / "stream-with-heartbeat.jsonl"
 WRITE = TRANSCRIPTS / "write-kerberos.jsonl"
+DPM_PRIV = Status.from_name("DPM_PRIV")
 
 
 def session_of(*paths: Path) -> ReplaySession:
@@ -266,3 +270,117 @@ def test_an_empty_or_binary_file_is_refused_naming_it(tmp_path: Path, content: b
     with pytest.raises(RecordingError) as caught:
         Recording.load(path)
     assert caught.value.line is None and str(caught.value).startswith(f"{path}: ")
+
+
+class FakeAcceptor:
+    """An in-memory acceptor: any token completes it, a MIC is ``b"signed " + message``."""
+
+    def __init__(self) -> None:
+        self.complete = False
+        self.initiator: str | None = None
+
+    def step(self, token: bytes) -> bytes | None:
+        self.complete, self.initiator = True, "operator@FNAL.GOV"
+        return b"live " + token
+
+    def verify_mic(self, message: bytes, mic: bytes) -> bool:
+        return mic == b"signed " + message
+
+
+def live_session(acceptor: type[FakeAcceptor] = FakeAcceptor) -> ReplaySession:
+    def auth() -> LiveAuth:
+        return ServerSettings("daeset/bd", acceptor, SettingsPolicy())
+
+    return Replay(Recording.load(WRITE), live_auth=auth).session()
+
+
+def authenticate(session: ReplaySession, mic: bytes) -> list[list[Message]]:
+    """The client's three Kerberos requests; the replies to each."""
+    list_id = opened(session)
+    return [
+        send(session, dpm.AuthenticateRequest(list_id=list_id, token=b"")),
+        send(session, dpm.AuthenticateRequest(list_id=list_id, token=b"ticket")),
+        send(session, dpm.EnableSettingsRequest(list_id=list_id, mic=mic, message=b"1234")),
+    ]
+
+
+def test_live_kerberos_answers_in_place_of_the_recorded_tokens() -> None:
+    session = live_session()
+    assert authenticate(session, b"signed 1234") == [
+        [dpm.AuthenticateReply(service_name="daeset/bd")],  # recorded: daeset/bd@dpm01.example
+        [dpm.AuthenticateReply(token=b"live ticket")],
+        # the MIC verified: the recorded reply, its timestamp as recorded
+        [dpm.StatusReply(ref_id=0, timestamp=1763769600000, cycle=0, status=0)],
+    ]
+    assert session.mismatch is None and not session.finished
+
+
+def test_write_through_live_kerberos_plays_the_recorded_result() -> None:
+    session = live_session()
+    authenticate(session, b"signed 1234")
+    # the rest of the recorded write, as write() sends it without the Kerberos part
+    list_id = 48815
+    send(
+        session,
+        dpm.StopListRequest(list_id=list_id),
+        dpm.ClearListRequest(list_id=list_id),
+        dpm.AddToListRequest(list_id=list_id, ref_id=5, drf_request="#ROLE:testing"),
+        dpm.AddToListRequest(list_id=list_id, ref_id=6, drf_request="Z:ACLTST.SETTING@N"),
+        dpm.StartListRequest(list_id=list_id),
+    )
+    apply = dpm.ApplySettingsRequest(
+        user_name="operator@FNAL.GOV",
+        list_id=list_id,
+        scaled_array=[dpm.ScaledSetting(ref_id=6, data=[45.0])],
+    )
+    assert send(session, apply) == [
+        dpm.ApplySettingsReply(status=[dpm.SettingStatus(ref_id=6, status=0)])
+    ]
+    assert session.complete and session.mismatch is None
+
+
+def test_a_mic_that_does_not_verify_live_is_refused_and_departs() -> None:
+    session = live_session()
+    *_, enabled = authenticate(session, b"forged")
+    assert enabled == [dpm.StatusReply(ref_id=0, timestamp=0, cycle=0, status=DPM_PRIV.status)]
+    mismatch = session.mismatch
+    assert session.finished and mismatch is not None and mismatch.line == 7
+    assert mismatch.reason == "Kerberos refused it: the EnableSettings MIC does not verify"
+
+
+class RefusingAcceptor(FakeAcceptor):
+    def step(self, token: bytes) -> bytes | None:
+        raise AuthenticationError("the client's Kerberos token was refused (for another service)")
+
+
+def test_a_ticket_the_live_acceptor_refuses_is_refused_and_departs() -> None:
+    session = live_session(RefusingAcceptor)
+    list_id = opened(session)
+    send(session, dpm.AuthenticateRequest(list_id=list_id, token=b""))
+    refused = send(session, dpm.AuthenticateRequest(list_id=list_id, token=b"ticket"))
+    assert refused == [dpm.StatusReply(ref_id=0, timestamp=0, cycle=0, status=DPM_PRIV.status)]
+    mismatch = session.mismatch
+    assert session.finished and mismatch is not None and mismatch.line == 5
+    assert mismatch.reason.startswith("Kerberos refused it: the client's Kerberos token was")
+
+
+def test_without_a_keytab_a_client_giving_up_authenticating_hears_of_it() -> None:
+    session = session_of(WRITE)
+    list_id = opened(session)
+    send(session, dpm.AuthenticateRequest(list_id=list_id, token=b""))
+    # a recorded token: a real client's GSS context refuses it, and the client hangs up
+    [reply] = send(session, dpm.AuthenticateRequest(list_id=list_id, token=b"ticket"))
+    assert isinstance(reply, dpm.AuthenticateReply) and reply.token is not None
+    session.receive(b"")
+    mismatch = session.mismatch
+    assert mismatch is not None and mismatch.line == 7
+    assert "--keytab KEYTAB" in mismatch.advice and mismatch.advice in str(mismatch)
+
+
+def test_a_departure_outside_authentication_keeps_the_usual_advice() -> None:
+    session = session_of(WRITE)
+    authenticate(session, b"any")  # not live: the MIC is not checked
+    session.receive(b"")
+    assert session.mismatch is not None and session.mismatch.advice == (
+        "fix the client, or record the session again"
+    )

@@ -2,9 +2,10 @@
 simulated DPM gets the values ours got; our client played pacsys's gets pacsys's; our client
 played the shared transcripts gets what they hold.
 
-Settings are not replayed to either client here: a real Kerberos client checks the server's
-mutual-authentication token, and a recorded one belongs to another session (docs/replay.md).
-tests/engine/test_replay.py plays the shared write to a client of its own.
+Settings replay with real Kerberos (the session KDC) when the server has a keytab: it
+authenticates live, since a recorded mutual-authentication token belongs to another session
+(docs/replay.md). Without one, a real Kerberos client refuses the recorded token, and the
+departure says to give a keytab.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from acnet_proto import testing
 from acnet_proto.adapters.dpm.threaded import DPMBackend
 from acnet_proto.adapters.proxy.record import Recorder
 from acnet_proto.adapters.sim.dpm import SimServer
+from acnet_proto.adapters.sim.replay import ReplayServer, load
+from acnet_proto.errors import AuthenticationError
 from acnet_proto.status import Status
+from tests.adapters.dpm.test_write_behaviour import POLICY
+from tests.support.servers.kdc import KDC
 from tests.support.vectors import SHARED
 from tests.support.waiting import wait_until
 
@@ -53,11 +58,14 @@ def session(backend: Any) -> list[Any]:
     return [np.asarray(v).tolist() for v in values]
 
 
-def recorded(client: Client, sim: SimServer, path: Path) -> list[Any]:
-    """``client``'s session against the simulator, recorded to ``path``; the values it got."""
+def recorded(
+    client: Client, sim: SimServer, path: Path, play: Callable[[Any], Any] = session
+) -> Any:
+    """``client`` playing ``play`` against the simulator, recorded to ``path`` (each client
+    makes two connections); what ``play`` returned."""
     with Recorder.in_thread((sim.host, sim.port), path) as recorder:
         with client(recorder.host, recorder.port) as backend:
-            values = session(backend)
+            values = play(backend)
         wait_until(lambda: len(recorder.written) == 2, "both connections to be written")
     return values
 
@@ -113,3 +121,66 @@ def test_our_client_streams_the_shared_stream(our_client: Callable[[str], Any]) 
     assert [r.value for r in got if r.drf == "M:OUTTMP@p,1000"] == [41.7, 41.8]
     arrays = [r.value.tolist() for r in got if r.drf == "Z:ACLTS1[0:4]@p,1000"]
     assert arrays == [[0.0, 1.5, 3.0, 4.5], [0.5, 2.0, 3.5, 5.0]]
+
+
+@pytest.fixture
+def settings_sim(start_sim: Callable[..., SimServer], kdc: KDC) -> SimServer:
+    """The simulated DPM accepting settings: the KDC's keytab, ``operator`` holds ``testing``."""
+    pytest.importorskip("gssapi")
+    return start_sim(keytab=kdc.keytab, policy=POLICY)
+
+
+def ours_writing(host: str, port: int) -> Any:
+    from acnet_proto.adapters.kerberos import KerberosAuth
+
+    return DPMBackend(host, port, timeout=WAIT, auth=KerberosAuth(), role="testing")
+
+
+def theirs_writing(host: str, port: int) -> Any:
+    return pacsys.dpm(
+        host=host, port=port, timeout=WAIT, auth=pacsys.KerberosAuth(), role="testing"
+    )
+
+
+def read_and_write(backend: Any) -> tuple[Any, bool, int]:
+    """What both clients do: read a device, set another (a connection of its own)."""
+    result = backend.write("Z:ACLTST", 12.5)
+    return backend.read("M:OUTTMP"), result.success, result.error_code
+
+
+@pytest.mark.parametrize(
+    ("recording", "played"),
+    [(ours_writing, theirs_writing), (theirs_writing, ours_writing)],
+    ids=["ours-to-pacsys", "pacsys-to-ours"],
+)
+def test_a_recorded_write_replays_to_the_other_client_with_live_kerberos(
+    kdc: KDC,
+    settings_sim: SimServer,
+    tmp_path: Path,
+    replay_server: Callable[..., tuple[str, int]],
+    recording: Client,
+    played: Client,
+) -> None:
+    path = tmp_path / "session.jsonl"
+    value, success, code = recorded(recording, settings_sim, path, read_and_write)
+    assert success, code
+    # the fixture fails the test at teardown if the client departed from the recording
+    with played(*replay_server(path, keytab=kdc.keytab)) as backend:
+        assert read_and_write(backend) == (value, True, 0)
+
+
+def test_without_a_keytab_a_kerberos_client_is_told_to_give_one(
+    kdc: KDC, settings_sim: SimServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "session.jsonl"
+    recorded(ours_writing, settings_sim, path, read_and_write)
+    with ReplayServer.in_thread(load(path), on_mismatch=lambda m: None) as server:
+        with (
+            ours_writing(server.host, server.port) as backend,
+            pytest.raises(AuthenticationError, match="Mutual authentication failed"),
+        ):
+            read_and_write(backend)
+        wait_until(lambda: bool(server.mismatches), "the departure to be reported")
+    [mismatch] = server.mismatches
+    assert "EnableSettings" in mismatch.expected
+    assert "--keytab KEYTAB" in mismatch.advice and mismatch.advice in str(mismatch)

@@ -34,6 +34,7 @@ START_MS = 1_715_000_000_000
 LOGGER = f"M:OUTTMP<-LOGGER:{START_MS}:{START_MS + 3_600_000}"
 FTP = "M:OUTTMP@p,100H<-FTP"
 NO_DATA = Status.from_name("DAE_LJ_NO_DATA")
+FAILED = Status.from_name("DPM_REPLY_OVERFLOW")  # an error that ends a window mid-way
 META = DeviceMeta(7, "M:OUTTMP", "outdoor temperature", "DegF")
 
 
@@ -127,12 +128,12 @@ def test_a_terminator_that_never_comes_times_out_naming_the_drf_and_the_points()
 def test_an_error_status_mid_way_ends_the_entry_saying_how_many_points_came() -> None:
     batch = ReadBatch([LOGGER])
     batch.feed(chunk(1, 0, CHUNK_POINTS))
-    batch.feed(dpm.StatusReply(ref_id=1, timestamp=0, cycle=0, status=NO_DATA.status))
+    batch.feed(dpm.StatusReply(ref_id=1, timestamp=0, cycle=0, status=FAILED.status))
     assert batch.done
     (reading,) = batch.readings()
-    assert reading.is_error and reading.status == NO_DATA
+    assert reading.is_error and reading.status == FAILED
     assert "after 487 points of the window" in (reading.message or "")
-    with pytest.raises(DeviceError, match="DAE_LJ_NO_DATA"):
+    with pytest.raises(DeviceError, match="DPM_REPLY_OVERFLOW"):
         history_of(reading)
     # nothing after the end changes it
     assert batch.feed(chunk(1, 0, 0)) == [] and batch.readings() == [reading]
@@ -140,8 +141,25 @@ def test_an_error_status_mid_way_ends_the_entry_saying_how_many_points_came() ->
 
 def test_an_error_in_a_chunk_of_its_own_ends_the_entry() -> None:
     batch = ReadBatch([LOGGER])
-    batch.feed(chunk(1, 0, 0, status=NO_DATA.status))
-    assert batch.done and batch.readings()[0].status == NO_DATA
+    batch.feed(chunk(1, 0, 0, status=FAILED.status))
+    assert batch.done and batch.readings()[0].status == FAILED
+
+
+def test_no_data_in_the_window_is_an_empty_history() -> None:
+    """DAE_LJ_NO_DATA says the logger holds nothing of the window: that is an answer."""
+    batch = ReadBatch([LOGGER])
+    batch.feed(dpm.StatusReply(ref_id=1, timestamp=0, cycle=0, status=NO_DATA.status))
+    assert batch.done
+    (reading,) = batch.readings()
+    assert reading.ok and history_of(reading) == History()
+
+
+def test_no_data_after_some_points_ends_the_window_with_them() -> None:
+    batch = ReadBatch([LOGGER])
+    batch.feed(chunk(1, 0, 10))
+    batch.feed(dpm.StatusReply(ref_id=1, timestamp=0, cycle=0, status=NO_DATA.status))
+    (reading,) = batch.readings()
+    assert history_of(reading) == History(*points(0, 10))
 
 
 def test_chunks_for_an_unknown_ref_id_are_ignored() -> None:
@@ -169,6 +187,17 @@ def test_an_entry_past_the_limit_ends_with_reply_overflow() -> None:
     assert index == 0 and reading.status == Status.from_name("DPM_REPLY_OVERFLOW")
     assert "more than 600 points" in (reading.message or "")
     assert entries.chunk(0, [], []) == []  # ended: the terminator makes nothing more
+
+
+def test_the_limit_is_one_budget_for_the_whole_list() -> None:
+    """Two windows of 400 points fit one limit of 600 each, not together."""
+    entries = HistoryEntries([LOGGER, LOGGER], [parse(LOGGER)] * 2, limit=600)
+    assert entries.chunk(0, *points(0, 400)) == []
+    ((_, first),) = entries.chunk(0, [], [])
+    assert len(history_of(first)) == 400
+    ((index, second),) = entries.chunk(1, *points(0, 400))
+    assert index == 1 and second.status == Status.from_name("DPM_REPLY_OVERFLOW")
+    assert "more than 600 points together" in (second.message or "")
 
 
 def test_a_chunk_without_one_time_per_value_is_an_error() -> None:
@@ -230,9 +259,13 @@ def test_grpc_chunks_gather_until_an_empty_reply() -> None:
 def test_grpc_an_error_status_mid_way_and_an_unknown_index() -> None:
     batch = GRPCReadBatch([LOGGER])
     batch.feed(grpc_chunk(0, 0, 10))
-    status = {"facility_code": NO_DATA.facility, "status_code": NO_DATA.error}
+    status = {"facility_code": FAILED.facility, "status_code": FAILED.error}
     ((_, reading),) = batch.feed(DAQ_pb2.ReadingReply(index=0, status=status))
-    assert reading.status == NO_DATA and "after 10 points" in (reading.message or "")
+    assert reading.status == FAILED and "after 10 points" in (reading.message or "")
+    no_data = {"facility_code": NO_DATA.facility, "status_code": NO_DATA.error}
+    empty = GRPCReadBatch([LOGGER])
+    ((_, reading),) = empty.feed(DAQ_pb2.ReadingReply(index=0, status=no_data))
+    assert reading.ok and history_of(reading) == History()
     with pytest.raises(RemoteProtocolError, match="index 3"):
         GRPCReadBatch([LOGGER]).feed(grpc_chunk(3, 0, 1))
 

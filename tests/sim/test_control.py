@@ -163,10 +163,21 @@ def test_the_status_fields_follow_the_layout(model: DeviceModel) -> None:
     word = 0x1 | 0x2 | 0x8 | 0x200
     assert reply(model, "Z|ACLTST.RAW").data == word.to_bytes(2, "little")
     assert reply(model, "Z|ACLTST.BIT_VALUE").data == float(word)
-    assert list(reply(model, "Z|ACLTST.BIT_NAMES").data) == ["OnOff", "Ready", "Polarity", "Ramp"]
-    assert list(reply(model, "Z|ACLTST.BIT_VALUES").data) == ["On", "Ready", "Positive", "Ramp"]
-    assert reply(model, "Z|ACLTST.TEXT").data == "On Ready Positive Ramp"
+    # indexed by bit number, as the lab's DPM sends them: "" where the device has no bit
+    gap = [""] * 5
+    names, texts = ["On", "Ready", "", "Polarity", *gap, "Ramp"], ["Yes", "Yes", "", "Plus"]
+    assert list(reply(model, "Z|ACLTST.BIT_NAMES").data) == names
+    assert list(reply(model, "Z|ACLTST.BIT_VALUES").data) == [*texts, *gap, "Ramp"]
+    assert reply(model, "Z|ACLTST.TEXT").data == "Yes Yes Plus Ramp"
     assert reply(model, "Z|ACLTST.RAMP").data == 1.0
+
+
+def test_the_lab_texts_of_a_status_word_of_2(model: DeviceModel) -> None:
+    status = status_of(model, "Z:ACLTST")
+    status.on, status.positive = False, False
+    # what the lab's DPM answered for Z:ACLTST with the word 0x2 (bit 9, ramp, is clear)
+    assert list(reply(model, "Z|ACLTST.BIT_NAMES").data)[:4] == ["On", "Ready", "", "Polarity"]
+    assert list(reply(model, "Z|ACLTST.BIT_VALUES").data)[:4] == ["No", "Yes", "", "Minus"]
 
 
 def test_without_a_layout_a_device_has_the_five_standard_bits(model: DeviceModel) -> None:
@@ -184,6 +195,7 @@ def test_devdb_describes_the_table_and_the_layout_the_dpm_serves(model: DeviceMo
     assert [(c.value, c.short_name, c.long_name) for c in info.control.cmds] == [
         (c.value, c.name, c.long_name) for c in status.commands
     ]
+    # the DevDB's short name for bit 0 is not DPM's BIT_NAMES name ("On")
     assert [(b.mask_val, b.short_name) for b in info.status.bits] == [
         (0x1, "OnOff"), (0x2, "Ready"), (0x8, "Polarity"), (0x200, "Ramp"),
     ]  # fmt: skip
@@ -216,6 +228,18 @@ def test_a_table_and_a_layout_from_the_model_file() -> None:
     assert control(model, "Z:A", 1) == 0 and control(model, "Z:A", 2) == DIO_SCALEFAIL
 
 
+def test_a_bit_has_a_dpm_name_and_a_devdb_name() -> None:
+    model = DeviceModel.from_toml(
+        BASE + "status = {}\n"
+        'status_bits = { on = { mask = 0x4, devdb_name = "PwrOnOff" }, ready = { mask = 0x1, '
+        'name = "Rdy" } }\n'
+    )
+    assert list(reply(model, "Z|A.BIT_NAMES").data) == ["Rdy", "", "On"]
+    devdb = info_entry(model, "Z:A").device.status
+    # the DevDB name defaults to the DPM name
+    assert [(b.mask_val, b.short_name) for b in devdb.bits] == [(0x1, "Rdy"), (0x4, "PwrOnOff")]
+
+
 BAD_KEYS = [
     ("status_bits = { on = 1 }\n", "device Z:A: 'status_bits' needs 'status'"),
     ('control = [{ value = 1, name = "ON" }]\n', "device Z:A: 'control' needs 'status'"),
@@ -240,6 +264,10 @@ BAD_KEYS = [
     (
         'status = {}\nstatus_bits = { on = { mask = 1, colour = "red" } }\n',
         "device Z:A.status_bits.on: unknown key(s) ['colour']",
+    ),
+    (
+        "status = {}\nstatus_bits = { on = { mask = 1, devdb_name = 7 } }\n",
+        "device Z:A.status_bits.on: 'devdb_name' must be a non-empty str, got 7",
     ),
     ("status = {}\ncontrol = []\n", "device Z:A.control: must be a non-empty array"),
     (

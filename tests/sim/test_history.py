@@ -93,11 +93,11 @@ def test_the_node_chooses_the_logger_and_its_rate() -> None:
     assert len(micros) == 100 and {b - a for a, b in itertools.pairwise(micros)} == {100_000}
 
 
-def test_a_long_window_is_sent_a_batch_per_tick() -> None:
+def test_a_long_window_is_sent_a_slice_per_tick() -> None:
     pair = Pair()
     pair.start(logger(START_MS - 86_400_000, 20_000))
     first = [e for e in pair.tick(0.0) if isinstance(e, dpm.TimedScalarArrayReply)]
-    assert len(first) == h.TAKE_CHUNKS  # the rest waits for the next tick
+    assert len(first) == h.TICK_CHUNKS  # the rest waits for the next tick
     assert pair.session.next_due() == 0.0
     rest = pair.drain(1)
     assert sum(len(c.data) for c in first + rest) == 20_000
@@ -206,3 +206,74 @@ def test_logger_samples_directly() -> None:
     with pytest.raises(RequestRejected) as caught:
         h.logger_samples(entry, source, WALL, {"OTHER": h.Logger("OTHER", 1)})
     assert "no logger ARKIV; the loggers are OTHER" in str(caught.value)
+
+
+def chunks_by_ref(events: list[Any]) -> dict[int, int]:
+    """How many timed-array chunks each ref got in ``events``."""
+    counts: dict[int, int] = {}
+    for e in events:
+        if isinstance(e, dpm.TimedScalarArrayReply):
+            counts[e.ref_id] = counts.get(e.ref_id, 0) + 1
+    return counts
+
+
+def test_one_budget_per_tick_is_shared_round_robin_by_the_list() -> None:
+    """A list of many long windows makes no more per tick than one long window does."""
+    pair = Pair()
+    entries = 3 * h.TICK_CHUNKS
+    pair.start(*(logger(START_MS - 86_400_000, 20_000) for _ in range(entries)))
+    seen: dict[int, int] = {}
+    for _ in range(3):
+        got = chunks_by_ref(pair.tick(0.0))
+        assert sum(got.values()) == h.TICK_CHUNKS
+        for ref, n in got.items():
+            seen[ref] = seen.get(ref, 0) + n
+    assert sorted(seen) == list(range(1, entries + 1))  # every entry had its turn
+
+
+def test_few_feeds_share_the_budget_evenly() -> None:
+    pair = Pair()
+    pair.start(*(logger(START_MS - 86_400_000, 20_000) for _ in range(2)))
+    got = chunks_by_ref(pair.tick(0.0))
+    assert got == {1: h.TICK_CHUNKS // 2, 2: h.TICK_CHUNKS // 2}
+
+
+def test_a_list_may_ask_for_max_list_points_of_logged_samples_in_all() -> None:
+    """Entries are counted in list order; the one past the cap is refused, the rest served."""
+    pair = Pair()
+    seconds = h.MAX_LIST_POINTS * 2 // 5  # ARKIV logs once a second
+    start = int(WALL * 1000) - seconds * 1000 - 10_000
+    over = logger(start, seconds)
+    events = pair.start(over, over, logger(START_MS, 10), over)
+    refusals = [e for e in events if isinstance(e, dpm.StatusReply)]
+    assert [(e.ref_id, Status.from_int(e.status).name) for e in refusals] == [
+        (4, "DPM_REPLY_OVERFLOW")
+    ]
+    assert "over 2000000" in pair.notes[-1] and "split the list" in pair.notes[-1]
+    assert set(chunks_by_ref(pair.tick(0.0))) == {1, 2, 3}
+
+
+def test_feeds_directly() -> None:
+    """Both servers' shared loop: start collects refusals, fire drops what ended."""
+    model = DeviceModel.default()
+    entries = [
+        (10, model.resolve(logger(START_MS, 5))),
+        (11, model.resolve("M:OUTTMP@I")),  # no source: not a feed
+        (12, model.resolve(logger(START_MS, 5, "NOPE"))),
+    ]
+    feeds, refused = h.Feeds.start(entries, 0.0, WALL)
+    assert len(feeds) == 1 and feeds.next_due() == 0.0
+    assert [(key, Status.from_int(e.status).name) for key, e in refused] == [
+        (12, "DPM_INVALID_DATASOURCE")
+    ]
+    fired = feeds.fire(0.0, WALL)
+    assert [(key, len(c.micros)) for key, c in fired] == [(10, 5), (10, 0)]
+    assert not feeds and feeds.next_due() is None and feeds.fire(1.0, WALL) == []
+
+
+@pytest.mark.parametrize("event", ["p,999U", "s,Z:STATE,1,0,=", "p,1000,true"])
+def test_a_logger_request_is_served_whatever_its_event(event: str) -> None:
+    """The lab's DPM ignores the event of a logger request: none is refused for it."""
+    pair = Pair()
+    pair.start(f"M:OUTTMP@{event}<-LOGGER:{START_MS}:{START_MS + 4000}")
+    assert sum(len(c.data) for c in pair.drain(1)) == 4

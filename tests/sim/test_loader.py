@@ -98,5 +98,6 @@ def test_the_pages_example_device_serves() -> None:
     assert model.resolve("Z:EXAMPL.ANALOG{0:20}.RAW").reply(1, now).data[11] == 2
     assert model.resolve("Z:EXAMPL.SETTING{0:256}.RAW").reply(1, now).data == bytes(256)
     assert model.resolve("Z|EXAMPL").reply(1, now).on is True
+    assert list(model.resolve("Z|EXAMPL.BIT_NAMES").reply(1, now).data[:2]) == ["On", "Ready"]
     assert model.apply_setting(model.resolve("Z_EXAMPL[0]"), 60.0) != 0  # beyond max = 50
     assert model.device("Z:EX3").description == "example 3"

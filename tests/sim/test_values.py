@@ -91,11 +91,11 @@ def test_settings_outside_the_database_limits_are_dio_range(model: DeviceModel) 
 
 
 def test_a_primary_setting_goes_through_the_common_transform(model: DeviceModel) -> None:
-    # Z:ACLTS8: raw int16 / 3276.8 volts, 10 A a volt
-    assert status_of(model, "Z:ACLTS8.SETTING.PRIMARY", 0.5) == "ok"
+    # Z:ACLTS8 (a ramp card: element 0 is point 0 of slot 0): raw int16 / 3276.8 volts, 10 A a volt
+    assert status_of(model, "Z:ACLTS8.SETTING[0].PRIMARY", 0.5) == "ok"
     held = round(0.5 * 3276.8)  # 1638.4 volts-in-counts, held as the nearest int16
-    assert data(model, "Z:ACLTS8.SETTING.PRIMARY") == held / 3276.8
-    assert data(model, "Z_ACLTS8") == 10.0 * (held / 3276.8)
+    assert data(model, "Z:ACLTS8.SETTING[0].PRIMARY") == held / 3276.8
+    assert data(model, "Z_ACLTS8[0]") == 10.0 * (held / 3276.8)
 
 
 @given(st.integers(-(2**15), 2**15 - 1))
@@ -105,7 +105,7 @@ def test_raw_written_is_raw_read_and_scales_to_the_setting(raw: int) -> None:
     assert model.apply_setting(model.resolve("Z:ACLTS8.SETTING[0].PRIMARY"), raw / 3276.8) == 0
     assert (
         model.resolve("Z:ACLTS8.SETTING").device.scaling.encode(
-            model.resolve("Z_ACLTS8").reply(1, NOW).data
+            model.resolve("Z_ACLTS8[0]").reply(1, NOW).data
         )
         == data_in
     )

@@ -14,11 +14,12 @@ __all__ = ["write_certificate"]
 
 
 def write_certificate(folder: Path, name: str = "acl-sim") -> tuple[Path, Path]:
-    """A fresh self-signed certificate for 127.0.0.1 and its unencrypted key, as PEM files
-    ``folder/NAME.crt`` and ``folder/NAME.key``."""
-
+    """A fresh self-signed certificate for 127.0.0.1 and localhost and its unencrypted key,
+    as PEM files ``folder/NAME.crt`` and ``folder/NAME.key``."""
     key = ec.generate_private_key(ec.SECP256R1())
-    loopback = x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))])
+    # both names of loopback: clients that dial "localhost" check the name too
+    names = [x509.IPAddress(IPv4Address("127.0.0.1")), x509.DNSName("localhost")]
+    loopback = x509.SubjectAlternativeName(names)
     subject = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, name)])
     now = datetime.now(UTC)
     certificate = (

@@ -30,7 +30,7 @@ def test_units_follow_numbers_only(sim: SimServer, capsys: pytest.CaptureFixture
     assert lines["Z:RAWTST"] == "00112233445566778899aabbccddeeff"
     assert lines["Z:ACLTST.STATUS"] == "on=True ready=True positive=True ramp=False"
     assert lines["Z:ACLTST.ANALOG"].startswith("minimum=0.0 maximum=100.0 ")
-    assert not lines["Z:ACLTST.ANALOG"].endswith("mm")
+    assert not lines["Z:ACLTST.ANALOG"].endswith("blip")
 
 
 def test_json_lines(sim: SimServer, capsys: pytest.CaptureFixture[str]) -> None:

@@ -47,7 +47,7 @@ def test_an_unknown_device_is_exit_1(sim: SimServer, capsys: pytest.CaptureFixtu
 def test_json_and_csv(sim: SimServer, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.acinfo_main(["--format", "json", "Z:ACLTST", *where(sim)]) == 0
     (info,) = (json.loads(line) for line in capsys.readouterr().out.splitlines())
-    assert info["device_index"] == 140012 and info["setting"]["units"] == "mm"
+    assert info["device_index"] == 140013 and info["setting"]["units"] == "blip"
     assert info["status"]["value"]["on"] is True and info["status"]["units"] is None
     assert cli.acinfo_main(["--format", "csv", "M:OUTTMP", *where(sim)]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

@@ -31,7 +31,7 @@ def test_old_and_new_are_the_setting_not_the_reading(server: SimServer) -> None:
     # Z:ACLTST's reading wobbles around its setting: only the setting reads back exactly
     result = run("acput", "Z:ACLTST", "47.5", *where(server))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["Old : Z:ACLTST 45.0 mm", "New : Z:ACLTST 47.5 mm"]
+    assert result.stdout.splitlines() == ["Old : Z:ACLTST 45.0 blip", "New : Z:ACLTST 47.5 blip"]
     assert result.stderr == ""
 
 
@@ -54,7 +54,7 @@ def test_verify_reads_back_the_setting_and_the_status_bit(server: SimServer) -> 
     result = run("acput", "--verify", "Z:ACLTST", "-1.5e-3", "Z&ACLTST", "off", *where(server))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1::2] == [
-        "New : Z:ACLTST -0.0015 mm (verified)",
+        "New : Z:ACLTST -0.0015 blip (verified)",
         "New : Z&ACLTST on=False ready=True positive=True ramp=False (verified)",
     ]
 
@@ -64,7 +64,7 @@ def test_a_refused_setting_is_exit_1_and_says_why(
 ) -> None:
     assert cli.acput_main(["Z:ACLTST", "12", "G:AMANDA", "3", *where(server)]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1] == "New : Z:ACLTST 12.0 mm"
+    assert lines[1] == "New : Z:ACLTST 12.0 blip"
     assert lines[3].startswith("New : G:AMANDA REFUSED DPM_PRIV")
 
 
@@ -81,7 +81,7 @@ def test_words_for_a_numeric_device_are_a_usage_error_and_nothing_is_set(
 def test_json_and_csv(server: SimServer, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.acput_main(["--format", "json", "Z:ACLTST", "12", *where(server)]) == 0
     (record,) = (json.loads(line) for line in capsys.readouterr().out.splitlines())
-    assert record == {"drf": "Z:ACLTST", "ok": True, "old": 45.0, "new": 12.0, "units": "mm",
+    assert record == {"drf": "Z:ACLTST", "ok": True, "old": 45.0, "new": 12.0, "units": "blip",
                       "verified": None, "error": None}  # fmt: skip
     assert cli.acput_main(["--format", "csv", "--verify", "Z:STRTST", "x", *where(server)]) == 0
     (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
@@ -108,4 +108,4 @@ def test_sim_takes_settings_through_a_throwaway_kdc(kdc: object) -> None:
     """``--sim`` runs a KDC of its own in-process (``kdc`` only says krb5kdc is installed)."""
     result = run("acput", "--sim", "Z:ACLTST", "47.5")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["Old : Z:ACLTST 45.0 mm", "New : Z:ACLTST 47.5 mm"]
+    assert result.stdout.splitlines() == ["Old : Z:ACLTST 45.0 blip", "New : Z:ACLTST 47.5 blip"]

@@ -3,13 +3,17 @@ DMQ it serves on a broker of its own (``--dmq``) or a given one (``--dmq-url``).
 
 from __future__ import annotations
 
+import contextlib
 import select
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,6 +70,29 @@ def test_dmq_without_rabbitmq_installed_is_exit_2_saying_what_to_do(tmp_path: Pa
     result = run("acnet-proto", "sim", "--port", "0", "--dmq", env=absent)
     line = one_error_line(result, "acnet-proto", 2)
     assert "install rabbitmq-server" in line and "--dmq-url" in line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["acnet-proto", "sim", "--port", "0", "--dmq"], ["acget", "-b", "dmq", "--sim", "M:OUTTMP"]],
+)
+def test_a_broker_that_does_not_start_is_exit_3_with_its_log(command: list[str]) -> None:
+    from acnet_proto.adapters.sim._processes import ServerUnavailable, find_program
+
+    try:
+        find_program("epmd")  # started before the broker: without it, the broker is not tried
+    except ServerUnavailable as exc:
+        skip_or_fail(exc)
+    # not in tmp_path: as root, the broker runs as the rabbitmq user, who cannot enter it
+    with tempfile.TemporaryDirectory() as where:
+        Path(where).chmod(0o755)
+        broken = Path(where) / "rabbitmq-server"
+        broken.write_text("#!/bin/sh\necho 'cannot open the mnesia directory'\nexit 7\n")
+        broken.chmod(0o755)
+        result = run(*command, env={"ACNET_PROTO_RABBITMQ_SERVER": str(broken)})
+    line = one_error_line(result, command[0], 3)
+    assert "did not start" in line and "exited with 7" in line
+    assert "cannot open the mnesia directory" in line and "--dmq-url" in line
 
 
 def _line_with(proc: subprocess.Popen[str], words: str, within: float = 90.0) -> str:
@@ -141,3 +168,127 @@ def test_sim_runs_dmq_on_a_private_broker_for_one_command() -> None:
     result = run("acput", "-b", "dmq", "--sim", "Z:ACLTST", "12.5", timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1].startswith("New : Z:ACLTST 12.5")
+
+
+# ------------------------------------------------------------- Ctrl-C always stops it
+
+
+def _first_reading(stream: Any) -> None:
+    """Wait for ``stream``'s first reading: it is open on the server."""
+    for _reading in stream.readings(timeout=30):
+        return
+    raise AssertionError("no reading within 30 s")
+
+
+def _ready_ports(proc: subprocess.Popen[str], services: list[str]) -> dict[str, int]:
+    """The port of each service, from its ready line (``simulated SERVICE on ADDRESS...``)."""
+    ports: dict[str, int] = {}
+    while len(ports) < len(services):
+        line = _line_with(proc, "simulated ")
+        service, _, rest = line.removeprefix("simulated ").partition(" on ")
+        address = rest.split()[0]
+        parts = urllib.parse.urlsplit(address if "://" in address else f"//{address}")
+        if service in services and parts.port is not None:
+            ports[service] = parts.port
+    return ports
+
+
+@pytest.mark.integration
+def test_ctrl_c_stops_every_service_promptly_with_streams_open(
+    kdc: KDC, rabbitmq: RabbitMQ, tmp_path: Path
+) -> None:
+    pytest.importorskip("grpc")
+    pytest.importorskip("gssapi")
+    import acnet_proto
+    from acnet_proto.adapters.cli.serve import STOP_WITHIN
+    from acnet_proto.adapters.dmq import DMQBackend
+    from acnet_proto.adapters.grpc.threaded import grpc_backend
+    from acnet_proto.adapters.kerberos import KerberosAuth
+
+    proc = subprocess.Popen(
+        [str(BIN / "acnet-proto"), "sim", "--port", "0", "--grpc-port", "0", "--devdb-port", "0",
+         "--acl-port", "0", "--keytab", str(kdc.keytab), "--dmq-url", rabbitmq.url],
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "stderr").open("w"),  # a file: a full pipe would stall its logging
+        text=True,
+    )  # fmt: skip
+    with contextlib.ExitStack() as clients:
+        try:
+            port = _ready_ports(proc, ["DPM", "DAQ gRPC", "DevDB gRPC", "ACL", "DMQ"])
+            for backend in (
+                clients.enter_context(acnet_proto.dpm("127.0.0.1", port["DPM"])),
+                clients.enter_context(grpc_backend("127.0.0.1", port["DAQ gRPC"])),
+                clients.enter_context(
+                    DMQBackend("127.0.0.1", rabbitmq.port, auth=KerberosAuth(),
+                               service="daeset/bd/dmq.fnal.gov@FNAL.GOV")
+                ),
+            ):  # fmt: skip
+                stream = backend.subscribe(["M:OUTTMP@p,100"], reconnect=False)
+                _first_reading(clients.enter_context(stream))
+            devdb = clients.enter_context(acnet_proto.devdb("127.0.0.1", port["DevDB gRPC"]))
+            assert devdb.get_device_info(["M:OUTTMP"])
+            acl = clients.enter_context(socket.create_connection(("127.0.0.1", port["ACL"])))
+            acl.sendall(b"GET /cgi-bin/acl.pl?acl=read+M:OUTTMP HTTP/1.1\r\nHost: sim\r\n")
+        finally:
+            asked = time.monotonic()
+            proc.send_signal(signal.SIGINT)  # with every client still connected
+            code = proc.wait(STOP_WITHIN + 30)  # slack for a loaded machine; timed below
+            took = time.monotonic() - asked
+    errors = (tmp_path / "stderr").read_text()
+    assert code == 0, errors
+    assert took < STOP_WITHIN + 3, (took, errors)
+    assert "leaving" not in errors  # every server stopped: none was left behind
+
+
+STUCK_STOP = r"""
+import asyncio, sys, threading
+from acnet_proto.adapters.cli.serve import leave, serving
+
+async def server():
+    try:
+        print("serving", flush=True)
+        await asyncio.Event().wait()
+    finally:  # a stop that never ends, in a thread the interpreter would wait for at exit
+        await asyncio.to_thread(threading.Event().wait)
+
+leave(serving(server(), stop_within=1.0), stop_within=1.0)
+"""
+
+
+def test_a_server_that_does_not_stop_is_left_behind_and_named() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_STOP],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert _line_with(proc, "serving", within=30)
+    finally:
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+        took = time.monotonic() - asked
+    _, errors = proc.communicate()
+    assert code == 0, errors
+    assert 1.0 <= took < 1.0 + 5, took  # the bound, not forever; slack for a loaded machine
+    assert "leaving the event loop" in errors and "within 1 s of Ctrl-C" in errors
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a script's background job starts
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_background_job_stops_on_sigint_or_sigterm(stop: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        [str(BIN / "acnet-proto"), "sim", "--port", "0", "--grpc-port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ignore_sigint,
+    )
+    try:
+        assert _line_with(proc, "simulated DPM on", within=30)
+    finally:
+        proc.send_signal(stop)
+        assert proc.wait(30) == 0  # a clean stop, not killed by the signal

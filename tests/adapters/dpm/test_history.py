@@ -99,7 +99,6 @@ def test_a_window_among_live_reads_and_the_connection_read_again(client: Client)
     ("node", "ahead", "status"),
     [
         ("NOSUCH", 0, "DPM_INVALID_DATASOURCE"),  # no such logger
-        ("", -3600, "DAE_LJ_NO_DATA"),  # a window wholly in the future
     ],
 )
 def test_an_error_status_is_an_error_reading_and_a_device_error(
@@ -110,6 +109,13 @@ def test_an_error_status_is_an_error_reading_and_a_device_error(
     assert reading.is_error and reading.status == Status.from_name(status)
     with pytest.raises(DeviceError, match=status):
         history_of(reading)
+
+
+def test_a_window_wholly_in_the_future_is_an_empty_history(client: Client) -> None:
+    """The simulator answers DAE_LJ_NO_DATA; the client makes it an empty History."""
+    drf, _, _ = logged(-3600, 60)
+    reading = client.get(drf)
+    assert reading.ok and len(history_of(reading)) == 0
 
 
 def test_device_history_takes_datetimes_and_seconds(backend: DPMBackend) -> None:

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
+import resource
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,19 +25,28 @@ import pacsys
 import pytest
 
 from acnet_proto.adapters.grpc.stubs.DAQ_pb2_grpc import DAQStub
+from acnet_proto.adapters.sim.acl import CGI_PATH, ACLSimServer
 from acnet_proto.adapters.sim.daq import DAQSimServer
 from acnet_proto.adapters.sim.dpm import SimServer
+from acnet_proto.limits import ServerLimits
 from acnet_proto.pc import dpm
 from acnet_proto.protos.controls.service.DAQ.v1 import DAQ_pb2
+from acnet_proto.services.acl import script_query
 from acnet_proto.sim import history as h
 from acnet_proto.status import Status
 from tests.support.peers import SocketPeer
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 DEADLINE = 10.0  # generous: each of these takes well under a second unloaded
 CHILD_DEADLINE = 60.0
 POINTS = 1200  # 1200 s of the default logger (1 Hz): two chunks of 487 and one of 226
+#: How long a one-shot read may take while another client's huge logger list is served: a
+#: slice of that list is tens of milliseconds unloaded; before slices, it was minutes.
+STALL = 3.0
+#: Peak memory this process may gain while serving the attack (the old server buffered GBs).
+MEMORY = 200 * 1024 * 1024
 
 
 def window(points: int = POINTS, node: str = "") -> str:
@@ -189,3 +203,110 @@ def test_pacsys_grpc_reads_a_logger_window(daq: DAQSimServer) -> None:
         "micros": POINTS,
         "missing": [False, -42],
     }
+
+
+# --- bounded serving ------------------------------------------------------------------------
+
+
+def attack() -> list[str]:
+    """A full list (``max_list_entries``) of the longest window one entry may ask for:
+    about 450 KB of DRFs asking 10**10 samples."""
+    return [window(h.MAX_POINTS)] * ServerLimits().max_list_entries
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory, in bytes (the servers run in its threads)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def timed_dpm_read(sim: SimServer) -> float:
+    """Seconds a fresh connection takes to read M:OUTTMP once."""
+    began = time.monotonic()
+    peer = SocketPeer(sim)
+    try:
+        peer.add("M:OUTTMP@I")
+        peer.first(dpm.ScalarReply)
+    finally:
+        peer.close()
+    return time.monotonic() - began
+
+
+def test_dpm_serves_a_huge_logger_list_without_stalling_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The attacker never reads: it is dropped at max_buffered_bytes, and while its list is
+    served a slice per tick, another connection's read is answered between two slices."""
+    caplog.set_level(logging.WARNING, logger="acnet_proto.adapters.sim.dpm")
+    limits = ServerLimits(max_buffered_bytes=1024 * 1024, quiet_period=60.0)
+    before = peak_rss()
+    with SimServer.in_thread(limits=limits) as sim:
+        attacker = SocketPeer(sim)
+        attacker.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        try:
+            attacker.add(*attack())
+            took = [timed_dpm_read(sim) for _ in range(5)]
+            assert max(took) < STALL, took
+
+            def dropped() -> bool:
+                return any("write buffer full" in r.getMessage() for r in caplog.records)
+
+            wait_until(dropped, "the attacker's drop", CHILD_DEADLINE)
+            assert timed_dpm_read(sim) < STALL
+        finally:
+            attacker.close()
+    assert peak_rss() - before < MEMORY
+
+
+def test_grpc_serves_a_huge_logger_list_without_stalling_others(daq: DAQSimServer) -> None:
+    """The model's lock is held a slice at a time: a read on another channel is answered
+    while the attacker's stream is being made and consumed."""
+    before = peak_rss()
+    stop = threading.Event()
+    received: list[int] = []
+    with grpc.insecure_channel(f"{daq.host}:{daq.port}") as channel:
+        stub = DAQStub(channel)
+        call = stub.Read(DAQ_pb2.ReadingList(drf=attack()), timeout=CHILD_DEADLINE)
+
+        def consume() -> None:
+            try:
+                for _ in call:
+                    received.append(1)
+                    if stop.is_set():
+                        return
+            except grpc.RpcError:
+                if not stop.is_set():
+                    raise  # anything but our own cancel is the server failing
+
+        reader = threading.Thread(target=consume, daemon=True)
+        reader.start()
+        try:
+            wait_until(lambda: len(received) > 20, "the attacker's first chunks", DEADLINE)
+            one = DAQ_pb2.ReadingList(drf=["M:OUTTMP@I"])
+            for _ in range(5):
+                began = time.monotonic()
+                (reply,) = stub.Read(one, timeout=DEADLINE)
+                assert reply.WhichOneof("value") == "readings"
+                assert time.monotonic() - began < STALL
+            assert reader.is_alive()  # the attack was still being served
+        finally:
+            stop.set()
+            call.cancel()
+            reader.join(DEADLINE)
+    assert peak_rss() - before < MEMORY
+
+
+# --- ACL: live values only -------------------------------------------------------------------
+
+
+def test_acl_refuses_a_logger_drf_with_a_syntax_line_naming_it() -> None:
+    """ACL reads live values: a logger DRF is refused, never answered with the live value."""
+    recorded = window(10)
+    with ACLSimServer() as sim:
+        query = script_query([f"read {recorded}", "read M:OUTTMP"])
+        with urllib.request.urlopen(
+            f"http://{sim.host}:{sim.port}{CGI_PATH}?{query}", timeout=DEADLINE
+        ) as response:
+            lines = response.read().decode().splitlines()
+    assert lines[0].startswith(f"Invalid device specification ({recorded})")
+    assert "recorded data" in lines[0] and lines[0].endswith("DIO_SYNTAX")
+    assert len(lines) == 1  # the script stops at its first error

@@ -1,5 +1,6 @@
 """The replay server over loopback: our own client served a shared transcript, a departure
-logged once and the connection closed, heartbeats while waiting, and the pytest fixture."""
+logged once and the connection closed, heartbeats while waiting, the pytest fixture, and
+Kerberos played live with a keytab (the session KDC)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from acnet_proto import testing
 from acnet_proto.adapters.dpm.threaded import DPMBackend
 from acnet_proto.adapters.sim.replay import ReplayServer, load, transcripts
 from acnet_proto.engine.framing import HANDSHAKE, FrameSplitter
-from acnet_proto.errors import AcnetProtoError
+from acnet_proto.errors import AcnetProtoError, AuthenticationError
 from acnet_proto.pc import dpm
+from tests.support.servers.kdc import KDC, assert_from_gssapi
 from tests.support.vectors import SHARED
+from tests.support.waiting import wait_until
 
 # the fixture under test, as a conftest.py would make it available
 replay_server = testing.replay_server
@@ -137,3 +140,25 @@ def test_the_fixture_fails_a_test_whose_client_departed(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout
     assert "1 passed, 1 error" in result.stdout
     assert f"{READ}, connection 1, line 3: expected" in result.stdout
+
+
+WRITE = SHARED / "transcripts" / "write-kerberos.jsonl"
+
+
+def test_with_a_keytab_the_shared_redacted_write_replays_to_a_kerberos_client(kdc: KDC) -> None:
+    pytest.importorskip("gssapi")
+    from acnet_proto.adapters.kerberos import KerberosAuth
+
+    with ReplayServer.in_thread(load(WRITE), keytab=kdc.keytab) as server:
+        with DPMBackend(server.host, server.port, auth=KerberosAuth(), role="testing") as backend:
+            result = backend.write("Z:ACLTST", 45.0)
+        wait_until(server.done.is_set, "the recorded connection to be played")
+    assert result.success and server.problems() == []
+
+
+def test_a_keytab_that_cannot_accept_as_the_service_is_refused_at_once(kdc: KDC) -> None:
+    pytest.importorskip("gssapi")
+    keytab = kdc.keytab_with("daeset/bd/localhost")
+    with pytest.raises(AuthenticationError) as caught:
+        ReplayServer(load(READ), keytab=keytab, service="daeset/bd")
+    assert_from_gssapi(caught.value, "daeset/bd@FNAL.GOV", str(keytab))
