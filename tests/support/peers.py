@@ -1,6 +1,6 @@
 """Clients of the simulated DPM made of a client-role engine, for tests that speak the protocol
 message by message: in memory to a pure session (:class:`SessionPeer`), or over a real
-socket to a running server (:class:`SocketPeer`).
+socket to a running server (:class:`SocketPeer`, :func:`apply_by_hand`).
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from acnet_proto.engine import NEED_DATA, DPMConnection, Role
+from acnet_proto.engine.client import ClientConnection
 from acnet_proto.pc import dpm
 from acnet_proto.sim.dpm import DPMSession
 
 if TYPE_CHECKING:  # the in-memory tests need no server
     from acnet_proto.adapters.sim.dpm import SimServer
+    from acnet_proto.plans.settings import WriteBatch, WritePlan
 
 #: Unix seconds the in-memory tests pretend it is.
 WALL = 1_763_769_600.0
@@ -119,3 +121,18 @@ class SocketPeer:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def apply_by_hand(sim: SimServer, plan: WritePlan, batch: WriteBatch) -> None:
+    """Run a settings ``plan`` for ``batch`` over a fresh socket to ``sim`` until the batch is
+    done: for tests that put on the wire what our client would not (the server hanging up
+    raises)."""
+    conn = ClientConnection()
+    with socket.create_connection((sim.host, sim.port), timeout=DEADLINE) as sock:
+        sock.sendall(conn.start())
+        while not conn.ready:
+            conn.receive(sock.recv(65536))
+        sock.sendall(conn.begin(plan))
+        while not batch.done:
+            conn.receive(sock.recv(65536))
+            sock.sendall(conn.data_to_send())

@@ -10,17 +10,16 @@ it is an error reading of that entry while the connection goes on.
 from __future__ import annotations
 
 import math
-import socket
 import struct
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from acnet_proto.engine.client import ClientConnection
 from acnet_proto.pc import dpm
 from acnet_proto.plans.settings import WriteBatch, WritePlan
 from acnet_proto.sim import SettingsPolicy
 from acnet_proto.status import Status
+from tests.support.peers import apply_by_hand
 from tests.support.servers.kdc import KDC
 
 pytest.importorskip("gssapi")
@@ -60,15 +59,7 @@ def rogue_write(sim: SimServer, drf: str, value: float) -> Status:
     batch = WriteBatch([(drf, 0.0)], ROLE, "rogue")
     batch.structs = [("scaled", dpm.ScaledSetting(ref_id=1, data=[value]))]
     plan = WritePlan(batch, KerberosAuth().context, enabled=False)
-    conn = ClientConnection()
-    with socket.create_connection((sim.host, sim.port), timeout=WAIT) as sock:
-        sock.sendall(conn.start())
-        while not conn.ready:
-            conn.receive(sock.recv(65536))
-        sock.sendall(conn.begin(plan))
-        while not batch.done:
-            conn.receive(sock.recv(65536))  # b"" (the server hung up) raises
-            sock.sendall(conn.data_to_send())
+    apply_by_hand(sim, plan, batch)
     (result,) = batch.write_results()
     return Status(result.facility_code, result.error_code)
 

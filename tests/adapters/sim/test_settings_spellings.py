@@ -9,17 +9,16 @@ rogue one that puts each spelling on the wire exactly as written.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from acnet_proto.engine.client import ClientConnection
 from acnet_proto.plans.settings import WriteBatch, WritePlan
 from acnet_proto.sim import DeviceModel, SettingsPolicy
 from acnet_proto.status import Status
 from tests.support.clients import ADAPTERS, Client
+from tests.support.peers import apply_by_hand
 from tests.support.servers.kdc import KDC
 
 pytest.importorskip("gssapi")
@@ -89,15 +88,7 @@ def rogue_write(sim: SimServer, wire: list[str], value: float) -> list[Status]:
     batch = WriteBatch([("Z:ACLTST", value)] * len(wire), ROLE, "rogue")
     batch.wire = list(wire)  # what a client that does not canonicalise puts on the list
     plan = WritePlan(batch, KerberosAuth().context, enabled=False)
-    conn = ClientConnection()
-    with socket.create_connection((sim.host, sim.port), timeout=WAIT) as sock:
-        sock.sendall(conn.start())
-        while not conn.ready:
-            conn.receive(sock.recv(65536))
-        sock.sendall(conn.begin(plan))
-        while not batch.done:
-            conn.receive(sock.recv(65536))  # b"" (the server hung up) raises
-            sock.sendall(conn.data_to_send())
+    apply_by_hand(sim, plan, batch)
     return [status_of(r) for r in batch.write_results()]
 
 
