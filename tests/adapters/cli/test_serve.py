@@ -4,12 +4,13 @@ DMQ it serves on a broker of its own (``--dmq``) or a given one (``--dmq-url``).
 from __future__ import annotations
 
 import contextlib
-import select
+import queue
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -95,16 +96,37 @@ def test_a_broker_that_does_not_start_is_exit_3_with_its_log(command: list[str])
     assert "cannot open the mnesia directory" in line and "--dmq-url" in line
 
 
+# the lines each process has printed, read by a thread of its own: select() on the pipe
+# misses lines that a readline() already pulled into the pipe object's buffer
+_PRINTED: dict[int, queue.Queue[str]] = {}
+
+
+def _printed(proc: subprocess.Popen[str]) -> queue.Queue[str]:
+    lines = _PRINTED.get(proc.pid)
+    if lines is None:
+        lines = _PRINTED[proc.pid] = queue.Queue()
+        threading.Thread(target=_pump, args=(proc, lines), daemon=True).start()
+    return lines
+
+
+def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.put(line)
+
+
 def _line_with(proc: subprocess.Popen[str], words: str, within: float = 90.0) -> str:
     """The first line ``proc`` prints that holds ``words``; fails after ``within`` seconds."""
-    assert proc.stdout is not None
+    lines = _printed(proc)
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        line = proc.stdout.readline() if ready else ""
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=min(left, 0.5))
+        except queue.Empty:
+            assert proc.poll() is None, f"acnet-proto sim exited {proc.returncode}"
+            continue
         if words in line:
             return line
-        assert proc.poll() is None, f"acnet-proto sim exited {proc.returncode}"
     raise AssertionError(f"no line with {words!r} within {within} s")
 
 
