@@ -34,8 +34,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from acnet_proto.adapters._tls import tls_context
 from acnet_proto.adapters.cli.exits import NO_CONNECTION, CLIError, usage
-from acnet_proto.errors import ConnectionLost
+from acnet_proto.errors import ConfigurationError, ConnectionLost
 
 __all__ = ["STOP_WITHIN", "record", "serve_options", "serving", "sim"]
 
@@ -235,7 +236,7 @@ def sim(args: argparse.Namespace) -> int:
     if args.keytab and not Path(args.keytab).is_file():
         usage(f"--keytab {args.keytab}: no such file; give the keytab holding daeset/bd")
     # the certificates are checked before anything listens
-    args.acl_tls = _tls(args, "acl", "the ACL CGI", _acl_context)
+    args.acl_tls = _tls(args, "acl", "the ACL CGI", tls_context)
     args.devdb_tls = _tls(args, "devdb", "the DevDB service", _devdb_credentials)
     with _private_broker(args) as broker:
         stragglers = serving(_services(args, model, policy, broker))
@@ -367,21 +368,14 @@ def _tls(
         return None
     if getattr(args, f"{service}_port") is None:
         usage(f"--{service}-cert needs --{service}-port: it is the certificate of {what}")
-    from acnet_proto.errors import ConfigurationError
-
     try:
         return make(cert, key)
     except ConfigurationError as exc:
         usage(f"{exc}; give --{service}-cert a PEM certificate and --{service}-key its private key")
 
 
-def _acl_context(cert: str, key: str | None) -> Any:
-    from acnet_proto.adapters._tls import tls_context
-
-    return tls_context(cert, key)
-
-
 def _devdb_credentials(cert: str, key: str | None) -> Any:
+    # grpc is imported only by a simulator that serves it
     from acnet_proto.adapters.grpc.server import tls_credentials
 
     return tls_credentials(cert, key)

@@ -64,6 +64,7 @@ from typing import NoReturn, Self, TypeVar
 import grpc
 
 from acnet_proto.adapters._refusals import RefusalLog, StreamSlots
+from acnet_proto.adapters._tls import tls_context
 from acnet_proto.api.config import host_port
 from acnet_proto.limits import DEFAULT_LIMITS, ServerLimits, peer_address, request_problem
 
@@ -98,14 +99,12 @@ def tls_credentials(cert: str | Path, key: str | Path | None = None) -> grpc.Ser
     """Server credentials for a :class:`GRPCServer` from PEM files: the certificate (or
     chain) ``cert`` and its private key ``key`` (None: ``cert`` holds the key too).
 
-    The files are checked as the ACL simulator checks its own
-    (:func:`~acnet_proto.adapters._tls.tls_context`), so a file that cannot
-    serve is a :class:`~acnet_proto.errors.ConfigurationError` naming it here,
-    not a failed handshake later.
+    The files are checked by :func:`~acnet_proto.adapters._tls.tls_context`, as
+    the ACL simulator's are, so a file that cannot serve is a
+    :class:`~acnet_proto.errors.ConfigurationError` naming it here, not a
+    failed handshake later.
     """
     # grpc would take any bytes now and fail every handshake later: check them as ssl does
-    from acnet_proto.adapters._tls import tls_context
-
     tls_context(cert, key)
     chain = Path(cert).read_bytes()
     private = chain if key is None else Path(key).read_bytes()  # grpc skips the other blocks
