@@ -71,7 +71,7 @@ from acnet_proto.sim.dpm import FIRST_LIST_ID, DPMSession
 from acnet_proto.sim.schedule import ClockEvents
 from acnet_proto.sim.settings import ServerSettings
 
-__all__ = ["SimServer", "serve"]
+__all__ = ["SimServer", "peer_name", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class _Connection:
         # unpaced writes up to the bound: drain() only ever waits beyond it
         writer.transport.set_write_buffer_limits(high=self.max_buffered)
         host = self.peer[0] if isinstance(self.peer, tuple) else str(self.peer)
-        self.where = _where(self.peer)
+        self.where = peer_name(self.peer)
         self.session = server.session(note=self._note, peer=host, refused=self._refused)
         self.loop = asyncio.get_running_loop()
         self.accepted = self.last_heard = self.loop.time()
@@ -401,7 +401,7 @@ class SimServer:
             unavailable(f"simulated DPM: {cap} connections (max_connections), all streaming")
         )
         writer.close()  # a few hundred bytes: the socket takes them at once
-        peer = _where(writer.get_extra_info("peername"))
+        peer = peer_name(writer.get_extra_info("peername"))
         self.refusals.refused("refused connection", peer, f"max_connections={cap}")
 
     async def _watch(self) -> None:
@@ -485,8 +485,8 @@ async def serve(
     await server.serve_forever()
 
 
-def _where(peer: object) -> str:
-    """A socket's peer name for the log: ``host:port``."""
+def peer_name(peer: object) -> str:
+    """A socket's peer name (``get_extra_info("peername")``) for the log: ``host:port``."""
     if isinstance(peer, tuple) and len(peer) >= 2:
         return host_port(str(peer[0]), int(peer[1]))
     return str(peer)

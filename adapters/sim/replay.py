@@ -37,7 +37,7 @@ from typing import Any
 
 from acnet_proto._text import shown
 from acnet_proto.adapters._in_thread import in_thread
-from acnet_proto.adapters.sim.dpm import DEFAULT_SERVICE
+from acnet_proto.adapters.sim.dpm import DEFAULT_SERVICE, peer_name
 from acnet_proto.engine.connection import HEARTBEAT_PERIOD
 from acnet_proto.engine.recording import Recording
 from acnet_proto.engine.replay import LiveAuth, Replay, ReplayMismatch, ReplaySession
@@ -160,7 +160,8 @@ class ReplayServer:
         except asyncio.CancelledError:
             session.receive(b"")  # the server stops: as if the client had left
         except OSError as exc:
-            log.info("replay: lost client %s: %s", _peer(writer), shown(str(exc)))
+            peer = peer_name(writer.get_extra_info("peername"))
+            log.info("replay: lost client %s: %s", peer, shown(str(exc)))
             session.receive(b"")
         finally:
             del self._live[session]
@@ -209,11 +210,6 @@ def live_kerberos(keytab: str | Path, service: str, realm: str) -> Callable[[], 
         return ServerSettings(service, lambda: KerberosAcceptor(principal, keytab), policy)
 
     return make
-
-
-def _peer(writer: asyncio.StreamWriter) -> str:
-    peer = writer.get_extra_info("peername")
-    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
 
 def replay_server_fixture() -> Any:
