@@ -16,8 +16,10 @@ A backend resolves each call's ``timeout`` with :class:`DefaultTimeout`.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +34,7 @@ from acnet_proto.api.backend import (
 from acnet_proto.api.config import check_timeout
 from acnet_proto.streams.driver import GiveUp, StreamDriver, Wait
 from acnet_proto.streams.reconnect import Gap, summary
+from acnet_proto.streams.staleness import Freshness
 from acnet_proto.types import Reading
 
 __all__ = [
@@ -39,9 +42,11 @@ __all__ = [
     "DefaultTimeout",
     "StreamRegistry",
     "ThreadedSubscription",
+    "admitted",
     "arrived",
     "describe",
     "resume",
+    "waiting",
     "warn_dropping",
 ]
 
@@ -119,6 +124,33 @@ def arrived(
     return driver.received([reading for _, reading in made], datetime.now(UTC), started=started)
 
 
+def admitted(
+    fresh: Freshness | None, items: Sequence[Reading | Gap], more: Callable[[], bool]
+) -> Sequence[Reading | Gap]:
+    """What to deliver of a batch just decoded from a stream's connection, under its bound
+    ``fresh`` (None: all of it); ``more()`` says whether more data waits behind the batch.
+    See :meth:`~acnet_proto.streams.staleness.Freshness.admit`."""
+    if fresh is None or fresh.max_age is None or not items:
+        return items
+    return fresh.admit(items, time.time(), more)
+
+
+def waiting(sock: socket.socket) -> bool:
+    """Whether more bytes already wait on ``sock`` (asked only of a stream found late).
+
+    A peek rather than ``select``, which refuses descriptors past 1023 (a
+    process with many streams has them). A closed connection counts as
+    waiting: its end is there to read.
+    """
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        pass  # the error itself waits to be read
+    return True
+
+
 def describe(failure: BaseException) -> str:
     """A failure's text for a gap or a message: its ``str``, else its type's name."""
     return str(failure) or type(failure).__name__
@@ -127,8 +159,12 @@ def describe(failure: BaseException) -> str:
 class ThreadedSubscription(QueuedSubscription):
     """A :class:`QueuedSubscription` fed by another thread; ``_cond`` guards its state.
 
-    The feeding thread pushes under ``_cond`` and notifies it, as does
-    whatever sets ``_ended`` or ``_stop_requested``.
+    The feeding thread pushes under ``_cond`` (with :meth:`_enqueue`) and
+    notifies it, as does whatever sets ``_ended`` or ``_stop_requested``;
+    the consumer takes with :meth:`_take`. With ``fresh`` (a bound on
+    lateness; see :mod:`~acnet_proto.streams.staleness`), the feeding
+    thread passes each batch through :meth:`_admit` first, and what waited
+    in the queue past the bound is skipped as it is taken.
     """
 
     def __init__(
@@ -137,9 +173,53 @@ class ThreadedSubscription(QueuedSubscription):
         callback: ReadingCallback | None,
         on_error: ErrorCallback | None,
         queue: ReadingQueue,
+        fresh: Freshness | None = None,
     ) -> None:
         super().__init__(drfs, callback, on_error, queue)
         self._cond = threading.Condition()
+        self._fresh = fresh if fresh is not None and fresh.max_age is not None else None
+        # when each queued item would have been fresh (Freshness.queued_at), with the bound
+        self._times: deque[float] = deque()
+
+    def _admit(
+        self, items: Sequence[Reading | Gap], more: Callable[[], bool]
+    ) -> Sequence[Reading | Gap]:
+        """What to deliver of a batch the feeding thread just decoded; ``more()`` says
+        whether more bytes wait on its connection. Without a bound: ``items``."""
+        return admitted(self._fresh, items, lambda: bool(len(self._queue)) or more())
+
+    def _enqueue(self, item: Reading | Gap) -> bool:
+        """Queue ``item`` (under ``_cond``); False if the full queue dropped it."""
+        queue = self._queue
+        dropped = queue.dropped
+        if not queue.push(item):
+            return False
+        fresh = self._fresh
+        if fresh is not None:
+            if queue.dropped != dropped:  # a reading made room for this gap
+                self._times.pop()
+            self._times.append(fresh.queued_at(time.time()))
+        return True
+
+    def _take(self) -> Reading | Gap:
+        """The next item for the consumer (under ``_cond``; the queue is not empty): the
+        oldest, or a gap in place of those at the head that waited past the bound."""
+        queue, fresh = self._queue, self._fresh
+        if fresh is None:
+            return queue.pop()
+        times = self._times
+        now = time.time()
+        late = fresh.late_head(queue, times, now)
+        if not late:
+            times.popleft()
+            return queue.pop()
+        skipped = []
+        for _ in range(late):
+            times.popleft()
+            reading = queue.pop()
+            assert not isinstance(reading, Gap)  # late_head never counts a gap
+            skipped.append(reading)
+        return fresh.gap(skipped, now)
 
     def _ready(self) -> bool:
         return bool(len(self._queue)) or self._ended or self._stop_requested
@@ -182,7 +262,7 @@ class ThreadedSubscription(QueuedSubscription):
                     if self._exc is not None:
                         raise self._exc
                     return
-                reading = self._queue.pop()
+                reading = self._take()
             yield reading, self
 
 

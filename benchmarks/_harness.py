@@ -1,13 +1,19 @@
-"""What the benchmarks share: a simulator in a process of its own, /proc readings,
-the order contenders run in, the two event loops, the machine's description, and the
-report's last lines.
+"""What the benchmarks share: the DPM servers in processes of their own, /proc
+readings, the order contenders run in, the two event loops, the machine's
+description, the targets' verdicts, and the report's last lines.
 
 ``codec.py`` takes only the machine's description and :func:`write_json`.
-``latency.py``, ``stream.py`` and ``soak.py`` measure clients against the
-simulated DPM. The simulator runs as ``python -m acnet_proto.adapters.cli.main sim --port 0``
-in a separate process, so that its CPU work does not share the GIL (or the
-interpreter) with the client being measured; the scripts read its CPU time
-and memory from ``/proc``, like those of any other process. Linux only.
+``latency.py``, ``stream.py`` and ``soak.py`` measure clients against a DPM
+server in a separate process, so that its CPU work does not share the GIL
+(or the interpreter) with the client being measured; the scripts read its
+CPU time and memory from ``/proc``, like those of any other process. Linux
+only. Two servers (:data:`SERVERS`):
+
+- ``sim``: the simulator, ``python -m acnet_proto.adapters.cli.main sim --port 0``
+  (:class:`SimProcess`): devices modelled, replies built per read;
+- ``ref``: ``benchmarks/reference_server.py --port 0`` (:class:`ReferenceProcess`):
+  prepared frames, a thread per connection, little CPU per reading, so that
+  what is measured against it is the client.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import numpy as np
 import trio
@@ -37,44 +43,43 @@ from acnet_proto.adapters.dpm.trio import TrioDPMBackend
 CONTENDERS = ("sync", "threaded", "asyncio", "trio", "pacsys", "floor")
 OURS = ("sync", "threaded", "asyncio", "trio")
 
-_BANNER = re.compile(r"simulated DPM on (\S+):(\d+) ")
+#: The servers a benchmark can run against: the simulator and the reference server.
+SERVERS = ("sim", "ref")
+SERVER_NAMES = {"sim": "simulator", "ref": "reference server"}
+
+_BANNER = re.compile(r"(?:simulated|reference) DPM on (\S+):(\d+) ")
+_REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference_server.py")
 _STARTUP_TIMEOUT = 20.0
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _T = TypeVar("_T")
 
 
-class SimProcess:
-    """``acnet-proto sim --port 0`` in a child process; ``with`` starts and stops it.
+class ServerProcess:
+    """A DPM server in a child process, run as ``args``; ``with`` starts and stops it.
 
     ``host``/``port`` are parsed from the banner it prints once it listens.
     """
 
-    def __init__(self, extra_args: Sequence[str] = ()) -> None:
-        self.args = [
-            sys.executable,
-            "-m",
-            "acnet_proto.adapters.cli.main",
-            "sim",
-            "--port",
-            "0",
-            *extra_args,
-        ]
+    def __init__(self, args: Sequence[str]) -> None:
+        self.args = list(args)
         self.host = ""
         self.port = 0
         self._proc: subprocess.Popen[str] | None = None
 
     @property
     def pid(self) -> int:
-        assert self._proc is not None, "the simulator is not running"
+        assert self._proc is not None, "the server is not running"
         return self._proc.pid
 
-    def __enter__(self) -> SimProcess:
+    def __enter__(self) -> Self:
         self._proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True)
+        out = self._proc.stdout
+        assert out is not None
         banner: list[str] = []
-        # readline() has no timeout: read the banner in a thread so a sim that
+        # readline() has no timeout: read the banner in a thread so a server that
         # never starts is an error, not a hang
-        reader = threading.Thread(target=lambda: banner.append(self._proc.stdout.readline()))
+        reader = threading.Thread(target=lambda: banner.append(out.readline()))
         reader.start()
         reader.join(_STARTUP_TIMEOUT)
         match = _BANNER.search(banner[0]) if banner else None
@@ -82,7 +87,8 @@ class SimProcess:
             self.__exit__()
             got = repr(banner[0]) if banner else "nothing"
             raise RuntimeError(
-                f"the simulator did not print its banner within {_STARTUP_TIMEOUT} s (got {got})"
+                f"{' '.join(self.args[1:])[:120]} did not print its banner within "
+                f"{_STARTUP_TIMEOUT} s (got {got})"
             )
         self.host, self.port = match.group(1), int(match.group(2))
         return self
@@ -91,7 +97,7 @@ class SimProcess:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        # SIGINT is the sim's Ctrl-C: it closes its clients and exits cleanly
+        # SIGINT is the servers' Ctrl-C: they close their clients and exit cleanly
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGINT)
         try:
@@ -107,6 +113,37 @@ class SimProcess:
 
     def rss_bytes(self) -> int:
         return rss_bytes(self.pid)
+
+
+class SimProcess(ServerProcess):
+    """``acnet-proto sim --port 0 [extra_args]``: the simulator."""
+
+    def __init__(self, extra_args: Sequence[str] = ()) -> None:
+        cli = [sys.executable, "-m", "acnet_proto.adapters.cli.main"]
+        super().__init__([*cli, "sim", "--port", "0", *extra_args])
+
+
+class ReferenceProcess(ServerProcess):
+    """``benchmarks/reference_server.py --port 0``: prepared frames, little CPU per reading."""
+
+    def __init__(self) -> None:
+        super().__init__([sys.executable, _REFERENCE, "--port", "0"])
+
+
+def server_process(name: str) -> ServerProcess:
+    """The server ``name`` of :data:`SERVERS`, not started yet."""
+    if name == "sim":
+        return SimProcess()
+    if name == "ref":
+        return ReferenceProcess()
+    raise ValueError(f"unknown server {name!r}")
+
+
+def verdict(measured: float | None, bound: float) -> str:
+    """``PASS`` if ``measured`` is at most ``bound``, ``MISS`` if above, ``—`` if not measured."""
+    if measured is None:
+        return "—"
+    return "PASS" if measured <= bound else "MISS"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -182,6 +219,36 @@ def rotations(contenders: Sequence[str], rounds: int) -> Iterator[tuple[int, lis
     for r in range(rounds):
         shift = r % len(contenders)
         yield r, [*contenders[shift:], *contenders[:shift]]
+
+
+def take_turns(
+    contenders: Sequence[str], rounds: int, run: Callable[[str, int], _T], label: str
+) -> tuple[dict[str, list[_T]], dict[str, str]]:
+    """``run(who, round)`` for every contender in every round, in :func:`rotations` order.
+
+    Returns each contender's results, and the contenders that failed (their
+    error): one whose run raises is left out of the later rounds and the
+    others go on, so that one broken client costs its own rows, not the run.
+    """
+    results: dict[str, list[_T]] = {who: [] for who in contenders}
+    failed: dict[str, str] = {}
+    for r, order in rotations(contenders, rounds):
+        for who in order:
+            if who in failed:
+                continue
+            try:
+                results[who].append(run(who, r))
+            except Exception as exc:  # reported, and the run goes on
+                failed[who] = error_text(exc)
+                print(f"  {label}: {who} FAILED: {failed[who]}", file=sys.stderr)
+        print(f"  {label}: round {r + 1}/{rounds} done", file=sys.stderr)
+    return {who: got for who, got in results.items() if who not in failed}, failed
+
+
+def error_text(exc: BaseException, limit: int = 300) -> str:
+    """``exc``'s type and message, cut at ``limit`` characters (some name every DRF)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def run_async(who: str, main: Callable[[Any], Coroutine[Any, Any, _T]]) -> _T:

@@ -4,15 +4,17 @@ Run from the repository root (not part of CI; it takes ``--duration`` plus
 about 20 s)::
 
     .venv/bin/python benchmarks/soak.py [--clients 100] [--entries 100] [--duration 60]
-                                        [--adapter threaded] [--processes 1] [--json FILE]
+                                        [--adapter threaded] [--processes 1] [--max-age 5]
+                                        [--json FILE]
 
 ``--clients`` independent clients (each its own backend and its own
 subscription, so its own connection) each subscribe to ``--entries``
 devices at ``@p,100`` (``--period-ms``): client ``i`` takes ``Z:SIM`` numbers
 ``i * entries`` onwards, so the default 100 x 100 covers ``Z:SIM0000`` ..
 ``Z:SIM9999`` once. The clients run in ``--processes`` worker processes
-(default 1) and the simulator (``python -m acnet_proto.adapters.cli.main sim --port 0``)
-in another. The threaded backend delivers to a callback (its default
+(default 1) and the simulator in another (as ``acnet-proto sim --port 0`` runs
+it, with room for a stream from every client: they share one address, and its
+default limits let one peer have 16). The threaded backend delivers to a callback (its default
 ``DispatchMode.WORKER``); the asyncio and trio ones run a task per client
 iterating ``readings()``.
 
@@ -23,8 +25,13 @@ sees and, for each, the delivery delay: the time it is seen
 (``time.time()``) minus the reading's timestamp, which the simulator
 stamps when it builds the reply (in whole milliseconds, rounded, so delays
 are good to about ±0.5 ms). Expected readings are clients x entries x
-duration / period. This process samples the RSS and CPU time of the
-workers and of the simulator every ``--sample-every`` seconds.
+duration / period. Each subscription bounds how late its readings may
+reach user code (``--max-age``, the library's default unless given; 0 turns
+the bound off): what a client skips to stay within it comes as gaps, whose
+``skipped`` readings are counted, so the report shows whether the delivery
+delay's p99 stayed within the bound and what that cost. This process
+samples the RSS and CPU time of the workers and of the simulator every
+``--sample-every`` seconds.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from typing import Any
 
 import trio
 from _harness import (
-    SimProcess,
+    ServerProcess,
     cpu_seconds,
     machine,
     print_load_after,
@@ -55,8 +62,30 @@ from _harness import (
 from acnet_proto.adapters.dpm.asyncio import AsyncioDPMBackend
 from acnet_proto.adapters.dpm.threaded import DPMBackend
 from acnet_proto.adapters.dpm.trio import TrioDPMBackend
+from acnet_proto.streams.reconnect import Gap
+from acnet_proto.streams.staleness import DEFAULT_MAX_AGE
 
 ADAPTERS = ("threaded", "asyncio", "trio")
+# The simulator as `acnet-proto sim` runs it, but taking a stream from every client: they all
+# come from one address, and its default limits allow one peer 16 (a lab-like guard).
+_SIM = """
+import asyncio, sys
+from acnet_proto.adapters.sim.dpm import serve
+from acnet_proto.limits import ServerLimits
+
+streams = int(sys.argv[1])
+limits = ServerLimits(max_streams_per_peer=streams, max_streams=streams)
+
+
+def ready(server):
+    print(f"simulated DPM on {server.host}:{server.port} (soak)", flush=True)
+
+
+try:
+    asyncio.run(serve(port=0, ready=ready, limits=limits))
+except KeyboardInterrupt:
+    pass
+"""
 _FAMILY = 10_000  # Z:SIM0000 .. Z:SIM9999
 # Generous: in a worker saturated by its streams, every thread waits long for the GIL.
 _READY_TIMEOUT = 300.0  # for every client of a worker to have its first reading
@@ -129,12 +158,20 @@ class _Client:
         self.max_delay_per_interval: list[float] = []
         self.errors = 0
         self.error_examples: list[str] = []
+        self.gaps = 0
+        self.skipped = 0
 
     def note(self, reading: Any) -> None:
         now = time.time()
         self.seen_any = True
         w = self.window
         if not w.start <= now < w.end:
+            return
+        if isinstance(reading, Gap):
+            self.gaps += 1
+            self.skipped += reading.skipped
+            if not reading.skipped:  # an outage: the connection died
+                self._count_error(f"outage: {reading}")
             return
         if not reading.ok:
             self._count_error(f"{reading.drf}: {reading.message}")
@@ -195,6 +232,8 @@ def _report(clients: list[_Client], dropped: list[int] | None) -> dict[str, Any]
         "delivered": [c.delivered for c in clients],
         "dropped": dropped,
         "errors": sum(c.errors for c in clients),
+        "gaps": sum(c.gaps for c in clients),
+        "skipped": sum(c.skipped for c in clients),
         "error_examples": [e for c in clients for e in c.error_examples][:5],
         "hist": _sum_columns([c.hist for c in clients]),
         "max_delay_ms": max(c.max_delay_ms for c in clients),
@@ -204,7 +243,12 @@ def _report(clients: list[_Client], dropped: list[int] | None) -> dict[str, Any]
 
 
 def _threaded_worker(
-    pipe: Connection, host: str, port: int, lists: list[list[str]], window: _Window
+    pipe: Connection,
+    host: str,
+    port: int,
+    lists: list[list[str]],
+    window: _Window,
+    max_age: float | None,
 ) -> None:
     clients = [_Client(window) for _ in lists]
     backends: list[DPMBackend] = []
@@ -218,6 +262,7 @@ def _threaded_worker(
                     drfs,
                     callback=lambda reading, _handle, c=client: c.note(reading),
                     on_error=lambda exc, _handle, c=client: c.error(exc),
+                    max_age=max_age,
                 )
             )
         _wait_ready(clients)
@@ -238,7 +283,13 @@ def _threaded_worker(
 
 
 def _async_worker(
-    pipe: Connection, host: str, port: int, lists: list[list[str]], window: _Window, flavour: str
+    pipe: Connection,
+    host: str,
+    port: int,
+    lists: list[list[str]],
+    window: _Window,
+    flavour: str,
+    max_age: float | None,
 ) -> None:
     clients = [_Client(window) for _ in lists]
 
@@ -256,7 +307,7 @@ def _async_worker(
     async def run_asyncio() -> None:
         backends = [AsyncioDPMBackend(host, port) for _ in lists]
         try:
-            subscriptions = [await b.subscribe(d) for b, d in zip(backends, lists)]
+            subscriptions = [await b.subscribe(d, max_age=max_age) for b, d in zip(backends, lists)]
             tasks = [asyncio.create_task(consume(s, c)) for s, c in zip(subscriptions, clients)]
             await asyncio.to_thread(_wait_ready, clients)
             pipe.send(("ready", time.monotonic() - window.born))
@@ -274,7 +325,7 @@ def _async_worker(
     async def run_trio() -> None:
         backends = [TrioDPMBackend(host, port) for _ in lists]
         try:
-            subscriptions = [await b.subscribe(d) for b, d in zip(backends, lists)]
+            subscriptions = [await b.subscribe(d, max_age=max_age) for b, d in zip(backends, lists)]
             async with trio.open_nursery() as nursery:
                 for s, c in zip(subscriptions, clients):
                     nursery.start_soon(consume, s, c)
@@ -304,6 +355,7 @@ def _worker(
     port: int,
     lists: list[list[str]],
     interval: float,
+    max_age: float | None,
 ) -> None:
     """One worker process: its clients stream until the window closes, report, then close.
 
@@ -314,9 +366,9 @@ def _worker(
     window.interval = interval
     try:
         if adapter == "threaded":
-            _threaded_worker(pipe, host, port, lists, window)
+            _threaded_worker(pipe, host, port, lists, window, max_age)
         else:
-            _async_worker(pipe, host, port, lists, window, adapter)
+            _async_worker(pipe, host, port, lists, window, adapter, max_age)
     except BaseException as exc:
         pipe.send(("failed", f"{type(exc).__name__}: {exc}"))
         raise
@@ -349,8 +401,11 @@ class SoakResult:
     per_client_fraction_median: float
     per_client_fraction_max: float
     dropped: int | None  # None: the adapter queues nothing, so drops nothing
-    errors: int  # error readings and lost streams
+    errors: int  # error readings, outages and lost streams
     error_examples: list[str]
+    max_age_s: float | None  # the subscriptions' bound on lateness; None: none
+    gaps: int  # gaps delivered in the window (readings skipped, or an outage)
+    skipped: int  # readings skipped to stay within max_age, counted by those gaps
     delay_p50_ms: float
     delay_p99_ms: float
     delay_p999_ms: float
@@ -375,14 +430,23 @@ def run(args: argparse.Namespace) -> SoakResult:
     results: list[dict[str, Any]] = []
     close_seconds = None
     startup_seconds = 0.0
-    with SimProcess() as sim:
+    streams = max(args.clients, 128)  # 128: the default limit of all peers together
+    with ServerProcess([sys.executable, "-c", _SIM, str(streams)]) as sim:
         print(f"simulator pid {sim.pid} on {sim.host}:{sim.port}", file=sys.stderr)
         try:
             for part in _spread(lists, args.processes):
                 here, there = ctx.Pipe()
                 proc = ctx.Process(
                     target=_worker,
-                    args=(there, args.adapter, sim.host, sim.port, part, args.sample_every),
+                    args=(
+                        there,
+                        args.adapter,
+                        sim.host,
+                        sim.port,
+                        part,
+                        args.sample_every,
+                        args.max_age or None,
+                    ),
                 )
                 proc.start()
                 there.close()
@@ -427,7 +491,7 @@ def _expect(pipe: Connection, what: str, timeout: float) -> Any:
 
 
 def _sample(
-    procs: list[Any], sim: SimProcess, start: float, end: float, every: float
+    procs: list[Any], sim: ServerProcess, start: float, end: float, every: float
 ) -> list[Sample]:
     """RSS and CPU share of each worker and of the simulator, every ``every`` s of the window."""
     samples = []
@@ -493,6 +557,9 @@ def _summarize(
         dropped=sum(dropped) if results[0]["dropped"] is not None else None,
         errors=sum(r["errors"] for r in results),
         error_examples=[e for r in results for e in r["error_examples"]][:5],
+        max_age_s=args.max_age or None,
+        gaps=sum(r["gaps"] for r in results),
+        skipped=sum(r["skipped"] for r in results),
         delay_p50_ms=histogram_percentile(hist, 50),
         delay_p99_ms=histogram_percentile(hist, 99),
         delay_p999_ms=histogram_percentile(hist, 99.9),
@@ -525,6 +592,14 @@ def print_report(r: SoakResult) -> None:
     print(f"dropped by client queues: {dropped}; errors (error readings, lost streams): {r.errors}")
     for e in r.error_examples:
         print(f"  {e}")
+    if r.max_age_s is None:
+        print("staleness bound: none (max_age=None): every reading delivered however late")
+    else:
+        within = "within" if r.delay_p99_ms <= r.max_age_s * 1e3 else "NOT within"
+        print(
+            f"staleness bound max_age {r.max_age_s:g} s: {r.skipped:,} readings skipped in "
+            f"{r.gaps:,} gaps; delay p99 {_ms(r.delay_p99_ms)} is {within} the bound"
+        )
     print(
         "delivery delay (reading timestamp -> seen by user code): "
         f"p50 {_ms(r.delay_p50_ms)}, p99 {_ms(r.delay_p99_ms)}, "
@@ -566,12 +641,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapter", choices=ADAPTERS, default="threaded")
     parser.add_argument("--processes", type=int, default=1, help="client processes (default 1)")
     parser.add_argument("--sample-every", type=float, default=5.0, help="s between samples (5)")
+    parser.add_argument(
+        "--max-age",
+        type=float,
+        default=DEFAULT_MAX_AGE,
+        help=f"each subscription's max_age, s (default {DEFAULT_MAX_AGE:g}; 0: no bound)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results to FILE as JSON")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.entries < 1 or args.entries > _FAMILY:
         parser.error(f"need --clients >= 1 and 1 <= --entries <= {_FAMILY}")
     if not 1 <= args.processes <= args.clients:
         parser.error("need 1 <= --processes <= --clients")
+    if args.max_age < 0:
+        parser.error("need --max-age >= 0")
     if args.duration <= 0 or args.sample_every <= 0 or args.period_ms < 1 or args.warmup < 0:
         parser.error("need positive --duration, --sample-every, --period-ms; --warmup >= 0")
 

@@ -3,28 +3,35 @@
 Run from the repository root::
 
     .venv/bin/python benchmarks/stream.py [--json results.json] [--entries 1000] [--period-ms 10]
-    .venv/bin/python benchmarks/stream.py --skip-memory      # throughput only, about 2 minutes
+    .venv/bin/python benchmarks/stream.py --skip-memory      # throughput only, about 3 minutes
     .venv/bin/python benchmarks/stream.py --skip-throughput  # the memory check only
+    .venv/bin/python benchmarks/stream.py --quick            # a smoke run, under a minute
 
 **Throughput.** Each contender subscribes to ``Z:SIM0000@p,10`` ...
-``Z:SIM0999@p,10`` (``--entries``, ``--period-ms``) on one simulator process
-(``python -m acnet_proto.adapters.cli.main sim --port 0``, a process of its own so that
-its work does not share the GIL with the client) and iterates the
-subscription's ``readings()``, as user code does; what that loop receives
-per second is the figure. Contenders: acnet-proto's ``SyncClient``,
-threaded ``DPMBackend``, ``AsyncioDPMBackend`` and ``TrioDPMBackend``, and
-pacsys 0.3.0's ``pacsys.dpm()`` backend. A further row, ``floor``, is a bare
-socket that only counts the frames it receives (no decoding at all): it is
-the rate the simulator can send, so an adapter well below it is the
+``Z:SIM0999@p,10`` (``--entries``, ``--period-ms``) on a server process of
+its own (so that its work does not share the GIL with the client) and
+iterates the subscription's ``readings()``, as user code does; what that
+loop receives per second is the figure. It runs against both servers
+(``--servers``): the simulator (``sim``) and the reference server (``ref``,
+``reference_server.py``: prepared frames, little CPU per reading).
+Contenders: acnet-proto's ``SyncClient``, threaded ``DPMBackend``,
+``AsyncioDPMBackend`` and ``TrioDPMBackend``, and pacsys 0.3.0's
+``pacsys.dpm()`` backend. A further row, ``floor``, is a bare socket
+(``_bare.py``) that only counts the frames it receives (no decoding at all):
+it is the rate the server can send, so an adapter well below it is the
 bottleneck itself, and one at it is held back by the server. Each round
 runs every contender in turn (order rotated per round): subscribe, warm up
 (``--warmup`` seconds, at least two readings per entry), count for
 ``--seconds``, stop. The client's CPU time (``time.process_time``, all its
-threads) and the simulator's (``/proc``) over the counted window give the
+threads) and the server's (``/proc``) over the counted window give the
 CPU cost per reading, the figure that load from other processes on a shared
-machine disturbs least.
+machine disturbs least. The issue's target closes the report with PASS or
+MISS: at most 6 µs of client CPU per streamed reading for every adapter,
+against the reference server (the readings/s of each adapter at least 3x
+pacsys's is the earlier target, kept beside it).
 
-**Memory.** In a child process of its own per contender, a 10,000-entry
+**Memory.** Against the simulator (``--memory-server``), in a child process
+of its own per contender, a 10,000-entry
 subscription (``Z:SIM0000`` ... ``Z:SIM9999`` at ``--memory-period-ms``) is
 read by a deliberately slow consumer (``--consumer-delay`` seconds of sleep
 per reading) for ``--memory-seconds``; this process samples the child's RSS
@@ -49,27 +56,34 @@ from typing import Any
 
 import pacsys
 import trio
+from _bare import BareList
 from _harness import (
     CONTENDERS,
     OURS,
-    SimProcess,
+    SERVER_NAMES,
+    SERVERS,
+    ServerProcess,
+    error_text,
     machine,
     print_load_after,
     print_machine,
-    rotations,
     rss_bytes,
     run_async,
+    server_process,
+    take_turns,
+    verdict,
     write_json,
 )
 
-from acnet_proto.adapters.dpm._blocking import _Link
 from acnet_proto.adapters.dpm.sync import SyncClient
 from acnet_proto.adapters.dpm.threaded import DPMBackend
-from acnet_proto.plans.lists import ListPlan
 
 MEMORY_CONTENDERS = ("threaded", "asyncio", "trio", "sync", "pacsys")
-# The issue's target: readings/s at least this multiple of pacsys's.
+# The earlier target: readings/s at least this multiple of pacsys's.
 TARGET_RATIO = 3.0
+# The issue's target: client CPU per streamed reading at most this, against TARGET_SERVER.
+TARGET_CPU_US = 6.0
+TARGET_SERVER = "ref"
 # How long a stream may go without a reading before the round is called failed.
 _QUIET = 10.0
 
@@ -88,23 +102,23 @@ class Window:
     readings: int
     seconds: float
     client_cpu: float
-    sim_cpu: float
+    server_cpu: float
 
 
 class _Counter:
     """Counts readings: warm-up first, then a timed window; ``take`` says when to stop."""
 
     def __init__(
-        self, warm_readings: int, warm_seconds: float, seconds: float, sim: SimProcess
+        self, warm_readings: int, warm_seconds: float, seconds: float, server: ServerProcess
     ) -> None:
         self._warm_readings = warm_readings
         self._warm_until = time.perf_counter() + warm_seconds
         self._seconds = seconds
-        self._sim = sim
+        self._server = server
         self._n = 0
         self._start = 0.0
         self._end = float("inf")
-        self._cpu0 = self._sim0 = 0.0
+        self._cpu0 = self._server0 = 0.0
         self.window: Window | None = None
 
     def take(self, count: int = 1) -> bool:
@@ -114,7 +128,7 @@ class _Counter:
         if self._start == 0.0:
             if self._n >= self._warm_readings and now >= self._warm_until:
                 self._start, self._end, self._n = now, now + self._seconds, 0
-                self._cpu0, self._sim0 = time.process_time(), self._sim.cpu_seconds()
+                self._cpu0, self._server0 = time.process_time(), self._server.cpu_seconds()
             return False
         if now < self._end:
             return False
@@ -122,7 +136,7 @@ class _Counter:
             self._n,
             now - self._start,
             time.process_time() - self._cpu0,
-            self._sim.cpu_seconds() - self._sim0,
+            self._server.cpu_seconds() - self._server0,
         )
         return True
 
@@ -147,36 +161,22 @@ async def _count_async(counter: _Counter, readings: AsyncIterator[tuple[Any, Any
 
 
 def _floor(counter: _Counter, host: str, port: int, drfs: list[str]) -> None:
-    """Subscribe through the engine, then count frames off the socket without decoding them."""
-    link = _Link(host, port, time.monotonic() + 30)
+    """Subscribe with a bare socket, then count frames off it without decoding them."""
+    floor = BareList(host, port, _QUIET)
     try:
-        link.send(link.client.begin(ListPlan(drfs, default_event=None)))
-        sock = link.sock
-        sock.settimeout(_QUIET)
-        pending = bytearray()
-        while True:
-            data = sock.recv(1 << 20)
-            if not data:
-                raise RuntimeError("floor: the simulator closed the connection")
-            pending += data
-            pos, end, frames = 0, len(pending), 0
-            while end - pos >= 4:
-                size = int.from_bytes(pending[pos : pos + 4], "big")
-                if end - pos - 4 < size:
-                    break
-                pos += 4 + size
-                frames += 1
-            del pending[:pos]
-            if counter.take(frames):
-                return
+        floor.sock.sendall(floor.start(drfs))
+        while not counter.take(floor.count()):
+            pass
     finally:
-        link.close()
+        floor.close()
 
 
-def run_window(who: str, sim: SimProcess, drfs: list[str], warmup: float, seconds: float) -> Window:
-    """Subscribe ``who`` to ``drfs`` on ``sim``, warm up, count for ``seconds``, stop."""
-    host, port = sim.host, sim.port
-    counter = _Counter(2 * len(drfs), warmup, seconds, sim)
+def run_window(
+    who: str, server: ServerProcess, drfs: list[str], warmup: float, seconds: float
+) -> Window:
+    """Subscribe ``who`` to ``drfs`` on ``server``, warm up, count for ``seconds``, stop."""
+    host, port = server.host, server.port
+    counter = _Counter(2 * len(drfs), warmup, seconds, server)
     if who == "floor":
         _floor(counter, host, port, drfs)
     elif who == "sync":
@@ -208,65 +208,84 @@ def run_window(who: str, sim: SimProcess, drfs: list[str], warmup: float, second
 
 @dataclass
 class Throughput:
+    server: str
     contender: str
     readings_per_s: float  # over all rounds
     round_rates: list[float]
     client_cpu_us: float  # per reading
-    sim_cpu_us: float  # per reading
+    server_cpu_us: float  # per reading
     client_cpu_share: float  # client CPU seconds per wall second (1.0: one core)
     ratio: float | None = None  # readings/s over pacsys's
     cpu_ratio: float | None = None  # pacsys's CPU per reading over ours
-    verdict: str | None = None
+    verdict: str | None = None  # readings/s at least TARGET_RATIO x pacsys's
+    cpu_verdict: str | None = None  # client CPU per reading at most TARGET_CPU_US
 
 
-def summarize(who: str, windows: list[Window]) -> Throughput:
+def summarize(server: str, who: str, windows: list[Window]) -> Throughput:
     readings = sum(w.readings for w in windows)
     seconds = sum(w.seconds for w in windows)
     return Throughput(
+        server=server,
         contender=who,
         readings_per_s=readings / seconds,
         round_rates=[w.readings / w.seconds for w in windows],
         client_cpu_us=sum(w.client_cpu for w in windows) / readings * 1e6,
-        sim_cpu_us=sum(w.sim_cpu for w in windows) / readings * 1e6,
+        server_cpu_us=sum(w.server_cpu for w in windows) / readings * 1e6,
         client_cpu_share=sum(w.client_cpu for w in windows) / seconds,
     )
 
 
 def run_throughput(
-    contenders: list[str], drfs: list[str], rounds: int, warmup: float, seconds: float
-) -> list[Throughput]:
-    windows: dict[str, list[Window]] = {who: [] for who in contenders}
-    with SimProcess() as sim:
-        print(f"simulator pid {sim.pid} on {sim.host}:{sim.port}", file=sys.stderr)
-        for r, order in rotations(contenders, rounds):
-            for who in order:
-                windows[who].append(run_window(who, sim, drfs, warmup, seconds))
-                w = windows[who][-1]
-                print(f"  round {r + 1}: {who} {w.readings / w.seconds:,.0f}/s", file=sys.stderr)
-    results = [summarize(who, windows[who]) for who in contenders]
+    server_name: str,
+    contenders: list[str],
+    drfs: list[str],
+    rounds: int,
+    warmup: float,
+    seconds: float,
+) -> tuple[list[Throughput], dict[str, str]]:
+    """Every contender's windows against server ``server_name``, in rounds; and the
+    contenders that failed (their error)."""
+    with server_process(server_name) as server:
+        name = SERVER_NAMES[server_name]
+        print(f"{name} pid {server.pid} on {server.host}:{server.port}", file=sys.stderr)
+
+        def window(who: str, r: int) -> Window:
+            w = run_window(who, server, drfs, warmup, seconds)
+            rate = w.readings / w.seconds
+            print(f"  {server_name} round {r + 1}: {who} {rate:,.0f}/s", file=sys.stderr)
+            return w
+
+        windows, failed = take_turns(contenders, rounds, window, server_name)
+    results = [summarize(server_name, who, got) for who, got in windows.items()]
     pac = next((t for t in results if t.contender == "pacsys"), None)
-    if pac is not None:
-        for t in results:
-            if t is not pac:
-                t.ratio = t.readings_per_s / pac.readings_per_s
-                t.cpu_ratio = pac.client_cpu_us / t.client_cpu_us
-            if t.contender in OURS:
+    for t in results:
+        if pac is not None and t is not pac:
+            t.ratio = t.readings_per_s / pac.readings_per_s
+            t.cpu_ratio = pac.client_cpu_us / t.client_cpu_us
+        if t.contender in OURS:
+            if t.ratio is not None:
                 t.verdict = "PASS" if t.ratio >= TARGET_RATIO else "MISS"
-    return results
+            t.cpu_verdict = verdict(t.client_cpu_us, TARGET_CPU_US)
+    return results, failed
 
 
 def print_throughput(
-    results: list[Throughput], drfs: list[str], rounds: int, seconds: float
+    server: str,
+    results: list[Throughput],
+    failed: dict[str, str],
+    drfs: list[str],
+    rounds: int,
+    seconds: float,
 ) -> None:
     print()
     print(
-        f"subscribe {drfs[0]} .. {drfs[-1]} ({len(drfs)} entries): "
-        f"{rounds} rounds x {seconds:g} s per contender"
+        f"subscribe {drfs[0]} .. {drfs[-1]} ({len(drfs)} entries) on the "
+        f"{SERVER_NAMES[server]}: {rounds} rounds x {seconds:g} s per contender"
     )
     head = (
         f"{'contender':<10} {'readings/s':>11} {'vs pacsys':>9} {'round range':>17} "
         f"{'client CPU/reading':>18} {'CPU vs pacsys':>13} {'client CPU':>10} "
-        f"{'sim CPU/reading':>15}  target ≥ {TARGET_RATIO:g}x pacsys"
+        f"{'server CPU/reading':>18}  ≥ {TARGET_RATIO:g}x pacsys, ≤ {TARGET_CPU_US:g} µs"
     )
     print(head)
     print("-" * len(head))
@@ -277,12 +296,27 @@ def print_throughput(
         print(
             f"{t.contender:<10} {t.readings_per_s:>11,.0f} {ratio} {spread:>17} "
             f"{t.client_cpu_us:>15,.1f} µs {cpu_ratio} {t.client_cpu_share:>9.0%} "
-            f"{t.sim_cpu_us:>12,.1f} µs  {t.verdict or ''}"
+            f"{t.server_cpu_us:>15,.1f} µs  {t.verdict or ''} {t.cpu_verdict or ''}"
         )
+    for who, error in failed.items():
+        print(f"{who:<10} FAILED: {error}")
     print(
         "client CPU: this process's CPU seconds per wall second (100% = one core); "
-        "floor counts frames only (the simulator's send rate)"
+        "CPU vs pacsys: pacsys's CPU per reading over ours (above 1: better); "
+        "floor counts frames only (the server's send rate)"
     )
+
+
+def print_targets(results: list[Throughput]) -> None:
+    print()
+    print(
+        f"target: client CPU per streamed reading ≤ {TARGET_CPU_US:g} µs, against the "
+        f"{SERVER_NAMES[TARGET_SERVER]}:"
+    )
+    for who in OURS:
+        found = [t for t in results if (t.server, t.contender) == (TARGET_SERVER, who)]
+        measured = f"{found[0].client_cpu_us:.1f} µs" if found else "not run"
+        print(f"  {who:<9} {measured:>9}  {found[0].cpu_verdict if found else '—'}")
 
 
 # ------------------------------------------------------------------ memory
@@ -345,7 +379,7 @@ def _memory_child(
 class MemoryRun:
     contender: str
     samples: list[tuple[float, int]]  # (seconds since subscribing, client RSS bytes)
-    sim_rss: list[tuple[float, int]]
+    server_rss: list[tuple[float, int]]
     consumed: int
     dropped: int | None
     rss_after_5s_mb: float
@@ -355,18 +389,20 @@ class MemoryRun:
 
 
 def run_memory(
-    who: str, sim: SimProcess, drfs: list[str], delay: float, seconds: float
+    who: str, server: ServerProcess, drfs: list[str], delay: float, seconds: float
 ) -> MemoryRun:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(
-        target=_memory_child, args=(child, who, sim.host, sim.port, drfs, delay, seconds)
+        target=_memory_child, args=(child, who, server.host, server.port, drfs, delay, seconds)
     )
     proc.start()
     child.close()
+    pid = proc.pid
+    assert pid is not None  # started
     start = time.monotonic()
     samples: list[tuple[float, int]] = []
-    sim_rss: list[tuple[float, int]] = []
+    server_rss: list[tuple[float, int]] = []
     consumed, dropped = 0, None
     next_sample = start
     done = False
@@ -384,8 +420,8 @@ def run_memory(
                     _, consumed, dropped = message
             if time.monotonic() >= next_sample and not done:
                 t = time.monotonic() - start
-                samples.append((t, rss_bytes(proc.pid)))
-                sim_rss.append((t, sim.rss_bytes()))
+                samples.append((t, rss_bytes(pid)))
+                server_rss.append((t, server.rss_bytes()))
                 next_sample += 1.0
             if time.monotonic() - start > seconds + 3 * _QUIET:
                 raise RuntimeError(f"memory child for {who} did not finish")
@@ -399,7 +435,7 @@ def run_memory(
     return MemoryRun(
         contender=who,
         samples=samples,
-        sim_rss=sim_rss,
+        server_rss=server_rss,
         consumed=consumed,
         dropped=dropped,
         rss_after_5s_mb=late[0] * mb,
@@ -432,8 +468,8 @@ def print_memory(runs: list[MemoryRun], drfs: list[str], delay: float) -> None:
         trace = " ".join(f"{rss / 2**20:.0f}" for _, rss in m.samples)
         print(f"  {m.contender} RSS MB, once a second: {trace}")
     if runs:
-        sim = " ".join(f"{rss / 2**20:.0f}" for _, rss in runs[-1].sim_rss)
-        print(f"  simulator RSS MB during the last run: {sim}")
+        trace = " ".join(f"{rss / 2**20:.0f}" for _, rss in runs[-1].server_rss)
+        print(f"  server RSS MB during the last run: {trace}")
 
 
 # ------------------------------------------------------------------ main
@@ -445,8 +481,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entries", type=int, default=1000, help="entries (default 1000)")
     parser.add_argument("--period-ms", type=int, default=10, help="@p period (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="counted s per round (5)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up s per round (2)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="counted s per round (3)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up s per round (1)")
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=SERVERS,
+        default=list(SERVERS),
+        help="servers the throughput runs against (default both: sim ref)",
+    )
     parser.add_argument(
         "--only",
         nargs="+",
@@ -467,23 +510,46 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--memory-entries", type=int, default=10_000, help="(default 10000)")
     parser.add_argument("--memory-period-ms", type=int, default=1000, help="(default 1000)")
-    parser.add_argument("--memory-seconds", type=float, default=25.0, help="(default 25)")
+    parser.add_argument("--memory-seconds", type=float, default=20.0, help="(default 20)")
+    parser.add_argument(
+        "--memory-server", choices=SERVERS, default="sim", help="(default sim, the simulator)"
+    )
     parser.add_argument(
         "--consumer-delay", type=float, default=0.001, help="s of sleep per reading (0.001)"
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 100 entries, one round of 1 s, 0.5 s warm-up; "
+        "memory: 1,000 entries for 6 s",
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.entries, args.rounds, args.seconds, args.warmup = 100, 1, 1.0, 0.5
+        args.memory_entries, args.memory_seconds = 1000, 6.0
     if not 1 <= args.entries <= 10_000 or not 1 <= args.memory_entries <= 10_000:
-        parser.error("the simulator has Z:SIM0000 .. Z:SIM9999: entries must be 1..10000")
+        parser.error("the streams are Z:SIM0000 .. Z:SIM9999: entries must be 1..10000")
     if args.rounds < 1 or args.seconds <= 0 or args.warmup < 0 or args.period_ms < 1:
         parser.error("need --rounds >= 1, --seconds > 0, --warmup >= 0, --period-ms >= 1")
 
     info = machine()
     print_machine(info)
     doc: dict[str, Any] = {"machine": info}
+    failed: list[dict[str, str]] = []
     if not args.skip_throughput:
         drfs = drfs_for(args.entries, args.period_ms)
-        results = run_throughput(args.only, drfs, args.rounds, args.warmup, args.seconds)
-        print_throughput(results, drfs, args.rounds, args.seconds)
+        results = []
+        for name in args.servers:
+            found, broke = run_throughput(
+                name, args.only, drfs, args.rounds, args.warmup, args.seconds
+            )
+            print_throughput(name, found, broke, drfs, args.rounds, args.seconds)
+            results.extend(found)
+            failed.extend(
+                {"part": "throughput", "server": name, "contender": who, "error": e}
+                for who, e in broke.items()
+            )
+        print_targets(results)
         doc["throughput"] = {
             "method": {
                 "entries": args.entries,
@@ -492,20 +558,37 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": args.rounds,
                 "seconds_per_round": args.seconds,
                 "warmup_s": args.warmup,
+                "quick": args.quick,
                 "target_ratio": TARGET_RATIO,
+                "target_cpu_us": TARGET_CPU_US,
+                "target_server": TARGET_SERVER,
             },
             "results": [asdict(t) for t in results],
         }
     if not args.skip_memory:
         drfs = drfs_for(args.memory_entries, args.memory_period_ms)
         runs = []
-        with SimProcess() as sim:
+        with server_process(args.memory_server) as server:
             for who in args.memory_only:
                 print(f"  memory: {who} for {args.memory_seconds:g} s", file=sys.stderr)
-                runs.append(run_memory(who, sim, drfs, args.consumer_delay, args.memory_seconds))
+                delay, seconds = args.consumer_delay, args.memory_seconds
+                try:
+                    runs.append(run_memory(who, server, drfs, delay, seconds))
+                except Exception as exc:  # reported, and the run goes on
+                    error = error_text(exc)
+                    print(f"  memory: {who} FAILED: {error}", file=sys.stderr)
+                    failed.append(
+                        {
+                            "part": "memory",
+                            "server": args.memory_server,
+                            "contender": who,
+                            "error": error,
+                        }
+                    )
         print_memory(runs, drfs, args.consumer_delay)
         doc["memory"] = {
             "method": {
+                "server": args.memory_server,
                 "entries": args.memory_entries,
                 "period_ms": args.memory_period_ms,
                 "seconds": args.memory_seconds,
@@ -513,10 +596,15 @@ def main(argv: list[str] | None = None) -> int:
             },
             "results": [asdict(m) for m in runs],
         }
+    doc["failed"] = failed
+    for f in failed:
+        print(
+            f"{f['part']} on the {SERVER_NAMES[f['server']]}: {f['contender']} FAILED: {f['error']}"
+        )
     doc["load_average_after"] = print_load_after()
     if args.json:
         write_json(args.json, doc)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

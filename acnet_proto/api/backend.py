@@ -135,6 +135,10 @@ class ReadingQueue:
         """The oldest reading (IndexError if empty: check ``len()`` first)."""
         return self._items.popleft()
 
+    def __getitem__(self, index: int) -> Reading | Gap:
+        """The reading ``index`` places from the oldest (0), without taking it."""
+        return self._items[index]
+
     def clear(self) -> None:
         self._items.clear()
 

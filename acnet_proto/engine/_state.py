@@ -12,15 +12,25 @@ client *sending* ``StartList`` and a server *receiving* it make the same move.
 Commands are named by their catalogue name (``"StartList_request"``); a few
 moves that are not one message are spelled in lower case (``"handshake"``,
 ``"peer_closed"``, ``"local_closed"``).
+
+The engine looks moves up in ``CONNECTION_MOVES``, ``LIST_MOVES`` and
+``SETTINGS_MOVES``: the same tables, with each move that is one message also
+keyed by its class, so a message is matched without building its name.
 """
 
 from __future__ import annotations
 
 import enum
+from typing import TypeVar
+
+from acnet_proto.pc import dpm
 
 __all__ = [
+    "CONNECTION_MOVES",
     "CONNECTION_TRANSITIONS",
+    "LIST_MOVES",
     "LIST_TRANSITIONS",
+    "SETTINGS_MOVES",
     "SETTINGS_TRANSITIONS",
     "ConnectionState",
     "ListState",
@@ -34,7 +44,14 @@ class Role(enum.Enum):
     SERVER = "server"
 
 
-class ConnectionState(enum.Enum):
+class _State(enum.Enum):
+    """A state: a singleton compared by identity, so hashed by identity too (in C, where
+    Enum hashes its name in Python, and the engine looks a state up on every message)."""
+
+    __hash__ = object.__hash__
+
+
+class ConnectionState(_State):
     AWAITING_HANDSHAKE = "awaiting handshake"
     AWAITING_LIST_ID = "awaiting list id"
     OPEN = "open"
@@ -42,14 +59,14 @@ class ConnectionState(enum.Enum):
     ERROR = "error"
 
 
-class ListState(enum.Enum):
+class ListState(_State):
     IDLE = "idle"
     ENTRIES_ADDED = "entries added"
     STARTED = "started"
     STOPPED = "stopped"
 
 
-class SettingsState(enum.Enum):
+class SettingsState(_State):
     NONE = "none"
     SERVICE_NAME_ASKED = "service name asked"
     CONTEXT_IN_PROGRESS = "context in progress"
@@ -105,3 +122,24 @@ SETTINGS_TRANSITIONS: dict[tuple[SettingsState, str], SettingsState] = {
     (_S.SERVICE_NAME_ASKED, "Authenticate_request:empty"): _S.SERVICE_NAME_ASKED,
     (_S.CONTEXT_IN_PROGRESS, "Authenticate_request:empty"): _S.SERVICE_NAME_ASKED,
 }
+
+
+_StateT = TypeVar("_StateT", bound=enum.Enum)
+
+
+def _keyed_by_class(
+    table: dict[tuple[_StateT, str], _StateT],
+) -> dict[tuple[_StateT, str | type], _StateT]:
+    """``table`` plus each move named after a message, keyed again by that message's class."""
+    moves: dict[tuple[_StateT, str | type], _StateT] = {}
+    for (state, name), new in table.items():
+        moves[(state, name)] = new
+        cls = dpm.codec.classes.get(name)
+        if cls is not None:
+            moves[(state, cls)] = new
+    return moves
+
+
+CONNECTION_MOVES = _keyed_by_class(CONNECTION_TRANSITIONS)
+LIST_MOVES = _keyed_by_class(LIST_TRANSITIONS)
+SETTINGS_MOVES = _keyed_by_class(SETTINGS_TRANSITIONS)

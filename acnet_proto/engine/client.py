@@ -130,13 +130,28 @@ class ClientConnection:
         :class:`~acnet_proto.errors.RemoteProtocolError`, as does anything the
         server may not send.
         """
-        self.conn.receive_data(data, now=now)
+        conn = self.conn
+        conn.receive_data(data, now=now)
         made: list[Any] = []
-        for event in events(self.conn):
-            if self.plan is not None:
-                made += self.plan.feed(event)
-                if commands := self.plan.take_commands():
-                    self._outgoing += self.conn.send(*commands, now=now)
+        # One loop over every frame that arrived: each is decoded, checked and folded
+        # into the plan before the next, exactly as next_event() would hand them over.
+        while frames := conn._client_frames():
+            while frames:
+                made += self._fold(conn._client_event(frames.popleft()), now)
+        if conn._peer_closed:
+            # the end of the stream (or of a frame cut short): next_event() says which
+            for event in events(conn):
+                made += self._fold(event, now)
+        return made
+
+    def _fold(self, event: ConnectionEvent, now: float | None) -> list[Any]:
+        """Feed ``event`` to the running plan; queue what it answers."""
+        plan = self.plan
+        if plan is None:
+            return []
+        made = plan.feed(event)
+        if commands := plan.take_commands():
+            self._outgoing += self.conn.send(*commands, now=now)
         return made
 
     def data_to_send(self) -> bytes:

@@ -13,15 +13,23 @@ HTTP status line: the first four bytes a client reads are then ``HTTP``.
 
 from __future__ import annotations
 
+import struct
+from typing import Generic, TypeVar
+
 from acnet_proto.errors import ConnectionRefusedByProxy, RemoteProtocolError
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "HANDSHAKE",
+    "FrameMemo",
     "FrameSplitter",
     "HandshakeReader",
     "frame",
 ]
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+_LENGTH = struct.Struct(">I")
 
 HANDSHAKE = b"GET /dpm HTTP/1.1\r\nContent-Type: application/pc\r\n\r\n"
 DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
@@ -32,6 +40,27 @@ _MAX_HANDSHAKE = 8192
 def frame(payload: bytes) -> bytes:
     """``payload`` with its 4-byte big-endian length in front."""
     return len(payload).to_bytes(4, "big") + payload
+
+
+class FrameMemo(dict[_K, _V], Generic[_K, _V]):
+    """A dict of frames already made or already decoded, holding at most ``limit`` entries.
+
+    Look up with :meth:`dict.get`; :meth:`remember` forgets everything first
+    when the memo is full. Clearing costs far less than an LRU's bookkeeping
+    on every hit, and a working set larger than ``limit`` costs one insertion
+    per miss, no more.
+    """
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def remember(self, key: _K, value: _V) -> None:
+        if len(self) >= self.limit:
+            self.clear()
+        self[key] = value
 
 
 class FrameSplitter:
@@ -69,33 +98,54 @@ class FrameSplitter:
         if self._failure is not None:
             raise self._failure
         buf = self._buffer
+        frames: list[bytes] = []
+        if not buf and not self._checking_refusal and type(data) is bytes:
+            # Nothing held back: cut the frames straight out of ``data``.
+            try:
+                pos = self._split(data, frames)
+            except RemoteProtocolError:
+                buf += data  # held, as the copying path below holds it
+                raise
+            if pos < len(data):
+                buf += memoryview(data)[pos:]
+            return frames
         buf += data
         if self._checking_refusal:
             if not self._refusal_ruled_out(buf):
                 return []
             self._checking_refusal = False
-        frames: list[bytes] = []
-        pos, end_of_data = 0, len(buf)
         with memoryview(buf) as view:
-            while end_of_data - pos >= 4:
-                size = int.from_bytes(view[pos : pos + 4], "big")
-                if size > self.max_frame_size:
-                    self._failure = RemoteProtocolError(
-                        f"a frame claims {size} bytes, more than max_frame_size="
-                        f"{self.max_frame_size}; the peer is not speaking DPM framing"
-                    )
-                    if not frames:
-                        raise self._failure
-                    # Hand over the frames that came before it; the next call raises.
-                    break
-                end = pos + 4 + size
-                if end > end_of_data:
-                    break
-                frames.append(bytes(view[pos + 4 : end]))
-                pos = end
+            pos = self._split(view, frames)
         if pos:
             del buf[:pos]
         return frames
+
+    def _split(self, data: bytes | memoryview, frames: list[bytes]) -> int:
+        """Append the whole frames at the start of ``data`` to ``frames``; return where
+        the rest begins."""
+        pos, end_of_data = 0, len(data)
+        while end_of_data - pos >= 4:
+            (size,) = _LENGTH.unpack_from(data, pos)
+            if size > self.max_frame_size:
+                self._failure = RemoteProtocolError(
+                    f"a frame claims {size} bytes, more than max_frame_size="
+                    f"{self.max_frame_size}; the peer is not speaking DPM framing"
+                )
+                if not frames:
+                    raise self._failure
+                # Hand over the frames that came before it; the next call raises.
+                break
+            end = pos + 4 + size
+            if end > end_of_data:
+                break
+            frames.append(bytes(data[pos + 4 : end]))
+            pos = end
+        return pos
+
+    @property
+    def failed(self) -> bool:
+        """True once a bad length prefix was found: the next :meth:`feed` raises it."""
+        return self._failure is not None
 
     def _refusal_ruled_out(self, buf: bytearray) -> bool:
         """True once the stream is known not to start with an HTTP refusal."""

@@ -143,35 +143,46 @@ def fast_decoder(
 # ------------------------------------------------------------------- encode
 
 
-def _enc_field(i: int, f: FieldSchema) -> list[str]:
+def _enc_field(i: int, f: FieldSchema) -> tuple[list[str], str]:
+    """Lines that encode field ``i`` into ``e{i}``, and the expression for its tag bytes.
+
+    Integers put their width byte with the field tag (``t{i}``), to save a
+    concatenation. The lines of an ``_INLINE`` type send ``None`` to ``slow``
+    as a wrong type; for the others the caller guards against ``None``.
+    """
     v, e = f"v{i}", f"e{i}"
     if f.type in INT_RANGES:
         lo, hi = INT_RANGES[f.type]
         return [
-            f"if type({v}) is int and -128 <= {v} < 128: {e} = small[{v} + 128]",
-            f"elif type({v}) is int and {lo} <= {v} <= {hi}: {e} = encode_int({v}, 0x10)",
+            f"if type({v}) is not int: return slow(m)",
+            f"if -128 <= {v} < 128: t{i} = tag{i}; {e} = small[{v} + 128]",
+            f"elif {lo} <= {v} <= {hi}:",
+            f"    n = (({v} if {v} >= 0 else ~{v}).bit_length() >> 3) + 1",
+            f"    t{i} = wide{i}[n]; {e} = {v}.to_bytes(n, 'big', signed=True)",
             "else: return slow(m)",
-        ]
+        ], f"t{i}"
     if f.type == "double":
-        return [f"if type({v}) is not float: return slow(m)", f"{e} = pack_double(0x28, {v})"]
-    if f.type == "bool":
-        return [
+        lines = [f"if type({v}) is not float: return slow(m)", f"{e} = pack_double(0x28, {v})"]
+    elif f.type == "bool":
+        lines = [
             f"if {v} is True: {e} = b'\\x71'",
             f"elif {v} is False: {e} = b'\\x70'",
             "else: return slow(m)",
         ]
-    if f.type == "string":
-        return [
+    elif f.type == "string":
+        lines = [
             f"if type({v}) is not str: return slow(m)",
             f"r = {v}.encode('utf-8')",
             f"{e} = encode_int(len(r), 0x40) + r",
         ]
-    if f.type == "binary":
-        return [
+    elif f.type == "binary":
+        lines = [
             f"if type({v}) is not bytes: return slow(m)",
             f"{e} = encode_int(len({v}), 0x30) + {v}",
         ]
-    return [f"{e} = enc{i}({v})"]
+    else:
+        lines = [f"{e} = enc{i}({v})"]
+    return lines, f"tag{i}"
 
 
 def fast_encoder(
@@ -183,6 +194,7 @@ def fast_encoder(
     """An encoder for ``cls`` (with ``prefix`` prepended) equivalent to ``slow``."""
     from acnet_proto.pc.sdd import SMALL_INTS, encode_int  # sdd imports this module
 
+    n_required = sum(not f.optional for f, _, _ in plan)
     env: dict[str, Any] = {
         "slow": lambda m: prefix + slow(m),
         "cls": cls,
@@ -191,25 +203,32 @@ def fast_encoder(
         "encode_int": encode_int,
         "pack_double": struct.Struct(">Bd").pack,
         "prefix": prefix,
+        "head": prefix + _COUNTS[2 * n_required],
     }
-    n_required = sum(not f.optional for f, _, _ in plan)
     names = [f"v{i}" for i in range(len(plan))]
     body = ["if type(m) is not cls: return slow(m)"]
     if plan:
         body.append(f"{', '.join(names)}{',' if len(plan) == 1 else ''} = m")
-    body.append(f"c = {2 * n_required}")
-    parts = ["prefix", "counts[c]"]
+    optional = any(f.optional for f, _, _ in plan)
+    if optional:
+        body.append(f"c = {2 * n_required}")
+    parts = ["prefix", "counts[c]"] if optional else ["head"]
     for i, (f, tag, enc) in enumerate(plan):
         env[f"tag{i}"] = tag
         env[f"enc{i}"] = enc
-        field = _enc_field(i, f)
+        if f.type in INT_RANGES:
+            env[f"wide{i}"] = [tag + bytes((0x10 | n,)) for n in range(9)]
+        field, tag_part = _enc_field(i, f)
         if f.optional:
             body += [f"if v{i} is None:", f"    t{i} = e{i} = b''", "else:"]
-            body += ["    " + x for x in [f"t{i} = tag{i}", "c += 2", *field]]
+            set_tag = [] if tag_part == f"t{i}" else [f"t{i} = {tag_part}"]
+            body += ["    " + x for x in [*set_tag, "c += 2", *field]]
             parts += [f"t{i}", f"e{i}"]
         else:
-            body += [f"if v{i} is None: return slow(m)", *field]
-            parts += [f"tag{i}", f"e{i}"]
+            if f.type not in _INLINE:
+                body.append(f"if v{i} is None: return slow(m)")
+            body += field
+            parts += [tag_part, f"e{i}"]
     body.append(f"return b''.join(({', '.join(parts)}))")
     lines = ["def encode(m):", "    try:"]
     lines += ["        " + x for x in body]

@@ -12,9 +12,13 @@ protocol id, message id, and the message struct (tag, value, tag, value, ...).
 
 :class:`Codec` turns one catalogue into message classes and one encoder and
 decoder per type, built once from closures so that no message layout is ever
-written by hand. Decoders raise only :class:`~acnet_proto.errors.DecodeError`
-on any byte string; encoders raise only
-:class:`~acnet_proto.errors.LocalProtocolError` on any message.
+written by hand. On top of those, :mod:`~acnet_proto.pc._sdd_fast` compiles a
+straight-line encoder and decoder per struct, and
+:mod:`~acnet_proto.pc._sdd_layouts` a decoder per exact byte layout of the
+fixed-layout messages (the data replies), learned from the frames decoded;
+both defer to the closures on anything unusual. Decoders raise only
+:class:`~acnet_proto.errors.DecodeError` on any byte string; encoders raise
+only :class:`~acnet_proto.errors.LocalProtocolError` on any message.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from acnet_proto.errors import DecodeError, LocalProtocolError
 from acnet_proto.pc._message import Message, make_message_class
 from acnet_proto.pc._schema import INT_RANGES, FieldSchema, ProtocolSchema, load_schema
 from acnet_proto.pc._sdd_fast import fast_decoder, fast_encoder
+from acnet_proto.pc._sdd_layouts import Layout, Layouts, has_fixed_layout
 
 __all__ = ["MAGIC", "Codec", "encode_int"]
 
@@ -45,6 +50,9 @@ _DEFAULT_MIN_SIZE = 2
 
 Decoder = Callable[[bytes, int], tuple[Any, int]]
 Encoder = Callable[[Any], bytes]
+# A message class, its struct decoder, and what learns a layout from a frame
+# that decoder accepted (None for classes without a fixed layout).
+_Entry = tuple[type[Message], Decoder, Callable[[bytes], None] | None]
 
 _TAG_BYTES = [bytes((t,)) for t in range(256)]
 SMALL_INTS = [bytes((0x11, v & 0xFF)) for v in range(-128, 128)]
@@ -274,7 +282,7 @@ def _dec_double_array(b: bytes, p: int) -> tuple[np.ndarray, int]:
             bad = next(i for i in range(n) if b[q + 9 * i] != TAG_DOUBLE)
             raise _expected(f"a double (tag 0x28) for element {bad}", b, q + 9 * bad)
         a = np.frombuffer(b, _TAGGED_DOUBLE, n, q)["value"].astype(_F64)
-    a.flags.writeable = False
+    a.setflags(write=False)
     return a, end
 
 
@@ -413,7 +421,18 @@ class Codec:
     ``Codec.load("dpm")`` reads ``protos/pc/dpm.json``. Use the per-protocol
     modules :mod:`acnet_proto.pc.dpm` and
     :mod:`acnet_proto.pc.daqdata` rather than this class directly.
+
+    ``encode(message)`` returns a message's wire bytes (without a frame length
+    prefix) and raises only :class:`LocalProtocolError`;
+    ``decode_request(data)`` and ``decode_reply(data)`` decode one message
+    from ``bytes``, ``bytearray`` or ``memoryview`` and raise only
+    :class:`DecodeError`. They are plain functions made for this codec, so
+    that a call costs no method dispatch.
     """
+
+    encode: Callable[[Message], bytes]
+    decode_request: Callable[[bytes | bytearray | memoryview], Message]
+    decode_reply: Callable[[bytes | bytearray | memoryview], Message]
 
     def __init__(self, schema: ProtocolSchema) -> None:
         self.schema = schema
@@ -453,17 +472,15 @@ class Codec:
                 self._prefixes[cls] = self._header + encode_int(s.message_id)
                 self._tables[s.kind][s.message_id] = cls
         # Messages get an encoder of their own with the SDD header folded in.
-        self._encoders = {
+        encoders = {
             cls: self._message_encoder(cls, prefix) for cls, prefix in self._prefixes.items()
         }
         self._struct_decoders = {
             cls: self._codec(cls.schema.wire_name)[1] for cls in self._prefixes
         }
-        self._header_len = len(self._header)
-        self._by_prefix = {
-            kind: {self._prefixes[cls]: (cls, self._struct_decoders[cls]) for cls in table.values()}
-            for kind, table in self._tables.items()
-        }
+        self.encode = self._encoder(encoders)
+        self.decode_request = self._decoder("request")
+        self.decode_reply = self._decoder("reply")
 
     @classmethod
     def load(cls, protocol: str) -> Codec:
@@ -508,62 +525,84 @@ class Codec:
 
     # -- public API ---------------------------------------------------------
 
-    def encode(self, message: Message) -> bytes:
-        """The wire bytes of ``message`` (without a frame length prefix).
+    def _encoder(self, encoders: dict[type[Message], Encoder]) -> Callable[[Message], bytes]:
+        get = encoders.get
+        module = self.schema.module
 
-        Raises :class:`LocalProtocolError` naming the message and field when a
-        value has the wrong type, is out of range, or a required field is
-        missing.
-        """
-        encoder = self._encoders.get(type(message))
-        if encoder is None:
-            raise LocalProtocolError(
-                f"cannot encode {_short(message)}: it is not a {self.schema.module} message"
-            )
-        try:
-            return encoder(message)
-        except _Bad as e:
-            where = message.schema.wire_name + "".join(e.path)
-            raise LocalProtocolError(f"cannot encode {where}: {e.reason}") from None
+        def encode(message: Message) -> bytes:
+            """The wire bytes of ``message`` (without a frame length prefix).
 
-    def decode_request(self, data: bytes | bytearray | memoryview) -> Message:
-        """Decode one request message; raises only :class:`DecodeError`."""
-        return self._decode(data, "request")
+            Raises :class:`LocalProtocolError` naming the message and field when a
+            value has the wrong type, is out of range, or a required field is
+            missing.
+            """
+            encoder = get(type(message))
+            if encoder is None:
+                raise LocalProtocolError(
+                    f"cannot encode {_short(message)}: it is not a {module} message"
+                )
+            try:
+                return encoder(message)
+            except _Bad as e:
+                where = message.schema.wire_name + "".join(e.path)
+                raise LocalProtocolError(f"cannot encode {where}: {e.reason}") from None
 
-    def decode_reply(self, data: bytes | bytearray | memoryview) -> Message:
-        """Decode one reply message; raises only :class:`DecodeError`."""
-        return self._decode(data, "reply")
+        return encode
 
-    def _decode(self, data: bytes | bytearray | memoryview, kind: str) -> Message:
-        b = data if type(data) is bytes else _as_bytes(data)
-        cls = None
-        h = self._header_len
-        message: Message  # what a struct decoder of a message class returns
-        try:
-            # Header and message id together select the decoder in one lookup.
-            key = b[: h + 1 + (b[h] & 0x0F)]
-            entry = self._by_prefix[kind].get(key)
-            if entry is None:
-                cls, p = self._decode_header(b, kind)
-                message, p = self._struct_decoders[cls](b, p)
-            else:
-                cls, decoder = entry
-                message, p = decoder(b, len(key))
-        except _Bad as e:
-            where = cls.schema.wire_name if cls else f"{self.schema.module} {kind}"
-            raise DecodeError(f"bad {where}{''.join(e.path)}: {e.reason}", e.offset) from None
-        except IndexError:
-            where = cls.schema.wire_name if cls else f"{self.schema.module} {kind}"
-            raise DecodeError(
-                f"bad {where}: the data ends too early (at offset {len(b)})", len(b)
-            ) from None
-        if p != len(b):
-            raise DecodeError(
-                f"bad {cls.schema.wire_name}: {len(b) - p} trailing byte(s) after the message "
-                f"at offset {p}",
-                p,
-            )
-        return message
+    def _decoder(self, kind: str) -> Callable[[bytes | bytearray | memoryview], Message]:
+        by_length: dict[int, Layout] = {}
+        entries: dict[bytes, _Entry] = {}
+        for cls in self._tables[kind].values():
+            prefix, learn = self._prefixes[cls], None
+            if self._fast and has_fixed_layout(cls.schema):
+                tags = [encode_int(f.tag) for f in cls.schema.fields]
+                learn = Layouts(cls, prefix, tags, by_length).learn
+            entries[prefix] = (cls, self._struct_decoders[cls], learn)
+        # Header and message id together select the entry in one lookup.
+        get, layout_for = entries.get, by_length.get
+        h = len(self._header)
+        decode_header = self._decode_header
+        struct_decoders = self._struct_decoders
+        module = self.schema.module
+
+        def decode(data: bytes | bytearray | memoryview) -> Message:
+            b = data if type(data) is bytes else _as_bytes(data)
+            layout = layout_for(len(b))
+            if layout is not None:
+                known = layout(b)
+                if known is not None:
+                    return known
+            cls = learn = None
+            message: Message  # what a struct decoder of a message class returns
+            try:
+                key = b[: h + 1 + (b[h] & 0x0F)]
+                entry = get(key)
+                if entry is None:
+                    cls, p = decode_header(b, kind)
+                    message, p = struct_decoders[cls](b, p)
+                else:
+                    cls, decoder, learn = entry
+                    message, p = decoder(b, len(key))
+            except _Bad as e:
+                where = cls.schema.wire_name if cls else f"{module} {kind}"
+                raise DecodeError(f"bad {where}{''.join(e.path)}: {e.reason}", e.offset) from None
+            except IndexError:
+                where = cls.schema.wire_name if cls else f"{module} {kind}"
+                raise DecodeError(
+                    f"bad {where}: the data ends too early (at offset {len(b)})", len(b)
+                ) from None
+            if p != len(b):
+                raise DecodeError(
+                    f"bad {cls.schema.wire_name}: {len(b) - p} trailing byte(s) after the "
+                    f"message at offset {p}",
+                    p,
+                )
+            if learn is not None:
+                learn(b)
+            return message
+
+        decode.__doc__ = f"Decode one {kind} message; raises only :class:`DecodeError`."
+        return decode
 
     def _decode_header(self, b: bytes, kind: str) -> tuple[type[Message], int]:
         if not b.startswith(self._header):

@@ -216,12 +216,12 @@ class HistoryEntries:
     ) -> None:
         self._drfs = drfs
         self._limit = limit
+        # one pass over the few requests with a source: a plain read list has none
+        sourced = [(i, r.source) for i, r in enumerate(requests) if r.source is not None]
         self._logged = {
-            i: _Gathered()
-            for i, r in enumerate(requests)
-            if isinstance(r.source, _drf.LoggerSource)
+            i: _Gathered() for i, source in sourced if isinstance(source, _drf.LoggerSource)
         }
-        self._plots = {i for i, r in enumerate(requests) if isinstance(r.source, _drf.FTPSource)}
+        self._plots = {i for i, source in sourced if isinstance(source, _drf.FTPSource)}
         self._ended: set[int] = set()
         self._points = 0  # gathered by all the logger entries, ended or not
 

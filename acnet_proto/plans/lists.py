@@ -21,9 +21,9 @@ order whatever order the server answers in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from acnet_proto.pc import dpm
 from acnet_proto.pc._message import Message
 from acnet_proto.plans.history import HistoryEntries, refuse_history
 from acnet_proto.status import Status
-from acnet_proto.types import DeviceMeta, Reading, ValueType
+from acnet_proto.types import DeviceMeta, Reading, ValueType, utc_of_millis
 
 __all__ = [
     "NO_DATA",
@@ -79,8 +79,10 @@ def check_readable(drfs: Sequence[str], requests: Sequence[_drf.DataRequest]) ->
     read refuses it before any I/O, whatever the backend. ``requests`` are
     ``drfs`` parsed (every plan has them parsed already).
     """
-    for drf, request in zip(drfs, requests, strict=True):
+    # by index, not zip(strict=True): a keyword argument costs zip a slow call on every read
+    for index, request in enumerate(requests):
         if isinstance(request.event, _drf.NeverEvent):
+            drf = drfs[index]
             raise _drf.DRFError(
                 drf,
                 drf.rfind("@"),
@@ -94,20 +96,8 @@ def check_readable(drfs: Sequence[str], requests: Sequence[_drf.DataRequest]) ->
 UNREADABLE = Status.from_name("ACNET_RPLYPACK")
 
 
-def timestamp(millis: int) -> datetime | None:
-    """Milliseconds since the Unix epoch as a UTC datetime; 0 means "not stamped".
-
-    A peer's stamp no date can hold (past the year 9999) raises
-    :class:`~acnet_proto.errors.RemoteProtocolError`.
-    """
-    if not millis:
-        return None
-    try:
-        return datetime.fromtimestamp(millis / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise RemoteProtocolError(
-            f"a reply is stamped {millis} ms after 1970, which is no date"
-        ) from None
+#: Unix milliseconds as a UTC datetime: :func:`~acnet_proto.types.utc_of_millis`.
+timestamp = utc_of_millis
 
 
 def error_reading(
@@ -133,49 +123,9 @@ def error_reading(
     message = f"{status.label}: {said}{': ' + note if note else ''}"
     if status.error >= 0:
         message = _no_data(message)
-    return Reading(
-        drf,
-        facility_code=status.facility,
-        error_code=status.error,
-        message=message,
-        timestamp=timestamp(at),
-        cycle=cycle,
-        meta=meta,
+    return Reading.of_reply(
+        drf, None, status.facility, status.error, None, message, at, cycle, meta
     )
-
-
-def _value_of(reply: Message) -> tuple[Any, ValueType]:
-    # `kind is` does not narrow `reply` for mypy, hence a cast in each branch
-    kind = type(reply)
-    if kind is dpm.ScalarReply:
-        return cast(dpm.ScalarReply, reply).data, ValueType.SCALAR
-    if kind is dpm.ScalarArrayReply:
-        data = cast(dpm.ScalarArrayReply, reply).data
-        return np.asarray(data, dtype=np.float64), ValueType.SCALAR_ARRAY
-    if kind is dpm.RawReply:
-        return bytes(cast(dpm.RawReply, reply).data), ValueType.RAW
-    if kind is dpm.TextReply:
-        return cast(dpm.TextReply, reply).data, ValueType.TEXT
-    if kind is dpm.TextArrayReply:
-        return tuple(cast(dpm.TextArrayReply, reply).data), ValueType.TEXT_ARRAY
-    if kind is dpm.TimedScalarArrayReply:
-        timed = cast(dpm.TimedScalarArrayReply, reply)
-        data = np.asarray(timed.data, dtype=np.float64)
-        micros = np.asarray(timed.micros, dtype=np.int64)
-        if not micros.size:
-            # pacsys: without per-point times it is a plain array
-            return data, ValueType.SCALAR_ARRAY
-        return {"data": data, "micros": micros}, ValueType.TIMED_SCALAR_ARRAY
-    if kind is dpm.AnalogAlarmReply:
-        fields = ("minimum", "maximum", *_ALARM_FLAGS)
-        return {f: getattr(reply, f) for f in fields}, ValueType.ANALOG_ALARM
-    if kind is dpm.DigitalAlarmReply:
-        fields = ("nominal", "mask", *_ALARM_FLAGS)
-        return {f: getattr(reply, f) for f in fields}, ValueType.DIGITAL_ALARM
-    if kind is dpm.BasicStatusReply:
-        present = {f: getattr(reply, f) for f in _BASIC_STATUS}
-        return {f: v for f, v in present.items() if v is not None}, ValueType.BASIC_STATUS
-    raise TypeError(f"{kind.__name__} is not a data reply")
 
 
 def reading_from_reply(reply: Message, drf: str, meta: DeviceMeta | None = None) -> Reading:
@@ -183,44 +133,151 @@ def reading_from_reply(reply: Message, drf: str, meta: DeviceMeta | None = None)
 
     A reply no reading can stand for (stamped with no date) is an
     ``ACNET_RPLYPACK`` error reading of its entry: it spoils that reading, not
-    the connection.
+    the connection. Any other message is a TypeError naming it.
     """
+    make = _READINGS.get(type(reply))
+    if make is None:
+        raise TypeError(f"{type(reply).__name__} is not a data reply")
     try:
-        return _reading_of(reply, drf, meta)
+        return make(reply, drf, meta)
     except RemoteProtocolError as e:
         return error_reading(drf, UNREADABLE, meta, note=str(e))
 
 
-def _reading_of(reply: Message, drf: str, meta: DeviceMeta | None) -> Reading:
-    if type(reply) is dpm.StatusReply:
-        return error_reading(drf, reply.status, meta, at=reply.timestamp, cycle=reply.cycle)
-    value, value_type = _value_of(reply)
-    reply = cast(DataReply, reply)  # _value_of raised for any other message
-    # alarm and basic-status replies carry no status: receiving one is success
-    facility = error = 0
-    message = None
-    if status := getattr(reply, "status", 0):
-        parts = Status.from_int(status)
-        if parts.error < 0:
-            return error_reading(drf, parts, meta, at=reply.timestamp, cycle=reply.cycle)
-        facility, error = parts.facility, parts.error
-        message = str(parts) if error else None  # a warning says what it warns of
-    return Reading(
-        drf,
-        value_type=value_type,
-        facility_code=facility,
-        error_code=error,
-        value=value,
-        message=message,
-        timestamp=timestamp(reply.timestamp),
-        cycle=reply.cycle,
-        meta=meta,
+def _of_data(
+    reply: DataReply, status: int, value: Any, kind: ValueType, drf: str, meta: DeviceMeta | None
+) -> Reading:
+    """The reading of a data reply's ``value``, unless its ``status`` is an error."""
+    if not status:
+        return Reading.of_reply(drf, kind, 0, 0, value, None, reply.timestamp, reply.cycle, meta)
+    parts = Status.from_int(status)
+    if parts.error < 0:
+        return error_reading(drf, parts, meta, at=reply.timestamp, cycle=reply.cycle)
+    message = str(parts) if parts.error else None  # a warning says what it warns of
+    return Reading.of_reply(
+        drf, kind, parts.facility, parts.error, value, message, reply.timestamp, reply.cycle, meta
     )
+
+
+# One function per reply class: each reads its own class's fields, typed, with no cast.
+# Alarm and basic-status replies carry no status: receiving one is success.
+
+
+def _status(reply: dpm.StatusReply, drf: str, meta: DeviceMeta | None) -> Reading:
+    return error_reading(drf, reply.status, meta, at=reply.timestamp, cycle=reply.cycle)
+
+
+def _scalar(reply: dpm.ScalarReply, drf: str, meta: DeviceMeta | None) -> Reading:
+    return _of_data(reply, reply.status, reply.data, ValueType.SCALAR, drf, meta)
+
+
+def _scalar_array(reply: dpm.ScalarArrayReply, drf: str, meta: DeviceMeta | None) -> Reading:
+    data = np.asarray(reply.data, dtype=np.float64)
+    return _of_data(reply, reply.status, data, ValueType.SCALAR_ARRAY, drf, meta)
+
+
+def _raw(reply: dpm.RawReply, drf: str, meta: DeviceMeta | None) -> Reading:
+    return _of_data(reply, reply.status, bytes(reply.data), ValueType.RAW, drf, meta)
+
+
+def _text(reply: dpm.TextReply, drf: str, meta: DeviceMeta | None) -> Reading:
+    return _of_data(reply, reply.status, reply.data, ValueType.TEXT, drf, meta)
+
+
+def _text_array(reply: dpm.TextArrayReply, drf: str, meta: DeviceMeta | None) -> Reading:
+    return _of_data(reply, reply.status, tuple(reply.data), ValueType.TEXT_ARRAY, drf, meta)
+
+
+def _timed(reply: dpm.TimedScalarArrayReply, drf: str, meta: DeviceMeta | None) -> Reading:
+    data = np.asarray(reply.data, dtype=np.float64)
+    micros = np.asarray(reply.micros, dtype=np.int64)
+    if not micros.size:
+        # pacsys: without per-point times it is a plain array
+        return _of_data(reply, reply.status, data, ValueType.SCALAR_ARRAY, drf, meta)
+    value = {"data": data, "micros": micros}
+    return _of_data(reply, reply.status, value, ValueType.TIMED_SCALAR_ARRAY, drf, meta)
+
+
+_ANALOG_FIELDS = ("minimum", "maximum", *_ALARM_FLAGS)
+_DIGITAL_FIELDS = ("nominal", "mask", *_ALARM_FLAGS)
+
+
+def _analog(reply: dpm.AnalogAlarmReply, drf: str, meta: DeviceMeta | None) -> Reading:
+    value = {f: getattr(reply, f) for f in _ANALOG_FIELDS}
+    return _of_data(reply, 0, value, ValueType.ANALOG_ALARM, drf, meta)
+
+
+def _digital(reply: dpm.DigitalAlarmReply, drf: str, meta: DeviceMeta | None) -> Reading:
+    value = {f: getattr(reply, f) for f in _DIGITAL_FIELDS}
+    return _of_data(reply, 0, value, ValueType.DIGITAL_ALARM, drf, meta)
+
+
+def _basic_status(reply: dpm.BasicStatusReply, drf: str, meta: DeviceMeta | None) -> Reading:
+    present = {f: getattr(reply, f) for f in _BASIC_STATUS}
+    value = {f: v for f, v in present.items() if v is not None}
+    return _of_data(reply, 0, value, ValueType.BASIC_STATUS, drf, meta)
+
+
+_Make = Callable[[Any, str, DeviceMeta | None], Reading]
+#: The reading each reply class makes: looked up by class, once per reply.
+_READINGS: dict[type, _Make] = {
+    dpm.StatusReply: _status,
+    dpm.ScalarReply: _scalar,
+    dpm.ScalarArrayReply: _scalar_array,
+    dpm.RawReply: _raw,
+    dpm.TextReply: _text,
+    dpm.TextArrayReply: _text_array,
+    dpm.TimedScalarArrayReply: _timed,
+    dpm.AnalogAlarmReply: _analog,
+    dpm.DigitalAlarmReply: _digital,
+    dpm.BasicStatusReply: _basic_status,
+}
+
+
+#: How many DRFs (parsed, and their AddToList requests) are cached. A list longer than
+#: this skips the caches: it could only evict what fits, and never hit.
+_CACHED = 4096
+
+
+@lru_cache(maxsize=_CACHED)
+def _parsed(text: str, default_event: str | None) -> tuple[_drf.DataRequest, str]:
+    """DRF ``text`` parsed, and as sent (with ``default_event`` if it names none).
+
+    Cached: a program reads the same DRFs again and again.
+    """
+    request = _drf.parse(text)
+    return request, text if default_event is None else _drf.with_default_event(text, default_event)
+
+
+# The requests a read sends, made once per list id (and entry): messages are immutable,
+# and a pooled connection sends the same ones read after read.
+
+
+@lru_cache(maxsize=_CACHED)
+def _add(list_id: int, ref_id: int, drf: str) -> dpm.AddToListRequest:
+    return dpm.AddToListRequest(list_id=list_id, ref_id=ref_id, drf_request=drf)
+
+
+@lru_cache(maxsize=256)
+def _start(list_id: int) -> dpm.StartListRequest:
+    return dpm.StartListRequest(list_id=list_id)
+
+
+@lru_cache(maxsize=256)
+def _stop(list_id: int) -> dpm.StopListRequest:
+    return dpm.StopListRequest(list_id=list_id)
+
+
+@lru_cache(maxsize=256)
+def _clear(list_id: int) -> dpm.ClearListRequest:
+    return dpm.ClearListRequest(list_id=list_id)
 
 
 def check_drf_list(drfs: object) -> None:
     """TypeError unless ``drfs`` is a list (a sequence) and not one bare DRF string: what
     every backend and the top-level calls raise, before reading any DRF."""
+    if type(drfs) is list or type(drfs) is tuple:
+        return  # what nearly every caller passes, without asking the Sequence ABC
     if isinstance(drfs, (str, bytes)) or not isinstance(drfs, Sequence):
         raise TypeError(f"drfs must be a list of DRF strings, not {type(drfs).__name__}")
 
@@ -249,16 +306,17 @@ class ListPlan:
         self.requests: list[_drf.DataRequest] = []
         #: ``drfs`` as sent: with ``default_event`` where they name none
         self.wire: list[str] = []
+        parsed = _parsed if len(drfs) <= _CACHED else _parsed.__wrapped__
         for d in self.drfs:
-            self.requests.append(_drf.parse(d))
-            # with_default_event parses ``d`` again: a hit in parse's cache, just filled
-            self.wire.append(
-                d if default_event is None else _drf.with_default_event(d, default_event)
-            )
+            # a str subclass could override __eq__/__hash__ and poison the cache
+            request, wire = parsed(d if type(d) is str else str.__str__(d), default_event)
+            self.requests.append(request)
+            self.wire.append(wire)
         self.meta: list[DeviceMeta | None] = [None] * len(drfs)
         self.failed: list[bool] = [False] * len(drfs)
         #: the logger and FTP entries, whose replies come in chunks (docs/history.md)
         self.history = HistoryEntries(self.drfs, self.requests)
+        self._chunked = bool(self.history)
         #: True once the server answered ``StartList``: the list runs (or failed as a whole)
         self.started = False
 
@@ -267,46 +325,51 @@ class ListPlan:
 
     def commands(self, list_id: int) -> list[Message]:
         """``AddToList`` per entry, then ``StartList``: one pipelined write."""
-        adds = [
-            dpm.AddToListRequest(list_id=list_id, ref_id=ref, drf_request=wire)
-            for ref, wire in enumerate(self.wire, 1)
-        ]
-        return [*adds, dpm.StartListRequest(list_id=list_id)]
+        add = _add if len(self.wire) <= _CACHED else _add.__wrapped__
+        adds = [add(list_id, ref, wire) for ref, wire in enumerate(self.wire, 1)]
+        return [*adds, _start(list_id)]
 
     def feed(self, event: ConnectionEvent) -> list[tuple[int, Reading]]:
         """Fold one engine event in; return the ``(index, reading)`` pairs it made."""
-        # `kind is` does not narrow `event` for mypy, hence the casts
-        kind = type(event)
-        if kind is dpm.DeviceInfoReply:
-            info = cast(dpm.DeviceInfoReply, event)
-            index = self._index(info.ref_id)
-            if index is not None:
-                self.meta[index] = DeviceMeta(
-                    info.di, info.name, info.description, info.units, info.format_hint
-                )
+        return _FOLD.get(type(event), ListPlan._on_other)(self, event)
+
+    def _on_info(self, info: dpm.DeviceInfoReply) -> list[tuple[int, Reading]]:
+        index = self._index(info.ref_id)
+        if index is not None:
+            self.meta[index] = DeviceMeta(
+                info.di, info.name, info.description, info.units, info.format_hint
+            )
+        return []
+
+    def _on_added(self, added: dpm.AddToListReply) -> list[tuple[int, Reading]]:
+        index = self._index(added.ref_id)
+        if added.status == 0 or index is None or self.failed[index]:
             return []
-        if kind is dpm.AddToListReply:
-            added = cast(dpm.AddToListReply, event)
-            index = self._index(added.ref_id)
-            if added.status == 0 or index is None or self.failed[index]:
-                return []
-            self.failed[index] = True
-            return [(index, error_reading(self.drfs[index], added.status))]
-        if kind is dpm.StatusReply:
-            status_reply = cast(dpm.StatusReply, event)
-            if status_reply.ref_id == 0:
-                return self._job_failed(status_reply.status, status_reply.timestamp)
-        if kind is dpm.StartListReply:
-            self.started = True
-            return self._job_failed(cast(dpm.StartListReply, event).status, 0)
-        if kind is StaleReply or kind is dpm.ListStatusReply or not hasattr(event, "ref_id"):
-            return []
-        index = self._index(event.ref_id)
+        self.failed[index] = True
+        return [(index, error_reading(self.drfs[index], added.status))]
+
+    def _on_status(self, reply: dpm.StatusReply) -> list[tuple[int, Reading]]:
+        if reply.ref_id == 0:
+            return self._job_failed(reply.status, reply.timestamp)
+        return self._on_reply(reply)
+
+    def _on_started(self, reply: dpm.StartListReply) -> list[tuple[int, Reading]]:
+        self.started = True
+        return self._job_failed(reply.status, 0)
+
+    def _on_ignored(self, event: ConnectionEvent) -> list[tuple[int, Reading]]:
+        return []
+
+    def _on_other(self, event: Any) -> list[tuple[int, Reading]]:
+        # a reply with a ref_id that no handler took is an entry's, to read as data
+        return self._on_reply(event) if hasattr(event, "ref_id") else []
+
+    def _on_reply(self, reply: Any) -> list[tuple[int, Reading]]:
+        """An entry's data or status reply (``reply.ref_id`` names it)."""
+        index = self._index(reply.ref_id)
         if index is None or self.failed[index]:
             return []
-        # a reply with a ref_id that none of the above took: an entry's data or status
-        reply = cast(Message, event)
-        if index in self.history:
+        if self._chunked and index in self.history:
             return self._chunk(index, reply)
         return [(index, reading_from_reply(reply, self.drfs[index], self.meta[index]))]
 
@@ -323,7 +386,7 @@ class ListPlan:
 
     def teardown(self, list_id: int) -> list[Message]:
         """``StopList``: the server stops sending; the connection is then closed."""
-        return [dpm.StopListRequest(list_id=list_id)]
+        return [_stop(list_id)]
 
     def _index(self, ref_id: int) -> int | None:
         index = ref_id - 1
@@ -340,6 +403,19 @@ class ListPlan:
                 self.failed[index] = True
                 made.append((index, error_reading(self.drfs[index], status, at=at)))
         return made
+
+
+_Fold = Callable[[ListPlan, Any], list[tuple[int, Reading]]]
+#: How :meth:`ListPlan.feed` folds each event class in (any other: :meth:`ListPlan._on_other`).
+_FOLD: dict[type, _Fold] = {
+    dpm.DeviceInfoReply: ListPlan._on_info,
+    dpm.AddToListReply: ListPlan._on_added,
+    dpm.StatusReply: ListPlan._on_status,
+    dpm.StartListReply: ListPlan._on_started,
+    StaleReply: ListPlan._on_ignored,
+    dpm.ListStatusReply: ListPlan._on_ignored,
+    **dict.fromkeys(_READINGS.keys() - {dpm.StatusReply}, ListPlan._on_reply),
+}
 
 
 class FirstReadings:
@@ -482,11 +558,13 @@ class ReadBatch(FirstReadings, ListPlan):
         self._expect_readings(self.requests)
 
     def feed(self, event: ConnectionEvent) -> list[tuple[int, Reading]]:
-        return self._keep(super().feed(event))
+        # ListPlan.feed's dispatch rather than a call to it: one call fewer per event
+        made = _FOLD.get(type(event), ListPlan._on_other)(self, event)
+        return self._keep(made) if made else made
 
     def teardown(self, list_id: int) -> list[Message]:
         """``StopList`` and ``ClearList``: the connection goes back to the pool empty."""
-        return [dpm.StopListRequest(list_id=list_id), dpm.ClearListRequest(list_id=list_id)]
+        return [_stop(list_id), _clear(list_id)]
 
     def _meta(self, index: int) -> DeviceMeta | None:
         return self.meta[index]

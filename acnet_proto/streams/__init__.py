@@ -5,5 +5,8 @@
   lost (open as the outage begins, closed when the list runs again);
 - :mod:`~acnet_proto.streams.driver`: :class:`StreamDriver`, the decisions of a
   stream whose connection died (tell the user, wait, connect, deliver the
-  closed gap, give up), as steps an adapter carries out.
+  closed gap, give up), as steps an adapter carries out;
+- :mod:`~acnet_proto.streams.staleness`: :class:`Freshness`, a stream's bound
+  on how late a reading may reach user code: what to skip, and the gap that
+  counts it.
 """

@@ -139,10 +139,19 @@ class Gap:
     reconnections were tried since a reading last arrived; ``server`` the
     server's address as the backend names it (None if it does not).
 
+    A stream that fell more than its ``max_age`` behind (its consumer or
+    its decoding too slow; see :mod:`~acnet_proto.streams.staleness`) also
+    gives a closed gap, where it skipped readings to catch up: ``skipped``
+    is how many (0 for an outage, where what was lost is unknown),
+    ``since`` and ``until`` the timestamps of the oldest and newest of them
+    (the server's clock), ``cause`` is
+    :data:`~acnet_proto.streams.staleness.STALE` and ``attempts`` 0.
+
     Like an error reading, a gap is not :attr:`ok` and has no :attr:`value`,
     so a loop that skips readings that are not ok skips it too; test
-    ``isinstance(item, Gap)`` to act on it, and :attr:`open` to tell the
-    notice of an outage from its end.
+    ``isinstance(item, Gap)`` to act on it, :attr:`open` to tell the
+    notice of an outage from its end, and ``skipped`` to tell readings
+    skipped from readings lost.
     """
 
     drfs: tuple[str, ...]
@@ -151,6 +160,7 @@ class Gap:
     cause: str
     attempts: int
     server: str | None = None
+    skipped: int = 0
 
     @property
     def ok(self) -> bool:
@@ -181,6 +191,12 @@ class Gap:
                 "reconnecting, readings from then on are missing"
             )
         seconds = (self.until - self.since).total_seconds()
+        if self.skipped:
+            return (
+                f"skipped {self.skipped} reading(s) of {summary(self.drfs)} stamped over "
+                f"{seconds:.3f} s from {self.since.isoformat(timespec='milliseconds')} "
+                f"({self.cause})"
+            )
         return (
             f"gap of {seconds:.3f} s in the stream of {summary(self.drfs)} "
             f"({self.cause}; back after {self.attempts} attempt(s))"

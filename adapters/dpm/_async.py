@@ -25,14 +25,14 @@ import contextlib
 import inspect
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, Self, TypeVar, cast
 
 from acnet_proto import drf as _drf
-from acnet_proto.adapters._streams import DefaultTimeout, arrived, describe
+from acnet_proto.adapters._streams import DefaultTimeout, admitted, arrived, describe
 from acnet_proto.api.auth import Auth, AuthHolder
 from acnet_proto.api.backend import AsyncBackend, AsyncSubscription, check_callbacks, setting_pairs
 from acnet_proto.api.config import (
@@ -51,6 +51,7 @@ from acnet_proto.plans.lists import ListPlan, ReadBatch
 from acnet_proto.plans.settings import GSSContext, WritePlan, dpm_write_batch, outcome_unknown
 from acnet_proto.streams.driver import Ending, GiveUp, StreamDriver, Wait, heartbeat_driver
 from acnet_proto.streams.reconnect import Gap, Reconnect, summary
+from acnet_proto.streams.staleness import DEFAULT_MAX_AGE, Freshness
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = [
@@ -186,6 +187,8 @@ class _Link:
         self.client = ClientConnection(heartbeat_period=heartbeat_period)
         self._kit = kit
         self._stream = stream
+        # the last receive filled the whole read: more bytes likely wait (a stream behind)
+        self.full = False
 
     @classmethod
     async def open(
@@ -205,6 +208,7 @@ class _Link:
     async def pump(self) -> list[tuple[int, Reading]]:
         """Wait for bytes; return the readings they made."""
         data = await self._stream.receive_some(_READ_SIZE)
+        self.full = len(data) == _READ_SIZE
         made = self.client.receive(data, now=self._kit.now())
         if answer := self.client.data_to_send():
             await self.send(answer)
@@ -236,26 +240,25 @@ class _Pool:
         self._kit = kit
         self.host = host
         self.port = port
-        self._slots = kit.semaphore(size)
+        self.slots = kit.semaphore(size)
         self._idle: list[_Link] = []
         self._closed = False
 
-    @contextlib.asynccontextmanager
-    async def lease(self) -> AsyncIterator[tuple[_Link, bool]]:
+    async def take(self) -> tuple[_Link, bool]:
         """A ready connection for one read (an idle one, else a new one), and whether it
-        was idle: the server may have closed it meanwhile."""
-        async with self._slots:
-            reused = bool(self._idle)
-            link = self._idle.pop() if reused else await _Link.open(self._kit, self.host, self.port)
-            try:
-                yield link, reused
-            except BaseException:
-                await link.abort()  # stopped mid-list: what it would say next is unknown
-                raise
-            if self._closed or not link.client.usable:
-                await link.abort()
-            else:
-                self._idle.append(link)
+        was idle: the server may have closed it meanwhile. Call with a slot held (``slots``);
+        :meth:`give_back` ends the loan."""
+        if self._idle:
+            return self._idle.pop(), True
+        return await _Link.open(self._kit, self.host, self.port), False
+
+    async def give_back(self, link: _Link, intact: bool) -> None:
+        """Keep ``link`` for the next read if ``intact`` (its read ran to the end), else drop it:
+        stopped mid-list, what it would say next is unknown."""
+        if intact and not self._closed and link.client.usable:
+            self._idle.append(link)
+        else:
+            await link.abort()
 
     async def aclose(self) -> None:
         self._closed = True
@@ -398,15 +401,20 @@ class AsyncDPMBackend(AuthHolder, DefaultTimeout, AsyncBackend):
         return batch.readings()
 
     async def _run(self, batch: ReadBatch) -> None:
+        pool = self._pool
         while True:
-            reused = False
-            try:
-                async with self._pool.lease() as (link, reused):
+            async with pool.slots:
+                link, reused = await pool.take()
+                intact = False
+                try:
                     await link.run(batch)
-                return
-            except self._broken:
-                if not batch.may_repeat(reused):
-                    raise
+                    intact = True
+                    return
+                except self._broken:
+                    if not batch.may_repeat(reused):
+                        raise
+                finally:
+                    await pool.give_back(link, intact)
 
     async def write_many(
         self, settings: Sequence[tuple[Any, Any]] | Mapping[Any, Any], timeout: float | None = None
@@ -457,6 +465,7 @@ class AsyncDPMBackend(AuthHolder, DefaultTimeout, AsyncBackend):
         *,
         timeout: float | None = None,
         reconnect: bool | Reconnect = True,
+        max_age: float | None = DEFAULT_MAX_AGE,
     ) -> AsyncDPMSubscription:
         """Start streaming ``drfs`` on a connection of its own.
 
@@ -481,17 +490,21 @@ class AsyncDPMBackend(AuthHolder, DefaultTimeout, AsyncBackend):
         :class:`ConnectionLost` from ``readings()`` or to ``on_error``).
         ``reconnect``: if the connection dies, connect again with the default
         :class:`Reconnect` policy (True), a policy of your own, or not at all
-        (False).
+        (False). ``max_age``: readings more than that many seconds late, with
+        newer ones waiting behind them, are skipped and counted in a
+        :class:`Gap` (``docs/streaming.md``); None delivers every reading
+        however late.
         """
         check_callbacks(callback, on_error)
         driver = heartbeat_driver(drfs, reconnect, self.heartbeat_period, self.host, self.port)
+        fresh = Freshness(driver.drfs, max_age, driver.recovery.server)
         deadline = self._deadline(timeout)
         if callback is not None and self._tasks is None:
             raise RuntimeError(
                 f"a callback subscription is delivered by a task of the backend's own: "
                 f"use `async with {type(self).__name__}(...) as backend:` around it"
             )
-        subscription = self._subscription_type(self, driver, callback, on_error)
+        subscription = self._subscription_type(self, driver, callback, on_error, fresh)
         await subscription._attempt(deadline)
         tasks = self._tasks
         if self.closed or (callback is not None and tasks is None):
@@ -537,8 +550,10 @@ class AsyncDPMSubscription(AsyncSubscription):
         driver: StreamDriver,
         callback: ReadingCallback | None = None,
         on_error: ErrorCallback | None = None,
+        fresh: Freshness | None = None,
     ) -> None:
         self._backend = backend
+        self._fresh = fresh  # the bound on lateness, if any
         self._kit = backend._kit
         self._link: _Link | None = None  # None between a broken connection and the next
         self._plan: ListPlan | None = None  # the list running on _link
@@ -645,7 +660,8 @@ class AsyncDPMSubscription(AsyncSubscription):
                 return False
             await self._broke(describe(exc), exc)
             return True
-        self._buffer.extend(arrived(driver, made, plan.started))
+        items = arrived(driver, made, plan.started)
+        self._buffer.extend(admitted(self._fresh, items, lambda: link.full))
         return not self.stopped
 
     async def _broke(self, cause: str, exc: BaseException) -> None:

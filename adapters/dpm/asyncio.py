@@ -36,7 +36,7 @@ as it is found dead and a closed one when the list runs again, or with
 ``reconnect=False`` ends with
 :class:`~acnet_proto.errors.ConnectionLost`. The protocol is in :mod:`acnet_proto.engine.client` and
 :mod:`acnet_proto.plans.lists`, the backend in :mod:`acnet_proto.adapters.dpm._async`;
-this module only supplies its I/O, on asyncio streams.
+this module only supplies its I/O, on an asyncio protocol of its own.
 
 ``async with`` opens an :class:`asyncio.TaskGroup` for the backend: a
 subscription with a ``callback`` (plain or ``async def``) is delivered by a
@@ -67,27 +67,132 @@ from __future__ import annotations
 # Absolute imports make this the standard library's asyncio, not this module.
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 from acnet_proto.adapters.dpm._async import AsyncDPMBackend, AsyncDPMSubscription
 
 __all__ = ["AsyncioDPMBackend", "AsyncioSubscription"]
 
 
-class _Stream:
-    """An asyncio reader/writer pair, seen as one stream."""
+#: Received bytes held for the reader beyond which the socket is not read (a
+#: StreamReader's default), and below which it is read again.
+_PAUSE_ABOVE = 2 * 65536
+_RESUME_BELOW = 65536
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+
+class _Stream(asyncio.Protocol):
+    """A TCP connection as one stream: an asyncio protocol that is its own reader and writer.
+
+    In place of a StreamReader/StreamWriter pair, which copy every chunk into
+    a buffer and out again and await ``drain()`` after every write: a chunk
+    goes to the reader as it came (joined only to those waiting behind it),
+    and a send waits only while the transport asked to pause. It raises what
+    the pair would: the connection's error, or ConnectionResetError for a
+    send once it was lost; and reads ``b""`` after the peer's end.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.transport: asyncio.Transport
+        self._chunks: deque[bytes] = deque()
+        self._held = 0  # bytes in _chunks
+        self._reading_paused = False
+        self._writing_paused = False
+        self._eof = False  # the peer's end came, or the connection is gone
+        self._lost = False
+        self._error: BaseException | None = None  # what the connection was lost to
+        self._received: asyncio.Future[None] | None = None  # a receive waiting for bytes
+        self._drained: asyncio.Future[None] | None = None  # a send waiting for room
+        self.closed: asyncio.Future[None] = loop.create_future()  # done once it is lost
+
+    # -- the protocol's side ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._held += len(data)
+        if self._held > _PAUSE_ABOVE and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        if self._received is not None and not self._received.done():
+            self._received.set_result(None)
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if self._received is not None and not self._received.done():
+            self._received.set_result(None)
+        return True  # half-closed: a send still goes, as with a StreamReader
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = self._eof = True
+        self._error = exc
+        for waiter in (self._received, self._drained):
+            if waiter is not None and not waiter.done():
+                if exc is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(exc)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    # -- the stream's side -----------------------------------------------------------
 
     async def receive_some(self, max_bytes: int) -> bytes:
-        return await self.reader.read(max_bytes)
+        if self._error is not None:
+            raise self._error
+        if not self._chunks:
+            if self._eof:
+                return b""
+            self._received = self._loop.create_future()
+            try:
+                await self._received
+            finally:
+                self._received = None
+            if not self._chunks:
+                return b""
+        data = self._chunks.popleft()
+        if self._chunks and len(data) < max_bytes:
+            # more waits: as much as fits, as a StreamReader would (a full read says "behind")
+            parts, size = [data], len(data)
+            while self._chunks and size < max_bytes:
+                parts.append(part := self._chunks.popleft())
+                size += len(part)
+            data = b"".join(parts)
+        if len(data) > max_bytes:
+            self._chunks.appendleft(data[max_bytes:])
+            data = data[:max_bytes]
+        self._held -= len(data)
+        if self._reading_paused and self._held <= _RESUME_BELOW:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return data
 
     async def send_all(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
+        if self._error is not None:
+            raise self._error
+        self.transport.write(data)
+        if self.transport.is_closing():
+            await asyncio.sleep(0)  # let the connection be lost first, as drain() does
+        if self._lost:
+            raise ConnectionResetError("Connection lost")
+        if self._writing_paused:
+            self._drained = self._loop.create_future()
+            try:
+                await self._drained
+            finally:
+                self._drained = None
 
 
 class _Tasks:
@@ -114,13 +219,15 @@ async def _task_group() -> AsyncIterator[_Tasks]:
 
 
 class _AsyncioKit:
-    """asyncio's streams, clock, timeouts and locks for the shared backend."""
+    """asyncio's transports, clock, timeouts and locks for the shared backend."""
 
     broken: tuple[type[BaseException], ...] = ()
     closed: tuple[type[BaseException], ...] = ()
 
     async def connect(self, host: str, port: int) -> _Stream:
-        return _Stream(*await asyncio.open_connection(host, port))
+        loop = asyncio.get_running_loop()
+        _, stream = await loop.create_connection(lambda: _Stream(loop), host, port)
+        return stream
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -148,12 +255,11 @@ class _AsyncioKit:
         group.cancel()
 
     async def abort(self, stream: _Stream) -> None:
-        stream.writer.transport.abort()
+        stream.transport.abort()
 
     async def aclose(self, stream: _Stream) -> None:
-        stream.writer.close()
-        with contextlib.suppress(OSError):  # the peer may have reset it first
-            await stream.writer.wait_closed()
+        stream.transport.close()
+        await stream.closed  # the peer may have reset it first: that is closed too
 
 
 class AsyncioSubscription(AsyncDPMSubscription):

@@ -31,13 +31,14 @@ code: :func:`acnet_proto.adapters.dpm._blocking.apply_settings`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from acnet_proto.adapters._streams import DefaultTimeout, arrived, describe
+from acnet_proto.adapters._streams import DefaultTimeout, admitted, arrived, describe, waiting
 from acnet_proto.adapters.dpm._blocking import (
     _BROKEN,
     _left,
@@ -56,6 +57,7 @@ from acnet_proto.plans.lists import ListPlan, ReadBatch, value_of
 from acnet_proto.plans.settings import WriteSequence, dpm_write_batch
 from acnet_proto.streams.driver import Ending, GiveUp, StreamDriver, Wait, heartbeat_driver
 from acnet_proto.streams.reconnect import Gap, Reconnect
+from acnet_proto.streams.staleness import DEFAULT_MAX_AGE, Freshness
 from acnet_proto.types import History, Reading, WriteResult
 
 __all__ = ["SyncClient", "SyncSubscription"]
@@ -186,6 +188,7 @@ class SyncClient(AuthHolder, DefaultTimeout):
         drfs: Sequence[str],
         timeout: float | None = None,
         reconnect: bool | Reconnect = True,
+        max_age: float | None = DEFAULT_MAX_AGE,
     ) -> SyncSubscription:
         """Start streaming ``drfs`` on a connection of its own.
 
@@ -195,10 +198,14 @@ class SyncClient(AuthHolder, DefaultTimeout):
         ``readings()`` yields an open :class:`Gap` and reconnects.
         ``reconnect``: if the connection dies, connect again with the default
         :class:`Reconnect` policy (True), a policy of your own, or not at all
-        (False: ``readings()`` raises :class:`ConnectionLost`).
+        (False: ``readings()`` raises :class:`ConnectionLost`). ``max_age``:
+        readings more than that many seconds late, with newer ones waiting
+        behind them, are skipped and counted in a :class:`Gap`
+        (``docs/streaming.md``); None delivers every reading however late.
         """
         driver = heartbeat_driver(drfs, reconnect, self.heartbeat_period, self.host, self.port)
-        return SyncSubscription(self, driver, timeout)
+        fresh = Freshness(driver.drfs, max_age, driver.recovery.server)
+        return SyncSubscription(self, driver, timeout, fresh)
 
 
 class SyncSubscription:
@@ -210,9 +217,14 @@ class SyncSubscription:
     """
 
     def __init__(
-        self, client: SyncClient, driver: StreamDriver, timeout: float | None = None
+        self,
+        client: SyncClient,
+        driver: StreamDriver,
+        timeout: float | None = None,
+        fresh: Freshness | None = None,
     ) -> None:
         self._client = client
+        self._fresh = fresh  # the bound on lateness, if any
         self._link: _Link | None = None  # None between a broken connection and the next
         self._plan: ListPlan | None = None  # the list running on _link
         self._driver = driver
@@ -273,7 +285,8 @@ class SyncSubscription:
         except _BROKEN as exc:
             self._broke(describe(exc), exc)
             return True
-        self._buffer.extend(arrived(driver, made, plan.started))
+        more = functools.partial(waiting, link.sock)
+        self._buffer.extend(admitted(self._fresh, arrived(driver, made, plan.started), more))
         return True
 
     def _broke(self, cause: str, exc: BaseException) -> None:
@@ -320,5 +333,5 @@ class SyncSubscription:
         if link is None:
             return
         with contextlib.suppress(OSError, ProtocolError):  # it is going away either way
-            link.send(link.client.end())
+            link.send(link.client.end(), time.monotonic() + self._client.timeout)
         link.close()

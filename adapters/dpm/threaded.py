@@ -48,13 +48,14 @@ closes the pool.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import selectors
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,6 +67,7 @@ from acnet_proto.adapters._streams import (
     arrived,
     describe,
     resume,
+    waiting,
     warn_dropping,
 )
 from acnet_proto.adapters.dpm._blocking import (
@@ -102,6 +104,7 @@ from acnet_proto.plans.lists import ListPlan, ReadBatch
 from acnet_proto.plans.settings import dpm_write_batch
 from acnet_proto.streams.driver import Ending, GiveUp, StreamDriver, Wait, heartbeat_driver
 from acnet_proto.streams.reconnect import Gap, Reconnect, summary
+from acnet_proto.streams.staleness import DEFAULT_MAX_AGE, Freshness
 from acnet_proto.types import Reading, WriteResult
 
 __all__ = ["DPMBackend", "DPMHTTPBackend", "DPMSubscription", "DispatchMode"]
@@ -121,55 +124,74 @@ def _still_open(link: _Link) -> bool:
 
 
 class _Pool:
-    """At most ``size`` connections in use or idle; thread-safe."""
+    """At most ``size`` connections, lent out or idle; thread-safe.
+
+    A loan takes the lock twice (out and back) and waits on the condition
+    only when every connection is lent out; the borrower does the I/O itself.
+    """
 
     def __init__(self, host: str, port: int, size: int) -> None:
         self.host = host
         self.port = port
         self.size = size
         self._idle: list[_Link] = []
+        self._lent = 0  # links lent out, or being made for a borrower
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(size)
+        self._returned = threading.Condition(self._lock)
         self._closed = False
 
-    @contextlib.contextmanager
-    def borrow(self, deadline: float) -> Iterator[tuple[_Link, bool]]:
-        """A ready link and whether it was used before; closed instead of kept if the body fails."""
-        if not self._slots.acquire(timeout=_left(deadline)):
-            raise TimeoutError(f"all {self.size} pooled connections stayed busy until the deadline")
+    def borrow(self, deadline: float) -> tuple[_Link, bool]:
+        """A ready link, and whether it was used before; :meth:`give_back` ends the loan.
+
+        Raises TimeoutError if every link stays lent out until ``deadline``, and
+        what connecting raises.
+        """
+        with self._lock:
+            if self._lent >= self.size and not self._returned.wait_for(
+                self._has_room, _left(deadline)
+            ):
+                raise TimeoutError(
+                    f"all {self.size} pooled connections stayed busy until the deadline"
+                )
+            self._lent += 1
         try:
-            link = self._take_idle()
-            reused = link is not None
-            if link is None:
-                link = _Link(self.host, self.port, deadline)
-            try:
-                yield link, reused
-            except BaseException:
+            while (link := self._take_idle()) is not None:
+                if _still_open(link):
+                    return link, True
                 link.close()
-                raise
-            self._give_back(link)
-        finally:
-            self._slots.release()
+            return _Link(self.host, self.port, deadline), False
+        except BaseException:
+            self._end_loan(None)
+            raise
+
+    def give_back(self, link: _Link, intact: bool) -> None:
+        """End the loan of ``link``: kept for the next if ``intact`` (the read ran to its end)
+        and its list is over, else closed."""
+        if not (intact and link.client.plan is None and link.client.usable):
+            link.close()
+            self._end_loan(None)
+        else:
+            self._end_loan(link)
+
+    def _has_room(self) -> bool:
+        return self._lent < self.size
 
     def _take_idle(self) -> _Link | None:
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise RuntimeError("the backend is closed")
-                if not self._idle:
-                    return None
-                link = self._idle.pop()  # the most recently used: the likeliest to be alive
-            if _still_open(link):
-                return link
-            link.close()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the backend is closed")
+            # the most recently used: the likeliest to be alive
+            return self._idle.pop() if self._idle else None
 
-    def _give_back(self, link: _Link) -> None:
-        if link.client.plan is None and link.client.usable:
-            with self._lock:
-                if not self._closed:
-                    self._idle.append(link)
-                    return
-        link.close()
+    def _end_loan(self, keep: _Link | None) -> None:
+        with self._lock:
+            self._lent -= 1
+            if keep is not None and not self._closed:
+                self._idle.append(keep)
+                keep = None
+            self._returned.notify()
+        if keep is not None:
+            keep.close()
 
     def close(self) -> None:
         with self._lock:
@@ -190,8 +212,9 @@ class DPMSubscription(ThreadedSubscription):
         on_error: ErrorCallback | None,
         mode: DispatchMode,
         queue: ReadingQueue,
+        fresh: Freshness | None = None,
     ) -> None:
-        super().__init__(list(driver.drfs), callback, on_error, queue)
+        super().__init__(list(driver.drfs), callback, on_error, queue, fresh)
         self._backend = backend
         # the connection and its list; None between a dead connection and the next
         self._link: _Link | None = None
@@ -310,6 +333,7 @@ class DPMSubscription(ThreadedSubscription):
         with selectors.DefaultSelector() as selector:
             selector.register(link.sock, selectors.EVENT_READ)
             selector.register(self._wake_r, selectors.EVENT_READ)
+            more = functools.partial(waiting, link.sock)
             while True:
                 until, cause = driver.wait(link.client.overdue_at)
                 wait = None if until == math.inf else max(0.0, until - time.monotonic())
@@ -322,7 +346,7 @@ class DPMSubscription(ThreadedSubscription):
                     made = link.pump_for(0)
                 except TimeoutError:
                     continue  # readable, yet nothing to read: a spurious wakeup
-                for item in arrived(driver, made, plan.started):
+                for item in self._admit(arrived(driver, made, plan.started), more):
                     self._deliver(item)
 
     def _deliver(self, reading: Reading | Gap) -> None:
@@ -333,7 +357,7 @@ class DPMSubscription(ThreadedSubscription):
         with self._cond:
             if self._stop_requested:
                 return
-            queued = self._queue.push(reading)
+            queued = self._enqueue(reading)
             first_drop = not queued and self._queue.dropped == 1
             if queued:
                 self._cond.notify_all()
@@ -345,7 +369,8 @@ class DPMSubscription(ThreadedSubscription):
         if link is not None:
             if polite:
                 with contextlib.suppress(OSError, ProtocolError):  # it is closing either way
-                    link.send(link.client.end(time.monotonic()))
+                    now = time.monotonic()
+                    link.send(link.client.end(now), now + self._backend.timeout)
             link.close()
         with self._wake_lock:
             self._wake_w.close()
@@ -371,7 +396,7 @@ class DPMSubscription(ThreadedSubscription):
                     return
                 if not len(self._queue):
                     break
-                reading = self._queue.pop()
+                reading = self._take()
             self._call(callback, reading)
         if self._exc is not None:
             self._report(self._exc)
@@ -443,18 +468,20 @@ class DPMBackend(AuthHolder, StreamRegistry, Backend):
         return batch.readings()
 
     def _run(self, batch: ReadBatch, deadline: float) -> None:
+        pool = self._pool
         while True:
-            reused = False
+            link, reused = pool.borrow(deadline)
+            intact = False
             try:
-                with self._pool.borrow(deadline) as (link, reused):
-                    run_plan(link, batch, deadline)
+                run_plan(link, batch, deadline)
+                intact = True
                 return
-            except TimeoutError:
-                raise
-            except (OSError, ProtocolError):
-                if not batch.may_repeat(reused):
+            except (OSError, ProtocolError) as exc:
+                if isinstance(exc, TimeoutError) or not batch.may_repeat(reused):
                     raise
                 log.debug("a pooled connection to %s was closed; reading again", self._host)
+            finally:
+                pool.give_back(link, intact)
 
     # -- settings --------------------------------------------------------------------------
 
@@ -487,6 +514,7 @@ class DPMBackend(AuthHolder, StreamRegistry, Backend):
         *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         reconnect: bool | Reconnect = True,
+        max_age: float | None = DEFAULT_MAX_AGE,
     ) -> DPMSubscription:
         """Stream ``drfs`` on a new connection; see :meth:`Backend.subscribe`.
 
@@ -500,6 +528,9 @@ class DPMBackend(AuthHolder, StreamRegistry, Backend):
         consumer. ``reconnect``: if the connection dies, connect again with
         the default :class:`Reconnect` policy (True), a policy of your own,
         or not at all (False: the stream ends with :class:`ConnectionLost`).
+        ``max_age``: readings more than that many seconds late, with newer
+        ones waiting behind them, are skipped and counted in a :class:`Gap`
+        (``docs/streaming.md``); None delivers every reading however late.
         """
         self._check_open()
         check_callbacks(callback, on_error)
@@ -507,7 +538,10 @@ class DPMBackend(AuthHolder, StreamRegistry, Backend):
             raise TypeError(f"dispatch_mode must be a DispatchMode, not {dispatch_mode!r}")
         queue = ReadingQueue(queue_size)
         driver = heartbeat_driver(drfs, reconnect, self.heartbeat_period, self._host, self._port)
-        subscription = DPMSubscription(self, driver, callback, on_error, dispatch_mode, queue)
+        fresh = Freshness(driver.drfs, max_age, driver.recovery.server)
+        subscription = DPMSubscription(
+            self, driver, callback, on_error, dispatch_mode, queue, fresh
+        )
         try:
             subscription._attempt()
         except BaseException:

@@ -24,7 +24,7 @@
         result = await backend.write("Z:ACLTST", 45.0)
 
 The same surface as :mod:`acnet_proto.adapters.dpm.asyncio`, on trio's own
-streams and cancel scopes: reads borrow a ready connection from a pool of at
+sockets and cancel scopes: reads borrow a ready connection from a pool of at
 most ``pool_size`` (repeated once on another if an idle one turns out closed
 before any reply), each subscription has a connection of its own (connected
 again, as its :class:`~acnet_proto.streams.reconnect.Reconnect` policy says, if it
@@ -51,8 +51,10 @@ subscription raises :class:`RuntimeError`. Use a backend from one
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
-from collections.abc import AsyncIterator
+import socket
+from types import TracebackType
 
 # Absolute imports make this the trio package, not this module.
 import trio
@@ -62,31 +64,127 @@ from acnet_proto.adapters.dpm._async import AsyncDPMBackend, AsyncDPMSubscriptio
 __all__ = ["TrioDPMBackend", "TrioSubscription"]
 
 
-@contextlib.asynccontextmanager
-async def _fail_at(when: float | None) -> AsyncIterator[trio.CancelScope]:
-    """A cancel scope that ends in the builtin TimeoutError, not trio.TooSlowError."""
-    with trio.move_on_at(math.inf if when is None else when) as scope:
-        yield scope
-    if scope.cancelled_caught:
-        raise TimeoutError  # callers say what timed out
+class _FailAt:
+    """A cancel scope that ends in the builtin TimeoutError, not trio.TooSlowError (callers
+    say what timed out).
+
+    A class, not a generator context manager: one is entered on every read.
+    """
+
+    def __init__(self, when: float | None) -> None:
+        self._scope = trio.CancelScope(deadline=math.inf if when is None else when)
+
+    async def __aenter__(self) -> trio.CancelScope:
+        return self._scope.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        handled = self._scope.__exit__(exc_type, exc, tb)
+        if self._scope.cancelled_caught:
+            raise TimeoutError
+        return handled
+
+
+class _Slots:
+    """A :class:`trio.Semaphore` whose free slot is taken without a trip through the
+    scheduler (``acquire()`` makes one even then); only a wait for one is a checkpoint."""
+
+    def __init__(self, size: int) -> None:
+        self._semaphore = trio.Semaphore(size)
+
+    async def __aenter__(self) -> None:
+        try:
+            self._semaphore.acquire_nowait()
+        except trio.WouldBlock:
+            await self._semaphore.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._semaphore.release()
+
+
+def _translated(exc: OSError) -> trio.ClosedResourceError | trio.BrokenResourceError:
+    """What a :class:`trio.SocketStream` raises for ``exc``."""
+    if exc.errno == errno.EBADF:
+        return trio.ClosedResourceError("this socket was already closed")
+    return trio.BrokenResourceError(f"socket connection broken: {exc}")
+
+
+class _Stream:
+    """A connected TCP socket, driven through trio's I/O waits.
+
+    A receive is a checkpoint, as a :class:`trio.SocketStream`'s: the wait for
+    bytes, or a trip through the scheduler when they were there already. A
+    send the socket takes at once makes none (a SocketStream's makes one on
+    every call: two of the four trips of a read); a send that must wait is a
+    checkpoint. It raises what a SocketStream does: ClosedResourceError once
+    this side closed it, BrokenResourceError when the connection broke.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+
+    async def receive_some(self, max_bytes: int) -> bytes:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            data = self._receive(max_bytes)
+        except BlockingIOError:
+            pass
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()  # the bytes are not lost to it
+            return data
+        while True:
+            await trio.lowlevel.wait_readable(self._sock)
+            with contextlib.suppress(BlockingIOError):
+                return self._receive(max_bytes)
+
+    def _receive(self, max_bytes: int) -> bytes:
+        try:
+            return self._sock.recv(max_bytes)
+        except BlockingIOError:
+            raise
+        except OSError as exc:
+            raise _translated(exc) from exc
+
+    async def send_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while True:
+            try:
+                view = view[self._sock.send(view) :]
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise _translated(exc) from exc
+            if not view:
+                return
+            await trio.lowlevel.wait_writable(self._sock)
+
+    def close(self) -> None:
+        """Close now; a task waiting on the socket gets ClosedResourceError."""
+        trio.lowlevel.notify_closing(self._sock)
+        self._sock.close()
 
 
 class _TrioKit:
-    """trio's streams, clock, cancel scopes and locks for the shared backend."""
+    """trio's sockets, clock, cancel scopes and locks for the shared backend."""
 
     broken: tuple[type[BaseException], ...] = (trio.BrokenResourceError,)
     closed: tuple[type[BaseException], ...] = (trio.ClosedResourceError,)
 
-    async def connect(self, host: str, port: int) -> trio.SocketStream:
-        return await trio.open_tcp_stream(host, port)
+    async def connect(self, host: str, port: int) -> _Stream:
+        # trio's happy eyeballs, and its socket options (TCP_NODELAY); the I/O is ours
+        stream = await trio.open_tcp_stream(host, port)
+        return _Stream(socket.socket(fileno=stream.socket.detach()))
 
     def now(self) -> float:
         return trio.current_time()
 
-    def fail_at(
-        self, when: float | None
-    ) -> contextlib.AbstractAsyncContextManager[trio.CancelScope]:
-        return _fail_at(when)
+    def fail_at(self, when: float | None) -> _FailAt:
+        return _FailAt(when)
 
     def expire(self, scope: trio.CancelScope) -> None:
         scope.cancel()
@@ -94,8 +192,8 @@ class _TrioKit:
     def lock(self) -> trio.Lock:
         return trio.Lock()
 
-    def semaphore(self, size: int) -> trio.Semaphore:
-        return trio.Semaphore(size)
+    def semaphore(self, size: int) -> _Slots:
+        return _Slots(size)
 
     def event(self) -> trio.Event:
         return trio.Event()
@@ -106,11 +204,11 @@ class _TrioKit:
     def cancel_tasks(self, group: trio.Nursery) -> None:
         group.cancel_scope.cancel()
 
-    async def abort(self, stream: trio.SocketStream) -> None:
-        await trio.aclose_forcefully(stream)  # closes now, even inside a cancelled scope
+    async def abort(self, stream: _Stream) -> None:
+        stream.close()  # no await: it closes even inside a cancelled scope
 
-    async def aclose(self, stream: trio.SocketStream) -> None:
-        await trio.aclose_forcefully(stream)  # nothing is left unsent: send_all returned
+    async def aclose(self, stream: _Stream) -> None:
+        stream.close()  # nothing is left unsent: send_all returned
 
 
 class TrioSubscription(AsyncDPMSubscription):
