@@ -156,6 +156,8 @@ class ClientConnection:
 
     def data_to_send(self) -> bytes:
         """Bytes the running plan asked to send in answer to what arrived (often none)."""
+        if not self._outgoing:
+            return b""
         out = bytes(self._outgoing)
         self._outgoing.clear()
         return out

@@ -346,22 +346,28 @@ class DPMSubscription(ThreadedSubscription):
                     made = link.pump_for(0)
                 except TimeoutError:
                     continue  # readable, yet nothing to read: a spurious wakeup
-                for item in self._admit(arrived(driver, made, plan.started), more):
-                    self._deliver(item)
+                self._deliver_all(self._admit(arrived(driver, made, plan.started), more))
 
-    def _deliver(self, reading: Reading | Gap) -> None:
+    def _deliver(self, item: Reading | Gap) -> None:
+        self._deliver_all((item,))
+
+    def _deliver_all(self, items: Sequence[Reading | Gap]) -> None:
+        """Hand ``items`` to the callback, or queue them for ``readings()``: a whole batch
+        under one lock and one wake-up, as a socket read brings hundreds at a time."""
         if self._direct is not None:
-            if not self._stop_requested:
-                self._call(self._direct, reading)
+            for item in items:
+                if self._stop_requested:
+                    return
+                self._call(self._direct, item)
             return
         with self._cond:
             if self._stop_requested:
                 return
-            queued = self._enqueue(reading)
-            first_drop = not queued and self._queue.dropped == 1
-            if queued:
+            dropped = self._queue.dropped
+            queued = [self._enqueue(item) for item in items]
+            if any(queued):
                 self._cond.notify_all()
-        if first_drop:
+        if not dropped and self._queue.dropped:
             warn_dropping(self.drfs, self._queue)
 
     def _close_link(self, polite: bool) -> None:
