@@ -112,6 +112,10 @@ __all__ = ["DPMBackend", "DPMHTTPBackend", "DPMSubscription", "DispatchMode"]
 log = logging.getLogger(__name__)
 
 
+#: Seconds a pooled link may sit idle and still be lent out without a look at its socket.
+_LOOK_AFTER = 1.0
+
+
 def _still_open(link: _Link) -> bool:
     """Take whatever an idle link has waiting (heartbeats); False if the server closed it."""
     try:
@@ -134,7 +138,7 @@ class _Pool:
         self.host = host
         self.port = port
         self.size = size
-        self._idle: list[_Link] = []
+        self._idle: list[tuple[_Link, float]] = []  # and when each came back (monotonic)
         self._lent = 0  # links lent out, or being made for a borrower
         self._lock = threading.Lock()
         self._returned = threading.Condition(self._lock)
@@ -155,8 +159,11 @@ class _Pool:
                 )
             self._lent += 1
         try:
-            while (link := self._take_idle()) is not None:
-                if _still_open(link):
+            while (idle := self._take_idle()) is not None:
+                link, since = idle
+                # A link back within the second is taken as it is (a read that finds it
+                # closed is made again on a new one); an older one is looked at first.
+                if time.monotonic() - since < _LOOK_AFTER or _still_open(link):
                     return link, True
                 link.close()
             return _Link(self.host, self.port, deadline), False
@@ -176,7 +183,7 @@ class _Pool:
     def _has_room(self) -> bool:
         return self._lent < self.size
 
-    def _take_idle(self) -> _Link | None:
+    def _take_idle(self) -> tuple[_Link, float] | None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the backend is closed")
@@ -187,7 +194,7 @@ class _Pool:
         with self._lock:
             self._lent -= 1
             if keep is not None and not self._closed:
-                self._idle.append(keep)
+                self._idle.append((keep, time.monotonic()))
                 keep = None
             self._returned.notify()
         if keep is not None:
@@ -197,7 +204,7 @@ class _Pool:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        for link in idle:
+        for link, _ in idle:
             link.close()
 
 
