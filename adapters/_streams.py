@@ -45,6 +45,7 @@ __all__ = [
     "admitted",
     "arrived",
     "describe",
+    "freshness",
     "resume",
     "waiting",
     "warn_dropping",
@@ -124,6 +125,18 @@ def arrived(
     return driver.received([reading for _, reading in made], datetime.now(UTC), started=started)
 
 
+def freshness(driver: StreamDriver, max_age: float | None) -> Freshness:
+    """The staleness bound of ``driver``'s stream, from ``subscribe(..., max_age=)``.
+
+    ``max_age``: readings more than that many seconds late, with newer ones
+    waiting behind them, are skipped and counted in a :class:`Gap`
+    (``docs/streaming.md``); None delivers every reading however late.
+    Anything but positive, finite seconds or None raises
+    :class:`~acnet_proto.errors.ConfigurationError` naming ``max_age``.
+    """
+    return Freshness(driver.drfs, max_age, driver.recovery.server)
+
+
 def admitted(
     fresh: Freshness | None, items: Sequence[Reading | Gap], more: Callable[[], bool]
 ) -> Sequence[Reading | Gap]:
@@ -164,7 +177,8 @@ class ThreadedSubscription(QueuedSubscription):
     the consumer takes with :meth:`_take`. With ``fresh`` (a bound on
     lateness; see :mod:`~acnet_proto.streams.staleness`), the feeding
     thread passes each batch through :meth:`_admit` first, and what waited
-    in the queue past the bound is skipped as it is taken.
+    in the queue past the bound is skipped as it is taken; both change the
+    bound's counts, so both run under ``_cond``.
     """
 
     def __init__(
@@ -178,7 +192,8 @@ class ThreadedSubscription(QueuedSubscription):
         super().__init__(drfs, callback, on_error, queue)
         self._cond = threading.Condition()
         self._fresh = fresh if fresh is not None and fresh.max_age is not None else None
-        # when each queued item would have been fresh (Freshness.queued_at), with the bound
+        # when each queued item would have been fresh (Freshness.queued_at), with the bound:
+        # index for index with the queue
         self._times: deque[float] = deque()
 
     def _admit(
@@ -186,20 +201,32 @@ class ThreadedSubscription(QueuedSubscription):
     ) -> Sequence[Reading | Gap]:
         """What to deliver of a batch the feeding thread just decoded; ``more()`` says
         whether more bytes wait on its connection. Without a bound: ``items``."""
-        return admitted(self._fresh, items, lambda: bool(len(self._queue)) or more())
+        if self._fresh is None or not items:
+            return items
+        with self._cond:
+            return admitted(self._fresh, items, lambda: self._behind() or more())
+
+    def _behind(self) -> bool:
+        """Whether the consumer is behind (under ``_cond``): the queue's head has waited half
+        the bound. One that keeps up on average is not, though its queue is seldom empty."""
+        fresh, times = self._fresh, self._times
+        assert fresh is not None and fresh.max_age is not None  # asked only with a bound
+        return bool(times) and times[0] < time.time() - fresh.max_age / 2
 
     def _enqueue(self, item: Reading | Gap) -> bool:
         """Queue ``item`` (under ``_cond``); False if the full queue dropped it."""
-        queue = self._queue
-        dropped = queue.dropped
-        if not queue.push(item):
-            return False
         fresh = self._fresh
-        if fresh is not None:
-            if queue.dropped != dropped:  # a reading made room for this gap
-                self._times.pop()
-            self._times.append(fresh.queued_at(time.time()))
+        if fresh is None:
+            return self._queue.push(item)
+        if not self._queue.push(item, self._times):
+            return False
+        self._times.append(fresh.queued_at(time.time()))
         return True
+
+    def _clear(self) -> None:
+        """Drop everything queued (under ``_cond``), when the stream stops."""
+        self._queue.clear()
+        self._times.clear()
 
     def _take(self) -> Reading | Gap:
         """The next item for the consumer (under ``_cond``; the queue is not empty): the

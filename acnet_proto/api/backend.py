@@ -121,13 +121,18 @@ class ReadingQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def push(self, reading: Reading | Gap) -> bool:
-        """Queue ``reading``; False (and one more in :attr:`dropped`) if the queue is full."""
+    def push(self, reading: Reading | Gap, alongside: deque[Any] | None = None) -> bool:
+        """Queue ``reading``; False (and one more in :attr:`dropped`) if the queue is full.
+
+        ``alongside``, a deque the caller keeps index for index with the
+        queue, loses what the queue loses to make room for a gap (the caller
+        appends its own entry for ``reading``).
+        """
         if len(self._items) >= self.limit:
             if not isinstance(reading, Gap):
                 self.dropped += 1
                 return False
-            self.dropped += make_room(self._items)
+            self.dropped += make_room(self._items, alongside)
         self._items.append(reading)
         return True
 
@@ -143,8 +148,9 @@ class ReadingQueue:
         self._items.clear()
 
 
-def make_room(items: deque[Reading | Gap]) -> int:
-    """Drop the newest reading (not a gap) of ``items``, so that a gap can follow it.
+def make_room(items: deque[Reading | Gap], alongside: deque[Any] | None = None) -> int:
+    """Drop the newest reading (not a gap) of ``items``, so that a gap can follow it, and the
+    entry at the same index of ``alongside`` (kept index for index with ``items``), if given.
 
     Returns how many were dropped: 1, or 0 if ``items`` holds only gaps (the
     queue then grows by one rather than lose one).
@@ -152,6 +158,8 @@ def make_room(items: deque[Reading | Gap]) -> int:
     for index in range(len(items) - 1, -1, -1):
         if not isinstance(items[index], Gap):
             del items[index]
+            if alongside is not None:
+                del alongside[index]
             return 1
     return 0
 

@@ -17,18 +17,24 @@ promptly, a value stamped when it was sampled, long ago. So:
 - lateness is measured against a baseline: the smallest ``now - stamp``
   the stream saw in the last :data:`BASELINE_WINDOW` to twice that seconds,
   so a constant skew (and the usual transit time) cancels. It falls at
-  once, but rises by at most a tenth of ``max_age`` per window (enough to
-  follow a drifting clock), so that a stream late for good is not taken,
-  after a while, for a skewed one;
+  once. It rises by up to a tenth of ``max_age`` (:data:`DRIFT` at least)
+  per window from a batch with nothing waiting behind it (its lag cannot
+  include a backlog: a clock set back is followed so), but by
+  :data:`DRIFT` per window at most while more waits (a drifting clock is
+  followed; a backlog growing faster than a clock drifts is not taken,
+  after a while, for skew);
 - a reading counts as sent no earlier than the freshest reading before it
   in the stream, so a held value that arrives among fresh ones is judged
   by them, not by its own old stamp;
 - a reading is skipped only when newer data already waits behind it:
   fresher readings later in the same batch, more bytes on its connection,
-  or more readings in the queue to user code (a held value that no fresher
+  or a backlog in the queue to user code (a held value that no fresher
   stamp in its batch precedes, first after a quiet spell, say, is judged
   late only on the last two). A consumer that keeps up is never shown a
-  gap, however old the values it is sent.
+  gap, however old the values it is sent;
+- an outage's gap is never skipped, nor a reading without a timestamp (an
+  error) unless it follows a skipped reading in its batch: no stamp says
+  when it was sent but its neighbour's.
 
 Where it is applied, and so what it bounds:
 
@@ -63,13 +69,17 @@ from acnet_proto.api.config import check_timeout
 from acnet_proto.streams.reconnect import Gap
 from acnet_proto.types import Reading
 
-__all__ = ["BASELINE_WINDOW", "DEFAULT_MAX_AGE", "STALE", "Freshness", "check_max_age"]
+__all__ = ["BASELINE_WINDOW", "DEFAULT_MAX_AGE", "DRIFT", "STALE", "Freshness", "check_max_age"]
 
 #: How late (seconds) a reading may reach user code by default (``subscribe(..., max_age=)``).
 DEFAULT_MAX_AGE = 5.0
 #: Seconds after which a smallest ``now - stamp`` seen no longer counts in the baseline (it
 #: counts for one to two windows), so that the baseline follows a clock that drifts.
 BASELINE_WINDOW = 30.0
+#: Seconds the baseline may rise per window while more data waits: a clock drifting 1.7 ms a
+#: second, three times the fastest NTP slews. A backlog growing more slowly while the stream
+#: is never once idle can hide in the baseline, at most this much per window.
+DRIFT = 0.05
 #: The cause of a gap where readings were skipped.
 STALE = "readings more than max_age late were skipped to catch up"
 
@@ -121,7 +131,7 @@ class Freshness:
         self._current = math.inf  # the smallest now - stamp of this baseline window
         self._previous = math.inf  # and of the window before
         self._rotate_at = -math.inf
-        self._rise = 0.0 if self.max_age is None else self.max_age / 10
+        self._rise = 0.0 if self.max_age is None else max(DRIFT, self.max_age / 10)
 
     def admit(
         self, items: Sequence[Item], now: float, behind: Callable[[], bool]
@@ -137,36 +147,40 @@ class Freshness:
         Returns ``items`` itself when nothing is late (the usual case: a
         batch in timestamp order costs the same whatever its length), else
         the items with the late readings replaced by one gap counting them.
-        An outage's gap is never skipped.
+        An outage's gap is never skipped, nor a reading without a timestamp
+        that no skipped reading precedes in the batch; no gap of nothing is made.
         """
         if self.max_age is None or not items:
             return items
         first, last = _stamp(items[0]), _stamp(items[-1])
         before = self._newest
         if first is None or last is None or last < first or last < before:
-            return self._trim(items, now, behind)  # out of order, or not only readings
-        self._observe(now - last, now)
+            return self._trim(items, now, behind, None)  # out of order, or not only readings
+        more = self._observe(now - last, now, behind, None)
         base = self._base()
         self.lateness = now - base - max(first, before)
         if self.lateness <= self.max_age:
             self._newest = last
             return items  # even its first reading was sent in time: so were the rest
         if now - base - last <= self.max_age:
-            return self._trim(items, now, behind)
-        if more := behind():
+            return self._trim(items, now, behind, more)
+        if more is None:
+            more = behind()
+        if more:
             # even its last is late, and more waits (a reader catching up): all of it goes,
-            # with no look at each reading, as the stream is short of time already
+            # with no look at each reading, as the stream is short of time already (it starts
+            # with a stamped reading, so it holds no outage's gap: those come first)
             self._newest = last
             self.lateness = now - base - last
             since, until = datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last, UTC)
             return [self._gap(len(items), since, until)]
-        return self._trim(items, now, lambda: more)
+        return self._trim(items, now, behind, more)
 
     def _trim(
-        self, items: Sequence[Item], now: float, behind: Callable[[], bool]
+        self, items: Sequence[Item], now: float, behind: Callable[[], bool], more: bool | None
     ) -> Sequence[Item]:
         """:meth:`admit` reading by reading: skip the late head of ``items`` that has newer
-        data behind it."""
+        data behind it (``more``: what ``behind()`` answered, if asked already)."""
         assert self.max_age is not None
         # When each item was sent, at the earliest: at the freshest stamp up to it. Until a
         # stamp in the batch is fresher than what came before it, that says little (a held
@@ -179,13 +193,21 @@ class Freshness:
                 newest = stamp
             sent.append(newest)
         if newest > -math.inf:
-            self._observe(now - newest, now)
+            more = self._observe(now - newest, now, behind, more)
         self._newest = newest
         base = self._base()
         late_before = now - base - self.max_age  # sent before this: late
-        more: bool | None = None  # behind(), once asked
-        cut = 0
-        for index, at in enumerate(sent):
+        cut = 0  # the head of items up to the last reading skipped
+        skipped: list[Reading] = []
+        kept: list[Item] = []  # the items of the head not skipped, and maybe a few after it
+        held = 0  # how many of kept are in the head
+        for index, item in enumerate(items):
+            # An outage's gap is kept, and so is an unstamped item (an error reading) unless
+            # it goes with the skipped reading before it: nothing else says when it was sent.
+            if isinstance(item, Gap) or (item.timestamp is None and not (skipped and cut == index)):
+                kept.append(item)
+                continue
+            at = sent[index]
             if at >= late_before:
                 break
             if at >= newest or at <= before:  # nothing known fresher behind it in the batch
@@ -193,16 +215,14 @@ class Freshness:
                     more = behind()
                 if not more:
                     break
-            cut = index + 1
+            skipped.append(item)
+            cut, held = index + 1, len(kept)
         # unstamped items (an error reading first in a stream) say nothing about lateness
         stamped = [at for at in sent[cut:] if at > -math.inf]
         self.lateness = now - base - stamped[0] if stamped else 0.0
-        if not cut:
-            return items
-        head = items[:cut]
-        outages = [item for item in head if isinstance(item, Gap)]
-        readings = [item for item in head if not isinstance(item, Gap)]
-        return [*outages, self.gap(readings, now), *items[cut:]]
+        if not skipped:
+            return items  # nothing skipped: no gap of nothing, an outage's gap kept in place
+        return [*kept[:held], self.gap(skipped, now), *items[cut:]]
 
     def queued_at(self, now: float) -> float:
         """The time to keep with a reading of the last batch as it is queued at ``now``, for
@@ -242,18 +262,34 @@ class Freshness:
         self.skipped += count
         return Gap(self.drfs, since, until, STALE, 0, self.server, skipped=count)
 
-    def _observe(self, lag: float, now: float) -> None:
+    def _observe(
+        self, lag: float, now: float, behind: Callable[[], bool], more: bool | None
+    ) -> bool | None:
+        """Count ``lag`` (``now - stamp`` of a batch's freshest reading) in the baseline;
+        returns ``more``, what ``behind()`` answered, if known or asked, else None.
+
+        ``behind()`` is asked only when the lag would raise the baseline more
+        than a clock drifts: rarely, as a window's smallest lag is soon found.
+        """
         if not now < self._rotate_at or now < self._rotate_at - 2 * BASELINE_WINDOW:
             # a new window (or a wall clock set back); one that saw nothing to count is no
             # window, so the last that did keeps counting
             if self._current < math.inf:
                 self._previous, self._current = self._current, math.inf
             self._rotate_at = now + BASELINE_WINDOW
-        # A lag counts only if near the baseline: a stream that stays late must not come to
-        # take its lateness for skew. So the baseline falls at once, rises by a tenth of
-        # max_age per window at most (to follow a drifting clock).
-        if lag < self._current and lag <= min(self._current, self._previous) + self._rise:
+        if lag >= self._current:
+            return more
+        # The baseline falls at once. A stream that stays late must not come to take its
+        # lateness for skew: only a batch with nothing behind it (its lag holds no backlog)
+        # raises it more than a clock drifts, and by a tenth of max_age at most.
+        base = min(self._current, self._previous)
+        if lag <= base + DRIFT:
             self._current = lag
+            return more
+        if more is None:
+            more = behind()
+        self._current = min(lag, base + (DRIFT if more else self._rise))
+        return more
 
     def _base(self) -> float:
         base = min(self._current, self._previous)

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Protocol, Self, TypeVar, cast
 
 from acnet_proto import drf as _drf
-from acnet_proto.adapters._streams import DefaultTimeout, admitted, arrived, describe
+from acnet_proto.adapters._streams import DefaultTimeout, admitted, arrived, describe, freshness
 from acnet_proto.api.auth import Auth, AuthHolder
 from acnet_proto.api.backend import AsyncBackend, AsyncSubscription, check_callbacks, setting_pairs
 from acnet_proto.api.config import (
@@ -490,14 +490,12 @@ class AsyncDPMBackend(AuthHolder, DefaultTimeout, AsyncBackend):
         :class:`ConnectionLost` from ``readings()`` or to ``on_error``).
         ``reconnect``: if the connection dies, connect again with the default
         :class:`Reconnect` policy (True), a policy of your own, or not at all
-        (False). ``max_age``: readings more than that many seconds late, with
-        newer ones waiting behind them, are skipped and counted in a
-        :class:`Gap` (``docs/streaming.md``); None delivers every reading
-        however late.
+        (False). ``max_age``: the staleness bound, as
+        :func:`~acnet_proto.adapters._streams.freshness` says.
         """
         check_callbacks(callback, on_error)
         driver = heartbeat_driver(drfs, reconnect, self.heartbeat_period, self.host, self.port)
-        fresh = Freshness(driver.drfs, max_age, driver.recovery.server)
+        fresh = freshness(driver, max_age)
         deadline = self._deadline(timeout)
         if callback is not None and self._tasks is None:
             raise RuntimeError(

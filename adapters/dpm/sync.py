@@ -38,7 +38,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from acnet_proto.adapters._streams import DefaultTimeout, admitted, arrived, describe, waiting
+from acnet_proto.adapters._streams import (
+    DefaultTimeout,
+    admitted,
+    arrived,
+    describe,
+    freshness,
+    waiting,
+)
 from acnet_proto.adapters.dpm._blocking import (
     _BROKEN,
     _left,
@@ -199,12 +206,11 @@ class SyncClient(AuthHolder, DefaultTimeout):
         ``reconnect``: if the connection dies, connect again with the default
         :class:`Reconnect` policy (True), a policy of your own, or not at all
         (False: ``readings()`` raises :class:`ConnectionLost`). ``max_age``:
-        readings more than that many seconds late, with newer ones waiting
-        behind them, are skipped and counted in a :class:`Gap`
-        (``docs/streaming.md``); None delivers every reading however late.
+        the staleness bound, as :func:`~acnet_proto.adapters._streams.freshness`
+        says.
         """
         driver = heartbeat_driver(drfs, reconnect, self.heartbeat_period, self.host, self.port)
-        fresh = Freshness(driver.drfs, max_age, driver.recovery.server)
+        fresh = freshness(driver, max_age)
         return SyncSubscription(self, driver, timeout, fresh)
 
 

@@ -66,6 +66,7 @@ from acnet_proto.adapters._streams import (
     ThreadedSubscription,
     arrived,
     describe,
+    freshness,
     resume,
     waiting,
     warn_dropping,
@@ -254,7 +255,7 @@ class DPMSubscription(ThreadedSubscription):
         with self._cond:
             first = not self._stop_requested
             self._stop_requested = True
-            self._queue.clear()
+            self._clear()
             self._cond.notify_all()
         if first:
             with self._wake_lock, contextlib.suppress(OSError):  # closed: the reader is gone
@@ -541,9 +542,8 @@ class DPMBackend(AuthHolder, StreamRegistry, Backend):
         consumer. ``reconnect``: if the connection dies, connect again with
         the default :class:`Reconnect` policy (True), a policy of your own,
         or not at all (False: the stream ends with :class:`ConnectionLost`).
-        ``max_age``: readings more than that many seconds late, with newer
-        ones waiting behind them, are skipped and counted in a :class:`Gap`
-        (``docs/streaming.md``); None delivers every reading however late.
+        ``max_age``: the staleness bound, as
+        :func:`~acnet_proto.adapters._streams.freshness` says.
         """
         self._check_open()
         check_callbacks(callback, on_error)
@@ -551,7 +551,7 @@ class DPMBackend(AuthHolder, StreamRegistry, Backend):
             raise TypeError(f"dispatch_mode must be a DispatchMode, not {dispatch_mode!r}")
         queue = ReadingQueue(queue_size)
         driver = heartbeat_driver(drfs, reconnect, self.heartbeat_period, self._host, self._port)
-        fresh = Freshness(driver.drfs, max_age, driver.recovery.server)
+        fresh = freshness(driver, max_age)
         subscription = DPMSubscription(
             self, driver, callback, on_error, dispatch_mode, queue, fresh
         )

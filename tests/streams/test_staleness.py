@@ -261,3 +261,57 @@ def test_an_unstamped_reading_first_in_a_stream_makes_nothing_late() -> None:
     assert fresh.admit(items, T0, Asked(False)) == items
     assert fresh.lateness == pytest.approx(1.0)
     assert fresh.late_head(items, [fresh.queued_at(T0)] * 3, T0 + 0.5) == 0
+
+
+def test_lateness_that_grows_slowly_is_bounded_all_the_same() -> None:
+    # A consumer falling behind 0.9 s a minute, with more always waiting: the baseline must
+    # not absorb the backlog (it rises, while busy, only as fast as a clock drifts)
+    fresh = warmed()
+    delivered: list[float] = []
+    for step in range(1, 3600):
+        now = T0 + step
+        lag = step * 0.015
+        out = fresh.admit(batch(now - lag - 0.1, now - lag), now, Asked(True))
+        delivered += [now - r.timestamp.timestamp() for r in out if isinstance(r, Reading)]  # type: ignore[union-attr]
+    assert fresh.skipped > 0
+    assert max(delivered) < 5.0 + 1.0  # max_age, and a clock's worth of drift
+
+
+def test_the_baseline_follows_a_clock_stepped_back_while_nothing_waits() -> None:
+    # the server's clock is set back 2 s: as nothing waits, that is skew, not lateness, and
+    # the baseline rises to it, a tenth of max_age per window
+    fresh = warmed(max_age=1.0)
+    for step in range(1, int(15 * BASELINE_WINDOW)):
+        now = T0 + step
+        fresh.admit(batch(now - 2.0), now, Asked(False))
+    now = T0 + 15 * BASELINE_WINDOW
+    items = batch(now - 2.1, now - 2.0)
+    assert fresh.admit(items, now, Asked(True)) is items
+    assert fresh.skipped == 0
+
+
+def test_a_reading_without_a_timestamp_first_in_a_batch_is_never_skipped() -> None:
+    # the error reading of a bad DRF (no timestamp) must reach the user, however busy
+    fresh = Freshness(DRFS, 5.0)
+    error, prompt = reading(None), reading(T0)
+    assert fresh.admit([error, prompt], T0, Asked(True)) == [error, prompt]
+    # nor is it skipped with the late readings after it: it stays ahead of their gap
+    items = [reading(None), *batch(T0 + 1, T0 + 2, T0 + 30)]
+    out = fresh.admit(items, T0 + 30, Asked(True))
+    assert out[0] is items[0]
+    assert isinstance(out[1], Gap) and out[1].skipped == 2
+    assert out[2:] == items[3:]
+    assert fresh.skipped == 2
+
+
+def test_a_batch_after_an_outage_gets_no_empty_gap() -> None:
+    # the stream was away for a minute: its first batch back, gap first, is judged by its
+    # own readings, and no gap of nothing skipped is made
+    fresh = warmed()
+    now = T0 + 60
+    outage = Gap(DRFS, datetime.fromtimestamp(T0, UTC), datetime.fromtimestamp(now, UTC), "gone", 1)
+    items: list[Reading | Gap] = [outage, reading(now - 0.1), reading(now)]
+    assert fresh.admit(items, now, Asked(True)) == items
+    only_gap: list[Reading | Gap] = [outage]
+    assert fresh.admit(only_gap, now + 1, Asked(True)) == only_gap
+    assert fresh.skipped == 0
