@@ -195,6 +195,13 @@ def _same(a: Any, b: Any) -> bool:
 _IMMUTABLE = frozenset({float, int, str, bytes, bool, tuple, type(None)})
 
 
+def _typed_value(drf: str, value: Any, value_type: ValueType | None) -> Any:
+    """A reading's ``value`` as it keeps it (frozen); a value needs its ``value_type``."""
+    if value is not None and value_type is None:
+        raise ValueError(f"Reading({drf!r}): value_type is required when value is set")
+    return _freeze(value)
+
+
 def _freeze(value: Any) -> Any:
     if type(value) in _IMMUTABLE:
         return value
@@ -261,9 +268,7 @@ class Reading(_Status):
     meta: DeviceMeta | None = None
 
     def __post_init__(self) -> None:
-        if self.value is not None and self.value_type is None:
-            raise ValueError(f"Reading({self.drf!r}): value_type is required when value is set")
-        object.__setattr__(self, "value", _freeze(self.value))
+        object.__setattr__(self, "value", _typed_value(self.drf, self.value, self.value_type))
 
     @classmethod
     def of_reply(
@@ -285,15 +290,14 @@ class Reading(_Status):
         :class:`~acnet_proto.errors.RemoteProtocolError`), in half the time: the
         fields are set directly, with no keyword arguments to match.
         """
-        if value is not None and value_type is None:
-            raise ValueError(f"Reading({drf!r}): value_type is required when value is set")
-        stamp = utc_of_millis(millis)  # first: a stamp that is no date makes no reading
+        value = _typed_value(drf, value, value_type)
+        stamp = utc_of_millis(millis)  # before any field: a stamp that is no date makes none
         self = _new_reading(cls)
         _SET_DRF(self, drf)
         _SET_VALUE_TYPE(self, value_type)
         _SET_FACILITY(self, facility_code)
         _SET_ERROR(self, error_code)
-        _SET_VALUE(self, _freeze(value))
+        _SET_VALUE(self, value)
         _SET_MESSAGE(self, message)
         _SET_STAMP(self, stamp)
         _SET_CYCLE(self, cycle)
