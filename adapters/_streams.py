@@ -213,6 +213,18 @@ class ThreadedSubscription(QueuedSubscription):
         assert fresh is not None and fresh.max_age is not None  # asked only with a bound
         return bool(times) and times[0] < time.time() - fresh.max_age / 2
 
+    def _queue_all(self, items: Sequence[Reading | Gap]) -> None:
+        """Queue ``items`` for ``readings()`` (from the feeding thread): a whole batch under
+        one lock and one wake-up; the first reading a full queue drops is warned of, once."""
+        with self._cond:
+            if self._stop_requested:
+                return
+            dropped = self._queue.dropped
+            if any([self._enqueue(item) for item in items]):
+                self._cond.notify_all()
+        if not dropped and self._queue.dropped:
+            warn_dropping(self.drfs, self._queue)
+
     def _enqueue(self, item: Reading | Gap) -> bool:
         """Queue ``item`` (under ``_cond``); False if the full queue dropped it."""
         fresh = self._fresh

@@ -26,7 +26,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -34,7 +33,6 @@ from acnet_proto.adapters._streams import (
     JOIN_PATIENCE,
     ThreadedSubscription,
     resume,
-    warn_dropping,
 )
 from acnet_proto.adapters.dmq._broker import BROKER_REFUSALS, GRACE, START_FAILURES
 from acnet_proto.api.backend import ErrorCallback, ReadingCallback, ReadingQueue
@@ -194,21 +192,10 @@ class DMQSubscription(ThreadedSubscription):
             items = self._driver.received(readings, datetime.now(UTC), started=True)
         if items and isinstance(items[0], Gap):  # a closed gap only ever comes first
             log.info("the stream of %s is back: %s", summary(self.drfs), items[0])
-        self._push(items)
+        self._queue_all(items)
 
     def _push_one(self, item: Reading | Gap) -> None:
-        self._push([item])
-
-    def _push(self, readings: Sequence[Reading | Gap]) -> None:
-        with self._cond:
-            if self._stop_requested:
-                return
-            before = self._queue.dropped
-            for reading in readings:
-                self._queue.push(reading)
-            self._cond.notify_all()
-        if before == 0 and self._queue.dropped:
-            warn_dropping(self.drfs, self._queue)
+        self._queue_all((item,))
 
     def _end(self, error: Exception) -> None:
         with self._cond:

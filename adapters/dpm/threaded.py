@@ -69,7 +69,6 @@ from acnet_proto.adapters._streams import (
     freshness,
     resume,
     waiting,
-    warn_dropping,
 )
 from acnet_proto.adapters.dpm._blocking import (
     _BROKEN,
@@ -360,23 +359,15 @@ class DPMSubscription(ThreadedSubscription):
         self._deliver_all((item,))
 
     def _deliver_all(self, items: Sequence[Reading | Gap]) -> None:
-        """Hand ``items`` to the callback, or queue them for ``readings()``: a whole batch
-        under one lock and one wake-up, as a socket read brings hundreds at a time."""
-        if self._direct is not None:
-            for item in items:
-                if self._stop_requested:
-                    return
-                self._call(self._direct, item)
+        """Hand ``items`` to the callback, or queue them for ``readings()`` (all at once: a
+        socket read brings hundreds)."""
+        if self._direct is None:
+            self._queue_all(items)
             return
-        with self._cond:
+        for item in items:
             if self._stop_requested:
                 return
-            dropped = self._queue.dropped
-            queued = [self._enqueue(item) for item in items]
-            if any(queued):
-                self._cond.notify_all()
-        if not dropped and self._queue.dropped:
-            warn_dropping(self.drfs, self._queue)
+            self._call(self._direct, item)
 
     def _close_link(self, polite: bool) -> None:
         link = self._link

@@ -68,7 +68,6 @@ from acnet_proto import drf as _drf
 from acnet_proto.adapters._streams import (
     StreamRegistry,
     ThreadedSubscription,
-    warn_dropping,
 )
 from acnet_proto.adapters.grpc._common import (
     CHANNEL_OPTIONS,
@@ -132,14 +131,7 @@ class GRPCSubscription(ThreadedSubscription):
             if not self._stop_requested:
                 self._call(self._callback, reading)
             return
-        with self._cond:
-            if self._stop_requested:
-                return
-            queued = self._queue.push(reading)
-            if queued:
-                self._cond.notify_all()
-        if not queued and self._queue.dropped == 1:
-            warn_dropping(self.drfs, self._queue)
+        self._queue_all((reading,))
 
     def _finish(self, error: StreamEnd | None) -> None:
         with self._cond:
